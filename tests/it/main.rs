@@ -1,0 +1,3 @@
+//! The one integration-test binary: a module per area, one link step.
+//! Every test here drives real parts: a throwaway PostgreSQL, the reference API on a
+//! real socket, the real `tenantgate` binary.
