@@ -10,6 +10,7 @@
 //! process status: 0 proven, 1 isolation broken, 2 undecided.
 
 pub mod db;
+pub mod diag;
 pub mod exit;
 pub mod outcome;
 pub mod redact;

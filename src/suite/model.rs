@@ -1,0 +1,912 @@
+//! The suite format, version 1, as types (parse stage). Field names are the public
+//! contract (`docs/suite-format.md`): never change the meaning of one. Unknown keys are
+//! rejected by `deny_unknown_fields`; values that have their own syntax (durations,
+//! JSONPath, statuses, methods) are checked while deserializing and their problems
+//! collected with their location, so that one load reports every problem at once.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+use super::template::{Loc, Tpl, collect_error};
+
+/// A whole suite file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suite {
+    /// Must be 1.
+    pub version: Spanned<u32>,
+    /// The suite's name, used in reports.
+    pub name: Spanned<String>,
+    /// Free text for the reader (extension).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Where requests go.
+    #[serde(default)]
+    pub target: Option<Target>,
+    /// Named values usable as `{{name}}`, in order (a var may use earlier vars).
+    #[serde(default)]
+    pub vars: Map<Tpl>,
+    /// How to get org A and org B.
+    #[serde(default)]
+    pub orgs: Option<Orgs>,
+    /// Steps run as org A, in order.
+    #[serde(default)]
+    pub seed: Vec<Step>,
+    /// Checks run as org B.
+    #[serde(default)]
+    pub checks: Vec<Check>,
+    /// The database audit and probe.
+    #[serde(default)]
+    pub database: Option<Database>,
+    /// Extra markers (and exclusions) for every list check.
+    #[serde(default)]
+    pub markers: Vec<MarkerSpec>,
+    /// Built-in attacks, switched or configured.
+    #[serde(default)]
+    pub attacks: Option<Attacks>,
+    /// The status a not-found answer has (default 404).
+    #[serde(default)]
+    pub not_found_status: Option<Spanned<u16>>,
+}
+
+/// `target:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub base_url: Tpl,
+    #[serde(default)]
+    pub timeout: Option<Dur>,
+    /// Headers sent with every request (extension), e.g. a staging gateway key.
+    #[serde(default)]
+    pub headers: Map<Tpl>,
+}
+
+/// `orgs:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Orgs {
+    #[serde(default)]
+    pub provision: Vec<Step>,
+    #[serde(default)]
+    pub mint: Option<Mint>,
+    /// How a token is sent; default `Authorization: Bearer {{token}}`.
+    #[serde(default)]
+    pub auth: Option<Auth>,
+    /// The JWT claim that carries the tenant; a dotted path for nested claims.
+    #[serde(default)]
+    pub tenant_claim: Option<Spanned<String>>,
+    /// An endpoint that echoes the caller's tenant.
+    #[serde(default)]
+    pub identity: Option<ReqOrUrl>,
+    /// Steps run for both orgs at the end, also after failures.
+    #[serde(default)]
+    pub teardown: Vec<Step>,
+}
+
+/// `orgs.auth:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    pub header: Spanned<String>,
+    pub value: Tpl,
+}
+
+/// `orgs.mint:` tokens minted by tenantgate instead of provisioned through the API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mint {
+    pub algorithm: Spanned<String>,
+    /// HMAC secret (HS256/384/512).
+    #[serde(default)]
+    pub secret: Option<Tpl>,
+    /// PEM private key path (RS256, ES256).
+    #[serde(default)]
+    pub key: Option<Tpl>,
+    #[serde(default)]
+    pub ttl: Option<Dur>,
+    pub claims: Map<JValue>,
+    pub a: Map<Tpl>,
+    pub b: Map<Tpl>,
+}
+
+/// A signing key (used by `attacks.token_forgery.sign_with`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignKey {
+    pub algorithm: Spanned<String>,
+    #[serde(default)]
+    pub secret: Option<Tpl>,
+    #[serde(default)]
+    pub key: Option<Tpl>,
+}
+
+/// Which identity sends a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Identity {
+    A,
+    B,
+    Anon,
+}
+
+impl Identity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Identity::A => "a",
+            Identity::B => "b",
+            Identity::Anon => "anon",
+        }
+    }
+}
+
+/// A provision, seed or teardown step.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub request: Spanned<Request>,
+    #[serde(default, rename = "as")]
+    pub as_: Option<Identity>,
+    #[serde(default)]
+    pub expect: Option<Expect>,
+    #[serde(default)]
+    pub capture: Map<CaptureSpec>,
+}
+
+/// `request: { method, url, headers, query, json, body }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    #[serde(default)]
+    pub method: Method,
+    pub url: Tpl,
+    #[serde(default)]
+    pub headers: Map<Tpl>,
+    #[serde(default)]
+    pub query: Map<Tpl>,
+    #[serde(default)]
+    pub json: Option<JValue>,
+    #[serde(default)]
+    pub body: Option<Tpl>,
+}
+
+impl Request {
+    /// A GET of `url`.
+    pub fn get(url: Tpl) -> Request {
+        Request {
+            method: Method::default(),
+            url,
+            headers: Map::default(),
+            query: Map::default(),
+            json: None,
+            body: None,
+        }
+    }
+}
+
+/// An HTTP method, upper-cased.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Method(pub String);
+
+impl Default for Method {
+    fn default() -> Self {
+        Method("GET".into())
+    }
+}
+
+impl Method {
+    /// GET, HEAD and OPTIONS do not change anything on a well-behaved server.
+    pub fn is_safe(&self) -> bool {
+        matches!(self.0.as_str(), "GET" | "HEAD" | "OPTIONS")
+    }
+}
+
+impl<'de> Deserialize<'de> for Method {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Spanned::<String>::deserialize(d)?;
+        let m = s.value.to_ascii_uppercase();
+        const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+        if !KNOWN.contains(&m.as_str()) {
+            collect_error(
+                Loc::of(&s),
+                format!("`{}` is not an HTTP method", s.value),
+                Some(format!("use one of {}", KNOWN.join(", "))),
+            );
+        }
+        Ok(Method(m))
+    }
+}
+
+/// `read: URL` or `read: {request}` (likewise `list`, `verify`, `identity`).
+#[derive(Debug)]
+pub struct ReqOrUrl {
+    pub request: Request,
+    pub loc: Loc,
+}
+
+impl<'de> Deserialize<'de> for ReqOrUrl {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        enum Raw {
+            Url(String),
+            Req(Box<Request>),
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Raw;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a URL or a request mapping { method, url, ... }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Raw, E> {
+                Ok(Raw::Url(v.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Raw, A::Error> {
+                Request::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|r| Raw::Req(Box::new(r)))
+            }
+        }
+        impl<'de> Deserialize<'de> for Raw {
+            fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any(V)
+            }
+        }
+        let s = Spanned::<Raw>::deserialize(d)?;
+        let loc = Loc::of(&s);
+        let request = match s.value {
+            Raw::Url(u) => {
+                let (tpl, errors) = Tpl::parse(&u, loc);
+                for e in errors {
+                    collect_error(e.loc, e.message, e.hint);
+                }
+                Request::get(tpl)
+            }
+            Raw::Req(r) => *r,
+        };
+        Ok(ReqOrUrl { request, loc })
+    }
+}
+
+/// `expect: { status, body_contains, body_excludes, json }`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    #[serde(default)]
+    pub status: Option<StatusSpec>,
+    #[serde(default)]
+    pub body_contains: OneOrMany<Tpl>,
+    #[serde(default)]
+    pub body_excludes: OneOrMany<Tpl>,
+    /// JSONPath → expected value (the first match is compared).
+    #[serde(default)]
+    pub json: Map<JValue>,
+}
+
+/// One accepted status: an exact code or a class such as `2xx`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusPat {
+    Exact(u16),
+    Class(u16),
+}
+
+impl StatusPat {
+    pub fn matches(self, status: u16) -> bool {
+        match self {
+            StatusPat::Exact(s) => s == status,
+            StatusPat::Class(c) => status / 100 == c,
+        }
+    }
+}
+
+impl fmt::Display for StatusPat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatusPat::Exact(s) => write!(f, "{s}"),
+            StatusPat::Class(c) => write!(f, "{c}xx"),
+        }
+    }
+}
+
+/// `status:` a number, a class, or a list of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusSpec(pub Vec<StatusPat>);
+
+impl StatusSpec {
+    pub fn matches(&self, status: u16) -> bool {
+        self.0.iter().any(|p| p.matches(status))
+    }
+}
+
+impl fmt::Display for StatusSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v: Vec<String> = self.0.iter().map(|p| p.to_string()).collect();
+        f.write_str(&v.join(" or "))
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusSpec {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Spanned::<JValue>::deserialize(d)?;
+        let loc = Loc::of(&s);
+        let one = |v: &JValue| -> Option<StatusPat> {
+            match v {
+                JValue::Int(n) if (100..=599).contains(n) => Some(StatusPat::Exact(*n as u16)),
+                JValue::Str(t) => {
+                    let lit = t.as_literal()?;
+                    let l = lit.to_ascii_lowercase();
+                    if let Some(c) = l.strip_suffix("xx") {
+                        c.parse::<u16>()
+                            .ok()
+                            .filter(|c| (1..=5).contains(c))
+                            .map(StatusPat::Class)
+                    } else {
+                        l.parse::<u16>()
+                            .ok()
+                            .filter(|n| (100..=599).contains(n))
+                            .map(StatusPat::Exact)
+                    }
+                }
+                _ => None,
+            }
+        };
+        let items: Vec<&JValue> = match &s.value {
+            JValue::Seq(v) => v.iter().collect(),
+            v => vec![v],
+        };
+        let mut pats = Vec::new();
+        for it in items {
+            match one(it) {
+                Some(p) => pats.push(p),
+                None => collect_error(
+                    loc,
+                    format!("`{}` is not a status", it.describe()),
+                    Some("write a code (`404`), a class (`2xx`) or a list (`[200, 204]`)".into()),
+                ),
+            }
+        }
+        if pats.is_empty() {
+            collect_error(
+                loc,
+                "empty status list".into(),
+                Some("give at least one status".into()),
+            );
+        }
+        Ok(StatusSpec(pats))
+    }
+}
+
+/// What a capture reads from a response.
+#[derive(Clone, Debug)]
+pub enum CaptureSource {
+    /// RFC 9535 JSONPath into the JSON body.
+    Path(Box<serde_json_path::JsonPath>, String),
+    /// `$status`
+    Status,
+    /// `$header.NAME`
+    Header(String),
+}
+
+/// One `capture:` entry's source, with its location.
+#[derive(Clone, Debug)]
+pub struct CaptureSpec {
+    pub source: CaptureSource,
+    pub loc: Loc,
+}
+
+impl<'de> Deserialize<'de> for CaptureSpec {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Spanned::<String>::deserialize(d)?;
+        let loc = Loc::of(&s);
+        let source = parse_capture(&s.value).unwrap_or_else(|msg| {
+            collect_error(
+                loc,
+                format!("`{}` is not a valid capture: {msg}", s.value),
+                Some("use RFC 9535 JSONPath such as `$.id` or `$.items[0].id`, `$status`, or `$header.Location`".into()),
+            );
+            CaptureSource::Status
+        });
+        Ok(CaptureSpec { source, loc })
+    }
+}
+
+/// Parses a capture source: `$status`, `$header.NAME`, or a JSONPath.
+pub fn parse_capture(s: &str) -> Result<CaptureSource, String> {
+    if s == "$status" {
+        return Ok(CaptureSource::Status);
+    }
+    if let Some(h) = s.strip_prefix("$header.") {
+        if h.is_empty() {
+            return Err("no header name".into());
+        }
+        return Ok(CaptureSource::Header(h.to_string()));
+    }
+    serde_json_path::JsonPath::parse(s)
+        .map(|p| CaptureSource::Path(Box::new(p), s.to_string()))
+        .map_err(|e| e.to_string())
+}
+
+/// A check, as written; exactly one of `read`, `list`, `write`, `request` is set
+/// (checked by validation, which can point at the check).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub read: Option<ReqOrUrl>,
+    #[serde(default)]
+    pub list: Option<ReqOrUrl>,
+    #[serde(default)]
+    pub write: Option<Spanned<Request>>,
+    #[serde(default)]
+    pub verify: Option<ReqOrUrl>,
+    #[serde(default)]
+    pub request: Option<Spanned<Request>>,
+    #[serde(default, rename = "as")]
+    pub as_: Option<Identity>,
+    #[serde(default)]
+    pub expect: Option<Expect>,
+    #[serde(default)]
+    pub control: Option<Control>,
+    #[serde(default)]
+    pub markers: Vec<MarkerSpec>,
+    #[serde(default)]
+    pub attacks: Option<Attacks>,
+    #[serde(default)]
+    pub not_found_status: Option<Spanned<u16>>,
+}
+
+/// `control:` of a `request` check: the same request (or another) as A, with its own
+/// expectation; when it is not met the check is undecided.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Control {
+    #[serde(default)]
+    pub request: Option<Spanned<Request>>,
+    #[serde(default, rename = "as")]
+    pub as_: Option<Identity>,
+    pub expect: Expect,
+}
+
+/// A marker, or a value excluded from the markers.
+#[derive(Debug)]
+pub enum MarkerSpec {
+    Include(Tpl),
+    Exclude(Tpl),
+}
+
+impl<'de> Deserialize<'de> for MarkerSpec {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Strings go through `Tpl` (for its location and `${VAR}`); maps are exclusions.
+        let s = Spanned::<JValue>::deserialize(d)?;
+        let loc = Loc::of(&s);
+        let bad = |what: String| {
+            collect_error(
+                loc,
+                format!("a marker is a string or `{{ exclude: VALUE }}`, not {what}"),
+                None,
+            );
+            Ok(MarkerSpec::Include(Tpl::literal("")))
+        };
+        match s.value {
+            JValue::Str(t) => Ok(MarkerSpec::Include(t)),
+            JValue::Map(m) if m.0.len() == 1 && m.0[0].0.name == "exclude" => {
+                match m.0.into_iter().next().map(|(_, v)| v) {
+                    Some(JValue::Str(t)) => Ok(MarkerSpec::Exclude(t)),
+                    Some(other) => bad(other.describe()),
+                    None => bad("an empty mapping".into()),
+                }
+            }
+            other => bad(other.describe()),
+        }
+    }
+}
+
+/// `attacks:` at suite or check level.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attacks {
+    #[serde(default)]
+    pub tenant_override: Option<Toggle<TenantOverride>>,
+    #[serde(default)]
+    pub token_forgery: Option<Toggle<TokenForgery>>,
+    #[serde(default)]
+    pub claim_integrity: Option<Toggle<NoOptions>>,
+    #[serde(default)]
+    pub existence_oracle: Option<Toggle<NoOptions>>,
+}
+
+/// An attack switched on/off (`false`) or configured (a mapping, which switches it on).
+#[derive(Debug)]
+pub enum Toggle<T> {
+    Enabled(bool),
+    Configured(T),
+}
+
+impl<T> Toggle<T> {
+    pub fn enabled(&self) -> bool {
+        !matches!(self, Toggle::Enabled(false))
+    }
+    pub fn options(&self) -> Option<&T> {
+        match self {
+            Toggle::Configured(t) => Some(t),
+            Toggle::Enabled(_) => None,
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Toggle<T> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Toggle<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("true, false, or a mapping of options")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Toggle<T>, E> {
+                Ok(Toggle::Enabled(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Toggle<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Toggle::Configured)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// Options of an attack that has none: only `{}` is accepted as a mapping.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoOptions {}
+
+/// `attacks.tenant_override:` extra names to offer A's org id under.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantOverride {
+    #[serde(default)]
+    pub headers: Vec<String>,
+    #[serde(default)]
+    pub query: Vec<String>,
+    #[serde(default)]
+    pub body: Vec<String>,
+}
+
+/// `attacks.token_forgery:` options (extension).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenForgery {
+    /// The target's real signing key: enables the `expired` variant for provisioned
+    /// tokens (minted suites use the mint key).
+    #[serde(default)]
+    pub sign_with: Option<SignKey>,
+}
+
+/// `database:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    pub url: Tpl,
+    #[serde(default)]
+    pub tenant_column: OneOrMany<String>,
+    #[serde(default)]
+    pub schemas: Vec<String>,
+    #[serde(default)]
+    pub tables: Vec<String>,
+    #[serde(default)]
+    pub exempt: Vec<String>,
+    #[serde(default)]
+    pub app_role: Option<Tpl>,
+    #[serde(default)]
+    pub tenant_setting: Option<String>,
+    #[serde(default)]
+    pub probe: Option<Probe>,
+}
+
+/// `database.probe:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    pub url: Tpl,
+}
+
+/// A duration such as `500ms`, `10s`, `2m`, `1h`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+/// Parses `500ms`, `10s`, `2m`, `1h` (a whole number and a unit).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` does not start with a whole number"))?;
+    let d = match unit.trim() {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        "" => return Err(format!("`{s}` has no unit")),
+        u => return Err(format!("`{u}` is not a unit")),
+    };
+    Ok(d)
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Spanned::<JValue>::deserialize(d)?;
+        let loc = Loc::of(&s);
+        let text = match &s.value {
+            JValue::Str(t) => t.as_literal().unwrap_or_default(),
+            other => other.describe(),
+        };
+        match parse_duration(&text) {
+            Ok(d) => Ok(Dur(d)),
+            Err(msg) => {
+                collect_error(
+                    loc,
+                    format!("invalid duration: {msg}"),
+                    Some("write a whole number and a unit: `500ms`, `10s`, `2m`, `1h`".into()),
+                );
+                Ok(Dur::default())
+            }
+        }
+    }
+}
+
+/// One value or a list of them.
+#[derive(Debug, Clone)]
+pub struct OneOrMany<T>(pub Vec<T>);
+
+impl<T> Default for OneOrMany<T> {
+    fn default() -> Self {
+        OneOrMany(Vec::new())
+    }
+}
+
+/// A type a scalar of the suite can be converted into (for [`OneOrMany`]).
+pub trait FromScalar: Sized {
+    fn from_scalar(v: JValue) -> Result<Self, String>;
+}
+
+impl FromScalar for Tpl {
+    fn from_scalar(v: JValue) -> Result<Self, String> {
+        match v {
+            JValue::Str(t) => Ok(t),
+            JValue::Int(n) => Ok(Tpl::literal(n.to_string())),
+            other => Err(format!("expected a string, found {}", other.describe())),
+        }
+    }
+}
+
+impl FromScalar for String {
+    fn from_scalar(v: JValue) -> Result<Self, String> {
+        match v {
+            JValue::Str(t) => t
+                .as_literal()
+                .ok_or_else(|| format!("`{t}`: placeholders are not allowed here")),
+            other => Err(format!("expected a string, found {}", other.describe())),
+        }
+    }
+}
+
+impl<'de, T: FromScalar> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Spanned::<JValue>::deserialize(d)?;
+        let loc = Loc::of(&s);
+        let items = match s.value {
+            JValue::Seq(v) => v,
+            v => vec![v],
+        };
+        let mut out = Vec::new();
+        for it in items {
+            match T::from_scalar(it) {
+                Ok(x) => out.push(x),
+                Err(msg) => collect_error(loc, msg, None),
+            }
+        }
+        Ok(OneOrMany(out))
+    }
+}
+
+/// A mapping key with its location.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Key {
+    pub name: String,
+    pub loc: Loc,
+}
+
+/// A mapping that keeps its order and the location of every key.
+#[derive(Debug, Clone)]
+pub struct Map<V>(pub Vec<(Key, V)>);
+
+impl<V> Default for Map<V> {
+    fn default() -> Self {
+        Map(Vec::new())
+    }
+}
+
+impl<V> Map<V> {
+    pub fn get(&self, name: &str) -> Option<&V> {
+        self.0.iter().find(|(k, _)| k.name == name).map(|(_, v)| v)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &V)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Map<V> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Vis<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Vis<V> {
+            type Value = Map<V>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Map<V>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(k) = map.next_key::<Spanned<String>>()? {
+                    let loc = Loc::of(&k);
+                    let v = map.next_value::<V>()?;
+                    out.push((Key { name: k.value, loc }, v));
+                }
+                Ok(Map(out))
+            }
+        }
+        d.deserialize_map(Vis(std::marker::PhantomData))
+    }
+}
+
+/// A JSON-like value from the suite (a request body, an expected value, a claim) whose
+/// strings are templates.
+#[derive(Debug, Clone)]
+pub enum JValue {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Tpl),
+    Seq(Vec<JValue>),
+    Map(Map<JValue>),
+}
+
+impl JValue {
+    /// A short description for error messages.
+    pub fn describe(&self) -> String {
+        match self {
+            JValue::Null => "null".into(),
+            JValue::Bool(b) => b.to_string(),
+            JValue::Int(n) => n.to_string(),
+            JValue::Float(f) => f.to_string(),
+            JValue::Str(t) => t.to_string(),
+            JValue::Seq(_) => "a list".into(),
+            JValue::Map(_) => "a mapping".into(),
+        }
+    }
+
+    /// Every template inside.
+    pub fn templates(&self) -> Vec<&Tpl> {
+        let mut out = Vec::new();
+        fn walk<'a>(v: &'a JValue, out: &mut Vec<&'a Tpl>) {
+            match v {
+                JValue::Str(t) => out.push(t),
+                JValue::Seq(s) => s.iter().for_each(|v| walk(v, out)),
+                JValue::Map(m) => m.0.iter().for_each(|(_, v)| walk(v, out)),
+                _ => {}
+            }
+        }
+        walk(self, &mut out);
+        out
+    }
+
+    /// Renders to JSON, filling placeholders.
+    pub fn render(
+        &self,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<serde_json::Value, String> {
+        use serde_json::Value as J;
+        Ok(match self {
+            JValue::Null => J::Null,
+            JValue::Bool(b) => J::Bool(*b),
+            JValue::Int(n) => J::from(*n),
+            JValue::Float(f) => serde_json::Number::from_f64(*f)
+                .map(J::Number)
+                .unwrap_or(J::Null),
+            JValue::Str(t) => J::String(t.render(lookup)?),
+            JValue::Seq(s) => J::Array(
+                s.iter()
+                    .map(|v| v.render(lookup))
+                    .collect::<Result<_, _>>()?,
+            ),
+            JValue::Map(m) => {
+                let mut o = serde_json::Map::new();
+                for (k, v) in &m.0 {
+                    o.insert(k.name.clone(), v.render(lookup)?);
+                }
+                J::Object(o)
+            }
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for JValue {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        enum Raw {
+            V(JValue),
+            S(String),
+        }
+        struct Vis;
+        impl<'de> Visitor<'de> for Vis {
+            type Value = Raw;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_unit<E>(self) -> Result<Raw, E> {
+                Ok(Raw::V(JValue::Null))
+            }
+            fn visit_none<E>(self) -> Result<Raw, E> {
+                Ok(Raw::V(JValue::Null))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Raw, E> {
+                Ok(Raw::V(JValue::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Raw, E> {
+                Ok(Raw::V(JValue::Int(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Raw, E> {
+                Ok(Raw::V(
+                    i64::try_from(v)
+                        .map(JValue::Int)
+                        .unwrap_or(JValue::Float(v as f64)),
+                ))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Raw, E> {
+                Ok(Raw::V(JValue::Float(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Raw, E> {
+                Ok(Raw::S(v.to_string()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Raw, E> {
+                Ok(Raw::S(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
+                let mut v = Vec::new();
+                while let Some(x) = seq.next_element::<JValue>()? {
+                    v.push(x);
+                }
+                Ok(Raw::V(JValue::Seq(v)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
+                let mut out = Vec::new();
+                while let Some(k) = map.next_key::<Spanned<String>>()? {
+                    let loc = Loc::of(&k);
+                    let v = map.next_value::<JValue>()?;
+                    out.push((Key { name: k.value, loc }, v));
+                }
+                Ok(Raw::V(JValue::Map(Map(out))))
+            }
+        }
+        impl<'de> Deserialize<'de> for Raw {
+            fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any(Vis)
+            }
+        }
+        let s = Spanned::<Raw>::deserialize(d)?;
+        let loc = Loc::of(&s);
+        Ok(match s.value {
+            Raw::V(v) => v,
+            Raw::S(raw) => {
+                let (tpl, errors) = Tpl::parse(&raw, loc);
+                for e in errors {
+                    collect_error(e.loc, e.message, e.hint);
+                }
+                JValue::Str(tpl)
+            }
+        })
+    }
+}
