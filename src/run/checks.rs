@@ -1,0 +1,714 @@
+//! The check kinds and their attack variants (run stage). Each check runs its positive
+//! control as A once, then every variant as B, and turns answers into decisions with
+//! the pure rules of [`super::verdict`].
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::context::{AuthSpec, Preparer, Twins, Values};
+use super::http::{Body, Http, Prepared, Resp};
+use super::jwt::{self, Signer};
+use super::setup::unmet;
+use super::verdict::{self, Decision, NotFoundInput, markers_in, show};
+use crate::outcome::{CheckResult, Layer, Verdict};
+use crate::redact::Redactor;
+use crate::suite::model::{Expect, Identity, Request};
+
+/// Where A's org id is offered in a `tenant_override` variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    Header,
+    Query,
+    Body,
+}
+
+/// A forged-token variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forgery {
+    AlgNone,
+    Tampered,
+    RandomKey,
+    Expired,
+}
+
+impl Forgery {
+    pub const ALL: [Forgery; 4] = [Forgery::AlgNone, Forgery::Tampered, Forgery::RandomKey, Forgery::Expired];
+    pub fn name(self) -> &'static str {
+        match self {
+            Forgery::AlgNone => "alg_none",
+            Forgery::Tampered => "tampered",
+            Forgery::RandomKey => "random_key",
+            Forgery::Expired => "expired",
+        }
+    }
+}
+
+/// One result-producing variant of a check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// The check itself (for the identity and jwt checks: `claim_integrity`).
+    Base,
+    Override(Channel, String),
+    Forgery(Forgery),
+}
+
+/// What a check does.
+#[derive(Clone, Debug)]
+pub enum Kind {
+    /// Suite check index; kind read by the runner from the suite.
+    Read(usize),
+    List(usize),
+    Write(usize),
+    Request(usize),
+    /// The `orgs.identity` endpoint.
+    Identity,
+    /// B's token's claims.
+    Jwt,
+}
+
+/// A check with its variants, in the order results are reported.
+#[derive(Clone, Debug)]
+pub struct CheckPlan {
+    pub kind: Kind,
+    pub name: String,
+    pub slug: String,
+    pub variants: Vec<Variant>,
+    pub not_found: u16,
+    pub oracle: bool,
+}
+
+impl CheckPlan {
+    /// The variant's name in reports.
+    pub fn variant_name(&self, v: &Variant) -> String {
+        match (v, &self.kind) {
+            (Variant::Base, Kind::Identity) => "claim_integrity:identity".into(),
+            (Variant::Base, Kind::Jwt) => "claim_integrity:token".into(),
+            (Variant::Base, _) => "base".into(),
+            (Variant::Override(c, n), _) => {
+                let c = match c {
+                    Channel::Header => "header",
+                    Channel::Query => "query",
+                    Channel::Body => "body",
+                };
+                format!("tenant_override:{c}:{n}")
+            }
+            (Variant::Forgery(f), _) => format!("token_forgery:{}", f.name()),
+        }
+    }
+
+    /// The variant's result id: `slug` or `slug/variant`.
+    pub fn variant_id(&self, v: &Variant) -> String {
+        match (v, &self.kind) {
+            (Variant::Base, Kind::Read(_) | Kind::List(_) | Kind::Write(_) | Kind::Request(_)) => self.slug.clone(),
+            _ => format!("{}/{}", self.slug, self.variant_name(v)),
+        }
+    }
+
+    /// Whether the check must run alone (it changes data).
+    pub fn is_write(&self, suite: &crate::suite::Suite) -> bool {
+        match self.kind {
+            Kind::Write(_) => true,
+            Kind::Request(i) => suite.checks[i].request.as_ref().is_some_and(|r| !r.value.method.is_safe()),
+            _ => false,
+        }
+    }
+}
+
+/// Everything a check needs, shared by all check tasks.
+pub struct Ctx {
+    pub loaded: Arc<crate::suite::Loaded>,
+    pub http: Http,
+    pub redactor: Redactor,
+    pub values: Values,
+    pub auth: AuthSpec,
+    pub markers: Vec<String>,
+    pub a_org: Option<String>,
+    pub b_org: Option<String>,
+    pub tenant_claim: Option<String>,
+    pub signer: Option<Signer>,
+    pub check_retries: u32,
+}
+
+/// Sends for one variant, counting transport retries.
+struct Sender<'a> {
+    ctx: &'a Ctx,
+    retries: Cell<u32>,
+}
+
+impl Sender<'_> {
+    /// Sends; a transport error (after the configured retries) becomes an error decision.
+    async fn send(&self, p: &Prepared, what: &str) -> Result<Resp, Decision> {
+        let mut attempt = 0;
+        loop {
+            match self.ctx.http.send(p).await {
+                Ok(r) => return Ok(r),
+                Err(e) if attempt >= self.ctx.check_retries => {
+                    return Err(Decision::error(format!("{what}: {} {e}", p.line())));
+                }
+                Err(_) => {
+                    attempt += 1;
+                    self.retries.set(self.retries.get() + 1);
+                }
+            }
+        }
+    }
+}
+
+impl Ctx {
+    fn preparer(&self) -> Preparer<'_> {
+        Preparer { values: &self.values, auth: &self.auth, redactor: &self.redactor }
+    }
+
+    fn prepare(&self, req: &Request, as_: Identity, twins: Option<&Twins>, token: Option<&str>) -> Result<Prepared, Decision> {
+        self.preparer()
+            .prepare(req, as_, None, twins, token)
+            .map_err(|e| Decision::error(format!("cannot build the request: {e}")))
+    }
+
+    fn result(&self, plan: &CheckPlan, v: &Variant, d: Decision, start: Instant, retries: u32) -> CheckResult {
+        let layer = match (v, &plan.kind) {
+            (Variant::Base, Kind::Identity | Kind::Jwt) => Layer::Attack,
+            (Variant::Base, _) => Layer::Http,
+            _ => Layer::Attack,
+        };
+        let mut r = CheckResult::new(
+            plan.variant_id(v),
+            plan.name.clone(),
+            plan.variant_name(v),
+            layer,
+            d.verdict,
+            self.redactor.redact(&d.summary),
+        )
+        .timed(start.elapsed());
+        if retries > 0 {
+            r = r.with("retries", format!("{retries} transport error(s) retried; the verdict is from the last attempt"));
+        }
+        for e in d.evidence {
+            r.evidence.push(crate::outcome::Evidence::new(e.label, self.redactor.redact(&e.text)));
+        }
+        r.retries = retries;
+        r
+    }
+
+    /// A forged token for a variant, or why there is none.
+    fn forge(&self, f: Forgery) -> Result<String, String> {
+        let token = self.values.b.token().ok_or("B has no token (nothing captured as `token`)")?;
+        if !self.auth.uses_token() {
+            return Err("`orgs.auth` does not send `{{token}}`, so a forged token cannot be sent".into());
+        }
+        let t = jwt::decode(token).ok_or("B's token is not a JWT: there are no claims to forge")?;
+        let claim = jwt::tenant_claim_name(&t.payload, self.tenant_claim.as_deref())
+            .ok_or("B's token has none of the usual tenant claims; set `orgs.tenant_claim`")?;
+        let a_org = self.a_org.as_deref().ok_or("A's org id is unknown: capture `org_id` when provisioning")?;
+        let forged = match f {
+            Forgery::AlgNone => jwt::forge_alg_none(&t, &claim, a_org),
+            Forgery::Tampered => jwt::forge_tampered(&t, &claim, a_org),
+            Forgery::RandomKey => jwt::forge_random_key(&t, &claim, a_org),
+            Forgery::Expired => {
+                let s = self.signer.as_ref().ok_or(
+                    "no signing key: mint tokens, or give `attacks.token_forgery.sign_with`, to test expired tokens",
+                )?;
+                jwt::forge_expired(&t, &claim, a_org, s)?
+            }
+        };
+        self.redactor.add(&format!("forged token ({})", f.name()), &forged);
+        Ok(forged)
+    }
+}
+
+/// Adds A's org id to a request through one channel; `None` when the channel does not
+/// apply (no JSON object body).
+pub fn apply_override(p: &Prepared, ch: Channel, name: &str, a_org: &str) -> Option<Prepared> {
+    let mut p = p.clone();
+    match ch {
+        Channel::Header => p.set_header(name, a_org),
+        Channel::Query => {
+            p.query.retain(|(k, _)| k != name);
+            p.query.push((name.to_string(), a_org.to_string()));
+        }
+        Channel::Body => match &mut p.body {
+            Some(Body::Json(serde_json::Value::Object(o))) => {
+                o.insert(name.to_string(), serde_json::Value::from(a_org));
+            }
+            _ => return None,
+        },
+    }
+    Some(p)
+}
+
+/// The rule for a forged token: it must be answered 401.
+pub fn forgery_rule(r: &Resp, control_status: u16, markers: &[String]) -> Decision {
+    if control_status == 401 {
+        return Decision::error("B's own valid token is answered 401 here too: a 401 for a forged one proves nothing");
+    }
+    if r.is_server_error() {
+        return Decision::error(format!("server error {}: the answer cannot be judged", r.status)).with("got", show(r));
+    }
+    if r.status == 401 {
+        return Decision::pass("401: the forged token was rejected");
+    }
+    let found = markers_in(&r.body, markers);
+    let d = if r.is_success() {
+        Decision::fail(format!(
+            "the forged token was accepted: {}{}",
+            r.status,
+            if found.is_empty() { String::new() } else { format!(" with A's data ({})", found.join(", ")) }
+        ))
+    } else {
+        Decision::fail(format!("a forged token got {}, not 401: it was not rejected as unauthenticated", r.status))
+    };
+    d.with("got", show(r))
+}
+
+/// Runs one check and all its variants.
+pub async fn run_check(ctx: Arc<Ctx>, plan: CheckPlan) -> Vec<CheckResult> {
+    let suite = &ctx.loaded.suite;
+    match plan.kind {
+        Kind::Read(i) => {
+            let req = &suite.checks[i].read.as_ref().expect("planned as read").request;
+            read(&ctx, &plan, req).await
+        }
+        Kind::List(i) => {
+            let req = &suite.checks[i].list.as_ref().expect("planned as list").request;
+            list(&ctx, &plan, req).await
+        }
+        Kind::Write(i) => {
+            let c = &suite.checks[i];
+            let write_req = &c.write.as_ref().expect("planned as write").value;
+            let verify = &c.verify.as_ref().expect("validated: write has verify").request;
+            write(&ctx, &plan, write_req, verify).await
+        }
+        Kind::Request(i) => request(&ctx, &plan, i).await,
+        Kind::Identity => {
+            let req = &suite.orgs.as_ref().and_then(|o| o.identity.as_ref()).expect("planned as identity").request;
+            identity(&ctx, &plan, req).await
+        }
+        Kind::Jwt => jwt_claims(&ctx, &plan),
+    }
+}
+
+/// Every variant gets the same decision (a failed control makes all undecidable).
+fn all(ctx: &Ctx, plan: &CheckPlan, d: Decision, start: Instant) -> Vec<CheckResult> {
+    plan.variants.iter().map(|v| ctx.result(plan, v, d.clone(), start, 0)).collect()
+}
+
+async fn control_2xx(ctx: &Ctx, req: &Request, what: &str) -> Result<Resp, Decision> {
+    let s = Sender { ctx, retries: Cell::new(0) };
+    let p = ctx.prepare(req, Identity::A, None, None)?;
+    let r = s.send(&p, "control as A").await?;
+    if !r.is_success() {
+        return Err(Decision::error(format!(
+            "control as A got {}, not 2xx: {what}, so this check could not fail",
+            r.status
+        ))
+        .with("A got", show(&r)));
+    }
+    Ok(r)
+}
+
+async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
+    let start = Instant::now();
+    if let Err(d) = control_2xx(ctx, req, "the path is wrong or A's resource does not exist").await {
+        return all(ctx, plan, d, start);
+    }
+    let twins = Twins::default();
+    let (base, twin) = match (ctx.prepare(req, Identity::B, None, None), ctx.prepare(req, Identity::B, Some(&twins), None)) {
+        (Ok(b), Ok(t)) => (b, t),
+        (Err(d), _) | (_, Err(d)) => return all(ctx, plan, d, start),
+    };
+    if base == twin {
+        let d = Decision::error(
+            "the request names no value captured for A (`{{a.NAME}}`), so there is no never-issued id to compare with",
+        );
+        return all(ctx, plan, d, start);
+    }
+    let ids: Vec<String> = twins.pairs().into_iter().flat_map(|(a, t)| [a, t]).collect();
+    let mut base_status: Option<u16> = None;
+    let mut out = Vec::new();
+    for v in &plan.variants {
+        let vstart = Instant::now();
+        let s = Sender { ctx, retries: Cell::new(0) };
+        let d = match v {
+            Variant::Base | Variant::Override(..) => {
+                let pair = match v {
+                    Variant::Override(ch, name) => match &ctx.a_org {
+                        None => Err(Decision::skip("A's org id is unknown: capture `org_id` when provisioning")),
+                        Some(org) => match (apply_override(&base, *ch, name, org), apply_override(&twin, *ch, name, org)) {
+                            (Some(b), Some(t)) => Ok((b, t)),
+                            _ => Err(Decision::skip("the request has no JSON object body to add the field to")),
+                        },
+                    },
+                    _ => Ok((base.clone(), twin.clone())),
+                };
+                match pair {
+                    Err(d) => d,
+                    Ok((b, t)) => not_found_variant(&s, plan, &b, &t, &ids, &ctx.markers).await.inspect(|_| ()).unwrap_or_else(|d| d),
+                }
+            }
+            Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await,
+        };
+        if let (Variant::Base, Verdict::Pass | Verdict::Fail) = (v, d.verdict) {
+            base_status.get_or_insert(ctx.not_found_of(plan));
+        }
+        out.push(ctx.result(plan, v, d, vstart, s.retries.get()));
+    }
+    out
+}
+
+impl Ctx {
+    fn not_found_of(&self, plan: &CheckPlan) -> u16 {
+        plan.not_found
+    }
+}
+
+/// B's request and the twin's (twice), judged by the not-found rule.
+async fn not_found_variant(
+    s: &Sender<'_>,
+    plan: &CheckPlan,
+    b: &Prepared,
+    t: &Prepared,
+    ids: &[String],
+    markers: &[String],
+) -> Result<Decision, Decision> {
+    let t1 = s.send(t, "B (never-issued id)").await?;
+    let t2 = s.send(t, "B (never-issued id, again)").await?;
+    let rb = s.send(b, "B").await?;
+    let found = markers_in(&rb.body, markers);
+    Ok(verdict::not_found_rule(&NotFoundInput {
+        b: &rb,
+        twin: &t1,
+        twin_again: &t2,
+        not_found: plan.not_found,
+        ids,
+        markers_in_b: &found,
+        oracle: plan.oracle,
+    })
+    .with("request", b.line()))
+}
+
+/// A forged token sent where B's own token is accepted (not 401).
+async fn forgery_variant(
+    ctx: &Ctx,
+    s: &Sender<'_>,
+    req: &Request,
+    base: &Prepared,
+    f: Forgery,
+    control_status: &mut Option<u16>,
+) -> Decision {
+    let forged = match ctx.forge(f) {
+        Ok(t) => t,
+        Err(why) => return Decision::skip(why),
+    };
+    let control = match control_status {
+        Some(c) => *c,
+        None => match s.send(base, "B (control for forged tokens)").await {
+            Ok(r) => {
+                *control_status = Some(r.status);
+                r.status
+            }
+            Err(d) => return d,
+        },
+    };
+    let p = match ctx.prepare(req, Identity::B, None, Some(&forged)) {
+        Ok(p) => p,
+        Err(d) => return d,
+    };
+    match s.send(&p, "B with a forged token").await {
+        Ok(r) => forgery_rule(&r, control, &ctx.markers).with("request", p.line()),
+        Err(d) => d,
+    }
+}
+
+async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
+    let start = Instant::now();
+    match control_2xx(ctx, req, "the path is wrong").await {
+        Err(d) => return all(ctx, plan, d, start),
+        Ok(r) if markers_in(&r.body, &ctx.markers).is_empty() => {
+            let d = Decision::error(
+                "A's own list holds none of A's markers: it does not list the seeded data (or the seed did not land), so B's list proves nothing",
+            )
+            .with("A got", show(&r));
+            return all(ctx, plan, d, start);
+        }
+        Ok(_) => {}
+    }
+    let base = match ctx.prepare(req, Identity::B, None, None) {
+        Ok(b) => b,
+        Err(d) => return all(ctx, plan, d, start),
+    };
+    let mut out = Vec::new();
+    for v in &plan.variants {
+        let vstart = Instant::now();
+        let s = Sender { ctx, retries: Cell::new(0) };
+        let p = match v {
+            Variant::Override(ch, name) => match &ctx.a_org {
+                None => Err(Decision::skip("A's org id is unknown: capture `org_id` when provisioning")),
+                Some(org) => apply_override(&base, *ch, name, org)
+                    .ok_or_else(|| Decision::skip("the request has no JSON object body to add the field to")),
+            },
+            _ => Ok(base.clone()),
+        };
+        let d = match p {
+            Err(d) => d,
+            Ok(p) => match s.send(&p, "B").await {
+                Ok(r) => verdict::list_rule(&r, &ctx.markers).with("request", p.line()),
+                Err(d) => d,
+            },
+        };
+        out.push(ctx.result(plan, v, d, vstart, s.retries.get()));
+    }
+    out
+}
+
+async fn write(ctx: &Ctx, plan: &CheckPlan, req: &Request, verify: &Request) -> Vec<CheckResult> {
+    let start = Instant::now();
+    let twins = Twins::default();
+    let (base, twin, verify_p) = match (
+        ctx.prepare(req, Identity::B, None, None),
+        ctx.prepare(req, Identity::B, Some(&twins), None),
+        ctx.prepare(verify, Identity::A, None, None),
+    ) {
+        (Ok(b), Ok(t), Ok(v)) => (b, t, v),
+        (Err(d), _, _) | (_, Err(d), _) | (_, _, Err(d)) => return all(ctx, plan, d, start),
+    };
+    if base == twin {
+        let d = Decision::error(
+            "the write names no value captured for A (`{{a.NAME}}`), so there is no never-issued id to compare with",
+        );
+        return all(ctx, plan, d, start);
+    }
+    let ids: Vec<String> = twins.pairs().into_iter().flat_map(|(a, t)| [a, t]).collect();
+    let mut out = Vec::new();
+    for v in &plan.variants {
+        let vstart = Instant::now();
+        let s = Sender { ctx, retries: Cell::new(0) };
+        let pair = match v {
+            Variant::Override(ch, name) => match &ctx.a_org {
+                None => Err(Decision::skip("A's org id is unknown: capture `org_id` when provisioning")),
+                Some(org) => match (apply_override(&base, *ch, name, org), apply_override(&twin, *ch, name, org)) {
+                    (Some(b), Some(t)) => Ok((b, t)),
+                    _ => Err(Decision::skip("the request has no JSON object body to add the field to")),
+                },
+            },
+            _ => Ok((base.clone(), twin.clone())),
+        };
+        let d = match pair {
+            Err(d) => d,
+            Ok((b, t)) => write_variant(&s, plan, &b, &t, &verify_p, &ids, &ctx.markers).await.unwrap_or_else(|d| d),
+        };
+        out.push(ctx.result(plan, v, d, vstart, s.retries.get()));
+    }
+    out
+}
+
+async fn write_variant(
+    s: &Sender<'_>,
+    plan: &CheckPlan,
+    b: &Prepared,
+    t: &Prepared,
+    verify: &Prepared,
+    ids: &[String],
+    markers: &[String],
+) -> Result<Decision, Decision> {
+    let v0 = s.send(verify, "verify as A (before)").await?;
+    if !v0.is_success() {
+        return Err(Decision::error(format!(
+            "verify as A got {} before B's write, not 2xx: the check could not see a change",
+            v0.status
+        ))
+        .with("A got", show(&v0)));
+    }
+    let v0b = s.send(verify, "verify as A (before, again)").await?;
+    let volatile = verdict::volatile_paths(&v0.body, &v0b.body);
+    let t1 = s.send(t, "B's write (never-issued id)").await?;
+    let t2 = s.send(t, "B's write (never-issued id, again)").await?;
+    let rb = s.send(b, "B's write").await?;
+    let v1 = s.send(verify, "verify as A (after)").await?;
+    let found = markers_in(&rb.body, markers);
+    let d = verdict::write_rule(
+        &NotFoundInput {
+            b: &rb,
+            twin: &t1,
+            twin_again: &t2,
+            not_found: plan.not_found,
+            ids,
+            markers_in_b: &found,
+            oracle: plan.oracle,
+        },
+        &v0b,
+        &v1,
+        &volatile,
+    );
+    Ok(d.with("request", b.line()).with("verify", verify.line()))
+}
+
+fn expect_of(plan_i: usize, ctx: &Ctx) -> Option<&Expect> {
+    ctx.loaded.suite.checks[plan_i].expect.as_ref()
+}
+
+async fn request(ctx: &Ctx, plan: &CheckPlan, i: usize) -> Vec<CheckResult> {
+    let start = Instant::now();
+    let c = &ctx.loaded.suite.checks[i];
+    let req = &c.request.as_ref().expect("planned as request").value;
+    let s = Sender { ctx, retries: Cell::new(0) };
+    let lookup = ctx.values.lookup(None, None, None);
+    let d = async {
+        if let Some(control) = &c.control {
+            let creq = control.request.as_ref().map(|r| &r.value).unwrap_or(req);
+            let p = ctx.prepare(creq, control.as_.unwrap_or(Identity::A), None, None)?;
+            let r = s.send(&p, "control").await?;
+            let problems = unmet(Some(&control.expect), &r, &lookup, false);
+            if !problems.is_empty() {
+                return Err(Decision::error(format!(
+                    "the control did not meet its expect ({}), so this check could not fail",
+                    problems.join("; ")
+                ))
+                .with("control got", show(&r)));
+            }
+        }
+        let p = ctx.prepare(req, c.as_.unwrap_or(Identity::B), None, None)?;
+        let r = s.send(&p, "request").await?;
+        let problems = unmet(expect_of(i, ctx), &r, &lookup, false);
+        let allowed_5xx = expect_of(i, ctx).and_then(|e| e.status.as_ref()).is_some_and(|st| st.matches(r.status));
+        if r.is_server_error() && !allowed_5xx {
+            return Err(Decision::error(format!("server error {}: the answer cannot be judged", r.status)).with("got", show(&r)));
+        }
+        Ok(if problems.is_empty() {
+            Decision::pass(format!("{} as expected", r.status))
+        } else {
+            Decision::fail(problems.join("; ")).with("got", show(&r)).with("request", p.line())
+        })
+    }
+    .await
+    .unwrap_or_else(|d| d);
+    vec![ctx.result(plan, &Variant::Base, d, start, s.retries.get())]
+}
+
+async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
+    let start = Instant::now();
+    match control_2xx(ctx, req, "the identity endpoint does not answer A").await {
+        Err(d) => return all(ctx, plan, d, start),
+        Ok(r) => {
+            if let Some(a) = &ctx.a_org {
+                if !r.body.contains(a.as_str()) {
+                    let d = Decision::error("A's identity answer does not contain A's org id: it does not echo the tenant, so it proves nothing")
+                        .with("A got", show(&r));
+                    return all(ctx, plan, d, start);
+                }
+            }
+        }
+    }
+    let base = match ctx.prepare(req, Identity::B, None, None) {
+        Ok(b) => b,
+        Err(d) => return all(ctx, plan, d, start),
+    };
+    let mut base_status = None;
+    let mut out = Vec::new();
+    for v in &plan.variants {
+        let vstart = Instant::now();
+        let s = Sender { ctx, retries: Cell::new(0) };
+        let d = match v {
+            Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await,
+            Variant::Base | Variant::Override(..) => {
+                let p = match v {
+                    Variant::Override(ch, name) => ctx.a_org.as_deref().and_then(|org| apply_override(&base, *ch, name, org)),
+                    _ => Some(base.clone()),
+                };
+                match p {
+                    None => Decision::skip("A's org id is unknown, or the request has no JSON body"),
+                    Some(p) => match s.send(&p, "B's identity").await {
+                        Err(d) => d,
+                        Ok(r) => {
+                            if matches!(v, Variant::Base) {
+                                base_status = Some(r.status);
+                            }
+                            echo_rule(&r, ctx.a_org.as_deref(), ctx.b_org.as_deref()).with("request", p.line())
+                        }
+                    },
+                }
+            }
+        };
+        out.push(ctx.result(plan, v, d, vstart, s.retries.get()));
+    }
+    out
+}
+
+/// The identity endpoint as B must echo B's org and never A's.
+pub fn echo_rule(r: &Resp, a_org: Option<&str>, b_org: Option<&str>) -> Decision {
+    if r.is_server_error() {
+        return Decision::error(format!("server error {}", r.status)).with("got", show(r));
+    }
+    if !r.is_success() {
+        return Decision::error(format!("B's identity got {}, not 2xx", r.status)).with("got", show(r));
+    }
+    if let Some(a) = a_org {
+        if r.body.contains(a) {
+            return Decision::fail("the identity endpoint answered B with A's org id: B acts as A").with("got", show(r));
+        }
+    }
+    match b_org {
+        Some(b) if !r.body.contains(b) => {
+            Decision::fail("the identity endpoint does not echo B's org id for B's token").with("got", show(r))
+        }
+        Some(_) => Decision::pass("echoes B's org only"),
+        None => Decision::pass("never echoes A's org"),
+    }
+}
+
+fn jwt_claims(ctx: &Ctx, plan: &CheckPlan) -> Vec<CheckResult> {
+    let start = Instant::now();
+    plan.variants
+        .iter()
+        .map(|v| {
+            let d = match v {
+                Variant::Base => claim_rule(ctx),
+                Variant::Forgery(f) => match ctx.forge(*f) {
+                    // Forgeries are sent per read URL and to identity; here only the
+                    // reason a variant cannot run is reported once.
+                    Err(why) => Decision::skip(why),
+                    Ok(_) => Decision::skip("sent to every read URL and to identity"),
+                },
+                Variant::Override(..) => Decision::skip("not applicable"),
+            };
+            ctx.result(plan, v, d, start, 0)
+        })
+        .collect()
+}
+
+/// B's token carries exactly one tenant, B's, and nowhere A's org id.
+fn claim_rule(ctx: &Ctx) -> Decision {
+    let Some(token) = ctx.values.b.token() else {
+        return Decision::skip("B has no token (nothing captured as `token`)");
+    };
+    let Some(t) = jwt::decode(token) else {
+        return Decision::skip("B's token is not a JWT (an opaque token carries no claims)");
+    };
+    let Some(claim) = jwt::tenant_claim_name(&t.payload, ctx.tenant_claim.as_deref()) else {
+        return Decision::error("B's token has none of the usual tenant claims; set `orgs.tenant_claim`");
+    };
+    let payload_text = t.payload.to_string();
+    if let Some(a) = &ctx.a_org {
+        if payload_text.contains(a.as_str()) {
+            return Decision::fail("B's token carries A's org id").with("claims", payload_text);
+        }
+    }
+    match jwt::claim(&t.payload, &claim) {
+        None => Decision::fail(format!("B's token has no `{claim}` claim")).with("claims", payload_text),
+        Some(serde_json::Value::Array(v)) if v.len() != 1 => {
+            Decision::fail(format!("B's token carries {} tenants in `{claim}`", v.len())).with("claims", payload_text)
+        }
+        Some(v) => {
+            let got = match v {
+                serde_json::Value::Array(a) => jwt::claim_text(&a[0]),
+                v => jwt::claim_text(v),
+            };
+            match &ctx.b_org {
+                Some(b) if &got != b => Decision::fail(format!("B's token carries tenant `{got}` in `{claim}`, not B's org"))
+                    .with("claims", payload_text),
+                Some(_) => Decision::pass(format!("`{claim}` is B's org only")),
+                None => Decision::pass(format!("`{claim}` holds one tenant, not A's")),
+            }
+        }
+    }
+}

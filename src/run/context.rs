@@ -1,0 +1,211 @@
+//! What a run knows once org A and org B exist (run stage): vars, each org's captures
+//! and token, A's markers; and how a suite request becomes a [`Prepared`] one for a
+//! given identity, optionally with A's identifiers swapped for never-issued twins.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::http::{Body, Prepared};
+use super::verdict::twin_of;
+use crate::redact::Redactor;
+use crate::suite::model::{Identity, Request};
+use crate::suite::template::{Tpl, is_secret_name};
+
+/// One org's state: everything captured for it (provision, mint values, seed for A).
+#[derive(Clone, Debug, Default)]
+pub struct OrgState {
+    pub captures: BTreeMap<String, String>,
+}
+
+impl OrgState {
+    pub fn token(&self) -> Option<&str> {
+        self.captures.get("token").map(|s| s.as_str())
+    }
+}
+
+/// Values for placeholders.
+#[derive(Clone, Debug, Default)]
+pub struct Values {
+    pub run_id: String,
+    pub vars: BTreeMap<String, String>,
+    pub a: OrgState,
+    pub b: OrgState,
+}
+
+/// A fresh random (v4) UUID.
+pub fn uuid_v4() -> String {
+    let mut b = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut b).expect("system random source");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// A short, URL-safe, unique-enough run id: 10 lowercase base32 characters.
+pub fn new_run_id() -> String {
+    let mut b = [0u8; 10];
+    aws_lc_rs::rand::fill(&mut b).expect("system random source");
+    const ALPHA: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    b.iter().map(|x| ALPHA[(*x % 32) as usize] as char).collect()
+}
+
+/// Swaps A's identifiers for never-issued ones, the same twin for the same value.
+#[derive(Default)]
+pub struct Twins {
+    map: RefCell<BTreeMap<String, String>>,
+}
+
+impl Twins {
+    /// The twin of `v`.
+    pub fn of(&self, v: &str) -> String {
+        self.map.borrow_mut().entry(v.to_string()).or_insert_with(|| twin_of(v)).clone()
+    }
+
+    /// Every (original, twin) pair handed out.
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        self.map.borrow().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+impl Values {
+    /// The placeholder lookup. `bare` makes `org` and bare capture names refer to that
+    /// org (provision, auth, teardown). `twins` swaps every `a.NAME` (but the token).
+    pub fn lookup<'a>(
+        &'a self,
+        bare: Option<Identity>,
+        twins: Option<&'a Twins>,
+        token_override: Option<&'a str>,
+    ) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name: &str| {
+            match name {
+                "run_id" => return Some(self.run_id.clone()),
+                "uuid" => return Some(uuid_v4()),
+                _ => {}
+            }
+            if let Some(v) = self.vars.get(name) {
+                return Some(v.clone());
+            }
+            if let Some((org, n)) = name.split_once('.') {
+                let state = match org {
+                    "a" => &self.a,
+                    "b" => &self.b,
+                    _ => return None,
+                };
+                let v = state.captures.get(n)?.clone();
+                return Some(match twins {
+                    Some(t) if org == "a" && n != "token" => t.of(&v),
+                    _ => v,
+                });
+            }
+            let org = bare?;
+            if name == "org" {
+                return Some(org.as_str().to_string());
+            }
+            if name == "token" {
+                if let Some(t) = token_override {
+                    return Some(t.to_string());
+                }
+            }
+            match org {
+                Identity::A => self.a.captures.get(name).cloned(),
+                Identity::B => self.b.captures.get(name).cloned(),
+                Identity::Anon => None,
+            }
+        }
+    }
+
+    /// The org's state for an identity.
+    pub fn org(&self, id: Identity) -> Option<&OrgState> {
+        match id {
+            Identity::A => Some(&self.a),
+            Identity::B => Some(&self.b),
+            Identity::Anon => None,
+        }
+    }
+}
+
+/// How identities are sent: `header: value` with `{{token}}` and the org's captures.
+#[derive(Clone, Debug)]
+pub struct AuthSpec {
+    pub header: String,
+    pub value: Tpl,
+}
+
+impl AuthSpec {
+    /// Whether forged tokens can be sent (the value uses `{{token}}`).
+    pub fn uses_token(&self) -> bool {
+        self.value.vars().any(|v| v == "token")
+    }
+}
+
+/// Renders a suite request.
+pub struct Preparer<'a> {
+    pub values: &'a Values,
+    pub auth: &'a AuthSpec,
+    pub redactor: &'a Redactor,
+}
+
+impl Preparer<'_> {
+    /// `req` as `as_`, with `bare` names of an org, twins, and a token override (forgery).
+    pub fn prepare(
+        &self,
+        req: &Request,
+        as_: Identity,
+        bare: Option<Identity>,
+        twins: Option<&Twins>,
+        token_override: Option<&str>,
+    ) -> Result<Prepared, String> {
+        let lookup = self.values.lookup(bare, twins, None);
+        let url = req.url.render(&lookup)?;
+        let mut headers = Vec::new();
+        for (k, v) in req.headers.iter() {
+            headers.push((k.name.clone(), v.render(&lookup)?));
+        }
+        let mut query = Vec::new();
+        for (k, v) in req.query.iter() {
+            query.push((k.name.clone(), v.render(&lookup)?));
+        }
+        let body = match (&req.json, &req.body) {
+            (Some(j), _) => {
+                let v = j.render(&lookup)?;
+                self.register_body_secrets(&v);
+                Some(Body::Json(v))
+            }
+            (None, Some(t)) => Some(Body::Text(t.render(&lookup)?)),
+            (None, None) => None,
+        };
+        let mut p = Prepared { method: req.method.0.clone(), url, headers, query, body };
+        if as_ != Identity::Anon {
+            // The identity's own names fill the auth value (its token); without a token
+            // yet (the first provision step) the request goes without credentials.
+            let auth_lookup = self.values.lookup(Some(as_), None, token_override);
+            if let Ok(value) = self.auth.value.render(&auth_lookup) {
+                if !p.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(&self.auth.header)) {
+                    p.headers.push((self.auth.header.clone(), value));
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    /// Passwords and keys sent in JSON bodies are secrets.
+    fn register_body_secrets(&self, v: &Value) {
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o {
+                    if let Value::String(s) = x {
+                        if is_secret_name(k) {
+                            self.redactor.add(k, s);
+                        }
+                    }
+                    self.register_body_secrets(x);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| self.register_body_secrets(x)),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,477 @@
+//! The verdict rules of the contract, as pure functions (run stage): given the answers
+//! B, A and the never-issued twin got, decide pass, fail or error, with evidence.
+//! No I/O here, so every rule is unit-tested on its own.
+//!
+//! The rules, in order of precedence: an answer that cannot be judged (5xx) is an
+//! error; B served A's data is a failure; a twin that is not itself not-found means the
+//! check cannot tell anything (error); any way B's answer differs from the twin's is an
+//! existence oracle (failure).
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::http::Resp;
+use crate::outcome::{Evidence, Verdict};
+
+/// A decided check: the verdict, its one-line reason, and evidence (not yet redacted).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub summary: String,
+    pub evidence: Vec<Evidence>,
+}
+
+impl Decision {
+    pub fn pass(s: impl Into<String>) -> Self {
+        Decision { verdict: Verdict::Pass, summary: s.into(), evidence: vec![] }
+    }
+    pub fn fail(s: impl Into<String>) -> Self {
+        Decision { verdict: Verdict::Fail, summary: s.into(), evidence: vec![] }
+    }
+    pub fn error(s: impl Into<String>) -> Self {
+        Decision { verdict: Verdict::Error, summary: s.into(), evidence: vec![] }
+    }
+    pub fn skip(s: impl Into<String>) -> Self {
+        Decision { verdict: Verdict::Skip, summary: s.into(), evidence: vec![] }
+    }
+    pub fn with(mut self, label: &str, text: impl Into<String>) -> Self {
+        self.evidence.push(Evidence::new(label, text));
+        self
+    }
+}
+
+/// One answer in evidence form: `404 application/json {"error":"not_found"}`.
+pub fn show(r: &Resp) -> String {
+    let ct = r.content_type();
+    format!("{} {}{}", r.status, if ct.is_empty() { String::new() } else { format!("{ct} ") }, r.excerpt(300))
+}
+
+/// Replaces every identifier (A's and the twin's) in a body by `<id>`.
+pub fn mask(body: &str, ids: &[String]) -> String {
+    let mut ids: Vec<&String> = ids.iter().filter(|i| !i.is_empty()).collect();
+    ids.sort_by_key(|i| std::cmp::Reverse(i.len()));
+    let mut out = body.to_string();
+    for id in ids {
+        out = out.replace(id.as_str(), "<id>");
+    }
+    out
+}
+
+/// What distinguishes B's answer for A's resource from the twin's answer for a
+/// never-issued one. `body_stable` is false when the twin's body changed between two
+/// identical requests (request ids, timestamps): then bodies are not compared.
+pub fn differences(b: &Resp, twin: &Resp, ids: &[String], body_stable: bool) -> Vec<String> {
+    let mut d = Vec::new();
+    if b.status != twin.status {
+        d.push(format!("status {} vs {}", b.status, twin.status));
+    }
+    if b.content_type() != twin.content_type() {
+        d.push(format!("content type `{}` vs `{}`", b.content_type(), twin.content_type()));
+    }
+    if body_stable && mask(&b.body, ids) != mask(&twin.body, ids) {
+        d.push("body".to_string());
+    }
+    d
+}
+
+/// Inputs of the not-found rule shared by read and write checks.
+pub struct NotFoundInput<'a> {
+    /// B's answer for A's resource.
+    pub b: &'a Resp,
+    /// B's answer for the never-issued twin, twice (to tell a volatile body).
+    pub twin: &'a Resp,
+    pub twin_again: &'a Resp,
+    /// The not-found status (404 unless the suite says otherwise).
+    pub not_found: u16,
+    /// A's identifiers and the twin's, masked before bodies are compared.
+    pub ids: &'a [String],
+    /// A's markers found in B's body (a leak even under an odd status).
+    pub markers_in_b: &'a [String],
+    /// Whether the existence-oracle rule is on.
+    pub oracle: bool,
+}
+
+/// The not-found + indistinguishable rule (read checks, and the status part of writes).
+pub fn not_found_rule(i: &NotFoundInput) -> Decision {
+    let NotFoundInput { b, twin, twin_again, not_found, ids, markers_in_b, oracle } = *i;
+    let evidence = |d: Decision| {
+        d.with("B got (A's id)", show(b)).with("B got (never-issued id)", show(twin))
+    };
+    if b.is_server_error() || twin.is_server_error() {
+        let who = if b.is_server_error() { b.status } else { twin.status };
+        return evidence(Decision::error(format!("server error {who}: the answer cannot be judged")));
+    }
+    if !markers_in_b.is_empty() {
+        return evidence(Decision::fail(format!(
+            "B got {} holding A's data ({})",
+            b.status,
+            markers_in_b.join(", ")
+        )));
+    }
+    if b.is_success() && twin.status == not_found {
+        return evidence(Decision::fail(format!(
+            "B got {} for A's resource; a never-issued id gets {not_found}",
+            b.status
+        )));
+    }
+    if twin.status != not_found {
+        return evidence(Decision::error(format!(
+            "B's request for a never-issued id got {}, not {not_found}: B's identity or the path is broken, so this check cannot tell anything",
+            twin.status
+        )));
+    }
+    if b.status == 403 {
+        return evidence(Decision::fail(format!(
+            "403 tells B that A's id exists (a never-issued id gets {not_found})"
+        )));
+    }
+    if b.status != not_found {
+        return evidence(Decision::fail(format!(
+            "B got {}, not {not_found}: the answer tells A's id from a missing one",
+            b.status
+        )));
+    }
+    if oracle {
+        let stable = mask(&twin.body, ids) == mask(&twin_again.body, ids);
+        let diffs = differences(b, twin, ids, stable);
+        if !diffs.is_empty() {
+            return evidence(Decision::fail(format!(
+                "existence oracle: B's answer for A's id differs from a never-issued id's ({})",
+                diffs.join(", ")
+            )));
+        }
+        let note = if stable { "" } else { " (bodies vary per request: compared status and type)" };
+        return Decision::pass(format!("{not_found}, same as a never-issued id{note}"));
+    }
+    Decision::pass(format!("{not_found}"))
+}
+
+/// The markers (A's values) that occur in a body, raw or once JSON strings are decoded
+/// (so `a\/b` escaping cannot hide `a/b`).
+pub fn markers_in(body: &str, markers: &[String]) -> Vec<String> {
+    let decoded: Option<String> = serde_json::from_str::<Value>(body).ok().map(|v| {
+        let mut s = String::new();
+        collect_strings(&v, &mut s);
+        s
+    });
+    markers
+        .iter()
+        .filter(|m| !m.is_empty())
+        .filter(|m| body.contains(m.as_str()) || decoded.as_deref().is_some_and(|d| d.contains(m.as_str())))
+        .cloned()
+        .collect()
+}
+
+fn collect_strings(v: &Value, out: &mut String) {
+    match v {
+        Value::String(s) => {
+            out.push_str(s);
+            out.push('\u{1}');
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
+        Value::Object(o) => o.iter().for_each(|(k, x)| {
+            out.push_str(k);
+            out.push('\u{1}');
+            collect_strings(x, out)
+        }),
+        Value::Number(n) => {
+            out.push_str(&n.to_string());
+            out.push('\u{1}');
+        }
+        _ => {}
+    }
+}
+
+/// A short window of `body` around the first occurrence of `marker`.
+pub fn context_of(body: &str, marker: &str) -> String {
+    match body.find(marker) {
+        Some(i) => {
+            let start = body[..i].char_indices().rev().nth(60).map(|(j, _)| j).unwrap_or(0);
+            let end_from = i + marker.len();
+            let end = body[end_from..].char_indices().nth(60).map(|(j, _)| end_from + j).unwrap_or(body.len());
+            format!("…{}…", &body[start..end])
+        }
+        None => String::new(),
+    }
+}
+
+/// The list rule: B's list must be 2xx and hold none of A's markers.
+pub fn list_rule(b: &Resp, markers: &[String]) -> Decision {
+    if !b.is_success() {
+        return Decision::error(format!("B's list got {}, not 2xx: it cannot show whether A's data leaks", b.status))
+            .with("B got", show(b));
+    }
+    let found = markers_in(&b.body, markers);
+    if let Some(first) = found.first() {
+        return Decision::fail(format!("B's list holds A's data: {}", found.join(", ")))
+            .with("B got", show(b))
+            .with("where", context_of(&b.body, first));
+    }
+    Decision::pass(format!("{} with none of A's {} markers", b.status, markers.len()))
+}
+
+/// The JSON paths whose values differ between two JSON values (`$.a.b: 1 → 2`), or a
+/// text comparison when either side is not JSON. Paths in `ignore` are skipped.
+pub fn json_diff(before: &str, after: &str, ignore: &BTreeSet<String>) -> Vec<String> {
+    match (serde_json::from_str::<Value>(before), serde_json::from_str::<Value>(after)) {
+        (Ok(x), Ok(y)) => {
+            let mut out = Vec::new();
+            diff_values("$", &x, &y, ignore, &mut out);
+            out
+        }
+        _ if before == after => vec![],
+        _ => vec![format!("body: {} → {}", excerpt(before), excerpt(after))],
+    }
+}
+
+fn excerpt(s: &str) -> String {
+    let s: String = s.chars().take(120).collect();
+    format!("{s:?}")
+}
+
+fn diff_values(path: &str, x: &Value, y: &Value, ignore: &BTreeSet<String>, out: &mut Vec<String>) {
+    if ignore.contains(path) || x == y {
+        return;
+    }
+    match (x, y) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let p = format!("{path}.{k}");
+                match (a.get(k), b.get(k)) {
+                    (Some(v), Some(w)) => diff_values(&p, v, w, ignore, out),
+                    (Some(v), None) if !ignore.contains(&p) => out.push(format!("{p}: {v} → (removed)")),
+                    (None, Some(w)) if !ignore.contains(&p) => out.push(format!("{p}: (absent) → {w}")),
+                    _ => {}
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (v, w)) in a.iter().zip(b).enumerate() {
+                diff_values(&format!("{path}[{i}]"), v, w, ignore, out);
+            }
+        }
+        _ => out.push(format!("{path}: {x} → {y}")),
+    }
+}
+
+/// Paths that differ between two reads of the same unchanged resource: volatile fields
+/// (timestamps of reads, request ids) that a write check must not count as a change.
+pub fn volatile_paths(first: &str, second: &str) -> BTreeSet<String> {
+    match (serde_json::from_str::<Value>(first), serde_json::from_str::<Value>(second)) {
+        (Ok(x), Ok(y)) => {
+            let mut out = Vec::new();
+            diff_values("$", &x, &y, &BTreeSet::new(), &mut out);
+            out.into_iter().filter_map(|l| l.split_once(": ").map(|(p, _)| p.to_string())).collect()
+        }
+        _ => BTreeSet::new(),
+    }
+}
+
+/// The write rule: B's write must be not-found like the twin's, and A's `verify` answer
+/// must be unchanged.
+pub fn write_rule(
+    nf: &NotFoundInput,
+    verify_before: &Resp,
+    verify_after: &Resp,
+    volatile: &BTreeSet<String>,
+) -> Decision {
+    let mut changes = Vec::new();
+    if verify_after.status != verify_before.status {
+        changes.push(format!("status: {} → {}", verify_before.status, verify_after.status));
+    }
+    changes.extend(json_diff(&verify_before.body, &verify_after.body, volatile));
+    let with_diff = |d: Decision| {
+        if changes.is_empty() {
+            d
+        } else {
+            d.with("A's data after B's write", changes.join("\n"))
+        }
+    };
+    if nf.b.is_server_error() || nf.twin.is_server_error() {
+        return with_diff(not_found_rule(nf));
+    }
+    if nf.b.is_success() {
+        let what = if changes.is_empty() { "" } else { " and A's data changed" };
+        return with_diff(
+            Decision::fail(format!("B's write got {}: it was accepted{what}", nf.b.status))
+                .with("B got", show(nf.b)),
+        );
+    }
+    if !changes.is_empty() {
+        return with_diff(
+            Decision::fail(format!("A's data changed after B's write ({})", changes.len()))
+                .with("B got", show(nf.b)),
+        );
+    }
+    let d = not_found_rule(nf);
+    if d.verdict == Verdict::Pass {
+        Decision::pass(format!("{}; A's data unchanged", d.summary))
+    } else {
+        d
+    }
+}
+
+/// A value of the same shape as `id` that was never issued: a UUID for a UUID, digits
+/// for digits, the same pattern of letter case and digits otherwise.
+pub fn twin_of(id: &str) -> String {
+    let mut rnd = [0u8; 64];
+    for _ in 0..8 {
+        aws_lc_rs::rand::fill(&mut rnd).expect("system random source");
+        let t = shape_fill(id, &rnd);
+        if t != id {
+            return t;
+        }
+    }
+    format!("{id}0")
+}
+
+fn shape_fill(id: &str, rnd: &[u8; 64]) -> String {
+    let is_uuid = id.len() == 36
+        && id.chars().enumerate().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() }
+        });
+    if is_uuid {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&rnd[..16]);
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        let u = format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]);
+        return if id.chars().any(|c| c.is_ascii_uppercase()) { u.to_ascii_uppercase() } else { u };
+    }
+    let all_hex_lower = id.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+    id.chars()
+        .enumerate()
+        .map(|(i, c)| {
+            let r = rnd[i % 64].wrapping_add((i / 64) as u8 * 31);
+            if c.is_ascii_digit() {
+                let d = (r % 10) as u32;
+                // Keep numbers free of a leading zero, which some APIs parse differently.
+                let d = if i == 0 && d == 0 && id.len() > 1 { 1 + (r as u32 % 9) } else { d };
+                char::from_digit(d, 10).unwrap_or('1')
+            } else if all_hex_lower && c.is_ascii_hexdigit() {
+                char::from_digit((r % 16) as u32, 16).unwrap_or('a')
+            } else if c.is_ascii_lowercase() {
+                (b'a' + r % 26) as char
+            } else if c.is_ascii_uppercase() {
+                (b'A' + r % 26) as char
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn resp(status: u16, ct: &str, body: &str) -> Resp {
+        Resp {
+            status,
+            headers: vec![("content-type".into(), ct.into())],
+            body: body.into(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    fn rule(b: &Resp, twin: &Resp, markers: &[String]) -> Decision {
+        let ids = vec!["AID".to_string(), "TWIN".to_string()];
+        not_found_rule(&NotFoundInput {
+            b,
+            twin,
+            twin_again: twin,
+            not_found: 404,
+            ids: &ids,
+            markers_in_b: markers,
+            oracle: true,
+        })
+    }
+
+    const NF: &str = r#"{"error":"not_found"}"#;
+
+    #[test]
+    fn read_rule_cases() {
+        let nf = resp(404, "application/json", NF);
+        assert_eq!(rule(&nf, &nf, &[]).verdict, Verdict::Pass);
+        assert_eq!(rule(&resp(200, "application/json", "{}"), &nf, &[]).verdict, Verdict::Fail);
+        let d = rule(&resp(403, "application/json", NF), &nf, &[]);
+        assert_eq!(d.verdict, Verdict::Fail);
+        assert!(d.summary.contains("403"), "{}", d.summary);
+        // A different body for A's id than for a missing one is an oracle.
+        let d = rule(&resp(404, "application/json", r#"{"error":"not yours"}"#), &nf, &[]);
+        assert_eq!(d.verdict, Verdict::Fail);
+        assert!(d.summary.contains("existence oracle"));
+        // Ids echoed in the body are masked.
+        let d = rule(&resp(404, "application/json", r#"{"id":"AID"}"#), &resp(404, "application/json", r#"{"id":"TWIN"}"#), &[]);
+        assert_eq!(d.verdict, Verdict::Pass, "{d:?}");
+        // A twin that is not not-found makes the check undecidable.
+        assert_eq!(rule(&nf, &resp(401, "application/json", "{}"), &[]).verdict, Verdict::Error);
+        assert_eq!(rule(&resp(500, "text/plain", "boom"), &nf, &[]).verdict, Verdict::Error);
+        // Markers in B's answer are a leak whatever the status.
+        assert_eq!(rule(&nf, &nf, &["Acme 1234".into()]).verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn volatile_twin_bodies_compare_status_only() {
+        let b = resp(404, "application/json", r#"{"error":"not_found","request_id":"r1"}"#);
+        let t1 = resp(404, "application/json", r#"{"error":"not_found","request_id":"r2"}"#);
+        let t2 = resp(404, "application/json", r#"{"error":"not_found","request_id":"r3"}"#);
+        let ids: Vec<String> = vec![];
+        let d = not_found_rule(&NotFoundInput { b: &b, twin: &t1, twin_again: &t2, not_found: 404, ids: &ids, markers_in_b: &[], oracle: true });
+        assert_eq!(d.verdict, Verdict::Pass);
+        assert!(d.summary.contains("vary"));
+    }
+
+    #[test]
+    fn list_rule_cases() {
+        let m = vec!["Acme run42".to_string()];
+        assert_eq!(list_rule(&resp(200, "application/json", r#"{"items":[]}"#), &m).verdict, Verdict::Pass);
+        assert_eq!(list_rule(&resp(200, "application/json", r#"{"items":[{"name":"Acme run42"}]}"#), &m).verdict, Verdict::Fail);
+        assert_eq!(list_rule(&resp(401, "application/json", "{}"), &m).verdict, Verdict::Error);
+        // JSON escaping does not hide a marker.
+        let m2 = vec!["a/b".to_string()];
+        assert_eq!(list_rule(&resp(200, "application/json", r#"["a\/b"]"#), &m2).verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn write_rule_cases() {
+        let nf = resp(404, "application/json", NF);
+        let before = resp(200, "application/json", r#"{"enabled":true,"read_at":1}"#);
+        let same = resp(200, "application/json", r#"{"enabled":true,"read_at":2}"#);
+        let changed = resp(200, "application/json", r#"{"enabled":false,"read_at":3}"#);
+        let vol = volatile_paths(&before.body, &same.body);
+        assert!(vol.contains("$.read_at"));
+        let ids: Vec<String> = vec![];
+        let input = |b: &'static str| (resp(if b.is_empty() { 404 } else { 200 }, "application/json", if b.is_empty() { NF } else { b }));
+        let b404 = input("");
+        let nfi = NotFoundInput { b: &b404, twin: &nf, twin_again: &nf, not_found: 404, ids: &ids, markers_in_b: &[], oracle: true };
+        assert_eq!(write_rule(&nfi, &before, &same, &vol).verdict, Verdict::Pass);
+        let d = write_rule(&nfi, &before, &changed, &vol);
+        assert_eq!(d.verdict, Verdict::Fail);
+        assert!(d.evidence.iter().any(|e| e.text.contains("$.enabled: true → false")), "{d:?}");
+        let b200 = input(r#"{"ok":1}"#);
+        let nfi = NotFoundInput { b: &b200, ..nfi };
+        assert_eq!(write_rule(&nfi, &before, &changed, &vol).verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn twins_keep_the_shape() {
+        let u = "0b6f5d2e-8a41-4c7e-9f0a-1234567890ab";
+        let t = twin_of(u);
+        assert_ne!(t, u);
+        assert_eq!(t.len(), 36);
+        assert_eq!(&t[14..15], "4");
+        let n = twin_of("12345");
+        assert_eq!(n.len(), 5);
+        assert!(n.chars().all(|c| c.is_ascii_digit()));
+        assert!(!n.starts_with('0'));
+        let s = twin_of("brd_Ab12");
+        assert!(s.starts_with("brd_"));
+        assert!(s[4..5].chars().all(|c| c.is_ascii_uppercase()));
+        assert_ne!(twin_of("7"), "7");
+    }
+}
