@@ -1,0 +1,314 @@
+//! The JSON reporter (report stage): the report an auditor keeps. Its layout is a
+//! contract, versioned by [`SCHEMA_VERSION`] and documented field by field on
+//! [`JsonReport`] and in `docs/reports.md`.
+//!
+//! Compatibility rule (the same as the suite format's): a later tenantgate may add
+//! fields; it never removes one, renames one or changes its meaning without raising
+//! `schema_version`. Readers must ignore fields they do not know.
+
+use std::io;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::{Collected, RunVerdict, context, redacted, write_atomically};
+use crate::outcome::{CheckResult, Counts, Created, Event, RunInfo, RunSummary};
+use crate::redact::Redactor;
+
+/// The version of the layout described by [`JsonReport`]. Raised only for an
+/// incompatible change; added fields keep it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The JSON report of one run: one object, pretty-printed, ending in a newline. Every
+/// field is always present (absent values are `null`, empty lists are `[]`), in this
+/// order.
+///
+/// ```json
+/// {
+///   "schema_version": 1,
+///   "tool": { "name": "tenantgate", "version": "0.1.0" },
+///   "suite": { "name": "reference-api", "path": "suites/reference.yaml", "sha256": "9f86…" },
+///   "run_id": "r7x2",
+///   "target": "http://127.0.0.1:8080",
+///   "started_at": "2025-01-01T00:00:00Z",
+///   "duration_ms": 1234,
+///   "exit_code": 1,
+///   "verdict": "broken",
+///   "incomplete": false,
+///   "counts": { "pass": 1, "fail": 1, "error": 1, "warn": 1, "skip": 1 },
+///   "notices": [],
+///   "created": [ { "org": "a", "what": "brand", "ids": ["42"], "removed": false } ],
+///   "results": [ { "id": "…", "check": "…", "variant": "base", "layer": "http",
+///                  "verdict": "pass", "summary": "…", "evidence": [], "duration_ms": 12 } ]
+/// }
+/// ```
+#[derive(Debug, Serialize)]
+pub struct JsonReport<'a> {
+    /// The layout version, [`SCHEMA_VERSION`]: `1`.
+    pub schema_version: u32,
+    /// Which program wrote the report.
+    pub tool: JsonTool<'a>,
+    /// The suite that was run.
+    pub suite: JsonSuite<'a>,
+    /// The unique id of this run, the `{{run_id}}` of the suite: it appears in the names
+    /// of everything the run created on the target.
+    pub run_id: &'a str,
+    /// Where requests went (redacted), or `null` when nothing was sent (database audit).
+    pub target: Option<&'a str>,
+    /// When the run started, RFC 3339 UTC.
+    pub started_at: &'a str,
+    /// Total wall time, in milliseconds.
+    pub duration_ms: u64,
+    /// The process exit status: 0 proven, 1 isolation broken, 2 undecided.
+    pub exit_code: u8,
+    /// The exit status in words: `"proven"`, `"broken"` or `"undecided"`.
+    pub verdict: RunVerdict,
+    /// `true` when the run was interrupted before every check ran: `results` is partial
+    /// and `exit_code` is 2.
+    pub incomplete: bool,
+    /// How many results ended in each verdict: `pass`, `fail`, `error`, `warn`, `skip`.
+    pub counts: Counts,
+    /// Loud notes about how the run was made that weaken or qualify its verdict (for
+    /// example that `--insecure` disabled TLS verification). Free text.
+    pub notices: &'a [String],
+    /// What the run created on the target: `org` (`"a"` or `"b"`), `what` (e.g. `"org"`
+    /// or a seed step's name), `ids` (captured identifiers, redacted) and `removed`
+    /// (`true` when a teardown step covering it succeeded). Anything with
+    /// `removed: false` is still on the target.
+    pub created: &'a [Created],
+    /// Every result in the order it was decided. Each has: `id` (stable, unique in the
+    /// run: `check-slug` or `check-slug/variant`, `schema.table.rule` for the database),
+    /// `check` (the name in the suite, or the audited object), `variant` (`base` or the
+    /// attack / audit rule), `layer` (`setup`, `http`, `attack`, `database`, `probe`),
+    /// `verdict` (`pass`, `fail`, `error`, `warn`, `skip`), `summary` (one line),
+    /// `evidence` (a list of `{ "label", "text" }`, text possibly multi-line),
+    /// `duration_ms`, and `retries` (present only when non-zero).
+    pub results: &'a [CheckResult],
+}
+
+/// The `tool` object of [`JsonReport`].
+#[derive(Debug, Serialize)]
+pub struct JsonTool<'a> {
+    /// Always `"tenantgate"`.
+    pub name: &'static str,
+    /// The version of tenantgate that ran, e.g. `"0.1.0"`.
+    pub version: &'a str,
+}
+
+/// The `suite` object of [`JsonReport`].
+#[derive(Debug, Serialize)]
+pub struct JsonSuite<'a> {
+    /// The suite's `name` (`"audit"` for `tenantgate audit` without a suite).
+    pub name: &'a str,
+    /// The suite file as given on the command line, or `null` without a suite.
+    pub path: Option<&'a str>,
+    /// SHA-256 of the suite file's bytes, lowercase hex, or `null` without a suite: it
+    /// lets an auditor prove which suite produced this verdict.
+    pub sha256: Option<&'a str>,
+}
+
+impl<'a> JsonReport<'a> {
+    /// Assembles the report from a run's header, results and summary.
+    pub fn new(info: &'a RunInfo, results: &'a [CheckResult], summary: &'a RunSummary) -> Self {
+        JsonReport {
+            schema_version: SCHEMA_VERSION,
+            tool: JsonTool {
+                name: "tenantgate",
+                version: &info.tool_version,
+            },
+            suite: JsonSuite {
+                name: &info.suite_name,
+                path: info.suite_path.as_deref(),
+                sha256: info.suite_sha256.as_deref(),
+            },
+            run_id: &info.run_id,
+            target: info.target.as_deref(),
+            started_at: &info.started_at,
+            duration_ms: u64::try_from(summary.duration.as_millis()).unwrap_or(u64::MAX),
+            exit_code: summary.exit_code,
+            verdict: RunVerdict::from_exit_code(summary.exit_code),
+            incomplete: summary.incomplete,
+            counts: summary.counts,
+            notices: &summary.notices,
+            created: &summary.created,
+            results,
+        }
+    }
+
+    /// The report as written to disk: pretty-printed, with a trailing newline.
+    pub fn to_pretty_string(&self) -> serde_json::Result<String> {
+        let mut s = serde_json::to_string_pretty(self)?;
+        s.push('\n');
+        Ok(s)
+    }
+}
+
+/// Writes the JSON report at [`Event::Ended`], atomically.
+pub struct Json {
+    path: PathBuf,
+    collected: Collected,
+}
+
+impl Json {
+    /// A JSON reporter writing to `path`.
+    pub fn new(path: PathBuf) -> Self {
+        Json {
+            path,
+            collected: Collected::default(),
+        }
+    }
+
+    /// Redacts every registered secret from the report before it is written (a last line
+    /// of defence: results should already be redacted).
+    pub fn with_redactor(mut self, redactor: Redactor) -> Self {
+        self.collected.redactor = Some(redactor);
+        self
+    }
+}
+
+impl super::Reporter for Json {
+    fn event(&mut self, event: &Event) -> io::Result<()> {
+        let Some(summary) = self.collected.take(event) else {
+            return Ok(());
+        };
+        let what = "JSON report";
+        let info = self.collected.info(what)?;
+        let text = match &self.collected.redactor {
+            Some(r) => {
+                let (info, results, summary) = redacted(r, info, &self.collected.results, summary);
+                JsonReport::new(&info, &results, &summary).to_pretty_string()
+            }
+            None => JsonReport::new(info, &self.collected.results, summary).to_pretty_string(),
+        }
+        .map_err(|e| context(what, &self.path, io::Error::other(e)))?;
+        write_atomically(&self.path, text.as_bytes()).map_err(|e| context(what, &self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::outcome::Created;
+    use crate::report::tests::{fixture, info};
+
+    fn report_value() -> (String, Value) {
+        let (results, mut summary) = fixture();
+        summary.notices = vec!["--insecure".into()];
+        summary.created = vec![Created {
+            org: "a".into(),
+            what: "brand".into(),
+            ids: vec!["42".into()],
+            removed: false,
+        }];
+        let info = info();
+        let text = JsonReport::new(&info, &results, &summary)
+            .to_pretty_string()
+            .unwrap();
+        let value = serde_json::from_str(&text).unwrap();
+        (text, value)
+    }
+
+    #[test]
+    fn top_level_fields_are_the_contract() {
+        let (text, v) = report_value();
+        assert!(text.ends_with("}\n") && text.starts_with("{\n  \"schema_version\": 1,\n"));
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "schema_version",
+                "tool",
+                "suite",
+                "run_id",
+                "target",
+                "started_at",
+                "duration_ms",
+                "exit_code",
+                "verdict",
+                "incomplete",
+                "counts",
+                "notices",
+                "created",
+                "results"
+            ]
+        );
+        assert_eq!(v["tool"], json!({"name": "tenantgate", "version": "0.1.0"}));
+        assert_eq!(
+            v["suite"],
+            json!({"name": "reference-api", "path": "suites/reference.yaml", "sha256": "9f86d081884c7d65"})
+        );
+        assert_eq!(v["run_id"], "r7x2");
+        assert_eq!(v["target"], "http://127.0.0.1:8080");
+        assert_eq!(v["started_at"], "2025-01-01T00:00:00Z");
+        assert_eq!(v["duration_ms"], 1234);
+        assert_eq!(v["exit_code"], 1);
+        assert_eq!(v["verdict"], "broken");
+        assert_eq!(v["incomplete"], false);
+        assert_eq!(
+            v["counts"],
+            json!({"pass": 1, "fail": 1, "error": 1, "warn": 1, "skip": 1})
+        );
+        assert_eq!(v["notices"], json!(["--insecure"]));
+        assert_eq!(
+            v["created"],
+            json!([{"org": "a", "what": "brand", "ids": ["42"], "removed": false}])
+        );
+    }
+
+    #[test]
+    fn results_keep_their_serialized_form() {
+        let (_, v) = report_value();
+        let results = v["results"].as_array().unwrap();
+        assert_eq!(results.len(), 5);
+        assert_eq!(
+            results[1],
+            json!({
+                "id": "brand-is-invisible-to-b/tenant_override:header:X-Org-Id",
+                "check": "brand is invisible to B",
+                "variant": "tenant_override:header:X-Org-Id",
+                "layer": "attack",
+                "verdict": "fail",
+                "summary": "B got 200 with A's brand",
+                "evidence": [
+                    {"label": "request", "text": "GET /brands/42 with X-Org-Id: org-a"},
+                    {"label": "B got", "text": "200 application/json"},
+                    {"label": "body", "text": "{\"id\": 42,\n \"name\": \"Acme <run>\"}"}
+                ],
+                "duration_ms": 120,
+                "retries": 1
+            })
+        );
+        assert!(results[0].get("retries").is_none(), "omitted when zero");
+    }
+
+    #[test]
+    fn an_audit_without_suite_or_target_has_nulls_not_gaps() {
+        let mut info = info();
+        info.suite_path = None;
+        info.suite_sha256 = None;
+        info.target = None;
+        let (results, summary) = fixture();
+        let v: Value = serde_json::to_value(JsonReport::new(&info, &results, &summary)).unwrap();
+        assert_eq!(v["suite"]["path"], Value::Null);
+        assert_eq!(v["suite"]["sha256"], Value::Null);
+        assert_eq!(v["target"], Value::Null);
+    }
+
+    #[test]
+    fn verdict_words_follow_the_exit_code() {
+        for (code, word) in [
+            (0, "proven"),
+            (1, "broken"),
+            (2, "undecided"),
+            (101, "undecided"),
+        ] {
+            let (results, mut summary) = fixture();
+            summary.exit_code = code;
+            let info = info();
+            let v = serde_json::to_value(JsonReport::new(&info, &results, &summary)).unwrap();
+            assert_eq!(v["verdict"], word);
+        }
+    }
+}

@@ -1,0 +1,815 @@
+//! The terminal reporter (report stage): short progress lines on stderr while the run
+//! goes, then on stdout the table of results, the evidence of every failure and error,
+//! and a footer that ends with the verdict in words.
+//!
+//! Everything printed at the end comes from [`render_table`], a pure function, so the
+//! exact text is snapshot-tested. The footer's duration is the only timing in it.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+use comfy_table::{Attribute, Cell, Color, Table, presets};
+
+use super::{RunVerdict, display_name, evidence_text, plural};
+use crate::outcome::{CheckResult, Counts, Event, Layer, RunInfo, RunSummary, Verdict};
+
+/// Above this many passes in one layer, the table shows one row per (layer, variant)
+/// instead of one per pass: a database audit can produce 100 000 passes, and a person
+/// needs to see the few rows that did not pass.
+pub const PASS_ROWS_PER_LAYER: usize = 40;
+
+/// The Evidence column shows at most this many characters of a result's summary; the
+/// full evidence of failures and errors follows the table.
+const EVIDENCE_WIDTH: usize = 50;
+
+/// Check names and variants are identifiers and are shown whole, up to this length: a
+/// longer one is almost certainly data (a URL) and would break the table.
+const NAME_WIDTH: usize = 72;
+
+/// How the terminal reporter prints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TerminalOptions {
+    /// Show every result as its own row, passes included, however many there are.
+    pub verbose: bool,
+    /// Colour the verdict words with ANSI codes. Off for pipes, files and `NO_COLOR`.
+    pub color: bool,
+    /// `--deny-warnings` is in effect: warnings fail the gate, so their evidence is shown
+    /// alongside failures.
+    pub deny_warnings: bool,
+}
+
+/// Prints progress to `progress` (stderr) as results arrive and the final report to `out`
+/// (stdout) at [`Event::Ended`].
+pub struct Terminal<W: Write + Send> {
+    out: W,
+    progress: Box<dyn Write + Send>,
+    opts: TerminalOptions,
+    info: Option<RunInfo>,
+    results: Vec<CheckResult>,
+    counts: Counts,
+}
+
+impl<W: Write + Send> Terminal<W> {
+    /// A terminal reporter writing the final report to `out` and progress to `progress`.
+    pub fn new(out: W, progress: Box<dyn Write + Send>, opts: TerminalOptions) -> Self {
+        Terminal {
+            out,
+            progress,
+            opts,
+            info: None,
+            results: Vec::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// Gives back the final-report writer (tests read what was printed).
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    fn progress_line(&mut self, line: &str) -> io::Result<()> {
+        writeln!(self.progress, "{line}")
+            .and_then(|()| self.progress.flush())
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot write progress: {e}")))
+    }
+}
+
+impl<W: Write + Send> super::Reporter for Terminal<W> {
+    fn event(&mut self, event: &Event) -> io::Result<()> {
+        match event {
+            Event::Started(info) => {
+                self.info = Some(info.clone());
+                let line = format!(
+                    "{}   {} ({}), run {}",
+                    paint("RUN", Style::Bold, self.opts.color),
+                    clean_line(&info.suite_name, NAME_WIDTH),
+                    clean_line(
+                        info.target.as_deref().unwrap_or("no target"),
+                        2 * NAME_WIDTH
+                    ),
+                    info.run_id
+                );
+                self.progress_line(&line)
+            }
+            Event::Phase(phase) => {
+                // The running count is the only trace passes leave while the run goes.
+                let done = self.counts.total();
+                let line = if done == 0 {
+                    format!("...   {}", clean_line(phase, 100))
+                } else {
+                    format!("...   {} ({done} results so far)", clean_line(phase, 100))
+                };
+                self.progress_line(&line)
+            }
+            Event::Finished(r) => {
+                // Keep the result before writing, so a broken stderr cannot cost the table.
+                self.counts.add(r.verdict);
+                self.results.push(r.clone());
+                if r.verdict == Verdict::Pass {
+                    return Ok(());
+                }
+                let line = format!(
+                    "{}  {}  {}",
+                    verdict_word(r.verdict, self.opts.color),
+                    clean_line(&display_name(r), 2 * NAME_WIDTH),
+                    clean_line(&r.summary, 100)
+                );
+                self.progress_line(&line)
+            }
+            Event::Ended(summary) => {
+                let Some(info) = self.info.as_ref() else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "terminal report: the run ended without a Started event",
+                    ));
+                };
+                let text = render_table(&self.results, info, summary, &self.opts);
+                self.out
+                    .write_all(text.as_bytes())
+                    .and_then(|()| self.out.flush())
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot write the report: {e}")))
+            }
+        }
+    }
+}
+
+/// One table row: a result, or the passes of one (layer, variant) folded together.
+enum Row<'a> {
+    One(&'a CheckResult),
+    Passes {
+        layer: Layer,
+        variant: &'a str,
+        count: usize,
+    },
+}
+
+/// Everything the terminal prints at the end of a run: the table, a detail block per
+/// failure and error, and the footer (counts, duration, notices, leftovers, verdict).
+///
+/// Pure and deterministic: the footer's duration is the only timing, and colour codes
+/// appear only when `opts.color` is set, so tests compare the plain text exactly.
+pub fn render_table(
+    results: &[CheckResult],
+    info: &RunInfo,
+    summary: &RunSummary,
+    opts: &TerminalOptions,
+) -> String {
+    let color = opts.color;
+    let mut out = String::new();
+
+    let (rows, folded) = rows(results, opts.verbose);
+    if rows.is_empty() {
+        out.push_str("no results\n");
+    } else {
+        out.push_str(&table(&rows, color));
+    }
+    if folded > 0 {
+        out.push_str(&format!(
+            "{} folded into one row per layer and variant (layers with more than \
+             {PASS_ROWS_PER_LAYER} passes); verbose output lists each\n",
+            plural(folded, "passing result"),
+        ));
+    }
+
+    // The evidence a person needs to act on: failures and errors, and warnings when
+    // they fail the gate too.
+    let detailed = |v: Verdict| {
+        matches!(v, Verdict::Fail | Verdict::Error) || (opts.deny_warnings && v == Verdict::Warn)
+    };
+    for r in results.iter().filter(|r| detailed(r.verdict)) {
+        out.push('\n');
+        out.push_str(&format!(
+            "{}  {}\n",
+            verdict_word(r.verdict, color),
+            clean_line(&display_name(r), usize::MAX)
+        ));
+        out.push_str(&format!("    id: {}\n", clean_line(&r.id, usize::MAX)));
+        out.push_str(&format!("    {}\n", clean_line(&r.summary, usize::MAX)));
+        out.push_str(&clean_block(&evidence_text(r, "    ")));
+    }
+
+    out.push('\n');
+    out.push_str(&footer(info, summary, opts));
+    out
+}
+
+/// Results in event order, with the passes of crowded layers folded per variant (the
+/// folded row stands where the first of its passes was). Returns the rows and how many
+/// passes were folded.
+fn rows(results: &[CheckResult], verbose: bool) -> (Vec<Row<'_>>, usize) {
+    let mut passes: HashMap<Layer, usize> = HashMap::new();
+    for r in results.iter().filter(|r| r.verdict == Verdict::Pass) {
+        *passes.entry(r.layer).or_default() += 1;
+    }
+    let fold = |l: Layer| !verbose && passes.get(&l).copied().unwrap_or(0) > PASS_ROWS_PER_LAYER;
+
+    let mut rows = Vec::new();
+    let mut group: HashMap<(Layer, &str), usize> = HashMap::new();
+    let mut folded = 0;
+    for r in results {
+        if r.verdict == Verdict::Pass && fold(r.layer) {
+            folded += 1;
+            let at = *group
+                .entry((r.layer, r.variant.as_str()))
+                .or_insert_with(|| {
+                    rows.push(Row::Passes {
+                        layer: r.layer,
+                        variant: &r.variant,
+                        count: 0,
+                    });
+                    rows.len() - 1
+                });
+            if let Row::Passes { count, .. } = &mut rows[at] {
+                *count += 1;
+            }
+        } else {
+            rows.push(Row::One(r));
+        }
+    }
+    (rows, folded)
+}
+
+fn table(rows: &[Row<'_>], color: bool) -> String {
+    let mut t = Table::new();
+    t.load_style(presets::UTF8_FULL_CONDENSED);
+    // Never ask the terminal for its width or whether it is one: the output must be the
+    // same in a CI log, a pipe and a snapshot test.
+    t.force_no_tty();
+    if color {
+        t.enforce_styling();
+    }
+    t.set_header(["Check", "Variant", "Verdict", "Evidence"]);
+    for row in rows {
+        let cells = match row {
+            Row::One(r) => [
+                Cell::new(clean_line(&r.check, NAME_WIDTH)),
+                Cell::new(clean_line(&r.variant, NAME_WIDTH)),
+                verdict_cell(r.verdict, color),
+                Cell::new(clean_line(&r.summary, EVIDENCE_WIDTH)),
+            ],
+            Row::Passes {
+                layer,
+                variant,
+                count,
+            } => {
+                let noun = match layer {
+                    Layer::Database | Layer::Probe => "object",
+                    _ => "check",
+                };
+                [
+                    Cell::new(layer.as_str()),
+                    Cell::new(clean_line(variant, NAME_WIDTH)),
+                    verdict_cell(Verdict::Pass, color),
+                    Cell::new(plural(*count, noun)),
+                ]
+            }
+        };
+        t.add_row(cells);
+    }
+    let mut s = t.to_string();
+    s.push('\n');
+    s
+}
+
+fn footer(info: &RunInfo, summary: &RunSummary, opts: &TerminalOptions) -> String {
+    let color = opts.color;
+    let c = &summary.counts;
+    let mut out = format!(
+        "{} passed, {} failed, {}, {}, {} skipped in {}\n",
+        c.pass,
+        c.fail,
+        plural(c.error, "error"),
+        plural(c.warn, "warning"),
+        c.skip,
+        duration(summary.duration),
+    );
+    out.push_str(&format!(
+        "suite {} · run {}{}\n",
+        clean_line(&info.suite_name, NAME_WIDTH),
+        info.run_id,
+        info.target
+            .as_deref()
+            .map(|t| format!(" · target {}", clean_line(t, 2 * NAME_WIDTH)))
+            .unwrap_or_default()
+    ));
+    for n in &summary.notices {
+        out.push_str(&format!(
+            "{} {}\n",
+            paint("NOTICE:", Style::Yellow, color),
+            clean_line(n, usize::MAX)
+        ));
+    }
+    if summary.incomplete {
+        out.push_str(&format!(
+            "{} interrupted before every check ran; this report is partial\n",
+            paint("INCOMPLETE:", Style::Yellow, color)
+        ));
+    }
+    let left: Vec<_> = summary.created.iter().filter(|c| !c.removed).collect();
+    if !left.is_empty() {
+        // Test data left in a production tenant is the operator's to clean up: say so
+        // loudly and give the identifiers needed to find it.
+        out.push_str(&format!(
+            "{} {} created by this run {} not removed; delete by hand:\n",
+            paint("LEFT ON THE TARGET:", Style::Red, color),
+            plural(left.len(), "item"),
+            if left.len() == 1 { "was" } else { "were" },
+        ));
+        for c in left {
+            out.push_str(&format!(
+                "    org {}: {} {}\n",
+                clean_line(&c.org, NAME_WIDTH),
+                clean_line(&c.what, NAME_WIDTH),
+                clean_line(&c.ids.join(", "), usize::MAX)
+            ));
+        }
+    } else if !summary.created.is_empty() {
+        out.push_str(&format!(
+            "created on the target: {}, all removed by teardown\n",
+            plural(summary.created.len(), "item")
+        ));
+    }
+    out.push_str(&verdict_line(summary, opts));
+    out.push('\n');
+    out
+}
+
+/// The last line: the exit code and what it means, in words.
+fn verdict_line(summary: &RunSummary, opts: &TerminalOptions) -> String {
+    let c = &summary.counts;
+    let code = summary.exit_code;
+    match RunVerdict::from_exit_code(code) {
+        RunVerdict::Proven => paint(
+            &format!("isolation proven (exit {code})"),
+            Style::Green,
+            opts.color,
+        ),
+        RunVerdict::Broken => {
+            let mut why = Vec::new();
+            if c.fail > 0 {
+                why.push(format!("{} failed", plural(c.fail, "check")));
+            }
+            if opts.deny_warnings && c.warn > 0 {
+                why.push(format!(
+                    "{} denied by --deny-warnings",
+                    plural(c.warn, "warning")
+                ));
+            }
+            let why = if why.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", why.join(", "))
+            };
+            paint(
+                &format!("ISOLATION BROKEN (exit {code}){why}"),
+                Style::Red,
+                opts.color,
+            )
+        }
+        RunVerdict::Undecided => {
+            let mut why = Vec::new();
+            if c.error > 0 {
+                why.push(format!("{} could not be decided", plural(c.error, "check")));
+            }
+            if summary.incomplete {
+                why.push("the run was interrupted".to_string());
+            }
+            // Checks that errored did run; "no check ran" is for runs of only skips.
+            if c.pass + c.warn + c.error == 0 && !summary.incomplete {
+                why.push("no check ran".to_string());
+            }
+            let why = if why.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", why.join("; "))
+            };
+            paint(
+                &format!("UNDECIDED (exit {code}){why}"),
+                Style::Yellow,
+                opts.color,
+            )
+        }
+    }
+}
+
+/// `850ms`, `3.21s`, `2m 05s`.
+fn duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.2}s", d.as_secs_f64())
+    } else {
+        format!("{}m {:02}s", ms / 60_000, (ms / 1000) % 60)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Style {
+    Bold,
+    Red,
+    Green,
+    Yellow,
+    Dim,
+}
+
+/// Wraps `text` in plain ANSI codes when colour is on.
+fn paint(text: &str, style: Style, color: bool) -> String {
+    if !color {
+        return text.to_string();
+    }
+    let code = match style {
+        Style::Bold => "1",
+        Style::Red => "1;31",
+        Style::Green => "1;32",
+        Style::Yellow => "1;33",
+        Style::Dim => "2",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
+fn verdict_style(v: Verdict) -> Style {
+    match v {
+        Verdict::Pass => Style::Green,
+        Verdict::Fail => Style::Red,
+        Verdict::Error | Verdict::Warn => Style::Yellow,
+        Verdict::Skip => Style::Dim,
+    }
+}
+
+/// The verdict in capitals, padded so the names after it line up: `FAIL `, `ERROR`.
+fn verdict_word(v: Verdict, color: bool) -> String {
+    let word = format!("{:<5}", v.as_str().to_uppercase());
+    paint(&word, verdict_style(v), color)
+}
+
+fn verdict_cell(v: Verdict, color: bool) -> Cell {
+    let cell = Cell::new(v.as_str());
+    if !color {
+        return cell;
+    }
+    // Styled by comfy-table rather than by embedding codes in the text, so the column
+    // widths are computed on the visible characters.
+    let cell = match verdict_style(v) {
+        Style::Red => cell.fg(Color::Red),
+        Style::Green => cell.fg(Color::Green),
+        Style::Yellow => cell.fg(Color::Yellow),
+        Style::Dim => cell.fg(Color::DarkGrey),
+        Style::Bold => cell,
+    };
+    cell.add_attribute(Attribute::Bold)
+}
+
+/// Makes untrusted text safe for one line of a terminal: response bodies and names come
+/// from the target, and an escape sequence in them must not repaint the CI log. Line
+/// breaks and tabs become spaces, other control characters are shown escaped (`\u{1b}`),
+/// and the result is cut at `max` characters with an ellipsis.
+fn clean_line(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in s.trim().chars() {
+        match c {
+            '\n' | '\r' | '\t' => out.push(' '),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    truncate(&out, max)
+}
+
+/// As [`clean_line`], but keeps line breaks (for the detail blocks), expands tabs and
+/// does not truncate: the detail block is where the whole evidence is shown.
+fn clean_block(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        match c {
+            '\n' => out.push('\n'),
+            '\t' => out.push_str("    "),
+            '\r' => {}
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+    t.push('…');
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::outcome::{CheckResult, Created, Layer, Verdict};
+    use crate::report::tests::{SharedBuf, fixture, info, summary_for};
+    use crate::report::{Reporter, Reporters};
+
+    const PLAIN: TerminalOptions = TerminalOptions {
+        verbose: false,
+        color: false,
+        deny_warnings: false,
+    };
+
+    const EXPECTED: &str = "\
+┌──────────────────────────────────────┬─────────────────────────────────┬─────────┬────────────────────────────────────────────────────┐
+│ Check                                ┆ Variant                         ┆ Verdict ┆ Evidence                                           │
+╞══════════════════════════════════════╪═════════════════════════════════╪═════════╪════════════════════════════════════════════════════╡
+│ brand is invisible to B              ┆ base                            ┆ pass    ┆ B got 404, same as a never-issued id               │
+│ brand is invisible to B              ┆ tenant_override:header:X-Org-Id ┆ fail    ┆ B got 200 with A's brand                           │
+│ mentions list holds none of A's rows ┆ base                            ┆ error   ┆ control as A returned 503                          │
+│ public.unique_email                  ┆ unique_without_tenant           ┆ warn    ┆ unique (email) without org_id lets one tenant pro… │
+│ token forgery                        ┆ token_forgery:expired           ┆ skip    ┆ the suite does not mint tokens                     │
+└──────────────────────────────────────┴─────────────────────────────────┴─────────┴────────────────────────────────────────────────────┘
+
+FAIL   brand is invisible to B [tenant_override:header:X-Org-Id]
+    id: brand-is-invisible-to-b/tenant_override:header:X-Org-Id
+    B got 200 with A's brand
+    request: GET /brands/42 with X-Org-Id: org-a
+    B got: 200 application/json
+    body:
+        {\"id\": 42,
+         \"name\": \"Acme <run>\"}
+
+ERROR  mentions list holds none of A's rows
+    id: mentions-list-holds-none-of-a-s-rows
+    control as A returned 503
+
+1 passed, 1 failed, 1 error, 1 warning, 1 skipped in 1.23s
+suite reference-api · run r7x2 · target http://127.0.0.1:8080
+NOTICE: --insecure: TLS certificates were not verified
+LEFT ON THE TARGET: 1 item created by this run was not removed; delete by hand:
+    org a: brand 42
+ISOLATION BROKEN (exit 1): 1 check failed
+";
+
+    #[test]
+    fn renders_the_table_details_and_footer() {
+        let (results, mut summary) = fixture();
+        summary.notices = vec!["--insecure: TLS certificates were not verified".into()];
+        summary.created = vec![
+            Created {
+                org: "a".into(),
+                what: "org".into(),
+                ids: vec!["org-a".into()],
+                removed: true,
+            },
+            Created {
+                org: "a".into(),
+                what: "brand".into(),
+                ids: vec!["42".into()],
+                removed: false,
+            },
+        ];
+        let got = render_table(&results, &info(), &summary, &PLAIN);
+        assert_eq!(got, EXPECTED, "got:\n{got}");
+    }
+
+    #[test]
+    fn states_each_verdict_in_words() {
+        let only = |v: Verdict| {
+            let results = vec![CheckResult::new("c", "c", "base", Layer::Http, v, "why")];
+            let summary = summary_for(&results, false);
+            render_table(&results, &info(), &summary, &PLAIN)
+        };
+        assert!(only(Verdict::Pass).ends_with("\nisolation proven (exit 0)\n"));
+        assert!(only(Verdict::Fail).ends_with("\nISOLATION BROKEN (exit 1): 1 check failed\n"));
+        assert!(
+            only(Verdict::Error).ends_with("\nUNDECIDED (exit 2): 1 check could not be decided\n")
+        );
+        assert!(only(Verdict::Skip).ends_with("\nUNDECIDED (exit 2): no check ran\n"));
+
+        let results = vec![CheckResult::new(
+            "c",
+            "c",
+            "base",
+            Layer::Http,
+            Verdict::Pass,
+            "",
+        )];
+        let mut summary = summary_for(&results, false);
+        summary.incomplete = true;
+        summary.exit_code = 2;
+        let got = render_table(&results, &info(), &summary, &PLAIN);
+        assert!(got.contains(
+            "\nINCOMPLETE: interrupted before every check ran; this report is partial\n"
+        ));
+        assert!(got.ends_with("\nUNDECIDED (exit 2): the run was interrupted\n"));
+    }
+
+    #[test]
+    fn denied_warnings_show_their_evidence_and_the_reason() {
+        let results = vec![
+            CheckResult::new("p", "p", "base", Layer::Http, Verdict::Pass, "ok"),
+            CheckResult::new("w", "t", "rule", Layer::Database, Verdict::Warn, "hint")
+                .with("fix", "ALTER TABLE t ..."),
+        ];
+        let summary = summary_for(&results, true);
+        let opts = TerminalOptions {
+            deny_warnings: true,
+            ..PLAIN
+        };
+        let got = render_table(&results, &info(), &summary, &opts);
+        assert!(
+            got.contains("\nWARN   t [rule]\n    id: w\n    hint\n    fix: ALTER TABLE t ...\n")
+        );
+        assert!(
+            got.ends_with("\nISOLATION BROKEN (exit 1): 1 warning denied by --deny-warnings\n")
+        );
+    }
+
+    #[test]
+    fn folds_the_passes_of_a_large_audit() {
+        let mut results = Vec::new();
+        for i in 0..10_000 {
+            for rule in ["rls_enabled", "rls_forced"] {
+                results.push(CheckResult::new(
+                    format!("public.t{i}.{rule}"),
+                    format!("public.t{i}"),
+                    rule,
+                    Layer::Database,
+                    Verdict::Pass,
+                    "ok",
+                ));
+            }
+        }
+        results.insert(
+            5,
+            CheckResult::new(
+                "public.t2.rls_forced",
+                "public.leaky",
+                "rls_forced",
+                Layer::Database,
+                Verdict::Fail,
+                "RLS not forced; the owner bypasses it",
+            ),
+        );
+        // A small layer stays itemised even when another layer is folded.
+        for i in 0..3 {
+            results.push(CheckResult::new(
+                format!("c{i}"),
+                format!("check {i}"),
+                "base",
+                Layer::Http,
+                Verdict::Pass,
+                "404",
+            ));
+        }
+        let summary = summary_for(&results, false);
+        let got = render_table(&results, &info(), &summary, &PLAIN);
+        let rows: Vec<&str> = got
+            .lines()
+            .filter(|l| l.starts_with('│'))
+            .skip(1)
+            .map(|l| l.trim_end())
+            .collect();
+        let cells: Vec<Vec<&str>> = rows
+            .iter()
+            .map(|l| l.trim_matches('│').split('┆').map(str::trim).collect())
+            .collect();
+        assert_eq!(
+            cells,
+            vec![
+                vec!["database", "rls_enabled", "pass", "10000 objects"],
+                vec!["database", "rls_forced", "pass", "10000 objects"],
+                vec![
+                    "public.leaky",
+                    "rls_forced",
+                    "fail",
+                    "RLS not forced; the owner bypasses it"
+                ],
+                vec!["check 0", "base", "pass", "404"],
+                vec!["check 1", "base", "pass", "404"],
+                vec!["check 2", "base", "pass", "404"],
+            ]
+        );
+        assert!(got.contains("20000 passing results folded into one row per layer and variant"));
+
+        let verbose = TerminalOptions {
+            verbose: true,
+            ..PLAIN
+        };
+        let all = render_table(&results, &info(), &summary, &verbose);
+        assert_eq!(
+            all.lines().filter(|l| l.starts_with('│')).count(),
+            1 + results.len()
+        );
+        assert!(!all.contains("folded"));
+    }
+
+    #[test]
+    fn at_most_forty_passes_stay_itemised() {
+        let results: Vec<_> = (0..PASS_ROWS_PER_LAYER)
+            .map(|i| {
+                CheckResult::new(
+                    i.to_string(),
+                    format!("t{i}"),
+                    "r",
+                    Layer::Database,
+                    Verdict::Pass,
+                    "",
+                )
+            })
+            .collect();
+        let got = render_table(&results, &info(), &summary_for(&results, false), &PLAIN);
+        assert_eq!(
+            got.lines().filter(|l| l.starts_with('│')).count(),
+            1 + PASS_ROWS_PER_LAYER
+        );
+    }
+
+    #[test]
+    fn escape_sequences_from_the_target_are_neutralised() {
+        let results = vec![
+            CheckResult::new(
+                "x",
+                "evil\x1b[2J",
+                "base",
+                Layer::Http,
+                Verdict::Fail,
+                "a\nb\x07",
+            )
+            .with("body", "line1\n\x1b]0;owned\x07line2"),
+        ];
+        let got = render_table(&results, &info(), &summary_for(&results, false), &PLAIN);
+        assert!(!got.contains('\x1b') && !got.contains('\x07'), "{got}");
+        assert!(got.contains("evil\\u{1b}[2J"));
+        assert!(got.contains("        \\u{1b}]0;owned\\u{7}line2\n"));
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let (results, summary) = fixture();
+        let plain = render_table(&results, &info(), &summary, &PLAIN);
+        assert!(!plain.contains('\x1b'));
+        let coloured = TerminalOptions {
+            color: true,
+            ..PLAIN
+        };
+        let got = render_table(&results, &info(), &summary, &coloured);
+        assert!(got.contains("\x1b[1;31mISOLATION BROKEN (exit 1): 1 check failed\x1b[0m"));
+        assert!(got.contains("\x1b[1;31mFAIL \x1b[0m"));
+    }
+
+    #[test]
+    fn progress_is_quiet_for_passes_and_the_table_goes_to_stdout() {
+        let (results, summary) = fixture();
+        let err = SharedBuf::default();
+        let mut term = Terminal::new(Vec::new(), Box::new(err.clone()), PLAIN);
+        term.event(&Event::Started(info())).unwrap();
+        term.event(&Event::Phase("running checks as org b".into()))
+            .unwrap();
+        for r in &results {
+            term.event(&Event::Finished(r.clone())).unwrap();
+        }
+        term.event(&Event::Phase("teardown".into())).unwrap();
+        term.event(&Event::Ended(summary.clone())).unwrap();
+        assert_eq!(
+            err.text(),
+            "RUN   reference-api (http://127.0.0.1:8080), run r7x2\n\
+             ...   running checks as org b\n\
+             FAIL   brand is invisible to B [tenant_override:header:X-Org-Id]  B got 200 with A's brand\n\
+             ERROR  mentions list holds none of A's rows  control as A returned 503\n\
+             WARN   public.unique_email [unique_without_tenant]  unique (email) without org_id lets one tenant probe another's values\n\
+             SKIP   token forgery [token_forgery:expired]  the suite does not mint tokens\n\
+             ...   teardown (5 results so far)\n"
+        );
+        let out = String::from_utf8(term.into_inner()).unwrap();
+        assert_eq!(out, render_table(&results, &info(), &summary, &PLAIN));
+    }
+
+    #[test]
+    fn a_closed_stderr_does_not_cost_the_table() {
+        let (results, summary) = fixture();
+        let mut reporters = Reporters::new();
+        let out = SharedBuf::default();
+        reporters.push(Box::new(Terminal::new(
+            out.clone(),
+            Box::new(crate::report::tests::Broken),
+            PLAIN,
+        )));
+        reporters.event(&Event::Started(info()));
+        for r in &results {
+            reporters.event(&Event::Finished(r.clone()));
+        }
+        reporters.event(&Event::Ended(summary.clone()));
+        assert_eq!(reporters.errors().len(), 1, "only the first error is kept");
+        assert!(reporters.errors()[0].starts_with("cannot write progress: "));
+        assert!(
+            out.text()
+                .ends_with("ISOLATION BROKEN (exit 1): 1 check failed\n")
+        );
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(duration(Duration::from_millis(850)), "850ms");
+        assert_eq!(duration(Duration::from_millis(3214)), "3.21s");
+        assert_eq!(duration(Duration::from_millis(125_000)), "2m 05s");
+    }
+}
