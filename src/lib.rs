@@ -9,6 +9,7 @@
 //! terminal table, JUnit XML and the JSON report. [`exit`] turns the counts into the
 //! process status: 0 proven, 1 isolation broken, 2 undecided.
 
+pub mod cli;
 pub mod db;
 pub mod diag;
 pub mod exit;

@@ -2,7 +2,7 @@
 //! control as A once, then every variant as B, and turns answers into decisions with
 //! the pure rules of [`super::verdict`].
 
-use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -133,7 +133,7 @@ pub struct Ctx {
 /// Sends for one variant, counting transport retries.
 struct Sender<'a> {
     ctx: &'a Ctx,
-    retries: Cell<u32>,
+    retries: AtomicU32,
 }
 
 impl Sender<'_> {
@@ -148,7 +148,7 @@ impl Sender<'_> {
                 }
                 Err(_) => {
                     attempt += 1;
-                    self.retries.set(self.retries.get() + 1);
+                    self.retries.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
@@ -294,7 +294,7 @@ fn all(ctx: &Ctx, plan: &CheckPlan, d: Decision, start: Instant) -> Vec<CheckRes
 }
 
 async fn control_2xx(ctx: &Ctx, req: &Request, what: &str) -> Result<Resp, Decision> {
-    let s = Sender { ctx, retries: Cell::new(0) };
+    let s = Sender { ctx, retries: AtomicU32::new(0) };
     let p = ctx.prepare(req, Identity::A, None, None)?;
     let r = s.send(&p, "control as A").await?;
     if !r.is_success() {
@@ -328,7 +328,7 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
     let mut out = Vec::new();
     for v in &plan.variants {
         let vstart = Instant::now();
-        let s = Sender { ctx, retries: Cell::new(0) };
+        let s = Sender { ctx, retries: AtomicU32::new(0) };
         let d = match v {
             Variant::Base | Variant::Override(..) => {
                 let pair = match v {
@@ -351,7 +351,7 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
         if let (Variant::Base, Verdict::Pass | Verdict::Fail) = (v, d.verdict) {
             base_status.get_or_insert(ctx.not_found_of(plan));
         }
-        out.push(ctx.result(plan, v, d, vstart, s.retries.get()));
+        out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
     }
     out
 }
@@ -440,7 +440,7 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
     let mut out = Vec::new();
     for v in &plan.variants {
         let vstart = Instant::now();
-        let s = Sender { ctx, retries: Cell::new(0) };
+        let s = Sender { ctx, retries: AtomicU32::new(0) };
         let p = match v {
             Variant::Override(ch, name) => match &ctx.a_org {
                 None => Err(Decision::skip("A's org id is unknown: capture `org_id` when provisioning")),
@@ -456,7 +456,7 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                 Err(d) => d,
             },
         };
-        out.push(ctx.result(plan, v, d, vstart, s.retries.get()));
+        out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
     }
     out
 }
@@ -482,7 +482,7 @@ async fn write(ctx: &Ctx, plan: &CheckPlan, req: &Request, verify: &Request) -> 
     let mut out = Vec::new();
     for v in &plan.variants {
         let vstart = Instant::now();
-        let s = Sender { ctx, retries: Cell::new(0) };
+        let s = Sender { ctx, retries: AtomicU32::new(0) };
         let pair = match v {
             Variant::Override(ch, name) => match &ctx.a_org {
                 None => Err(Decision::skip("A's org id is unknown: capture `org_id` when provisioning")),
@@ -497,7 +497,7 @@ async fn write(ctx: &Ctx, plan: &CheckPlan, req: &Request, verify: &Request) -> 
             Err(d) => d,
             Ok((b, t)) => write_variant(&s, plan, &b, &t, &verify_p, &ids, &ctx.markers).await.unwrap_or_else(|d| d),
         };
-        out.push(ctx.result(plan, v, d, vstart, s.retries.get()));
+        out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
     }
     out
 }
@@ -551,7 +551,7 @@ async fn request(ctx: &Ctx, plan: &CheckPlan, i: usize) -> Vec<CheckResult> {
     let start = Instant::now();
     let c = &ctx.loaded.suite.checks[i];
     let req = &c.request.as_ref().expect("planned as request").value;
-    let s = Sender { ctx, retries: Cell::new(0) };
+    let s = Sender { ctx, retries: AtomicU32::new(0) };
     let lookup = ctx.values.lookup(None, None, None);
     let d = async {
         if let Some(control) = &c.control {
@@ -582,7 +582,7 @@ async fn request(ctx: &Ctx, plan: &CheckPlan, i: usize) -> Vec<CheckResult> {
     }
     .await
     .unwrap_or_else(|d| d);
-    vec![ctx.result(plan, &Variant::Base, d, start, s.retries.get())]
+    vec![ctx.result(plan, &Variant::Base, d, start, s.retries.load(Ordering::Relaxed))]
 }
 
 async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
@@ -607,7 +607,7 @@ async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult
     let mut out = Vec::new();
     for v in &plan.variants {
         let vstart = Instant::now();
-        let s = Sender { ctx, retries: Cell::new(0) };
+        let s = Sender { ctx, retries: AtomicU32::new(0) };
         let d = match v {
             Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await,
             Variant::Base | Variant::Override(..) => {
@@ -629,7 +629,7 @@ async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult
                 }
             }
         };
-        out.push(ctx.result(plan, v, d, vstart, s.retries.get()));
+        out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
     }
     out
 }

@@ -2,7 +2,7 @@
 //! and token, A's markers; and how a suite request becomes a [`Prepared`] one for a
 //! given identity, optionally with A's identifiers swapped for never-issued twins.
 
-use std::cell::RefCell;
+use std::sync::Mutex;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -55,18 +55,18 @@ pub fn new_run_id() -> String {
 /// Swaps A's identifiers for never-issued ones, the same twin for the same value.
 #[derive(Default)]
 pub struct Twins {
-    map: RefCell<BTreeMap<String, String>>,
+    map: Mutex<BTreeMap<String, String>>,
 }
 
 impl Twins {
     /// The twin of `v`.
     pub fn of(&self, v: &str) -> String {
-        self.map.borrow_mut().entry(v.to_string()).or_insert_with(|| twin_of(v)).clone()
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).entry(v.to_string()).or_insert_with(|| twin_of(v)).clone()
     }
 
     /// Every (original, twin) pair handed out.
     pub fn pairs(&self) -> Vec<(String, String)> {
-        self.map.borrow().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 }
 

@@ -1,0 +1,306 @@
+//! The command line (parse stage): clap definitions, validated into the objects that run,
+//! and the one entry point [`main`] shared by the binary and the demo.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit;
+use crate::outcome::{Event, RunInfo, RunSummary};
+use crate::redact::Redactor;
+use crate::report::{Json, Junit, Reporters, Terminal, TerminalOptions};
+use crate::run::{self, Cancel, Options};
+use crate::suite;
+
+/// Proves a multi-tenant API keeps every tenant's data away from every other tenant.
+///
+/// Exit status: 0 isolation proven; 1 isolation broken (a proven leak, and nothing
+/// else); 2 undecided (errors, bad suite, bad command line, interrupted).
+#[derive(Parser, Debug)]
+#[command(name = "tenantgate", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a suite: provision org A and org B, seed A, check as B, audit the database.
+    Run(RunArgs),
+    /// Load and check a suite without sending anything.
+    Validate(ValidateArgs),
+    /// Audit a database's Row-Level Security without a suite.
+    Audit(AuditArgs),
+}
+
+/// Report outputs shared by `run` and `audit`.
+#[derive(Args, Debug, Clone)]
+pub struct Outputs {
+    /// Write JUnit XML here (one testcase per check and variant).
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Write the JSON report here (schema_version 1).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Warnings fail the gate (exit 1).
+    #[arg(long)]
+    pub deny_warnings: bool,
+    /// Show every result in the table, passes included.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Colour: auto (a terminal without NO_COLOR), always, never.
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The suite file (YAML, format version 1).
+    pub suite: PathBuf,
+    #[command(flatten)]
+    pub out: Outputs,
+    /// Checks run at once (default: 4 per CPU).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: Option<u16>,
+    /// Only checks and variants whose id or name contains TEXT.
+    #[arg(long, value_name = "TEXT")]
+    pub filter: Option<String>,
+    /// Accept any TLS certificate. Reported in every output.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Retries of provision, seed and teardown requests (transport errors, 429, 502, 503).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub setup_retries: u32,
+    /// Retries of a check's request on transport errors (never on an answer).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub check_retries: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// The suite file.
+    pub suite: PathBuf,
+    /// List the result ids the suite would produce.
+    #[arg(long)]
+    pub list: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// A connection URL of a role that can read the catalogs.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: String,
+    /// The tenant column (repeatable). Default: org_id, tenant_id, organization_id, account_id, workspace_id.
+    #[arg(long = "tenant-column", value_name = "NAME")]
+    pub tenant_columns: Vec<String>,
+    /// Schemas to audit (repeatable). Default: every non-system schema.
+    #[arg(long = "schema", value_name = "NAME")]
+    pub schemas: Vec<String>,
+    /// Extra tenant tables (repeatable; each must exist).
+    #[arg(long = "table", value_name = "SCHEMA.TABLE")]
+    pub tables: Vec<String>,
+    /// Tables to leave out (repeatable).
+    #[arg(long = "exempt", value_name = "SCHEMA.TABLE")]
+    pub exempt: Vec<String>,
+    /// The application's role; without it, role checks are skipped (never passed).
+    #[arg(long, value_name = "ROLE")]
+    pub app_role: Option<String>,
+    /// The setting the policies key on, e.g. app.current_org_id.
+    #[arg(long, value_name = "NAME")]
+    pub tenant_setting: Option<String>,
+    /// Probe RLS live through this connection, as the application's role (rolled back).
+    #[arg(long, value_name = "URL", hide_env_values = true)]
+    pub probe_url: Option<String>,
+    #[command(flatten)]
+    pub out: Outputs,
+}
+
+fn reporters(out: &Outputs, redactor: &Redactor) -> Reporters {
+    let color = match out.color.as_str() {
+        "always" => true,
+        "never" => false,
+        _ => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let mut r = Reporters::new();
+    r.push(Box::new(Terminal::new(
+        std::io::stdout(),
+        Box::new(std::io::stderr()),
+        TerminalOptions { verbose: out.verbose, color, deny_warnings: out.deny_warnings },
+    )));
+    if let Some(p) = &out.junit {
+        r.push(Box::new(Junit::new(p.clone(), out.deny_warnings).with_redactor(redactor.clone())));
+    }
+    if let Some(p) = &out.json {
+        r.push(Box::new(Json::new(p.clone()).with_redactor(redactor.clone())));
+    }
+    r
+}
+
+/// Ctrl-C and SIGTERM cancel the run (teardown still runs); a second one exits at once.
+fn install_interrupts(cancel: Cancel) {
+    tokio::spawn(async move {
+        let term = async {
+            #[cfg(unix)]
+            {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            }
+            #[cfg(not(unix))]
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        eprintln!("tenantgate: interrupted: finishing running checks, tearing down, writing partial reports (again to quit now)");
+        cancel.cancel();
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("tenantgate: quitting without teardown");
+        std::process::exit(exit::UNDECIDED as i32);
+    });
+}
+
+/// The whole program: parses `args` (with the program name first) and returns the exit
+/// code. Never returns 1 for anything but a proven isolation failure.
+pub async fn main(args: Vec<OsString>) -> u8 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => exit::PROVEN,
+                _ => exit::UNDECIDED,
+            };
+        }
+    };
+    match cli.command {
+        Command::Validate(a) => validate(a),
+        Command::Run(a) => run_cmd(a).await,
+        Command::Audit(a) => audit_cmd(a).await,
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<suite::Loaded, u8> {
+    suite::load_file(path).map_err(|e| {
+        eprint!("{}", e.render(&Redactor::new()));
+        exit::UNDECIDED
+    })
+}
+
+fn validate(a: ValidateArgs) -> u8 {
+    let loaded = match load(&a.suite) {
+        Ok(l) => l,
+        Err(c) => return c,
+    };
+    let s = &loaded.suite;
+    let has_signer = s.orgs.as_ref().is_some_and(|o| o.mint.is_some())
+        || matches!(s.attacks.as_ref().and_then(|a| a.token_forgery.as_ref()), Some(crate::suite::model::Toggle::Configured(t)) if t.sign_with.is_some());
+    let plans = run::plan(s, has_signer, None);
+    let variants: usize = plans.iter().map(|p| p.variants.len()).sum();
+    // A closed pipe (`| head`) ends the listing quietly: it is not an error of the suite.
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "ok: suite `{}` is valid: {} checks, {} results planned{} (sha256 {})",
+        s.name.value,
+        s.checks.len(),
+        variants,
+        if s.database.is_some() { ", plus the database audit" } else { "" },
+        loaded.sha256
+    );
+    if a.list {
+        for p in &plans {
+            for v in &p.variants {
+                if writeln!(out, "{}", p.variant_id(v)).is_err() {
+                    return exit::PROVEN;
+                }
+            }
+        }
+    }
+    exit::PROVEN
+}
+
+async fn run_cmd(a: RunArgs) -> u8 {
+    let loaded = match load(&a.suite) {
+        Ok(l) => Arc::new(l),
+        Err(c) => return c,
+    };
+    let redactor = Redactor::new();
+    let mut reps = reporters(&a.out, &redactor);
+    let opts = Options {
+        jobs: a.jobs.map(usize::from).unwrap_or_else(run::default_jobs),
+        filter: a.filter.clone(),
+        deny_warnings: a.out.deny_warnings,
+        insecure: a.insecure,
+        setup_retries: a.setup_retries,
+        check_retries: a.check_retries,
+    };
+    let cancel = Cancel::new();
+    install_interrupts(cancel.clone());
+    let summary = run::run_suite(loaded, &opts, &redactor, cancel, &mut |e| reps.event(&e)).await;
+    finish(&reps, &summary)
+}
+
+fn finish(reps: &Reporters, summary: &RunSummary) -> u8 {
+    for e in reps.errors() {
+        eprintln!("tenantgate: {e}");
+    }
+    if !reps.errors().is_empty() && summary.exit_code == exit::PROVEN {
+        // A report CI relies on was not written: the gate cannot claim a pass.
+        return exit::UNDECIDED;
+    }
+    summary.exit_code
+}
+
+async fn audit_cmd(a: AuditArgs) -> u8 {
+    let redactor = Redactor::new();
+    redactor.add_url_password("database password", &a.database_url);
+    if let Some(p) = &a.probe_url {
+        redactor.add_url_password("probe password", p);
+    }
+    let mut reps = reporters(&a.out, &redactor);
+    let started = std::time::Instant::now();
+    reps.event(&Event::Started(RunInfo {
+        suite_name: "audit".into(),
+        suite_path: None,
+        suite_sha256: None,
+        run_id: run::context::new_run_id(),
+        target: None,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        started_at: run::now_rfc3339(),
+    }));
+    let cfg = crate::db::AuditConfig {
+        url: a.database_url.clone(),
+        tenant_columns: a.tenant_columns.clone(),
+        schemas: a.schemas.clone(),
+        tables: a.tables.clone(),
+        exempt: a.exempt.clone(),
+        app_role: a.app_role.clone(),
+        tenant_setting: a.tenant_setting.clone(),
+        probe: a.probe_url.clone().map(|url| crate::db::ProbeConfig { url, orgs: None }),
+    };
+    reps.event(&Event::Phase("auditing the database".into()));
+    let results = crate::db::audit(&cfg, &redactor).await;
+    for r in &results {
+        reps.event(&Event::Finished(r.clone()));
+    }
+    let counts = crate::outcome::Counts::of(&results);
+    let summary = RunSummary {
+        counts,
+        duration: started.elapsed(),
+        exit_code: exit::for_counts(&counts, a.out.deny_warnings, false),
+        incomplete: false,
+        created: vec![],
+        notices: vec![],
+    };
+    reps.event(&Event::Ended(summary.clone()));
+    finish(&reps, &summary)
+}
