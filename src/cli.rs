@@ -167,9 +167,18 @@ fn install_interrupts(cancel: Cancel) {
     });
 }
 
+/// Reads an environment variable (`${VAR}` in suites).
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// The whole program: parses `args` (with the program name first) and returns the exit
 /// code. Never returns 1 for anything but a proven isolation failure.
 pub async fn main(args: Vec<OsString>) -> u8 {
+    main_with_env(args, Arc::new(|n: &str| std::env::var(n).ok())).await
+}
+
+/// [`main`] with suites reading `${VAR}` through `env` instead of the process
+/// environment (the demo passes the throwaway database's URLs this way).
+pub async fn main_with_env(args: Vec<OsString>, env: EnvLookup) -> u8 {
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -181,21 +190,21 @@ pub async fn main(args: Vec<OsString>) -> u8 {
         }
     };
     match cli.command {
-        Command::Validate(a) => validate(a),
-        Command::Run(a) => run_cmd(a).await,
+        Command::Validate(a) => validate(a, &env),
+        Command::Run(a) => run_cmd(a, &env).await,
         Command::Audit(a) => audit_cmd(a).await,
     }
 }
 
-fn load(path: &std::path::Path) -> Result<suite::Loaded, u8> {
-    suite::load_file(path).map_err(|e| {
+fn load(path: &std::path::Path, env: &EnvLookup) -> Result<suite::Loaded, u8> {
+    suite::load::load_file_with_env(path, &|n| env(n)).map_err(|e| {
         eprint!("{}", e.render(&Redactor::new()));
         exit::UNDECIDED
     })
 }
 
-fn validate(a: ValidateArgs) -> u8 {
-    let loaded = match load(&a.suite) {
+fn validate(a: ValidateArgs, env: &EnvLookup) -> u8 {
+    let loaded = match load(&a.suite, env) {
         Ok(l) => l,
         Err(c) => return c,
     };
@@ -228,8 +237,8 @@ fn validate(a: ValidateArgs) -> u8 {
     exit::PROVEN
 }
 
-async fn run_cmd(a: RunArgs) -> u8 {
-    let loaded = match load(&a.suite) {
+async fn run_cmd(a: RunArgs, env: &EnvLookup) -> u8 {
+    let loaded = match load(&a.suite, env) {
         Ok(l) => Arc::new(l),
         Err(c) => return c,
     };

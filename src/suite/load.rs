@@ -60,6 +60,11 @@ impl LoadError {
 
 /// Reads and loads the suite at `path`, resolving `${VAR}` from the process environment.
 pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
+    load_file_with_env(path, &|n| std::env::var(n).ok())
+}
+
+/// [`load_file`] with `${VAR}` read through `env`.
+pub fn load_file_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, LoadError> {
     let shown = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| {
         LoadError::one(Diagnostic::file(
@@ -92,7 +97,7 @@ pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
             None,
         ))
     })?;
-    load_bytes(&shown, &bytes, &|n| std::env::var(n).ok())
+    load_bytes(&shown, &bytes, env)
 }
 
 /// Loads a suite from text (tests, stdin). `env` reads an environment variable.
@@ -172,9 +177,6 @@ fn load_bytes(
     }
     let sha256 = hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref());
 
-    // Captured so the closure can be 'static for the collector.
-    let env_snapshot: Vec<(String, String)> = std::env::vars().collect();
-    let _ = env_snapshot; // the lookup below is the caller's; keep the process env out of tests
     let lookup_cache = std::cell::RefCell::new(std::collections::BTreeMap::new());
     let lookup = |n: &str| -> Option<String> {
         lookup_cache

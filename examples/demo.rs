@@ -1,0 +1,142 @@
+//! The quick-start demo: a throwaway PostgreSQL, the reference multi-tenant API on it,
+//! and tenantgate's bundled suite run against both. Everything it starts is stopped and
+//! removed at the end, also on Ctrl-C.
+//!
+//! ```text
+//! cargo run --example demo                          # the correct app: exit 0
+//! cargo run --example demo -- --bug tenant-from-header   # a planted bug: exit 1
+//! cargo run --example demo -- --list-bugs
+//! cargo run --example demo -- --bug alg-none -- --junit report.xml --json report.json
+//! ```
+//! Arguments after `--` go to `tenantgate run`.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tenantgate_reference_api::bugs::{Bug, Bugs};
+use tenantgate_reference_api::pg::TempPostgres;
+
+fn usage() -> &'static str {
+    "usage: cargo run --example demo -- [--bug NAME]... [--list-bugs] [-- TENANTGATE-RUN-ARGS...]"
+}
+
+fn main() -> ExitCode {
+    let mut bug_names: Vec<String> = Vec::new();
+    let mut passthrough: Vec<OsString> = Vec::new();
+    let mut args = std::env::args_os().skip(1);
+    while let Some(a) = args.next() {
+        match a.to_str() {
+            Some("--bug") => match args.next().and_then(|s| s.into_string().ok()) {
+                Some(n) => bug_names.push(n),
+                None => {
+                    eprintln!("demo: --bug needs a name (see --list-bugs)\n{}", usage());
+                    return ExitCode::from(2);
+                }
+            },
+            Some("--list-bugs") => {
+                println!("planted bugs of the reference API (switch on with --bug NAME):");
+                for b in Bug::ALL {
+                    println!("  {:<24} {}\n  {:<24} caught by: {}", b.name(), b.description(), "", b.caught_by());
+                }
+                return ExitCode::SUCCESS;
+            }
+            Some("--") => passthrough.extend(args.by_ref()),
+            Some("-h" | "--help") => {
+                println!("{}", usage());
+                return ExitCode::SUCCESS;
+            }
+            _ => {
+                eprintln!("demo: unexpected argument {a:?}\n{}", usage());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let bugs = match Bugs::parse(&bug_names.join(",")) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("demo: {e} (see --list-bugs)");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("demo: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    ExitCode::from(rt.block_on(demo(bugs, bug_names, passthrough)))
+}
+
+async fn demo(bugs: Bugs, bug_names: Vec<String>, passthrough: Vec<OsString>) -> u8 {
+    eprintln!("demo: starting a throwaway PostgreSQL…");
+    // Ctrl-C during startup must still stop what was started: listen from the start.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    let started = tokio::select! {
+        r = tokio::task::spawn_blocking(TempPostgres::start) => r,
+        _ = &mut interrupted => { eprintln!("demo: interrupted"); return 2; }
+    };
+    let pg = match started {
+        Ok(Ok(pg)) => pg,
+        Ok(Err(e)) => {
+            eprintln!("demo: cannot start PostgreSQL: {e}");
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("demo: cannot start PostgreSQL: {e}");
+            return 2;
+        }
+    };
+    let code = {
+        let launched = tokio::select! {
+            r = tenantgate_reference_api::launch(&pg, "tenantgate_demo", "tg", bugs) => r,
+            _ = &mut interrupted => { eprintln!("demo: interrupted"); return stop(pg).await; }
+        };
+        let l = match launched {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("demo: cannot start the reference API: {e}");
+                return stop(pg).await.max(2);
+            }
+        };
+        eprintln!(
+            "demo: reference API on {} (planted bugs: {}), PostgreSQL on 127.0.0.1:{}",
+            l.base_url,
+            if bug_names.is_empty() { "none".to_string() } else { bug_names.join(", ") },
+            pg.port()
+        );
+        let env: Vec<(String, String)> = vec![
+            ("TARGET_URL".into(), l.base_url.clone()),
+            ("DATABASE_URL".into(), l.admin_url.clone()),
+            ("APP_DATABASE_URL".into(), l.app_url.clone()),
+            ("APP_ROLE".into(), l.app_role.clone()),
+            ("JWT_SECRET".into(), l.jwt_secret.clone()),
+        ];
+        let lookup: tenantgate::cli::EnvLookup = Arc::new(move |n: &str| {
+            env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).or_else(|| std::env::var(n).ok())
+        });
+        let suite = concat!(env!("CARGO_MANIFEST_DIR"), "/suites/reference-api.yaml");
+        let mut args: Vec<OsString> = vec!["tenantgate".into(), "run".into(), suite.into()];
+        args.extend(passthrough);
+        let code = tenantgate::cli::main_with_env(args, lookup).await;
+        l.api.shutdown().await;
+        code
+    };
+    let stopped = stop(pg).await;
+    // A proven failure (1) stays 1 even if cleanup had trouble.
+    if code == 0 { stopped } else { code }
+}
+
+/// Stops and removes the cluster; 0 when that went fine.
+async fn stop(mut pg: TempPostgres) -> u8 {
+    let r = tokio::task::spawn_blocking(move || pg.stop()).await;
+    match r {
+        Ok(()) => {
+            eprintln!("demo: stopped the reference API and PostgreSQL and removed their files");
+            0
+        }
+        Err(_) => 2,
+    }
+}
