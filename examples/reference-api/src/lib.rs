@@ -233,12 +233,19 @@ async fn recreate_database(maintenance_url: &str, dbname: &str) -> Result<(), Er
         .await
         .map_err(|e| Error::db("connecting as the superuser", e))?;
     let conn = tokio::spawn(connection);
-    let result = client
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {dbname} WITH (FORCE); CREATE DATABASE {dbname};"
-        ))
-        .await
-        .map_err(|e| Error::db("creating the database", e));
+    // Two round trips: a multi-statement string is one implicit transaction, and
+    // neither statement may run inside one.
+    let mut result = Ok(());
+    for stmt in [
+        format!("DROP DATABASE IF EXISTS {dbname} WITH (FORCE)"),
+        format!("CREATE DATABASE {dbname}"),
+    ] {
+        result = client.batch_execute(&stmt).await;
+        if result.is_err() {
+            break;
+        }
+    }
+    let result = result.map_err(|e| Error::db("creating the database", e));
     drop(client);
     let _ = conn.await;
     result

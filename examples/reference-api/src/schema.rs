@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | `{p}_owner` | no | owns every table; never used by the app |
 //! | `{p}_app` | yes, random password | the app: DML on tenant tables, no TRUNCATE, no BYPASSRLS |
-//! | `{p}_maintenance` | no | BYPASSRLS; reachable by the app only through a planted bug |
+//! | `{p}_maintenance` | no | BYPASSRLS + the app's privileges; reachable by the app only through a planted bug |
 //!
 //! Use one prefix per database: preparing a second database with the same prefix gives
 //! the app role a new password, and the first database's API can no longer open
@@ -174,6 +174,10 @@ fn migration_sql(p: &str, password: &str, bugs: &Bugs) -> String {
             "SELECT, INSERT, UPDATE, DELETE"
         };
         push(&format!("GRANT {privileges} ON {table} TO {app};"));
+        // The maintenance role is what operators would use for cross-tenant repairs; it
+        // needs real privileges for the planted membership to matter.
+        push(&format!("REVOKE ALL ON {table} FROM {maint};"));
+        push(&format!("GRANT {privileges} ON {table} TO {maint};"));
 
         let rls_off = table == "mentions" && bugs.contains(Bug::MentionsRlsOff);
         push(&format!(
