@@ -1,11 +1,14 @@
+//! The throwaway cluster itself: starts, answers, and is gone after `stop`.
+
+use std::time::Duration;
+
+use tenantgate_reference_api::pg::{TempPostgres, wait_for_port};
+
 #[test]
 fn starts_and_stops_a_cluster() {
-    let mut pg = tenantgate_reference_api::pg::TempPostgres::start().expect("start");
+    let mut pg = TempPostgres::start().expect("start");
     let port = pg.port();
-    assert!(tenantgate_reference_api::pg::wait_for_port(
-        port,
-        std::time::Duration::from_secs(5)
-    ));
+    assert!(wait_for_port(port, Duration::from_secs(5)));
     let out = std::process::Command::new("psql")
         .arg(pg.superuser_url("postgres"))
         .args(["-Atc", "select 1"])
@@ -18,8 +21,5 @@ fn starts_and_stops_a_cluster() {
         out
     );
     pg.stop();
-    assert!(!tenantgate_reference_api::pg::wait_for_port(
-        port,
-        std::time::Duration::from_millis(300)
-    ));
+    assert!(!wait_for_port(port, Duration::from_millis(300)));
 }

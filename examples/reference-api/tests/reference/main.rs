@@ -1,0 +1,9 @@
+//! The reference API's integration tests: one binary, one shared throwaway PostgreSQL
+//! cluster, a fresh database and role prefix per test, real HTTP on a real socket.
+
+mod binary;
+mod bugs;
+mod clean;
+mod common;
+mod database;
+mod pg_smoke;
