@@ -37,7 +37,13 @@ fn main() -> ExitCode {
             Some("--list-bugs") => {
                 println!("planted bugs of the reference API (switch on with --bug NAME):");
                 for b in Bug::ALL {
-                    println!("  {:<24} {}\n  {:<24} caught by: {}", b.name(), b.description(), "", b.caught_by());
+                    println!(
+                        "  {:<24} {}\n  {:<24} caught by: {}",
+                        b.name(),
+                        b.description(),
+                        "",
+                        b.caught_by()
+                    );
                 }
                 return ExitCode::SUCCESS;
             }
@@ -59,7 +65,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("demo: cannot start the async runtime: {e}");
@@ -104,7 +113,11 @@ async fn demo(bugs: Bugs, bug_names: Vec<String>, passthrough: Vec<OsString>) ->
         eprintln!(
             "demo: reference API on {} (planted bugs: {}), PostgreSQL on 127.0.0.1:{}",
             l.base_url,
-            if bug_names.is_empty() { "none".to_string() } else { bug_names.join(", ") },
+            if bug_names.is_empty() {
+                "none".to_string()
+            } else {
+                bug_names.join(", ")
+            },
             pg.port()
         );
         let env: Vec<(String, String)> = vec![
@@ -115,7 +128,10 @@ async fn demo(bugs: Bugs, bug_names: Vec<String>, passthrough: Vec<OsString>) ->
             ("JWT_SECRET".into(), l.jwt_secret.clone()),
         ];
         let lookup: tenantgate::cli::EnvLookup = Arc::new(move |n: &str| {
-            env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).or_else(|| std::env::var(n).ok())
+            env.iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.clone())
+                .or_else(|| std::env::var(n).ok())
         });
         let suite = concat!(env!("CARGO_MANIFEST_DIR"), "/suites/reference-api.yaml");
         let mut args: Vec<OsString> = vec!["tenantgate".into(), "run".into(), suite.into()];

@@ -128,13 +128,21 @@ fn reporters(out: &Outputs, redactor: &Redactor) -> Reporters {
     r.push(Box::new(Terminal::new(
         std::io::stdout(),
         Box::new(std::io::stderr()),
-        TerminalOptions { verbose: out.verbose, color, deny_warnings: out.deny_warnings },
+        TerminalOptions {
+            verbose: out.verbose,
+            color,
+            deny_warnings: out.deny_warnings,
+        },
     )));
     if let Some(p) = &out.junit {
-        r.push(Box::new(Junit::new(p.clone(), out.deny_warnings).with_redactor(redactor.clone())));
+        r.push(Box::new(
+            Junit::new(p.clone(), out.deny_warnings).with_redactor(redactor.clone()),
+        ));
     }
     if let Some(p) = &out.json {
-        r.push(Box::new(Json::new(p.clone()).with_redactor(redactor.clone())));
+        r.push(Box::new(
+            Json::new(p.clone()).with_redactor(redactor.clone()),
+        ));
     }
     r
 }
@@ -159,7 +167,9 @@ fn install_interrupts(cancel: Cancel) {
             _ = tokio::signal::ctrl_c() => {}
             _ = term => {}
         }
-        eprintln!("tenantgate: interrupted: finishing running checks, tearing down, writing partial reports (again to quit now)");
+        eprintln!(
+            "tenantgate: interrupted: finishing running checks, tearing down, writing partial reports (again to quit now)"
+        );
         cancel.cancel();
         let _ = tokio::signal::ctrl_c().await;
         eprintln!("tenantgate: quitting without teardown");
@@ -184,7 +194,9 @@ pub async fn main_with_env(args: Vec<OsString>, env: EnvLookup) -> u8 {
         Err(e) => {
             let _ = e.print();
             return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => exit::PROVEN,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    exit::PROVEN
+                }
                 _ => exit::UNDECIDED,
             };
         }
@@ -222,7 +234,11 @@ fn validate(a: ValidateArgs, env: &EnvLookup) -> u8 {
         s.name.value,
         s.checks.len(),
         variants,
-        if s.database.is_some() { ", plus the database audit" } else { "" },
+        if s.database.is_some() {
+            ", plus the database audit"
+        } else {
+            ""
+        },
         loaded.sha256
     );
     if a.list {
@@ -294,7 +310,10 @@ async fn audit_cmd(a: AuditArgs) -> u8 {
         exempt: a.exempt.clone(),
         app_role: a.app_role.clone(),
         tenant_setting: a.tenant_setting.clone(),
-        probe: a.probe_url.clone().map(|url| crate::db::ProbeConfig { url, orgs: None }),
+        probe: a
+            .probe_url
+            .clone()
+            .map(|url| crate::db::ProbeConfig { url, orgs: None }),
     };
     reps.event(&Event::Phase("auditing the database".into()));
     let results = crate::db::audit(&cfg, &redactor).await;

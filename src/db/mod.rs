@@ -26,5 +26,12 @@ pub struct ProbeOrgs {
 }
 
 pub async fn audit(_cfg: &AuditConfig, _redactor: &Redactor) -> Vec<CheckResult> {
-    vec![CheckResult::new("database.audit", "database", "audit", Layer::Database, Verdict::Error, "not implemented")]
+    vec![CheckResult::new(
+        "database.audit",
+        "database",
+        "audit",
+        Layer::Database,
+        Verdict::Error,
+        "not implemented",
+    )]
 }

@@ -2,8 +2,8 @@
 //! control as A once, then every variant as B, and turns answers into decisions with
 //! the pure rules of [`super::verdict`].
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use super::context::{AuthSpec, Preparer, Twins, Values};
@@ -33,7 +33,12 @@ pub enum Forgery {
 }
 
 impl Forgery {
-    pub const ALL: [Forgery; 4] = [Forgery::AlgNone, Forgery::Tampered, Forgery::RandomKey, Forgery::Expired];
+    pub const ALL: [Forgery; 4] = [
+        Forgery::AlgNone,
+        Forgery::Tampered,
+        Forgery::RandomKey,
+        Forgery::Expired,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Forgery::AlgNone => "alg_none",
@@ -100,7 +105,9 @@ impl CheckPlan {
     /// The variant's result id: `slug` or `slug/variant`.
     pub fn variant_id(&self, v: &Variant) -> String {
         match (v, &self.kind) {
-            (Variant::Base, Kind::Read(_) | Kind::List(_) | Kind::Write(_) | Kind::Request(_)) => self.slug.clone(),
+            (Variant::Base, Kind::Read(_) | Kind::List(_) | Kind::Write(_) | Kind::Request(_)) => {
+                self.slug.clone()
+            }
             _ => format!("{}/{}", self.slug, self.variant_name(v)),
         }
     }
@@ -109,7 +116,10 @@ impl CheckPlan {
     pub fn is_write(&self, suite: &crate::suite::Suite) -> bool {
         match self.kind {
             Kind::Write(_) => true,
-            Kind::Request(i) => suite.checks[i].request.as_ref().is_some_and(|r| !r.value.method.is_safe()),
+            Kind::Request(i) => suite.checks[i]
+                .request
+                .as_ref()
+                .is_some_and(|r| !r.value.method.is_safe()),
             _ => false,
         }
     }
@@ -157,16 +167,33 @@ impl Sender<'_> {
 
 impl Ctx {
     fn preparer(&self) -> Preparer<'_> {
-        Preparer { values: &self.values, auth: &self.auth, redactor: &self.redactor }
+        Preparer {
+            values: &self.values,
+            auth: &self.auth,
+            redactor: &self.redactor,
+        }
     }
 
-    fn prepare(&self, req: &Request, as_: Identity, twins: Option<&Twins>, token: Option<&str>) -> Result<Prepared, Decision> {
+    fn prepare(
+        &self,
+        req: &Request,
+        as_: Identity,
+        twins: Option<&Twins>,
+        token: Option<&str>,
+    ) -> Result<Prepared, Decision> {
         self.preparer()
             .prepare(req, as_, None, twins, token)
             .map_err(|e| Decision::error(format!("cannot build the request: {e}")))
     }
 
-    fn result(&self, plan: &CheckPlan, v: &Variant, d: Decision, start: Instant, retries: u32) -> CheckResult {
+    fn result(
+        &self,
+        plan: &CheckPlan,
+        v: &Variant,
+        d: Decision,
+        start: Instant,
+        retries: u32,
+    ) -> CheckResult {
         let layer = match (v, &plan.kind) {
             (Variant::Base, Kind::Identity | Kind::Jwt) => Layer::Attack,
             (Variant::Base, _) => Layer::Http,
@@ -182,10 +209,18 @@ impl Ctx {
         )
         .timed(start.elapsed());
         if retries > 0 {
-            r = r.with("retries", format!("{retries} transport error(s) retried; the verdict is from the last attempt"));
+            r = r.with(
+                "retries",
+                format!(
+                    "{retries} transport error(s) retried; the verdict is from the last attempt"
+                ),
+            );
         }
         for e in d.evidence {
-            r.evidence.push(crate::outcome::Evidence::new(e.label, self.redactor.redact(&e.text)));
+            r.evidence.push(crate::outcome::Evidence::new(
+                e.label,
+                self.redactor.redact(&e.text),
+            ));
         }
         r.retries = retries;
         r
@@ -193,14 +228,23 @@ impl Ctx {
 
     /// A forged token for a variant, or why there is none.
     fn forge(&self, f: Forgery) -> Result<String, String> {
-        let token = self.values.b.token().ok_or("B has no token (nothing captured as `token`)")?;
+        let token = self
+            .values
+            .b
+            .token()
+            .ok_or("B has no token (nothing captured as `token`)")?;
         if !self.auth.uses_token() {
-            return Err("`orgs.auth` does not send `{{token}}`, so a forged token cannot be sent".into());
+            return Err(
+                "`orgs.auth` does not send `{{token}}`, so a forged token cannot be sent".into(),
+            );
         }
         let t = jwt::decode(token).ok_or("B's token is not a JWT: there are no claims to forge")?;
         let claim = jwt::tenant_claim_name(&t.payload, self.tenant_claim.as_deref())
             .ok_or("B's token has none of the usual tenant claims; set `orgs.tenant_claim`")?;
-        let a_org = self.a_org.as_deref().ok_or("A's org id is unknown: capture `org_id` when provisioning")?;
+        let a_org = self
+            .a_org
+            .as_deref()
+            .ok_or("A's org id is unknown: capture `org_id` when provisioning")?;
         let forged = match f {
             Forgery::AlgNone => jwt::forge_alg_none(&t, &claim, a_org),
             Forgery::Tampered => jwt::forge_tampered(&t, &claim, a_org),
@@ -212,7 +256,8 @@ impl Ctx {
                 jwt::forge_expired(&t, &claim, a_org, s)?
             }
         };
-        self.redactor.add(&format!("forged token ({})", f.name()), &forged);
+        self.redactor
+            .add(&format!("forged token ({})", f.name()), &forged);
         Ok(forged)
     }
 }
@@ -237,13 +282,30 @@ pub fn apply_override(p: &Prepared, ch: Channel, name: &str, a_org: &str) -> Opt
     Some(p)
 }
 
+/// The tenant offered in a header, query parameter or body field must be ignored: when
+/// offering A's org id turns B's usual answer (`base`) into another non-5xx answer, the
+/// server reads the tenant from the request.
+pub fn override_changed(channel_name: &str, base: u16, with_override: u16) -> Option<Decision> {
+    (base != with_override && with_override < 500).then(|| {
+        Decision::fail(format!(
+            "offering A's org id as {channel_name} changed B's answer from {base} to {with_override}: the server reads the tenant from the request"
+        ))
+    })
+}
+
 /// The rule for a forged token: it must be answered 401.
 pub fn forgery_rule(r: &Resp, control_status: u16, markers: &[String]) -> Decision {
     if control_status == 401 {
-        return Decision::error("B's own valid token is answered 401 here too: a 401 for a forged one proves nothing");
+        return Decision::error(
+            "B's own valid token is answered 401 here too: a 401 for a forged one proves nothing",
+        );
     }
     if r.is_server_error() {
-        return Decision::error(format!("server error {}: the answer cannot be judged", r.status)).with("got", show(r));
+        return Decision::error(format!(
+            "server error {}: the answer cannot be judged",
+            r.status
+        ))
+        .with("got", show(r));
     }
     if r.status == 401 {
         return Decision::pass("401: the forged token was rejected");
@@ -253,10 +315,17 @@ pub fn forgery_rule(r: &Resp, control_status: u16, markers: &[String]) -> Decisi
         Decision::fail(format!(
             "the forged token was accepted: {}{}",
             r.status,
-            if found.is_empty() { String::new() } else { format!(" with A's data ({})", found.join(", ")) }
+            if found.is_empty() {
+                String::new()
+            } else {
+                format!(" with A's data ({})", found.join(", "))
+            }
         ))
     } else {
-        Decision::fail(format!("a forged token got {}, not 401: it was not rejected as unauthenticated", r.status))
+        Decision::fail(format!(
+            "a forged token got {}, not 401: it was not rejected as unauthenticated",
+            r.status
+        ))
     };
     d.with("got", show(r))
 }
@@ -266,22 +335,39 @@ pub async fn run_check(ctx: Arc<Ctx>, plan: CheckPlan) -> Vec<CheckResult> {
     let suite = &ctx.loaded.suite;
     match plan.kind {
         Kind::Read(i) => {
-            let req = &suite.checks[i].read.as_ref().expect("planned as read").request;
+            let req = &suite.checks[i]
+                .read
+                .as_ref()
+                .expect("planned as read")
+                .request;
             read(&ctx, &plan, req).await
         }
         Kind::List(i) => {
-            let req = &suite.checks[i].list.as_ref().expect("planned as list").request;
+            let req = &suite.checks[i]
+                .list
+                .as_ref()
+                .expect("planned as list")
+                .request;
             list(&ctx, &plan, req).await
         }
         Kind::Write(i) => {
             let c = &suite.checks[i];
             let write_req = &c.write.as_ref().expect("planned as write").value;
-            let verify = &c.verify.as_ref().expect("validated: write has verify").request;
+            let verify = &c
+                .verify
+                .as_ref()
+                .expect("validated: write has verify")
+                .request;
             write(&ctx, &plan, write_req, verify).await
         }
         Kind::Request(i) => request(&ctx, &plan, i).await,
         Kind::Identity => {
-            let req = &suite.orgs.as_ref().and_then(|o| o.identity.as_ref()).expect("planned as identity").request;
+            let req = &suite
+                .orgs
+                .as_ref()
+                .and_then(|o| o.identity.as_ref())
+                .expect("planned as identity")
+                .request;
             identity(&ctx, &plan, req).await
         }
         Kind::Jwt => jwt_claims(&ctx, &plan),
@@ -290,11 +376,17 @@ pub async fn run_check(ctx: Arc<Ctx>, plan: CheckPlan) -> Vec<CheckResult> {
 
 /// Every variant gets the same decision (a failed control makes all undecidable).
 fn all(ctx: &Ctx, plan: &CheckPlan, d: Decision, start: Instant) -> Vec<CheckResult> {
-    plan.variants.iter().map(|v| ctx.result(plan, v, d.clone(), start, 0)).collect()
+    plan.variants
+        .iter()
+        .map(|v| ctx.result(plan, v, d.clone(), start, 0))
+        .collect()
 }
 
 async fn control_2xx(ctx: &Ctx, req: &Request, what: &str) -> Result<Resp, Decision> {
-    let s = Sender { ctx, retries: AtomicU32::new(0) };
+    let s = Sender {
+        ctx,
+        retries: AtomicU32::new(0),
+    };
     let p = ctx.prepare(req, Identity::A, None, None)?;
     let r = s.send(&p, "control as A").await?;
     if !r.is_success() {
@@ -309,11 +401,15 @@ async fn control_2xx(ctx: &Ctx, req: &Request, what: &str) -> Result<Resp, Decis
 
 async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
     let start = Instant::now();
-    if let Err(d) = control_2xx(ctx, req, "the path is wrong or A's resource does not exist").await {
+    if let Err(d) = control_2xx(ctx, req, "the path is wrong or A's resource does not exist").await
+    {
         return all(ctx, plan, d, start);
     }
     let twins = Twins::default();
-    let (base, twin) = match (ctx.prepare(req, Identity::B, None, None), ctx.prepare(req, Identity::B, Some(&twins), None)) {
+    let (base, twin) = match (
+        ctx.prepare(req, Identity::B, None, None),
+        ctx.prepare(req, Identity::B, Some(&twins), None),
+    ) {
         (Ok(b), Ok(t)) => (b, t),
         (Err(d), _) | (_, Err(d)) => return all(ctx, plan, d, start),
     };
@@ -323,27 +419,60 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
         );
         return all(ctx, plan, d, start);
     }
-    let ids: Vec<String> = twins.pairs().into_iter().flat_map(|(a, t)| [a, t]).collect();
+    let ids: Vec<String> = twins
+        .pairs()
+        .into_iter()
+        .flat_map(|(a, t)| [a, t])
+        .collect();
     let mut base_status: Option<u16> = None;
     let mut out = Vec::new();
     for v in &plan.variants {
         let vstart = Instant::now();
-        let s = Sender { ctx, retries: AtomicU32::new(0) };
+        let s = Sender {
+            ctx,
+            retries: AtomicU32::new(0),
+        };
         let d = match v {
             Variant::Base | Variant::Override(..) => {
                 let pair = match v {
                     Variant::Override(ch, name) => match &ctx.a_org {
-                        None => Err(Decision::skip("A's org id is unknown: capture `org_id` when provisioning")),
-                        Some(org) => match (apply_override(&base, *ch, name, org), apply_override(&twin, *ch, name, org)) {
+                        None => Err(Decision::skip(
+                            "A's org id is unknown: capture `org_id` when provisioning",
+                        )),
+                        Some(org) => match (
+                            apply_override(&base, *ch, name, org),
+                            apply_override(&twin, *ch, name, org),
+                        ) {
                             (Some(b), Some(t)) => Ok((b, t)),
-                            _ => Err(Decision::skip("the request has no JSON object body to add the field to")),
+                            _ => Err(Decision::skip(
+                                "the request has no JSON object body to add the field to",
+                            )),
                         },
                     },
                     _ => Ok((base.clone(), twin.clone())),
                 };
                 match pair {
                     Err(d) => d,
-                    Ok((b, t)) => not_found_variant(&s, plan, &b, &t, &ids, &ctx.markers).await.inspect(|_| ()).unwrap_or_else(|d| d),
+                    Ok((b, t)) => {
+                        let d = not_found_variant(&s, plan, &b, &t, &ids, &ctx.markers)
+                            .await
+                            .unwrap_or_else(|d| d);
+                        // A twin that stops being not-found only because A's org id was
+                        // offered is the server reading the tenant from the request.
+                        match (v, d.verdict, twin_status_of(&d)) {
+                            (Variant::Override(..), Verdict::Error, Some(st))
+                                if st != plan.not_found && st < 500 =>
+                            {
+                                override_changed(&plan.variant_name(v), plan.not_found, st)
+                                    .map(|f| Decision {
+                                        evidence: d.evidence.clone(),
+                                        ..f
+                                    })
+                                    .unwrap_or(d)
+                            }
+                            _ => d,
+                        }
+                    }
                 }
             }
             Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await,
@@ -354,6 +483,15 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
         out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
     }
     out
+}
+
+/// The twin's status recorded in a not-found decision's evidence.
+fn twin_status_of(d: &Decision) -> Option<u16> {
+    d.evidence
+        .iter()
+        .find(|e| e.label == "B got (never-issued id)")
+        .and_then(|e| e.text.split(' ').next())
+        .and_then(|s| s.parse().ok())
 }
 
 impl Ctx {
@@ -438,21 +576,42 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
         Err(d) => return all(ctx, plan, d, start),
     };
     let mut out = Vec::new();
+    let mut base_status: Option<u16> = None;
     for v in &plan.variants {
         let vstart = Instant::now();
-        let s = Sender { ctx, retries: AtomicU32::new(0) };
+        let s = Sender {
+            ctx,
+            retries: AtomicU32::new(0),
+        };
         let p = match v {
             Variant::Override(ch, name) => match &ctx.a_org {
-                None => Err(Decision::skip("A's org id is unknown: capture `org_id` when provisioning")),
-                Some(org) => apply_override(&base, *ch, name, org)
-                    .ok_or_else(|| Decision::skip("the request has no JSON object body to add the field to")),
+                None => Err(Decision::skip(
+                    "A's org id is unknown: capture `org_id` when provisioning",
+                )),
+                Some(org) => apply_override(&base, *ch, name, org).ok_or_else(|| {
+                    Decision::skip("the request has no JSON object body to add the field to")
+                }),
             },
             _ => Ok(base.clone()),
         };
         let d = match p {
             Err(d) => d,
             Ok(p) => match s.send(&p, "B").await {
-                Ok(r) => verdict::list_rule(&r, &ctx.markers).with("request", p.line()),
+                Ok(r) => {
+                    if matches!(v, Variant::Base) {
+                        base_status = Some(r.status);
+                    }
+                    let d = verdict::list_rule(&r, &ctx.markers);
+                    match (v, d.verdict, base_status) {
+                        (Variant::Override(..), Verdict::Error, Some(base))
+                            if (200..300).contains(&base) =>
+                        {
+                            override_changed(&plan.variant_name(v), base, r.status).unwrap_or(d)
+                        }
+                        _ => d,
+                    }
+                    .with("request", p.line())
+                }
                 Err(d) => d,
             },
         };
@@ -478,25 +637,57 @@ async fn write(ctx: &Ctx, plan: &CheckPlan, req: &Request, verify: &Request) -> 
         );
         return all(ctx, plan, d, start);
     }
-    let ids: Vec<String> = twins.pairs().into_iter().flat_map(|(a, t)| [a, t]).collect();
+    let ids: Vec<String> = twins
+        .pairs()
+        .into_iter()
+        .flat_map(|(a, t)| [a, t])
+        .collect();
     let mut out = Vec::new();
+    // Set once a variant's write was accepted: A's resource may be gone or changed, so
+    // later variants cannot be judged against it (the check has already failed).
+    let mut damaged: Option<String> = None;
     for v in &plan.variants {
         let vstart = Instant::now();
-        let s = Sender { ctx, retries: AtomicU32::new(0) };
+        let s = Sender {
+            ctx,
+            retries: AtomicU32::new(0),
+        };
         let pair = match v {
             Variant::Override(ch, name) => match &ctx.a_org {
-                None => Err(Decision::skip("A's org id is unknown: capture `org_id` when provisioning")),
-                Some(org) => match (apply_override(&base, *ch, name, org), apply_override(&twin, *ch, name, org)) {
+                None => Err(Decision::skip(
+                    "A's org id is unknown: capture `org_id` when provisioning",
+                )),
+                Some(org) => match (
+                    apply_override(&base, *ch, name, org),
+                    apply_override(&twin, *ch, name, org),
+                ) {
                     (Some(b), Some(t)) => Ok((b, t)),
-                    _ => Err(Decision::skip("the request has no JSON object body to add the field to")),
+                    _ => Err(Decision::skip(
+                        "the request has no JSON object body to add the field to",
+                    )),
                 },
             },
             _ => Ok((base.clone(), twin.clone())),
         };
         let d = match pair {
             Err(d) => d,
-            Ok((b, t)) => write_variant(&s, plan, &b, &t, &verify_p, &ids, &ctx.markers).await.unwrap_or_else(|d| d),
+            Ok((b, t)) => {
+                match write_variant(&s, plan, &b, &t, &verify_p, &ids, &ctx.markers).await {
+                    Ok(d) => d,
+                    Err(d) => match &damaged {
+                        Some(by) if d.summary.starts_with("verify as A got") => {
+                            Decision::skip(format!(
+                                "not judged: the accepted write of variant {by} already changed A's data"
+                            ))
+                        }
+                        _ => d,
+                    },
+                }
+            }
         };
+        if d.verdict == Verdict::Fail && damaged.is_none() {
+            damaged = Some(plan.variant_name(v));
+        }
         out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
     }
     out
@@ -551,7 +742,10 @@ async fn request(ctx: &Ctx, plan: &CheckPlan, i: usize) -> Vec<CheckResult> {
     let start = Instant::now();
     let c = &ctx.loaded.suite.checks[i];
     let req = &c.request.as_ref().expect("planned as request").value;
-    let s = Sender { ctx, retries: AtomicU32::new(0) };
+    let s = Sender {
+        ctx,
+        retries: AtomicU32::new(0),
+    };
     let lookup = ctx.values.lookup(None, None, None);
     let d = async {
         if let Some(control) = &c.control {
@@ -570,19 +764,33 @@ async fn request(ctx: &Ctx, plan: &CheckPlan, i: usize) -> Vec<CheckResult> {
         let p = ctx.prepare(req, c.as_.unwrap_or(Identity::B), None, None)?;
         let r = s.send(&p, "request").await?;
         let problems = unmet(expect_of(i, ctx), &r, &lookup, false);
-        let allowed_5xx = expect_of(i, ctx).and_then(|e| e.status.as_ref()).is_some_and(|st| st.matches(r.status));
+        let allowed_5xx = expect_of(i, ctx)
+            .and_then(|e| e.status.as_ref())
+            .is_some_and(|st| st.matches(r.status));
         if r.is_server_error() && !allowed_5xx {
-            return Err(Decision::error(format!("server error {}: the answer cannot be judged", r.status)).with("got", show(&r)));
+            return Err(Decision::error(format!(
+                "server error {}: the answer cannot be judged",
+                r.status
+            ))
+            .with("got", show(&r)));
         }
         Ok(if problems.is_empty() {
             Decision::pass(format!("{} as expected", r.status))
         } else {
-            Decision::fail(problems.join("; ")).with("got", show(&r)).with("request", p.line())
+            Decision::fail(problems.join("; "))
+                .with("got", show(&r))
+                .with("request", p.line())
         })
     }
     .await
     .unwrap_or_else(|d| d);
-    vec![ctx.result(plan, &Variant::Base, d, start, s.retries.load(Ordering::Relaxed))]
+    vec![ctx.result(
+        plan,
+        &Variant::Base,
+        d,
+        start,
+        s.retries.load(Ordering::Relaxed),
+    )]
 }
 
 async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
@@ -607,23 +815,42 @@ async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult
     let mut out = Vec::new();
     for v in &plan.variants {
         let vstart = Instant::now();
-        let s = Sender { ctx, retries: AtomicU32::new(0) };
+        let s = Sender {
+            ctx,
+            retries: AtomicU32::new(0),
+        };
         let d = match v {
             Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await,
             Variant::Base | Variant::Override(..) => {
                 let p = match v {
-                    Variant::Override(ch, name) => ctx.a_org.as_deref().and_then(|org| apply_override(&base, *ch, name, org)),
+                    Variant::Override(ch, name) => ctx
+                        .a_org
+                        .as_deref()
+                        .and_then(|org| apply_override(&base, *ch, name, org)),
                     _ => Some(base.clone()),
                 };
                 match p {
-                    None => Decision::skip("A's org id is unknown, or the request has no JSON body"),
+                    None => {
+                        Decision::skip("A's org id is unknown, or the request has no JSON body")
+                    }
                     Some(p) => match s.send(&p, "B's identity").await {
                         Err(d) => d,
                         Ok(r) => {
                             if matches!(v, Variant::Base) {
                                 base_status = Some(r.status);
                             }
-                            echo_rule(&r, ctx.a_org.as_deref(), ctx.b_org.as_deref()).with("request", p.line())
+                            let d = echo_rule(&r, ctx.a_org.as_deref(), ctx.b_org.as_deref());
+                            match (v, d.verdict, base_status) {
+                                (Variant::Override(..), Verdict::Error, Some(base))
+                                    if (200..300).contains(&base) =>
+                                {
+                                    override_changed(&plan.variant_name(v), base, r.status)
+                                        .map(|f| f.with("got", show(&r)))
+                                        .unwrap_or(d)
+                                }
+                                _ => d,
+                            }
+                            .with("request", p.line())
                         }
                     },
                 }
@@ -640,16 +867,19 @@ pub fn echo_rule(r: &Resp, a_org: Option<&str>, b_org: Option<&str>) -> Decision
         return Decision::error(format!("server error {}", r.status)).with("got", show(r));
     }
     if !r.is_success() {
-        return Decision::error(format!("B's identity got {}, not 2xx", r.status)).with("got", show(r));
+        return Decision::error(format!("B's identity got {}, not 2xx", r.status))
+            .with("got", show(r));
     }
     if let Some(a) = a_org {
         if r.body.contains(a) {
-            return Decision::fail("the identity endpoint answered B with A's org id: B acts as A").with("got", show(r));
+            return Decision::fail("the identity endpoint answered B with A's org id: B acts as A")
+                .with("got", show(r));
         }
     }
     match b_org {
         Some(b) if !r.body.contains(b) => {
-            Decision::fail("the identity endpoint does not echo B's org id for B's token").with("got", show(r))
+            Decision::fail("the identity endpoint does not echo B's org id for B's token")
+                .with("got", show(r))
         }
         Some(_) => Decision::pass("echoes B's org only"),
         None => Decision::pass("never echoes A's org"),
@@ -685,7 +915,9 @@ fn claim_rule(ctx: &Ctx) -> Decision {
         return Decision::skip("B's token is not a JWT (an opaque token carries no claims)");
     };
     let Some(claim) = jwt::tenant_claim_name(&t.payload, ctx.tenant_claim.as_deref()) else {
-        return Decision::error("B's token has none of the usual tenant claims; set `orgs.tenant_claim`");
+        return Decision::error(
+            "B's token has none of the usual tenant claims; set `orgs.tenant_claim`",
+        );
     };
     let payload_text = t.payload.to_string();
     if let Some(a) = &ctx.a_org {
@@ -694,18 +926,24 @@ fn claim_rule(ctx: &Ctx) -> Decision {
         }
     }
     match jwt::claim(&t.payload, &claim) {
-        None => Decision::fail(format!("B's token has no `{claim}` claim")).with("claims", payload_text),
-        Some(serde_json::Value::Array(v)) if v.len() != 1 => {
-            Decision::fail(format!("B's token carries {} tenants in `{claim}`", v.len())).with("claims", payload_text)
+        None => {
+            Decision::fail(format!("B's token has no `{claim}` claim")).with("claims", payload_text)
         }
+        Some(serde_json::Value::Array(v)) if v.len() != 1 => Decision::fail(format!(
+            "B's token carries {} tenants in `{claim}`",
+            v.len()
+        ))
+        .with("claims", payload_text),
         Some(v) => {
             let got = match v {
                 serde_json::Value::Array(a) => jwt::claim_text(&a[0]),
                 v => jwt::claim_text(v),
             };
             match &ctx.b_org {
-                Some(b) if &got != b => Decision::fail(format!("B's token carries tenant `{got}` in `{claim}`, not B's org"))
-                    .with("claims", payload_text),
+                Some(b) if &got != b => Decision::fail(format!(
+                    "B's token carries tenant `{got}` in `{claim}`, not B's org"
+                ))
+                .with("claims", payload_text),
                 Some(_) => Decision::pass(format!("`{claim}` is B's org only")),
                 None => Decision::pass(format!("`{claim}` holds one tenant, not A's")),
             }

@@ -2,8 +2,8 @@
 //! and token, A's markers; and how a suite request becomes a [`Prepared`] one for a
 //! given identity, optionally with A's identifiers swapped for never-issued twins.
 
-use std::sync::Mutex;
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use serde_json::Value;
 
@@ -41,7 +41,14 @@ pub fn uuid_v4() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// A short, URL-safe, unique-enough run id: 10 lowercase base32 characters.
@@ -49,7 +56,9 @@ pub fn new_run_id() -> String {
     let mut b = [0u8; 10];
     aws_lc_rs::rand::fill(&mut b).expect("system random source");
     const ALPHA: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
-    b.iter().map(|x| ALPHA[(*x % 32) as usize] as char).collect()
+    b.iter()
+        .map(|x| ALPHA[(*x % 32) as usize] as char)
+        .collect()
 }
 
 /// Swaps A's identifiers for never-issued ones, the same twin for the same value.
@@ -61,12 +70,22 @@ pub struct Twins {
 impl Twins {
     /// The twin of `v`.
     pub fn of(&self, v: &str) -> String {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).entry(v.to_string()).or_insert_with(|| twin_of(v)).clone()
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(v.to_string())
+            .or_insert_with(|| twin_of(v))
+            .clone()
     }
 
     /// Every (original, twin) pair handed out.
     pub fn pairs(&self) -> Vec<(String, String)> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }
 
@@ -177,13 +196,23 @@ impl Preparer<'_> {
             (None, Some(t)) => Some(Body::Text(t.render(&lookup)?)),
             (None, None) => None,
         };
-        let mut p = Prepared { method: req.method.0.clone(), url, headers, query, body };
+        let mut p = Prepared {
+            method: req.method.0.clone(),
+            url,
+            headers,
+            query,
+            body,
+        };
         if as_ != Identity::Anon {
             // The identity's own names fill the auth value (its token); without a token
             // yet (the first provision step) the request goes without credentials.
             let auth_lookup = self.values.lookup(Some(as_), None, token_override);
             if let Ok(value) = self.auth.value.render(&auth_lookup) {
-                if !p.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(&self.auth.header)) {
+                if !p
+                    .headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case(&self.auth.header))
+                {
                     p.headers.push((self.auth.header.clone(), value));
                 }
             }

@@ -61,14 +61,23 @@ impl Resp {
     /// The media type without parameters, lower-cased (`application/json`).
     pub fn content_type(&self) -> String {
         self.header("content-type")
-            .map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+            .map(|c| {
+                c.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
             .unwrap_or_default()
     }
 
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as JSON, if it is JSON.
@@ -86,7 +95,11 @@ impl Resp {
 
     /// The first `n` characters of the body, on one line (the caller redacts).
     pub fn excerpt(&self, n: usize) -> String {
-        let one_line: String = self.body.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let one_line: String = self
+            .body
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         if one_line.chars().count() > n {
             format!("{}…", one_line.chars().take(n).collect::<String>())
         } else {
@@ -146,7 +159,12 @@ impl Http {
             .user_agent(concat!("tenantgate/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| chain(&e))?;
-        Ok(Http { client, base: base_url.trim_end_matches('/').to_string(), timeout, default_headers })
+        Ok(Http {
+            client,
+            base: base_url.trim_end_matches('/').to_string(),
+            timeout,
+            default_headers,
+        })
     }
 
     /// The absolute URL for a request URL.
@@ -189,7 +207,12 @@ impl Http {
         let headers = resp
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(map_err)? {

@@ -9,7 +9,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Value, json};
 
 /// The usual names of a tenant claim, tried when the suite names none.
-pub const TENANT_CLAIMS: [&str; 6] = ["org_id", "tenant_id", "organization_id", "orgId", "tenantId", "account_id"];
+pub const TENANT_CLAIMS: [&str; 6] = [
+    "org_id",
+    "tenant_id",
+    "organization_id",
+    "orgId",
+    "tenantId",
+    "account_id",
+];
 
 /// A decoded (not verified) JWT.
 #[derive(Clone, Debug)]
@@ -32,7 +39,11 @@ pub fn decode(token: &str) -> Option<Jwt> {
     if !header.is_object() || !payload.is_object() {
         return None;
     }
-    Some(Jwt { header, payload, signature: s.to_string() })
+    Some(Jwt {
+        header,
+        payload,
+        signature: s.to_string(),
+    })
 }
 
 fn enc(v: &Value) -> String {
@@ -63,7 +74,10 @@ pub fn set_claim(payload: &mut Value, path: &str, value: &str) {
         let obj = cur.as_object_mut().expect("made an object above");
         if i == keys.len() - 1 {
             let new = match obj.get(*k) {
-                Some(Value::Number(_)) => value.parse::<i64>().map(Value::from).unwrap_or(Value::from(value)),
+                Some(Value::Number(_)) => value
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or(Value::from(value)),
                 _ => Value::from(value),
             };
             obj.insert(k.to_string(), new);
@@ -79,14 +93,21 @@ pub fn tenant_claim_name(payload: &Value, preferred: Option<&str>) -> Option<Str
     if let Some(p) = preferred {
         return Some(p.to_string());
     }
-    TENANT_CLAIMS.iter().find(|n| payload.get(**n).is_some()).map(|s| s.to_string())
+    TENANT_CLAIMS
+        .iter()
+        .find(|n| payload.get(**n).is_some())
+        .map(|s| s.to_string())
 }
 
 /// `alg: none`, no signature.
 pub fn forge_alg_none(t: &Jwt, claim: &str, org: &str) -> String {
     let mut p = t.payload.clone();
     set_claim(&mut p, claim, org);
-    format!("{}.{}.", enc(&json!({"alg": "none", "typ": "JWT"})), enc(&p))
+    format!(
+        "{}.{}.",
+        enc(&json!({"alg": "none", "typ": "JWT"})),
+        enc(&p)
+    )
 }
 
 /// The payload changed under the original header and signature.
@@ -119,17 +140,24 @@ pub struct Signer {
 
 impl Signer {
     /// Builds a signer from the suite's algorithm name and secret or PEM file.
-    pub fn new(algorithm: &str, secret: Option<&str>, pem_path: Option<&str>) -> Result<Signer, String> {
+    pub fn new(
+        algorithm: &str,
+        secret: Option<&str>,
+        pem_path: Option<&str>,
+    ) -> Result<Signer, String> {
         use jsonwebtoken::{Algorithm as A, EncodingKey as K};
         let alg: A = algorithm
             .to_ascii_uppercase()
             .parse()
             .map_err(|_| format!("`{algorithm}` is not a supported algorithm"))?;
         let key = match alg {
-            A::HS256 | A::HS384 | A::HS512 => K::from_secret(secret.ok_or("an HMAC algorithm needs a secret")?.as_bytes()),
+            A::HS256 | A::HS384 | A::HS512 => {
+                K::from_secret(secret.ok_or("an HMAC algorithm needs a secret")?.as_bytes())
+            }
             _ => {
                 let path = pem_path.ok_or("an RSA or EC algorithm needs a key file")?;
-                let pem = std::fs::read(path).map_err(|e| format!("cannot read key file `{path}`: {e}"))?;
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("cannot read key file `{path}`: {e}"))?;
                 match alg {
                     A::ES256 | A::ES384 => K::from_ec_pem(&pem),
                     _ => K::from_rsa_pem(&pem),
@@ -137,7 +165,10 @@ impl Signer {
                 .map_err(|e| format!("key file `{path}` is not a usable PEM private key: {e}"))?
             }
         };
-        Ok(Signer { algorithm: alg, key })
+        Ok(Signer {
+            algorithm: alg,
+            key,
+        })
     }
 
     /// Signs claims.
@@ -175,9 +206,14 @@ mod tests {
     #[test]
     fn forgeries_carry_the_other_org() {
         let s = Signer::new("HS256", Some("k3y-k3y-k3y"), None).unwrap();
-        let tok = s.sign(&json!({"sub": "u", "org_id": "B", "exp": now() + 60})).unwrap();
+        let tok = s
+            .sign(&json!({"sub": "u", "org_id": "B", "exp": now() + 60}))
+            .unwrap();
         let t = decode(&tok).unwrap();
-        assert_eq!(tenant_claim_name(&t.payload, None).as_deref(), Some("org_id"));
+        assert_eq!(
+            tenant_claim_name(&t.payload, None).as_deref(),
+            Some("org_id")
+        );
         for f in [
             forge_alg_none(&t, "org_id", "A"),
             forge_tampered(&t, "org_id", "A"),

@@ -50,13 +50,23 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { jobs: default_jobs(), filter: None, deny_warnings: false, insecure: false, setup_retries: 3, check_retries: 0 }
+        Options {
+            jobs: default_jobs(),
+            filter: None,
+            deny_warnings: false,
+            insecure: false,
+            setup_retries: 3,
+            check_retries: 0,
+        }
     }
 }
 
 /// Four checks per CPU: checks wait on the network, not the CPU.
 pub fn default_jobs() -> usize {
-    std::thread::available_parallelism().map(|n| n.get() * 4).unwrap_or(8).min(32)
+    std::thread::available_parallelism()
+        .map(|n| n.get() * 4)
+        .unwrap_or(8)
+        .min(32)
 }
 
 /// Set on Ctrl-C / SIGTERM: no new check starts; teardown still runs.
@@ -100,10 +110,19 @@ pub fn now_rfc3339() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
-fn attack_on<T>(suite: &Suite, check: Option<&Check>, pick: impl Fn(&Attacks) -> Option<&Toggle<T>>) -> bool {
+fn attack_on<T>(
+    suite: &Suite,
+    check: Option<&Check>,
+    pick: impl Fn(&Attacks) -> Option<&Toggle<T>>,
+) -> bool {
     check
         .and_then(|c| c.attacks.as_ref())
         .and_then(&pick)
@@ -115,7 +134,10 @@ fn attack_on<T>(suite: &Suite, check: Option<&Check>, pick: impl Fn(&Attacks) ->
 fn override_names(suite: &Suite, check: Option<&Check>) -> Vec<(Channel, String)> {
     let mut out: Vec<(Channel, String)> = Vec::new();
     let mut add = |ch: Channel, n: &str| {
-        if !out.iter().any(|(c, x)| *c == ch && x.eq_ignore_ascii_case(n)) {
+        if !out
+            .iter()
+            .any(|(c, x)| *c == ch && x.eq_ignore_ascii_case(n))
+        {
             out.push((ch, n.to_string()));
         }
     };
@@ -128,7 +150,13 @@ fn override_names(suite: &Suite, check: Option<&Check>) -> Vec<(Channel, String)
     for b in ["org_id", "tenant_id"] {
         add(Channel::Body, b);
     }
-    for a in [suite.attacks.as_ref(), check.and_then(|c| c.attacks.as_ref())].into_iter().flatten() {
+    for a in [
+        suite.attacks.as_ref(),
+        check.and_then(|c| c.attacks.as_ref()),
+    ]
+    .into_iter()
+    .flatten()
+    {
         if let Some(Toggle::Configured(o)) = &a.tenant_override {
             o.headers.iter().for_each(|n| add(Channel::Header, n));
             o.query.iter().for_each(|n| add(Channel::Query, n));
@@ -140,7 +168,11 @@ fn override_names(suite: &Suite, check: Option<&Check>) -> Vec<(Channel, String)
 
 /// The checks and variants a suite asks for, in report order, filtered.
 pub fn plan(suite: &Suite, has_signer: bool, filter: Option<&str>) -> Vec<CheckPlan> {
-    let nf_suite = suite.not_found_status.as_ref().map(|s| s.value).unwrap_or(404);
+    let nf_suite = suite
+        .not_found_status
+        .as_ref()
+        .map(|s| s.value)
+        .unwrap_or(404);
     let mut plans = Vec::new();
     let overrides = |c: Option<&Check>, json_body: bool, reads: bool| -> Vec<Variant> {
         if !attack_on(suite, c, |a| a.tenant_override.as_ref()) {
@@ -165,8 +197,14 @@ pub fn plan(suite: &Suite, has_signer: bool, filter: Option<&str>) -> Vec<CheckP
     };
     for (i, c) in suite.checks.iter().enumerate() {
         let oracle = attack_on(suite, Some(c), |a| a.existence_oracle.as_ref());
-        let not_found = c.not_found_status.as_ref().map(|s| s.value).unwrap_or(nf_suite);
-        let json_obj = |r: &crate::suite::model::Request| matches!(r.json, Some(crate::suite::model::JValue::Map(_)));
+        let not_found = c
+            .not_found_status
+            .as_ref()
+            .map(|s| s.value)
+            .unwrap_or(nf_suite);
+        let json_obj = |r: &crate::suite::model::Request| {
+            matches!(r.json, Some(crate::suite::model::JValue::Map(_)))
+        };
         let (kind, mut variants) = if let Some(r) = &c.read {
             let mut v = vec![Variant::Base];
             v.extend(overrides(Some(c), json_obj(&r.request), true));
@@ -183,7 +221,14 @@ pub fn plan(suite: &Suite, has_signer: bool, filter: Option<&str>) -> Vec<CheckP
         } else {
             (Kind::Request(i), vec![Variant::Base])
         };
-        let mut p = CheckPlan { kind, name: c.name.value.clone(), slug: slug(&c.name.value), variants: vec![], not_found, oracle };
+        let mut p = CheckPlan {
+            kind,
+            name: c.name.value.clone(),
+            slug: slug(&c.name.value),
+            variants: vec![],
+            not_found,
+            oracle,
+        };
         variants.retain(|v| keep(filter, &p, v));
         p.variants = variants;
         if !p.variants.is_empty() {
@@ -197,9 +242,20 @@ pub fn plan(suite: &Suite, has_signer: bool, filter: Option<&str>) -> Vec<CheckP
             if claims_on {
                 v.push(Variant::Base);
             }
-            v.extend(overrides(None, matches!(id.request.json, Some(crate::suite::model::JValue::Map(_))), true));
+            v.extend(overrides(
+                None,
+                matches!(id.request.json, Some(crate::suite::model::JValue::Map(_))),
+                true,
+            ));
             v.extend(forgeries(None));
-            let mut p = CheckPlan { kind: Kind::Identity, name: "identity echoes B's org only".into(), slug: "identity".into(), variants: vec![], not_found: nf_suite, oracle: true };
+            let mut p = CheckPlan {
+                kind: Kind::Identity,
+                name: "identity echoes B's org only".into(),
+                slug: "identity".into(),
+                variants: vec![],
+                not_found: nf_suite,
+                oracle: true,
+            };
             v.retain(|x| keep(filter, &p, x));
             p.variants = v;
             if !p.variants.is_empty() {
@@ -214,7 +270,14 @@ pub fn plan(suite: &Suite, has_signer: bool, filter: Option<&str>) -> Vec<CheckP
             // Reported once, so the gap is visible rather than silently untested.
             v.push(Variant::Forgery(Forgery::Expired));
         }
-        let mut p = CheckPlan { kind: Kind::Jwt, name: "B's token carries B's org only".into(), slug: "jwt".into(), variants: vec![], not_found: nf_suite, oracle: true };
+        let mut p = CheckPlan {
+            kind: Kind::Jwt,
+            name: "B's token carries B's org only".into(),
+            slug: "jwt".into(),
+            variants: vec![],
+            not_found: nf_suite,
+            oracle: true,
+        };
         v.retain(|x| keep(filter, &p, x));
         p.variants = v;
         if !p.variants.is_empty() && !suite.checks.is_empty() {
@@ -229,7 +292,8 @@ fn keep(filter: Option<&str>, p: &CheckPlan, v: &Variant) -> bool {
         None => true,
         Some(f) => {
             let f = f.to_ascii_lowercase();
-            p.variant_id(v).to_ascii_lowercase().contains(&f) || p.name.to_ascii_lowercase().contains(&f)
+            p.variant_id(v).to_ascii_lowercase().contains(&f)
+                || p.name.to_ascii_lowercase().contains(&f)
         }
     }
 }
@@ -250,8 +314,21 @@ impl Emitter<'_> {
     }
 }
 
-fn setup_error(id: &str, name: &str, summary: String, evidence: Vec<(String, String)>, redactor: &Redactor) -> CheckResult {
-    let mut r = CheckResult::new(id, name, "setup", Layer::Setup, Verdict::Error, redactor.redact(&summary));
+fn setup_error(
+    id: &str,
+    name: &str,
+    summary: String,
+    evidence: Vec<(String, String)>,
+    redactor: &Redactor,
+) -> CheckResult {
+    let mut r = CheckResult::new(
+        id,
+        name,
+        "setup",
+        Layer::Setup,
+        Verdict::Error,
+        redactor.redact(&summary),
+    );
     for (l, t) in evidence {
         r = r.with(l, redactor.redact(&t));
     }
@@ -259,7 +336,13 @@ fn setup_error(id: &str, name: &str, summary: String, evidence: Vec<(String, Str
 }
 
 /// Runs a loaded suite to the end and returns the summary (also emitted as `Ended`).
-pub async fn run_suite(loaded: Arc<Loaded>, opts: &Options, redactor: &Redactor, cancel: Cancel, sink: &mut dyn FnMut(Event)) -> RunSummary {
+pub async fn run_suite(
+    loaded: Arc<Loaded>,
+    opts: &Options,
+    redactor: &Redactor,
+    cancel: Cancel,
+    sink: &mut dyn FnMut(Event),
+) -> RunSummary {
     let started = Instant::now();
     let suite = &loaded.suite;
     let run_id = context::new_run_id();
@@ -278,7 +361,10 @@ pub async fn run_suite(loaded: Arc<Loaded>, opts: &Options, redactor: &Redactor,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         started_at: now_rfc3339(),
     }));
-    let mut em = Emitter { sink, results: Vec::new() };
+    let mut em = Emitter {
+        sink,
+        results: Vec::new(),
+    };
     let mut created: Vec<Created> = Vec::new();
     let mut notices = Vec::new();
     if opts.insecure {
@@ -288,7 +374,13 @@ pub async fn run_suite(loaded: Arc<Loaded>, opts: &Options, redactor: &Redactor,
     let signer = match signer_of(suite, redactor) {
         Ok(s) => s,
         Err(e) => {
-            em.result(setup_error("setup/signing-key", "signing key", e, vec![], redactor));
+            em.result(setup_error(
+                "setup/signing-key",
+                "signing key",
+                e,
+                vec![],
+                redactor,
+            ));
             None
         }
     };
@@ -308,13 +400,27 @@ pub async fn run_suite(loaded: Arc<Loaded>, opts: &Options, redactor: &Redactor,
     let mut interrupted = false;
     let mut probe_orgs: Option<(String, String)> = None;
     if !plans.is_empty() && !em.results.iter().any(|r| r.verdict == Verdict::Error) {
-        let outcome = http_phase(&loaded, opts, redactor, &cancel, &run_id, signer, plans, &mut em, &mut created).await;
+        let outcome = http_phase(
+            &loaded,
+            opts,
+            redactor,
+            &cancel,
+            &run_id,
+            signer,
+            plans,
+            &mut em,
+            &mut created,
+        )
+        .await;
         interrupted = outcome.interrupted;
         probe_orgs = outcome.orgs;
     }
 
     if let Some(db) = &suite.database {
-        let wanted = opts.filter.as_deref().is_none_or(|f| "database".contains(&f.to_ascii_lowercase()) || "probe".contains(&f.to_ascii_lowercase()));
+        let wanted = opts.filter.as_deref().is_none_or(|f| {
+            "database".contains(&f.to_ascii_lowercase())
+                || "probe".contains(&f.to_ascii_lowercase())
+        });
         if !cancel.is_cancelled() && wanted {
             em.phase("auditing the database");
             let cfg = audit_config(db, probe_orgs, redactor);
@@ -328,19 +434,33 @@ pub async fn run_suite(loaded: Arc<Loaded>, opts: &Options, redactor: &Redactor,
 
     let counts = crate::outcome::Counts::of(&em.results);
     let exit_code = crate::exit::for_counts(&counts, opts.deny_warnings, interrupted);
-    let summary = RunSummary { counts, duration: started.elapsed(), exit_code, incomplete: interrupted, created, notices };
+    let summary = RunSummary {
+        counts,
+        duration: started.elapsed(),
+        exit_code,
+        incomplete: interrupted,
+        created,
+        notices,
+    };
     (em.sink)(Event::Ended(summary.clone()));
     summary
 }
 
 /// The audit configuration of a suite's `database:` section.
-pub fn audit_config(db: &crate::suite::model::Database, orgs: Option<(String, String)>, redactor: &Redactor) -> crate::db::AuditConfig {
+pub fn audit_config(
+    db: &crate::suite::model::Database,
+    orgs: Option<(String, String)>,
+    redactor: &Redactor,
+) -> crate::db::AuditConfig {
     let url = db.url.to_string();
     redactor.add_url_password("database password", &url);
     let probe = db.probe.as_ref().map(|p| {
         let u = p.url.to_string();
         redactor.add_url_password("app database password", &u);
-        crate::db::ProbeConfig { url: u, orgs: orgs.map(|(a, b)| crate::db::ProbeOrgs { a, b }) }
+        crate::db::ProbeConfig {
+            url: u,
+            orgs: orgs.map(|(a, b)| crate::db::ProbeOrgs { a, b }),
+        }
     });
     crate::db::AuditConfig {
         url,
@@ -362,11 +482,16 @@ fn signer_of(suite: &Suite, redactor: &Redactor) -> Result<Option<jwt::Signer>, 
         .map(|m| (&m.algorithm.value, m.secret.as_ref(), m.key.as_ref()))
         .or_else(|| {
             suite.attacks.as_ref().and_then(|a| match &a.token_forgery {
-                Some(Toggle::Configured(tf)) => tf.sign_with.as_ref().map(|k| (&k.algorithm.value, k.secret.as_ref(), k.key.as_ref())),
+                Some(Toggle::Configured(tf)) => tf
+                    .sign_with
+                    .as_ref()
+                    .map(|k| (&k.algorithm.value, k.secret.as_ref(), k.key.as_ref())),
                 _ => None,
             })
         });
-    let Some((alg, secret, pem)) = key else { return Ok(None) };
+    let Some((alg, secret, pem)) = key else {
+        return Ok(None);
+    };
     let secret = secret.and_then(Tpl::as_literal);
     if let Some(s) = &secret {
         redactor.add("signing secret", s);
@@ -394,16 +519,31 @@ async fn http_phase(
 ) -> HttpOutcome {
     let suite = &loaded.suite;
     let Some(target) = &suite.target else {
-        return HttpOutcome { interrupted: false, orgs: None };
+        return HttpOutcome {
+            interrupted: false,
+            orgs: None,
+        };
     };
     let Some(orgs) = &suite.orgs else {
-        return HttpOutcome { interrupted: false, orgs: None };
+        return HttpOutcome {
+            interrupted: false,
+            orgs: None,
+        };
     };
-    let timeout = target.timeout.map(|d| d.0).filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(10));
-    let mut values = Values { run_id: run_id.to_string(), ..Values::default() };
+    let timeout = target
+        .timeout
+        .map(|d| d.0)
+        .filter(|d| !d.is_zero())
+        .unwrap_or(Duration::from_secs(10));
+    let mut values = Values {
+        run_id: run_id.to_string(),
+        ..Values::default()
+    };
     // Vars, in order: each may use builtins and earlier vars.
     for (k, t) in suite.vars.iter() {
-        let v = t.render(&values.lookup(None, None, None)).unwrap_or_default();
+        let v = t
+            .render(&values.lookup(None, None, None))
+            .unwrap_or_default();
         if crate::suite::template::is_secret_name(&k.name) {
             redactor.add(&k.name, &v);
         }
@@ -425,17 +565,35 @@ async fn http_phase(
     let http = match Http::new(&base_url, timeout, default_headers, opts.insecure) {
         Ok(h) => h,
         Err(e) => {
-            em.result(setup_error("setup/http-client", "HTTP client", e, vec![], redactor));
-            return HttpOutcome { interrupted: false, orgs: None };
+            em.result(setup_error(
+                "setup/http-client",
+                "HTTP client",
+                e,
+                vec![],
+                redactor,
+            ));
+            return HttpOutcome {
+                interrupted: false,
+                orgs: None,
+            };
         }
     };
     let auth = orgs
         .auth
         .as_ref()
-        .map(|a| AuthSpec { header: a.header.value.clone(), value: a.value.clone() })
+        .map(|a| AuthSpec {
+            header: a.header.value.clone(),
+            value: a.value.clone(),
+        })
         .unwrap_or_else(|| AuthSpec {
             header: "Authorization".into(),
-            value: Tpl { parts: vec![crate::suite::template::Part::Lit("Bearer ".into()), crate::suite::template::Part::Var("token".into())], loc: Default::default() },
+            value: Tpl {
+                parts: vec![
+                    crate::suite::template::Part::Lit("Bearer ".into()),
+                    crate::suite::template::Part::Var("token".into()),
+                ],
+                loc: Default::default(),
+            },
         });
 
     // Provision (or mint) A then B.
@@ -451,17 +609,42 @@ async fn http_phase(
             Some(m) => mint_org(m, org, &mut values, signer.as_ref(), redactor),
             None => {
                 let steps = &orgs.provision;
-                let r = run_steps(&http, &auth, &mut values, steps, org, Some(org), opts.setup_retries, redactor, "provision").await;
+                let r = run_steps(
+                    &http,
+                    &auth,
+                    &mut values,
+                    steps,
+                    org,
+                    Some(org),
+                    opts.setup_retries,
+                    redactor,
+                    "provision",
+                )
+                .await;
                 if r.is_ok() || values.org(org).is_some_and(|s| !s.captures.is_empty()) {
                     provisioned.push(org);
-                    let ids = values.org(org).map(|s| ids_of(&s.captures, redactor)).unwrap_or_default();
-                    created.push(Created { org: org.as_str().into(), what: "org".into(), ids, removed: false });
+                    let ids = values
+                        .org(org)
+                        .map(|s| ids_of(&s.captures, redactor))
+                        .unwrap_or_default();
+                    created.push(Created {
+                        org: org.as_str().into(),
+                        what: "org".into(),
+                        ids,
+                        removed: false,
+                    });
                 }
                 r
             }
         };
         if let Err(e) = r {
-            em.result(setup_error(&format!("setup/provision-{}", org.as_str()), &format!("provision org {}", org.as_str()), e.summary, e.evidence, redactor));
+            em.result(setup_error(
+                &format!("setup/provision-{}", org.as_str()),
+                &format!("provision org {}", org.as_str()),
+                e.summary,
+                e.evidence,
+                redactor,
+            ));
             ok = false;
             break;
         }
@@ -481,16 +664,42 @@ async fn http_phase(
                 break;
             }
             let before: BTreeSet<String> = values.a.captures.keys().cloned().collect();
-            let r = run_steps(&http, &auth, &mut values, std::slice::from_ref(step), step.as_.unwrap_or(Identity::A), None, opts.setup_retries, redactor, "seed").await;
-            let new: BTreeMap<String, String> = values.a.captures.iter().filter(|(k, _)| !before.contains(*k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+            let r = run_steps(
+                &http,
+                &auth,
+                &mut values,
+                std::slice::from_ref(step),
+                step.as_.unwrap_or(Identity::A),
+                None,
+                opts.setup_retries,
+                redactor,
+                "seed",
+            )
+            .await;
+            let new: BTreeMap<String, String> = values
+                .a
+                .captures
+                .iter()
+                .filter(|(k, _)| !before.contains(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             created.push(Created {
                 org: "a".into(),
-                what: step.name.clone().unwrap_or_else(|| step.request.value.url.to_string()),
+                what: step
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| step.request.value.url.to_string()),
                 ids: ids_of(&new, redactor),
                 removed: false,
             });
             if let Err(e) = r {
-                em.result(setup_error("setup/seed", "seed org a", e.summary, e.evidence, redactor));
+                em.result(setup_error(
+                    "setup/seed",
+                    "seed org a",
+                    e.summary,
+                    e.evidence,
+                    redactor,
+                ));
                 ok = false;
                 break;
             }
@@ -520,22 +729,50 @@ async fn http_phase(
         let http = Http::new(&base_url, timeout, vec![], opts.insecure).ok();
         drop(ctx);
         if let Some(http) = http {
-            teardown(&http, orgs, &auth, &mut values, &provisioned, opts, redactor, em, created).await;
+            teardown(
+                &http,
+                orgs,
+                &auth,
+                &mut values,
+                &provisioned,
+                opts,
+                redactor,
+                em,
+                created,
+            )
+            .await;
         }
     } else if let Ok(http) = Http::new(&base_url, timeout, vec![], opts.insecure) {
-        teardown(&http, orgs, &auth, &mut values, &provisioned, opts, redactor, em, created).await;
+        teardown(
+            &http,
+            orgs,
+            &auth,
+            &mut values,
+            &provisioned,
+            opts,
+            redactor,
+            em,
+            created,
+        )
+        .await;
     }
     interrupted |= cancel.is_cancelled();
     let orgs_pair = match (a_org, b_org) {
         (Some(a), Some(b)) if ok => Some((a, b)),
         _ => None,
     };
-    HttpOutcome { interrupted, orgs: orgs_pair }
+    HttpOutcome {
+        interrupted,
+        orgs: orgs_pair,
+    }
 }
 
 /// Identifiers for the "created" list: captured values that are not secrets.
 fn ids_of(caps: &BTreeMap<String, String>, redactor: &Redactor) -> Vec<String> {
-    caps.iter().filter(|(k, _)| k.as_str() != "token").map(|(k, v)| format!("{k}={}", redactor.redact(v))).collect()
+    caps.iter()
+        .filter(|(k, _)| k.as_str() != "token")
+        .map(|(k, v)| format!("{k}={}", redactor.redact(v)))
+        .collect()
 }
 
 /// An org's id: its `org_id` capture, else its token's tenant claim.
@@ -544,7 +781,11 @@ fn org_id_of(state: &OrgState, suite: &Suite) -> Option<String> {
         return Some(v.clone());
     }
     let t = jwt::decode(state.token()?)?;
-    let preferred = suite.orgs.as_ref().and_then(|o| o.tenant_claim.as_ref()).map(|t| t.value.as_str());
+    let preferred = suite
+        .orgs
+        .as_ref()
+        .and_then(|o| o.tenant_claim.as_ref())
+        .map(|t| t.value.as_str());
     let name = jwt::tenant_claim_name(&t.payload, preferred)?;
     jwt::claim(&t.payload, &name).map(jwt::claim_text)
 }
@@ -555,7 +796,14 @@ fn org_id_of(state: &OrgState, suite: &Suite) -> Option<String> {
 fn markers_of(suite: &Suite, values: &Values, _redactor: &Redactor) -> Vec<String> {
     let lookup = values.lookup(None, None, None);
     let b_values: BTreeSet<&String> = values.b.captures.values().collect();
-    let mut out: Vec<String> = values.a.captures.values().filter(|v| v.chars().count() >= 8).filter(|v| !b_values.contains(v)).cloned().collect();
+    let mut out: Vec<String> = values
+        .a
+        .captures
+        .values()
+        .filter(|v| v.chars().count() >= 8)
+        .filter(|v| !b_values.contains(v))
+        .cloned()
+        .collect();
     let mut excluded = Vec::new();
     for m in &suite.markers {
         match m {
@@ -578,26 +826,55 @@ fn markers_of(suite: &Suite, values: &Values, _redactor: &Redactor) -> Vec<Strin
     out
 }
 
-fn mint_org(m: &crate::suite::model::Mint, org: Identity, values: &mut Values, signer: Option<&jwt::Signer>, redactor: &Redactor) -> Result<(), setup::StepError> {
-    let err = |s: String| setup::StepError { summary: s, evidence: vec![] };
+fn mint_org(
+    m: &crate::suite::model::Mint,
+    org: Identity,
+    values: &mut Values,
+    signer: Option<&jwt::Signer>,
+    redactor: &Redactor,
+) -> Result<(), setup::StepError> {
+    let err = |s: String| setup::StepError {
+        summary: s,
+        evidence: vec![],
+    };
     let signer = signer.ok_or_else(|| err("no usable signing key for `orgs.mint`".into()))?;
     let map = if org == Identity::A { &m.a } else { &m.b };
-    let state = if org == Identity::A { &mut values.a } else { &mut values.b };
+    let state = if org == Identity::A {
+        &mut values.a
+    } else {
+        &mut values.b
+    };
     for (k, t) in map.iter() {
-        state.captures.insert(k.name.clone(), t.as_literal().unwrap_or_default());
+        state
+            .captures
+            .insert(k.name.clone(), t.as_literal().unwrap_or_default());
     }
     let mut claims = serde_json::Map::new();
     for (k, v) in m.claims.iter() {
-        let rendered = v.render(&values.lookup(Some(org), None, None)).map_err(err)?;
+        let rendered = v
+            .render(&values.lookup(Some(org), None, None))
+            .map_err(err)?;
         claims.insert(k.name.clone(), rendered);
     }
     let now = jwt::now();
-    let ttl = m.ttl.map(|d| d.0.as_secs() as i64).filter(|t| *t > 0).unwrap_or(3600);
+    let ttl = m
+        .ttl
+        .map(|d| d.0.as_secs() as i64)
+        .filter(|t| *t > 0)
+        .unwrap_or(3600);
     claims.entry("iat").or_insert(serde_json::Value::from(now));
-    claims.entry("exp").or_insert(serde_json::Value::from(now + ttl));
-    let token = signer.sign(&serde_json::Value::Object(claims)).map_err(err)?;
+    claims
+        .entry("exp")
+        .or_insert(serde_json::Value::from(now + ttl));
+    let token = signer
+        .sign(&serde_json::Value::Object(claims))
+        .map_err(err)?;
     redactor.add(&format!("token {}", org.as_str()), &token);
-    let state = if org == Identity::A { &mut values.a } else { &mut values.b };
+    let state = if org == Identity::A {
+        &mut values.a
+    } else {
+        &mut values.b
+    };
     state.captures.insert("token".into(), token);
     Ok(())
 }
@@ -618,15 +895,27 @@ async fn run_steps(
 ) -> Result<(), setup::StepError> {
     for (i, step) in steps.iter().enumerate() {
         let identity = step.as_.unwrap_or(as_);
-        let name = step.name.clone().unwrap_or_else(|| format!("step {}", i + 1));
-        let p = Preparer { values, auth, redactor }
-            .prepare(&step.request.value, identity, bare, None, None)
-            .map_err(|e| setup::StepError { summary: format!("{what} `{name}`: {e}"), evidence: vec![] })?;
-        let lookup = values.lookup(bare, None, None);
-        let (resp, _tries) = setup::send_step(http, &p, step.expect.as_ref(), &lookup, retries).await.map_err(|mut e| {
-            e.summary = format!("{what} `{name}`: {}", e.summary);
-            e
+        let name = step
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("step {}", i + 1));
+        let p = Preparer {
+            values,
+            auth,
+            redactor,
+        }
+        .prepare(&step.request.value, identity, bare, None, None)
+        .map_err(|e| setup::StepError {
+            summary: format!("{what} `{name}`: {e}"),
+            evidence: vec![],
         })?;
+        let lookup = values.lookup(bare, None, None);
+        let (resp, _tries) = setup::send_step(http, &p, step.expect.as_ref(), &lookup, retries)
+            .await
+            .map_err(|mut e| {
+                e.summary = format!("{what} `{name}`: {}", e.summary);
+                e
+            })?;
         drop(lookup);
         let owner = bare.unwrap_or(Identity::A);
         for (k, spec) in step.capture.iter() {
@@ -637,7 +926,11 @@ async fn run_steps(
             if k.name == "token" || crate::suite::template::is_secret_name(&k.name) {
                 redactor.add(&format!("{} {}", k.name, owner.as_str()), &v);
             }
-            let state = if owner == Identity::A { &mut values.a } else { &mut values.b };
+            let state = if owner == Identity::A {
+                &mut values.a
+            } else {
+                &mut values.b
+            };
             state.captures.insert(k.name.clone(), v);
         }
     }
@@ -664,7 +957,18 @@ async fn teardown(
         em.phase(format!("tearing down org {}", org.as_str()));
         let mut all_ok = true;
         for step in &orgs.teardown {
-            let r = run_steps(http, auth, values, std::slice::from_ref(step), *org, Some(*org), opts.setup_retries, redactor, "teardown").await;
+            let r = run_steps(
+                http,
+                auth,
+                values,
+                std::slice::from_ref(step),
+                *org,
+                Some(*org),
+                opts.setup_retries,
+                redactor,
+                "teardown",
+            )
+            .await;
             if let Err(e) = r {
                 all_ok = false;
                 em.result(setup_error(
@@ -686,7 +990,13 @@ async fn teardown(
 
 /// Runs the planned checks: non-writes concurrently, then writes one at a time;
 /// emits in plan order. Returns true when interrupted.
-async fn run_plans(ctx: &Arc<Ctx>, plans: Vec<CheckPlan>, jobs: usize, cancel: &Cancel, em: &mut Emitter<'_>) -> bool {
+async fn run_plans(
+    ctx: &Arc<Ctx>,
+    plans: Vec<CheckPlan>,
+    jobs: usize,
+    cancel: &Cancel,
+    em: &mut Emitter<'_>,
+) -> bool {
     let suite = &ctx.loaded.suite;
     let n = plans.len();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Vec<CheckResult>)>();
@@ -703,14 +1013,21 @@ async fn run_plans(ctx: &Arc<Ctx>, plans: Vec<CheckPlan>, jobs: usize, cancel: &
         running += 1;
         tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
-            let results = if cancel.is_cancelled() { vec![] } else { checks::run_check(ctx, p).await };
+            let results = if cancel.is_cancelled() {
+                vec![]
+            } else {
+                checks::run_check(ctx, p).await
+            };
             let _ = tx.send((i, results));
         });
     }
     let mut slots: BTreeMap<usize, Vec<CheckResult>> = BTreeMap::new();
     let mut next = 0usize;
     let mut skipped: BTreeSet<usize> = BTreeSet::new();
-    let flush = |slots: &mut BTreeMap<usize, Vec<CheckResult>>, next: &mut usize, skipped: &BTreeSet<usize>, em: &mut Emitter<'_>| {
+    let flush = |slots: &mut BTreeMap<usize, Vec<CheckResult>>,
+                 next: &mut usize,
+                 skipped: &BTreeSet<usize>,
+                 em: &mut Emitter<'_>| {
         while *next < n {
             if let Some(rs) = slots.remove(next) {
                 rs.into_iter().for_each(|r| em.result(r));
@@ -756,7 +1073,12 @@ async fn run_plans(ctx: &Arc<Ctx>, plans: Vec<CheckPlan>, jobs: usize, cancel: &
     cancel.is_cancelled()
 }
 
-fn flush_until_write(slots: &mut BTreeMap<usize, Vec<CheckResult>>, next: &mut usize, writes: &BTreeSet<usize>, em: &mut Emitter<'_>) {
+fn flush_until_write(
+    slots: &mut BTreeMap<usize, Vec<CheckResult>>,
+    next: &mut usize,
+    writes: &BTreeSet<usize>,
+    em: &mut Emitter<'_>,
+) {
     while !writes.contains(next) {
         match slots.remove(next) {
             Some(rs) => rs.into_iter().for_each(|r| em.result(r)),

@@ -47,14 +47,20 @@ pub fn unmet(
 ) -> Vec<String> {
     let mut out = Vec::new();
     match expect.and_then(|e| e.status.as_ref()) {
-        Some(s) if !s.matches(resp.status) => out.push(format!("status {} is not {s}", resp.status)),
-        None if default_2xx && !resp.is_success() => out.push(format!("status {} is not 2xx", resp.status)),
+        Some(s) if !s.matches(resp.status) => {
+            out.push(format!("status {} is not {s}", resp.status))
+        }
+        None if default_2xx && !resp.is_success() => {
+            out.push(format!("status {} is not 2xx", resp.status))
+        }
         _ => {}
     }
     let Some(e) = expect else { return out };
     for t in &e.body_contains.0 {
         match t.render(lookup) {
-            Ok(s) if !resp.body.contains(&s) => out.push(format!("the body does not contain `{s}`")),
+            Ok(s) if !resp.body.contains(&s) => {
+                out.push(format!("the body does not contain `{s}`"))
+            }
             Err(m) => out.push(m),
             _ => {}
         }
@@ -69,7 +75,9 @@ pub fn unmet(
     if !e.json.is_empty() {
         let json = resp.json();
         for (k, v) in e.json.iter() {
-            let Ok(path) = serde_json_path::JsonPath::parse(&k.name) else { continue };
+            let Ok(path) = serde_json_path::JsonPath::parse(&k.name) else {
+                continue;
+            };
             let want = match v.render(lookup) {
                 Ok(w) => w,
                 Err(m) => {
@@ -92,8 +100,12 @@ pub fn unmet(
 fn json_eq(got: &Value, want: &Value) -> bool {
     got == want
         || match (got, want) {
-            (Value::Number(n), Value::String(s)) | (Value::String(s), Value::Number(n)) => n.to_string() == *s,
-            (Value::Bool(b), Value::String(s)) | (Value::String(s), Value::Bool(b)) => b.to_string() == *s,
+            (Value::Number(n), Value::String(s)) | (Value::String(s), Value::Number(n)) => {
+                n.to_string() == *s
+            }
+            (Value::Bool(b), Value::String(s)) | (Value::String(s), Value::Bool(b)) => {
+                b.to_string() == *s
+            }
             _ => false,
         }
 }
@@ -110,7 +122,11 @@ pub async fn send_step(
     let (r, tries) = http.send_retrying(p, retries).await;
     let resp = r.map_err(|e| StepError {
         summary: format!("{}: {e}", p.line()),
-        evidence: if tries > 0 { vec![("retries".into(), tries.to_string())] } else { vec![] },
+        evidence: if tries > 0 {
+            vec![("retries".into(), tries.to_string())]
+        } else {
+            vec![]
+        },
     })?;
     let problems = unmet(expect, &resp, lookup, true);
     if !problems.is_empty() {

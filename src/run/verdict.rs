@@ -24,16 +24,32 @@ pub struct Decision {
 
 impl Decision {
     pub fn pass(s: impl Into<String>) -> Self {
-        Decision { verdict: Verdict::Pass, summary: s.into(), evidence: vec![] }
+        Decision {
+            verdict: Verdict::Pass,
+            summary: s.into(),
+            evidence: vec![],
+        }
     }
     pub fn fail(s: impl Into<String>) -> Self {
-        Decision { verdict: Verdict::Fail, summary: s.into(), evidence: vec![] }
+        Decision {
+            verdict: Verdict::Fail,
+            summary: s.into(),
+            evidence: vec![],
+        }
     }
     pub fn error(s: impl Into<String>) -> Self {
-        Decision { verdict: Verdict::Error, summary: s.into(), evidence: vec![] }
+        Decision {
+            verdict: Verdict::Error,
+            summary: s.into(),
+            evidence: vec![],
+        }
     }
     pub fn skip(s: impl Into<String>) -> Self {
-        Decision { verdict: Verdict::Skip, summary: s.into(), evidence: vec![] }
+        Decision {
+            verdict: Verdict::Skip,
+            summary: s.into(),
+            evidence: vec![],
+        }
     }
     pub fn with(mut self, label: &str, text: impl Into<String>) -> Self {
         self.evidence.push(Evidence::new(label, text));
@@ -44,7 +60,16 @@ impl Decision {
 /// One answer in evidence form: `404 application/json {"error":"not_found"}`.
 pub fn show(r: &Resp) -> String {
     let ct = r.content_type();
-    format!("{} {}{}", r.status, if ct.is_empty() { String::new() } else { format!("{ct} ") }, r.excerpt(300))
+    format!(
+        "{} {}{}",
+        r.status,
+        if ct.is_empty() {
+            String::new()
+        } else {
+            format!("{ct} ")
+        },
+        r.excerpt(300)
+    )
 }
 
 /// Replaces every identifier (A's and the twin's) in a body by `<id>`.
@@ -67,7 +92,11 @@ pub fn differences(b: &Resp, twin: &Resp, ids: &[String], body_stable: bool) -> 
         d.push(format!("status {} vs {}", b.status, twin.status));
     }
     if b.content_type() != twin.content_type() {
-        d.push(format!("content type `{}` vs `{}`", b.content_type(), twin.content_type()));
+        d.push(format!(
+            "content type `{}` vs `{}`",
+            b.content_type(),
+            twin.content_type()
+        ));
     }
     if body_stable && mask(&b.body, ids) != mask(&twin.body, ids) {
         d.push("body".to_string());
@@ -94,13 +123,28 @@ pub struct NotFoundInput<'a> {
 
 /// The not-found + indistinguishable rule (read checks, and the status part of writes).
 pub fn not_found_rule(i: &NotFoundInput) -> Decision {
-    let NotFoundInput { b, twin, twin_again, not_found, ids, markers_in_b, oracle } = *i;
+    let NotFoundInput {
+        b,
+        twin,
+        twin_again,
+        not_found,
+        ids,
+        markers_in_b,
+        oracle,
+    } = *i;
     let evidence = |d: Decision| {
-        d.with("B got (A's id)", show(b)).with("B got (never-issued id)", show(twin))
+        d.with("B got (A's id)", show(b))
+            .with("B got (never-issued id)", show(twin))
     };
     if b.is_server_error() || twin.is_server_error() {
-        let who = if b.is_server_error() { b.status } else { twin.status };
-        return evidence(Decision::error(format!("server error {who}: the answer cannot be judged")));
+        let who = if b.is_server_error() {
+            b.status
+        } else {
+            twin.status
+        };
+        return evidence(Decision::error(format!(
+            "server error {who}: the answer cannot be judged"
+        )));
     }
     if !markers_in_b.is_empty() {
         return evidence(Decision::fail(format!(
@@ -141,7 +185,11 @@ pub fn not_found_rule(i: &NotFoundInput) -> Decision {
                 diffs.join(", ")
             )));
         }
-        let note = if stable { "" } else { " (bodies vary per request: compared status and type)" };
+        let note = if stable {
+            ""
+        } else {
+            " (bodies vary per request: compared status and type)"
+        };
         return Decision::pass(format!("{not_found}, same as a never-issued id{note}"));
     }
     Decision::pass(format!("{not_found}"))
@@ -158,7 +206,9 @@ pub fn markers_in(body: &str, markers: &[String]) -> Vec<String> {
     markers
         .iter()
         .filter(|m| !m.is_empty())
-        .filter(|m| body.contains(m.as_str()) || decoded.as_deref().is_some_and(|d| d.contains(m.as_str())))
+        .filter(|m| {
+            body.contains(m.as_str()) || decoded.as_deref().is_some_and(|d| d.contains(m.as_str()))
+        })
         .cloned()
         .collect()
 }
@@ -187,9 +237,18 @@ fn collect_strings(v: &Value, out: &mut String) {
 pub fn context_of(body: &str, marker: &str) -> String {
     match body.find(marker) {
         Some(i) => {
-            let start = body[..i].char_indices().rev().nth(60).map(|(j, _)| j).unwrap_or(0);
+            let start = body[..i]
+                .char_indices()
+                .rev()
+                .nth(60)
+                .map(|(j, _)| j)
+                .unwrap_or(0);
             let end_from = i + marker.len();
-            let end = body[end_from..].char_indices().nth(60).map(|(j, _)| end_from + j).unwrap_or(body.len());
+            let end = body[end_from..]
+                .char_indices()
+                .nth(60)
+                .map(|(j, _)| end_from + j)
+                .unwrap_or(body.len());
             format!("…{}…", &body[start..end])
         }
         None => String::new(),
@@ -199,8 +258,11 @@ pub fn context_of(body: &str, marker: &str) -> String {
 /// The list rule: B's list must be 2xx and hold none of A's markers.
 pub fn list_rule(b: &Resp, markers: &[String]) -> Decision {
     if !b.is_success() {
-        return Decision::error(format!("B's list got {}, not 2xx: it cannot show whether A's data leaks", b.status))
-            .with("B got", show(b));
+        return Decision::error(format!(
+            "B's list got {}, not 2xx: it cannot show whether A's data leaks",
+            b.status
+        ))
+        .with("B got", show(b));
     }
     let found = markers_in(&b.body, markers);
     if let Some(first) = found.first() {
@@ -208,13 +270,20 @@ pub fn list_rule(b: &Resp, markers: &[String]) -> Decision {
             .with("B got", show(b))
             .with("where", context_of(&b.body, first));
     }
-    Decision::pass(format!("{} with none of A's {} markers", b.status, markers.len()))
+    Decision::pass(format!(
+        "{} with none of A's {} markers",
+        b.status,
+        markers.len()
+    ))
 }
 
 /// The JSON paths whose values differ between two JSON values (`$.a.b: 1 → 2`), or a
 /// text comparison when either side is not JSON. Paths in `ignore` are skipped.
 pub fn json_diff(before: &str, after: &str, ignore: &BTreeSet<String>) -> Vec<String> {
-    match (serde_json::from_str::<Value>(before), serde_json::from_str::<Value>(after)) {
+    match (
+        serde_json::from_str::<Value>(before),
+        serde_json::from_str::<Value>(after),
+    ) {
         (Ok(x), Ok(y)) => {
             let mut out = Vec::new();
             diff_values("$", &x, &y, ignore, &mut out);
@@ -241,8 +310,12 @@ fn diff_values(path: &str, x: &Value, y: &Value, ignore: &BTreeSet<String>, out:
                 let p = format!("{path}.{k}");
                 match (a.get(k), b.get(k)) {
                     (Some(v), Some(w)) => diff_values(&p, v, w, ignore, out),
-                    (Some(v), None) if !ignore.contains(&p) => out.push(format!("{p}: {v} → (removed)")),
-                    (None, Some(w)) if !ignore.contains(&p) => out.push(format!("{p}: (absent) → {w}")),
+                    (Some(v), None) if !ignore.contains(&p) => {
+                        out.push(format!("{p}: {v} → (removed)"))
+                    }
+                    (None, Some(w)) if !ignore.contains(&p) => {
+                        out.push(format!("{p}: (absent) → {w}"))
+                    }
                     _ => {}
                 }
             }
@@ -259,11 +332,16 @@ fn diff_values(path: &str, x: &Value, y: &Value, ignore: &BTreeSet<String>, out:
 /// Paths that differ between two reads of the same unchanged resource: volatile fields
 /// (timestamps of reads, request ids) that a write check must not count as a change.
 pub fn volatile_paths(first: &str, second: &str) -> BTreeSet<String> {
-    match (serde_json::from_str::<Value>(first), serde_json::from_str::<Value>(second)) {
+    match (
+        serde_json::from_str::<Value>(first),
+        serde_json::from_str::<Value>(second),
+    ) {
         (Ok(x), Ok(y)) => {
             let mut out = Vec::new();
             diff_values("$", &x, &y, &BTreeSet::new(), &mut out);
-            out.into_iter().filter_map(|l| l.split_once(": ").map(|(p, _)| p.to_string())).collect()
+            out.into_iter()
+                .filter_map(|l| l.split_once(": ").map(|(p, _)| p.to_string()))
+                .collect()
         }
         _ => BTreeSet::new(),
     }
@@ -279,7 +357,10 @@ pub fn write_rule(
 ) -> Decision {
     let mut changes = Vec::new();
     if verify_after.status != verify_before.status {
-        changes.push(format!("status: {} → {}", verify_before.status, verify_after.status));
+        changes.push(format!(
+            "status: {} → {}",
+            verify_before.status, verify_after.status
+        ));
     }
     changes.extend(json_diff(&verify_before.body, &verify_after.body, volatile));
     let with_diff = |d: Decision| {
@@ -293,16 +374,26 @@ pub fn write_rule(
         return with_diff(not_found_rule(nf));
     }
     if nf.b.is_success() {
-        let what = if changes.is_empty() { "" } else { " and A's data changed" };
+        let what = if changes.is_empty() {
+            ""
+        } else {
+            " and A's data changed"
+        };
         return with_diff(
-            Decision::fail(format!("B's write got {}: it was accepted{what}", nf.b.status))
-                .with("B got", show(nf.b)),
+            Decision::fail(format!(
+                "B's write got {}: it was accepted{what}",
+                nf.b.status
+            ))
+            .with("B got", show(nf.b)),
         );
     }
     if !changes.is_empty() {
         return with_diff(
-            Decision::fail(format!("A's data changed after B's write ({})", changes.len()))
-                .with("B got", show(nf.b)),
+            Decision::fail(format!(
+                "A's data changed after B's write ({})",
+                changes.len()
+            ))
+            .with("B got", show(nf.b)),
         );
     }
     let d = not_found_rule(nf);
@@ -330,7 +421,11 @@ pub fn twin_of(id: &str) -> String {
 fn shape_fill(id: &str, rnd: &[u8; 64]) -> String {
     let is_uuid = id.len() == 36
         && id.chars().enumerate().all(|(i, c)| {
-            if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() }
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
         });
     if is_uuid {
         let mut b = [0u8; 16];
@@ -338,10 +433,23 @@ fn shape_fill(id: &str, rnd: &[u8; 64]) -> String {
         b[6] = (b[6] & 0x0f) | 0x40;
         b[8] = (b[8] & 0x3f) | 0x80;
         let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        let u = format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]);
-        return if id.chars().any(|c| c.is_ascii_uppercase()) { u.to_ascii_uppercase() } else { u };
+        let u = format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        );
+        return if id.chars().any(|c| c.is_ascii_uppercase()) {
+            u.to_ascii_uppercase()
+        } else {
+            u
+        };
     }
-    let all_hex_lower = id.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+    let all_hex_lower = id
+        .chars()
+        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
     id.chars()
         .enumerate()
         .map(|(i, c)| {
@@ -349,7 +457,11 @@ fn shape_fill(id: &str, rnd: &[u8; 64]) -> String {
             if c.is_ascii_digit() {
                 let d = (r % 10) as u32;
                 // Keep numbers free of a leading zero, which some APIs parse differently.
-                let d = if i == 0 && d == 0 && id.len() > 1 { 1 + (r as u32 % 9) } else { d };
+                let d = if i == 0 && d == 0 && id.len() > 1 {
+                    1 + (r as u32 % 9)
+                } else {
+                    d
+                };
                 char::from_digit(d, 10).unwrap_or('1')
             } else if all_hex_lower && c.is_ascii_hexdigit() {
                 char::from_digit((r % 16) as u32, 16).unwrap_or('a')
@@ -397,31 +509,68 @@ mod tests {
     fn read_rule_cases() {
         let nf = resp(404, "application/json", NF);
         assert_eq!(rule(&nf, &nf, &[]).verdict, Verdict::Pass);
-        assert_eq!(rule(&resp(200, "application/json", "{}"), &nf, &[]).verdict, Verdict::Fail);
+        assert_eq!(
+            rule(&resp(200, "application/json", "{}"), &nf, &[]).verdict,
+            Verdict::Fail
+        );
         let d = rule(&resp(403, "application/json", NF), &nf, &[]);
         assert_eq!(d.verdict, Verdict::Fail);
         assert!(d.summary.contains("403"), "{}", d.summary);
         // A different body for A's id than for a missing one is an oracle.
-        let d = rule(&resp(404, "application/json", r#"{"error":"not yours"}"#), &nf, &[]);
+        let d = rule(
+            &resp(404, "application/json", r#"{"error":"not yours"}"#),
+            &nf,
+            &[],
+        );
         assert_eq!(d.verdict, Verdict::Fail);
         assert!(d.summary.contains("existence oracle"));
         // Ids echoed in the body are masked.
-        let d = rule(&resp(404, "application/json", r#"{"id":"AID"}"#), &resp(404, "application/json", r#"{"id":"TWIN"}"#), &[]);
+        let d = rule(
+            &resp(404, "application/json", r#"{"id":"AID"}"#),
+            &resp(404, "application/json", r#"{"id":"TWIN"}"#),
+            &[],
+        );
         assert_eq!(d.verdict, Verdict::Pass, "{d:?}");
         // A twin that is not not-found makes the check undecidable.
-        assert_eq!(rule(&nf, &resp(401, "application/json", "{}"), &[]).verdict, Verdict::Error);
-        assert_eq!(rule(&resp(500, "text/plain", "boom"), &nf, &[]).verdict, Verdict::Error);
+        assert_eq!(
+            rule(&nf, &resp(401, "application/json", "{}"), &[]).verdict,
+            Verdict::Error
+        );
+        assert_eq!(
+            rule(&resp(500, "text/plain", "boom"), &nf, &[]).verdict,
+            Verdict::Error
+        );
         // Markers in B's answer are a leak whatever the status.
         assert_eq!(rule(&nf, &nf, &["Acme 1234".into()]).verdict, Verdict::Fail);
     }
 
     #[test]
     fn volatile_twin_bodies_compare_status_only() {
-        let b = resp(404, "application/json", r#"{"error":"not_found","request_id":"r1"}"#);
-        let t1 = resp(404, "application/json", r#"{"error":"not_found","request_id":"r2"}"#);
-        let t2 = resp(404, "application/json", r#"{"error":"not_found","request_id":"r3"}"#);
+        let b = resp(
+            404,
+            "application/json",
+            r#"{"error":"not_found","request_id":"r1"}"#,
+        );
+        let t1 = resp(
+            404,
+            "application/json",
+            r#"{"error":"not_found","request_id":"r2"}"#,
+        );
+        let t2 = resp(
+            404,
+            "application/json",
+            r#"{"error":"not_found","request_id":"r3"}"#,
+        );
         let ids: Vec<String> = vec![];
-        let d = not_found_rule(&NotFoundInput { b: &b, twin: &t1, twin_again: &t2, not_found: 404, ids: &ids, markers_in_b: &[], oracle: true });
+        let d = not_found_rule(&NotFoundInput {
+            b: &b,
+            twin: &t1,
+            twin_again: &t2,
+            not_found: 404,
+            ids: &ids,
+            markers_in_b: &[],
+            oracle: true,
+        });
         assert_eq!(d.verdict, Verdict::Pass);
         assert!(d.summary.contains("vary"));
     }
@@ -429,12 +578,32 @@ mod tests {
     #[test]
     fn list_rule_cases() {
         let m = vec!["Acme run42".to_string()];
-        assert_eq!(list_rule(&resp(200, "application/json", r#"{"items":[]}"#), &m).verdict, Verdict::Pass);
-        assert_eq!(list_rule(&resp(200, "application/json", r#"{"items":[{"name":"Acme run42"}]}"#), &m).verdict, Verdict::Fail);
-        assert_eq!(list_rule(&resp(401, "application/json", "{}"), &m).verdict, Verdict::Error);
+        assert_eq!(
+            list_rule(&resp(200, "application/json", r#"{"items":[]}"#), &m).verdict,
+            Verdict::Pass
+        );
+        assert_eq!(
+            list_rule(
+                &resp(
+                    200,
+                    "application/json",
+                    r#"{"items":[{"name":"Acme run42"}]}"#
+                ),
+                &m
+            )
+            .verdict,
+            Verdict::Fail
+        );
+        assert_eq!(
+            list_rule(&resp(401, "application/json", "{}"), &m).verdict,
+            Verdict::Error
+        );
         // JSON escaping does not hide a marker.
         let m2 = vec!["a/b".to_string()];
-        assert_eq!(list_rule(&resp(200, "application/json", r#"["a\/b"]"#), &m2).verdict, Verdict::Fail);
+        assert_eq!(
+            list_rule(&resp(200, "application/json", r#"["a\/b"]"#), &m2).verdict,
+            Verdict::Fail
+        );
     }
 
     #[test]
@@ -446,16 +615,41 @@ mod tests {
         let vol = volatile_paths(&before.body, &same.body);
         assert!(vol.contains("$.read_at"));
         let ids: Vec<String> = vec![];
-        let input = |b: &'static str| (resp(if b.is_empty() { 404 } else { 200 }, "application/json", if b.is_empty() { NF } else { b }));
+        let input = |b: &'static str| {
+            (resp(
+                if b.is_empty() { 404 } else { 200 },
+                "application/json",
+                if b.is_empty() { NF } else { b },
+            ))
+        };
         let b404 = input("");
-        let nfi = NotFoundInput { b: &b404, twin: &nf, twin_again: &nf, not_found: 404, ids: &ids, markers_in_b: &[], oracle: true };
-        assert_eq!(write_rule(&nfi, &before, &same, &vol).verdict, Verdict::Pass);
+        let nfi = NotFoundInput {
+            b: &b404,
+            twin: &nf,
+            twin_again: &nf,
+            not_found: 404,
+            ids: &ids,
+            markers_in_b: &[],
+            oracle: true,
+        };
+        assert_eq!(
+            write_rule(&nfi, &before, &same, &vol).verdict,
+            Verdict::Pass
+        );
         let d = write_rule(&nfi, &before, &changed, &vol);
         assert_eq!(d.verdict, Verdict::Fail);
-        assert!(d.evidence.iter().any(|e| e.text.contains("$.enabled: true → false")), "{d:?}");
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.text.contains("$.enabled: true → false")),
+            "{d:?}"
+        );
         let b200 = input(r#"{"ok":1}"#);
         let nfi = NotFoundInput { b: &b200, ..nfi };
-        assert_eq!(write_rule(&nfi, &before, &changed, &vol).verdict, Verdict::Fail);
+        assert_eq!(
+            write_rule(&nfi, &before, &changed, &vol).verdict,
+            Verdict::Fail
+        );
     }
 
     #[test]

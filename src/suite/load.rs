@@ -64,7 +64,10 @@ pub fn load_file(path: &Path) -> Result<Loaded, LoadError> {
 }
 
 /// [`load_file`] with `${VAR}` read through `env`.
-pub fn load_file_with_env(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, LoadError> {
+pub fn load_file_with_env(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, LoadError> {
     let shown = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| {
         LoadError::one(Diagnostic::file(

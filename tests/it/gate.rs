@@ -9,7 +9,11 @@ fn the_correct_app_passes_every_check() {
     let t = Target::start("");
     let r = t.run(&bundled_suite(), &[]);
     assert_eq!(r.code, 0, "{}", r.explain());
-    assert!(r.ids("fail").is_empty() && r.ids("error").is_empty(), "{}", r.explain());
+    assert!(
+        r.ids("fail").is_empty() && r.ids("error").is_empty(),
+        "{}",
+        r.explain()
+    );
     let passed = r.ids("pass");
     for expected in [
         "brand-is-invisible-to-b",
@@ -23,14 +27,24 @@ fn the_correct_app_passes_every_check() {
         "jwt/claim_integrity:token",
         "anonymous-requests-are-refused",
     ] {
-        assert!(passed.iter().any(|p| p == expected), "{expected} did not pass\n{}", r.explain());
+        assert!(
+            passed.iter().any(|p| p == expected),
+            "{expected} did not pass\n{}",
+            r.explain()
+        );
     }
     // JUnit: one testcase per result.
     let junit = r.junit.as_deref().expect("junit written");
-    let results = r.json.as_ref().unwrap()["results"].as_array().unwrap().len();
+    let results = r.json.as_ref().unwrap()["results"]
+        .as_array()
+        .unwrap()
+        .len();
     assert_eq!(junit.matches("<testcase ").count(), results, "{junit}");
     // Everything created was removed.
-    let created = r.json.as_ref().unwrap()["created"].as_array().unwrap().clone();
+    let created = r.json.as_ref().unwrap()["created"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert!(!created.is_empty());
     assert!(created.iter().all(|c| c["removed"] == true), "{created:?}");
     // No secret in any output, and no token (JWTs start with `eyJ`).
@@ -46,9 +60,15 @@ fn the_correct_app_passes_every_check() {
 const HTTP_BUGS: &[(&str, &[&str])] = &[
     ("tenant-from-header", &["/tenant_override:header:X-Org-Id"]),
     ("forbidden-not-404", &["brand-is-invisible-to-b"]),
-    ("write-bypasses-rls", &["b-cannot-change-a-s-presence-config"]),
+    (
+        "write-bypasses-rls",
+        &["b-cannot-change-a-s-presence-config"],
+    ),
     ("alg-none", &["/token_forgery:alg_none"]),
-    ("signature-not-verified", &["/token_forgery:tampered", "/token_forgery:random_key"]),
+    (
+        "signature-not-verified",
+        &["/token_forgery:tampered", "/token_forgery:random_key"],
+    ),
     ("expired-accepted", &["/token_forgery:expired"]),
     ("audit-privileged", &["audit-log-holds-none-of-a-s-rows"]),
 ];
@@ -60,14 +80,34 @@ fn assert_caught(bug: &str, patterns: &[&str]) {
     let failed = r.ids("fail");
     assert!(!failed.is_empty(), "{bug}");
     for f in &failed {
-        assert!(patterns.iter().any(|p| f.contains(p)), "{bug}: unexpected failure {f}\nall failures: {failed:?}");
+        assert!(
+            patterns.iter().any(|p| f.contains(p)),
+            "{bug}: unexpected failure {f}\nall failures: {failed:?}"
+        );
     }
-    assert!(r.ids("error").is_empty(), "{bug}: errors {:?}\n{}", r.ids("error"), r.explain());
+    assert!(
+        r.ids("error").is_empty(),
+        "{bug}: errors {:?}\n{}",
+        r.ids("error"),
+        r.explain()
+    );
     // The table names the failing check.
     let first = failed[0].split('/').next().unwrap().to_string();
     let json = r.json.as_ref().unwrap();
-    let name = json["results"].as_array().unwrap().iter().find(|x| x["id"] == failed[0]).unwrap()["check"].as_str().unwrap().to_string();
-    assert!(r.stdout.contains(&name), "{bug}: table does not name {first}\n{}", r.stdout);
+    let name = json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == failed[0])
+        .unwrap()["check"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        r.stdout.contains(&name),
+        "{bug}: table does not name {first}\n{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("ISOLATION BROKEN"), "{}", r.stdout);
 }
 
@@ -81,33 +121,68 @@ fn each_http_bug_is_caught_by_its_check_and_no_other() {
 #[test]
 fn a_wrong_path_errors_instead_of_passing() {
     let t = Target::start("");
-    let suite = edited_suite(t.dir.path(), &[("read: \"/brands/{{a.brand_id}}\"", "read: \"/brandz/{{a.brand_id}}\"")]);
+    let suite = edited_suite(
+        t.dir.path(),
+        &[(
+            "read: \"/brands/{{a.brand_id}}\"",
+            "read: \"/brandz/{{a.brand_id}}\"",
+        )],
+    );
     let r = t.run(&suite, &[]);
     assert_eq!(r.code, 2, "{}", r.explain());
     assert!(r.ids("fail").is_empty());
     let errors = r.ids("error");
-    assert!(errors.iter().all(|e| e.starts_with("brand-is-invisible-to-b")), "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.starts_with("brand-is-invisible-to-b")),
+        "{errors:?}"
+    );
     assert!(r.stdout.contains("control as A got 404"), "{}", r.stdout);
 }
 
 #[test]
 fn an_unreachable_target_exits_2() {
     let t = Target::start("");
-    let r = t.run_with_env(&bundled_suite(), &[], &[("TARGET_URL", "http://127.0.0.1:9")]);
+    let r = t.run_with_env(
+        &bundled_suite(),
+        &[],
+        &[("TARGET_URL", "http://127.0.0.1:9")],
+    );
     assert_eq!(r.code, 2, "{}", r.explain());
     assert!(r.ids("fail").is_empty());
-    assert!(r.stdout.contains("cannot connect") || r.stdout.contains("provision"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("cannot connect") || r.stdout.contains("provision"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
 fn a_failed_seed_exits_2_and_still_tears_down() {
     let t = Target::start("");
-    let suite = edited_suite(t.dir.path(), &[("url: /subscribers, json:", "url: /subscriberz, json:")]);
+    let suite = edited_suite(
+        t.dir.path(),
+        &[("url: /subscribers, json:", "url: /subscriberz, json:")],
+    );
     let r = t.run(&suite, &[]);
     assert_eq!(r.code, 2, "{}", r.explain());
-    assert!(r.ids("error").iter().any(|e| e == "setup/seed"), "{:?}", r.ids("error"));
-    let created = r.json.as_ref().unwrap()["created"].as_array().unwrap().clone();
-    assert!(created.iter().filter(|c| c["what"] == "org").all(|c| c["removed"] == true), "{created:?}");
+    assert!(
+        r.ids("error").iter().any(|e| e == "setup/seed"),
+        "{:?}",
+        r.ids("error")
+    );
+    let created = r.json.as_ref().unwrap()["created"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(
+        created
+            .iter()
+            .filter(|c| c["what"] == "org")
+            .all(|c| c["removed"] == true),
+        "{created:?}"
+    );
 }
 
 #[test]
@@ -115,7 +190,11 @@ fn a_suite_with_no_checks_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("empty.yaml");
     std::fs::write(&p, "version: 1\nname: nothing\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenantgate")).arg("run").arg(&p).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenantgate"))
+        .arg("run")
+        .arg(&p)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no checks"));
 }

@@ -26,7 +26,11 @@ pub fn cluster() -> Arc<TempPostgres> {
 
 /// A unique lowercase name for a database / role prefix.
 pub fn unique(stem: &str) -> String {
-    format!("{stem}{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{stem}{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// The reference API running with some bugs, and how to reach it.
@@ -41,11 +45,22 @@ impl Target {
     /// Launches the reference API with `bugs` (comma-separated names, or empty).
     pub fn start(bugs: &str) -> Target {
         let pg = cluster();
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let name = unique("tg");
         let bugs = Bugs::parse(bugs).expect("known bugs");
-        let launched = rt.block_on(tenantgate_reference_api::launch(&pg, &name, &name, bugs)).expect("launch the reference API");
-        Target { rt, launched: Some(launched), pg, dir: tempfile::tempdir().unwrap() }
+        let launched = rt
+            .block_on(tenantgate_reference_api::launch(&pg, &name, &name, bugs))
+            .expect("launch the reference API");
+        Target {
+            rt,
+            launched: Some(launched),
+            pg,
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn l(&self) -> &tenantgate_reference_api::Launched {
@@ -67,7 +82,11 @@ impl Target {
     /// Secrets that must never appear in any output.
     pub fn secrets(&self) -> Vec<String> {
         let l = self.l();
-        let mut s = vec![l.jwt_secret.clone(), self.pg.password().to_string(), "correct-horse-battery-staple".to_string()];
+        let mut s = vec![
+            l.jwt_secret.clone(),
+            self.pg.password().to_string(),
+            "correct-horse-battery-staple".to_string(),
+        ];
         if let Some(p) = tenantgate::redact::url_password(&l.app_url) {
             s.push(p);
         }
@@ -83,7 +102,13 @@ impl Target {
         let json = self.dir.path().join(format!("{}.json", unique("r")));
         let junit = self.dir.path().join(format!("{}.xml", unique("r")));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantgate"));
-        cmd.arg("run").arg(suite).arg("--json").arg(&json).arg("--junit").arg(&junit).args(extra);
+        cmd.arg("run")
+            .arg(suite)
+            .arg("--json")
+            .arg(&json)
+            .arg("--junit")
+            .arg(&junit)
+            .args(extra);
         for (k, v) in self.env() {
             cmd.env(k, v);
         }
@@ -119,7 +144,9 @@ impl Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            json: std::fs::read_to_string(&json).ok().and_then(|s| serde_json::from_str(&s).ok()),
+            json: std::fs::read_to_string(&json)
+                .ok()
+                .and_then(|s| serde_json::from_str(&s).ok()),
             junit: std::fs::read_to_string(&junit).ok(),
         }
     }
@@ -142,13 +169,19 @@ impl Run {
             "{}\n{}\n{}\n{}",
             self.stdout,
             self.stderr,
-            self.json.as_ref().map(|j| j.to_string()).unwrap_or_default(),
+            self.json
+                .as_ref()
+                .map(|j| j.to_string())
+                .unwrap_or_default(),
             self.junit.clone().unwrap_or_default()
         )
     }
 
     pub fn explain(&self) -> String {
-        format!("exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+        format!(
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -161,7 +194,10 @@ pub fn bundled_suite() -> PathBuf {
 pub fn edited_suite(dir: &Path, edits: &[(&str, &str)]) -> PathBuf {
     let mut text = std::fs::read_to_string(bundled_suite()).unwrap();
     for (from, to) in edits {
-        assert!(text.contains(from), "the bundled suite no longer contains {from:?}");
+        assert!(
+            text.contains(from),
+            "the bundled suite no longer contains {from:?}"
+        );
         text = text.replace(from, to);
     }
     let p = dir.join(format!("{}.yaml", unique("suite")));
