@@ -65,8 +65,8 @@ impl Error {
     }
 }
 
-/// Everything [`serve`] needs.
-#[derive(Debug, Clone)]
+/// Everything [`serve`] needs. Its `Debug` output hides the URLs and the secret.
+#[derive(Clone)]
 pub struct Config {
     /// A superuser URL to the same database: planted bugs only.
     pub admin_url: String,
@@ -79,6 +79,18 @@ pub struct Config {
     pub bugs: Bugs,
     /// Where to listen; port 0 picks a free one.
     pub listen: SocketAddr,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("admin_url", &"***")
+            .field("app_url", &"***")
+            .field("jwt_secret", &"***")
+            .field("bugs", &self.bugs)
+            .field("listen", &self.listen)
+            .finish()
+    }
 }
 
 /// A running API. Dropping it asks the server to stop; [`RunningApi::shutdown`] also

@@ -26,8 +26,8 @@ use crate::Error;
 use crate::bugs::{Bug, Bugs};
 use crate::db::describe;
 
-/// The login role the API connects as.
-#[derive(Debug, Clone)]
+/// The login role the API connects as. Its `Debug` output hides the password.
+#[derive(Clone)]
 pub struct AppRole {
     /// The role name, `{prefix}_app`.
     pub name: String,
@@ -35,6 +35,16 @@ pub struct AppRole {
     pub password: String,
     /// A connection URL for this role to the prepared database.
     pub app_url: String,
+}
+
+impl std::fmt::Debug for AppRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppRole")
+            .field("name", &self.name)
+            .field("password", &"***")
+            .field("app_url", &self.redacted_url())
+            .finish()
+    }
 }
 
 impl AppRole {
@@ -346,6 +356,7 @@ mod tests {
             password: "p".into(),
             app_url: url,
         };
+        assert!(!format!("{role:?}").contains(":p@"));
         assert_eq!(
             role.redacted_url(),
             "postgres://u:***@/x?host=%2Frun%2Fpg&port=5432"

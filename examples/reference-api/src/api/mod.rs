@@ -2,8 +2,9 @@
 //!
 //! 1. The tenant comes only from the verified token ([`Caller`]); headers, query strings
 //!    and body fields naming an org are ignored.
-//! 2. Every query runs in a tenant transaction ([`crate::db::begin_tenant`]) *and*
-//!    filters by `org_id` itself, so either layer alone still isolates tenants.
+//! 2. Every query runs in a tenant transaction (`db::begin_tenant`, which sets
+//!    `app.current_org_id` transaction-locally) *and* filters by `org_id` itself, so
+//!    either layer alone still isolates tenants.
 //!
 //! Anything not visible to the caller — a missing id, another org's id, a malformed id —
 //! is the same `404 {"error":"not_found"}` ([`ApiError::NotFound`]).
