@@ -47,7 +47,7 @@ impl Redactor {
             return;
         }
         inner.secrets.push((secret.to_string(), name.to_string()));
-        inner.secrets.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        inner.secrets.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
     }
 
     /// Registers the password of a connection URL such as `postgres://u:PASS@host/db`,
@@ -89,12 +89,11 @@ impl Redactor {
 pub fn url_password(url: &str) -> Option<String> {
     if let Some(rest) = url.split_once("://").map(|(_, r)| r) {
         let authority = rest.split(['/', '?']).next().unwrap_or("");
-        if let Some((userinfo, _)) = authority.rsplit_once('@') {
-            if let Some((_, pass)) = userinfo.split_once(':') {
-                if !pass.is_empty() {
-                    return Some(pass.to_string());
-                }
-            }
+        if let Some((userinfo, _)) = authority.rsplit_once('@')
+            && let Some((_, pass)) = userinfo.split_once(':')
+            && !pass.is_empty()
+        {
+            return Some(pass.to_string());
         }
     }
     for part in url.split_whitespace() {

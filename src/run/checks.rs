@@ -798,12 +798,12 @@ async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult
     match control_2xx(ctx, req, "the identity endpoint does not answer A").await {
         Err(d) => return all(ctx, plan, d, start),
         Ok(r) => {
-            if let Some(a) = &ctx.a_org {
-                if !r.body.contains(a.as_str()) {
-                    let d = Decision::error("A's identity answer does not contain A's org id: it does not echo the tenant, so it proves nothing")
+            if let Some(a) = &ctx.a_org
+                && !r.body.contains(a.as_str())
+            {
+                let d = Decision::error("A's identity answer does not contain A's org id: it does not echo the tenant, so it proves nothing")
                         .with("A got", show(&r));
-                    return all(ctx, plan, d, start);
-                }
+                return all(ctx, plan, d, start);
             }
         }
     }
@@ -870,11 +870,11 @@ pub fn echo_rule(r: &Resp, a_org: Option<&str>, b_org: Option<&str>) -> Decision
         return Decision::error(format!("B's identity got {}, not 2xx", r.status))
             .with("got", show(r));
     }
-    if let Some(a) = a_org {
-        if r.body.contains(a) {
-            return Decision::fail("the identity endpoint answered B with A's org id: B acts as A")
-                .with("got", show(r));
-        }
+    if let Some(a) = a_org
+        && r.body.contains(a)
+    {
+        return Decision::fail("the identity endpoint answered B with A's org id: B acts as A")
+            .with("got", show(r));
     }
     match b_org {
         Some(b) if !r.body.contains(b) => {
@@ -920,10 +920,10 @@ fn claim_rule(ctx: &Ctx) -> Decision {
         );
     };
     let payload_text = t.payload.to_string();
-    if let Some(a) = &ctx.a_org {
-        if payload_text.contains(a.as_str()) {
-            return Decision::fail("B's token carries A's org id").with("claims", payload_text);
-        }
+    if let Some(a) = &ctx.a_org
+        && payload_text.contains(a.as_str())
+    {
+        return Decision::fail("B's token carries A's org id").with("claims", payload_text);
     }
     match jwt::claim(&t.payload, &claim) {
         None => {

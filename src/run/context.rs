@@ -123,10 +123,10 @@ impl Values {
             if name == "org" {
                 return Some(org.as_str().to_string());
             }
-            if name == "token" {
-                if let Some(t) = token_override {
-                    return Some(t.to_string());
-                }
+            if name == "token"
+                && let Some(t) = token_override
+            {
+                return Some(t.to_string());
             }
             match org {
                 Identity::A => self.a.captures.get(name).cloned(),
@@ -207,14 +207,13 @@ impl Preparer<'_> {
             // The identity's own names fill the auth value (its token); without a token
             // yet (the first provision step) the request goes without credentials.
             let auth_lookup = self.values.lookup(Some(as_), None, token_override);
-            if let Ok(value) = self.auth.value.render(&auth_lookup) {
-                if !p
+            if let Ok(value) = self.auth.value.render(&auth_lookup)
+                && !p
                     .headers
                     .iter()
                     .any(|(k, _)| k.eq_ignore_ascii_case(&self.auth.header))
-                {
-                    p.headers.push((self.auth.header.clone(), value));
-                }
+            {
+                p.headers.push((self.auth.header.clone(), value));
             }
         }
         Ok(p)
@@ -225,10 +224,10 @@ impl Preparer<'_> {
         match v {
             Value::Object(o) => {
                 for (k, x) in o {
-                    if let Value::String(s) = x {
-                        if is_secret_name(k) {
-                            self.redactor.add(k, s);
-                        }
+                    if let Value::String(s) = x
+                        && is_secret_name(k)
+                    {
+                        self.redactor.add(k, s);
                     }
                     self.register_body_secrets(x);
                 }

@@ -385,16 +385,16 @@ pub async fn run_suite(
         }
     };
     let plans = plan(suite, signer.is_some(), opts.filter.as_deref());
-    if let (Some(f), true) = (&opts.filter, plans.is_empty()) {
-        if suite.database.is_none() || !"database".contains(f.as_str()) {
-            em.result(setup_error(
-                "setup/filter",
-                "--filter",
-                format!("no check or variant matches --filter `{f}`: nothing to prove"),
-                vec![],
-                redactor,
-            ));
-        }
+    if let (Some(f), true) = (&opts.filter, plans.is_empty())
+        && (suite.database.is_none() || !"database".contains(f.as_str()))
+    {
+        em.result(setup_error(
+            "setup/filter",
+            "--filter",
+            format!("no check or variant matches --filter `{f}`: nothing to prove"),
+            vec![],
+            redactor,
+        ));
     }
 
     let mut interrupted = false;
@@ -651,7 +651,7 @@ async fn http_phase(
     }
     for org in [Identity::A, Identity::B] {
         if let Some(t) = values.org(org).and_then(|s| s.token()) {
-            redactor.add(&format!("token {}", org.as_str()), &t.to_string());
+            redactor.add(&format!("token {}", org.as_str()), t);
         }
     }
 

@@ -616,11 +616,11 @@ mod tests {
         assert!(vol.contains("$.read_at"));
         let ids: Vec<String> = vec![];
         let input = |b: &'static str| {
-            (resp(
+            resp(
                 if b.is_empty() { 404 } else { 200 },
                 "application/json",
                 if b.is_empty() { NF } else { b },
-            ))
+            )
         };
         let b404 = input("");
         let nfi = NotFoundInput {

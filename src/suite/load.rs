@@ -278,32 +278,32 @@ fn yaml_diagnostic(name: &str, text: &str, e: &serde_saphyr::Error) -> Diagnosti
     let mut hint = None;
     let mut len = 0;
     for (what, noun) in [("unknown field `", "key"), ("unknown variant `", "value")] {
-        if let Some(rest) = message.strip_prefix(what) {
-            if let Some((word, tail)) = rest.split_once('`') {
-                len = word.len();
-                let expected: Vec<&str> = tail
-                    .split_once("expected one of ")
-                    .or_else(|| tail.split_once("expected "))
-                    .map(|(_, l)| l.split(", ").map(|s| s.trim_matches('`')).collect())
-                    .unwrap_or_default();
-                hint = Some(match did_you_mean(word, expected.iter().copied()) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None if !expected.is_empty() => {
-                        format!("valid {noun}s here: {}", expected.join(", "))
-                    }
-                    None => "remove it".to_string(),
-                });
-                let message = format!("unknown {noun} `{word}`");
-                let loc = e
-                    .location()
-                    .map(|l| loc_of(text, l.line(), l.column(), len));
-                return Diagnostic {
-                    file: name.into(),
-                    loc,
-                    message,
-                    hint,
-                };
-            }
+        if let Some(rest) = message.strip_prefix(what)
+            && let Some((word, tail)) = rest.split_once('`')
+        {
+            len = word.len();
+            let expected: Vec<&str> = tail
+                .split_once("expected one of ")
+                .or_else(|| tail.split_once("expected "))
+                .map(|(_, l)| l.split(", ").map(|s| s.trim_matches('`')).collect())
+                .unwrap_or_default();
+            hint = Some(match did_you_mean(word, expected.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if !expected.is_empty() => {
+                    format!("valid {noun}s here: {}", expected.join(", "))
+                }
+                None => "remove it".to_string(),
+            });
+            let message = format!("unknown {noun} `{word}`");
+            let loc = e
+                .location()
+                .map(|l| loc_of(text, l.line(), l.column(), len));
+            return Diagnostic {
+                file: name.into(),
+                loc,
+                message,
+                hint,
+            };
         }
     }
     if message.starts_with("duplicate mapping key") {
@@ -546,7 +546,7 @@ fn validate(file: &str, s: &Suite, diags: &mut Vec<Diagnostic>) {
         plain.check(file, &t.base_url, "target.base_url", diags);
         let url = t.base_url.to_string();
         // An empty URL means its environment variable was missing: already reported.
-        if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             diags.push(at(
                 t.base_url.loc,
                 format!("target.base_url `{url}` is not an http:// or https:// URL"),
@@ -610,11 +610,10 @@ fn validate(file: &str, s: &Suite, diags: &mut Vec<Diagnostic>) {
                     Some("capture the token (`capture: { token: $.access_token }`) or add `auth: { header, value }`".into()),
                 ));
             }
-            if let Some(tc) = &o.tenant_claim {
-                if tc.value.trim().is_empty() {
+            if let Some(tc) = &o.tenant_claim
+                && tc.value.trim().is_empty() {
                     diags.push(at(Loc::of(tc), "`tenant_claim` is empty".into(), None));
                 }
-            }
         }
     }
 
@@ -750,17 +749,17 @@ fn validate(file: &str, s: &Suite, diags: &mut Vec<Diagnostic>) {
                 Some("say what B must get, e.g. `expect: { status: 404 }`".into()),
             ));
         }
-        if let Some(w) = &c.write {
-            if w.value.method.is_safe() {
-                diags.push(at(
-                    Loc::of(w),
-                    format!(
-                        "a write check sends {}: it changes nothing",
-                        w.value.method.0
-                    ),
-                    Some("use PATCH, PUT, POST or DELETE; to test a read, use `read:`".into()),
-                ));
-            }
+        if let Some(w) = &c.write
+            && w.value.method.is_safe()
+        {
+            diags.push(at(
+                Loc::of(w),
+                format!(
+                    "a write check sends {}: it changes nothing",
+                    w.value.method.0
+                ),
+                Some("use PATCH, PUT, POST or DELETE; to test a read, use `read:`".into()),
+            ));
         }
         let requests: Vec<&Request> = [
             c.read.as_ref().map(|r| &r.request),
@@ -869,10 +868,10 @@ fn check_expect(file: &str, e: &Expect, diags: &mut Vec<Diagnostic>) {
 }
 
 fn check_attacks(file: &str, a: &Attacks, _vars: &[String], diags: &mut Vec<Diagnostic>) {
-    if let Some(Toggle::Configured(tf)) = &a.token_forgery {
-        if let Some(k) = &tf.sign_with {
-            check_key(file, &k.algorithm, k.secret.as_ref(), k.key.as_ref(), diags);
-        }
+    if let Some(Toggle::Configured(tf)) = &a.token_forgery
+        && let Some(k) = &tf.sign_with
+    {
+        check_key(file, &k.algorithm, k.secret.as_ref(), k.key.as_ref(), diags);
     }
     if let Some(Toggle::Configured(to)) = &a.tenant_override {
         for h in &to.headers {

@@ -72,13 +72,16 @@ pub struct TplError {
     pub hint: Option<String>,
 }
 
+/// Reads an environment variable while loading.
+pub(crate) type EnvFn = Box<dyn Fn(&str) -> Option<String>>;
+
 /// What loading collects from every template it meets: problems (all of them, not just
 /// the first) and the environment variables read.
 #[derive(Default)]
 pub(crate) struct Collector {
     pub errors: Vec<TplError>,
     pub env: BTreeMap<String, EnvUse>,
-    pub lookup: Option<Box<dyn Fn(&str) -> Option<String>>>,
+    pub lookup: Option<EnvFn>,
 }
 
 thread_local! {
@@ -89,10 +92,7 @@ thread_local! {
 
 /// Runs `f` (a YAML deserialization) with a collector installed; returns what it
 /// collected. `lookup` reads an environment variable.
-pub(crate) fn collecting<R>(
-    lookup: Box<dyn Fn(&str) -> Option<String>>,
-    f: impl FnOnce() -> R,
-) -> (R, Collector) {
+pub(crate) fn collecting<R>(lookup: EnvFn, f: impl FnOnce() -> R) -> (R, Collector) {
     COLLECTOR.with(|c| {
         *c.borrow_mut() = Some(Collector {
             lookup: Some(lookup),
