@@ -1,0 +1,491 @@
+//! Catalog snapshot: everything the audit judges, read from `pg_catalog` in a fixed
+//! number of set-based queries, inside one read-only transaction (run → database layer
+//! → [`load`] → [`super::rules`]).
+//!
+//! Round trips do not grow with the number of tables: one query for the server and the
+//! roles, then eight queries sent together (pipelined on one connection) for schemas,
+//! relations with the app role's privileges, tenant columns, policies, view
+//! dependencies, unique indexes, SECURITY DEFINER functions and functions that read
+//! settings. Everything else happens in Rust on the rows returned.
+
+use std::time::Duration;
+
+use tokio_postgres::{Client, NoTls, Row};
+
+use super::DbError;
+
+/// A PostgreSQL object id.
+pub type Oid = u32;
+
+/// One role (`pg_roles`).
+#[derive(Clone, Debug)]
+pub struct RoleRow {
+    pub oid: Oid,
+    pub name: String,
+    pub superuser: bool,
+    pub bypassrls: bool,
+    pub inherit: bool,
+}
+
+/// One membership grant (`pg_auth_members`): `member` is a member of `role`.
+#[derive(Clone, Debug)]
+pub struct MemberRow {
+    pub role: Oid,
+    pub member: Oid,
+    /// The member has the role's privileges (PostgreSQL 16+: the grant's INHERIT option;
+    /// before: the member's `rolinherit`).
+    pub inherit: bool,
+    /// The member may `SET ROLE` to it (PostgreSQL 16+: SET option; before: always).
+    pub set: bool,
+}
+
+/// One schema that is not a system schema.
+#[derive(Clone, Debug)]
+pub struct SchemaRow {
+    pub name: String,
+    /// The app role has USAGE (`None` when no app role is known).
+    pub app_usage: Option<bool>,
+}
+
+/// The app role's privileges on a relation (table-level or on any column).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Privs {
+    pub select: bool,
+    pub insert: bool,
+    pub update: bool,
+    pub delete: bool,
+    pub truncate: bool,
+}
+
+/// One relation in a non-system schema: table (`r`), partitioned table (`p`), view
+/// (`v`), materialized view (`m`) or foreign table (`f`).
+#[derive(Clone, Debug)]
+pub struct RelRow {
+    pub oid: Oid,
+    pub schema: String,
+    pub name: String,
+    pub kind: char,
+    pub rls: bool,
+    pub force: bool,
+    pub owner: Oid,
+    pub parent: Option<Oid>,
+    /// A view with `security_invoker` set to a true value.
+    pub security_invoker: bool,
+    /// The app role's privileges (`None` when no app role is known).
+    pub privs: Option<Privs>,
+}
+
+/// A column whose name is one of the tenant column names.
+#[derive(Clone, Debug)]
+pub struct ColRow {
+    pub rel: Oid,
+    pub name: String,
+    /// `format_type` output, usable in a cast.
+    pub type_name: String,
+}
+
+/// One row-level security policy.
+#[derive(Clone, Debug)]
+pub struct PolicyRow {
+    pub rel: Oid,
+    pub name: String,
+    /// `r` SELECT, `a` INSERT, `w` UPDATE, `d` DELETE, `*` ALL.
+    pub cmd: char,
+    pub permissive: bool,
+    /// Role oids; `0` is PUBLIC.
+    pub roles: Vec<Oid>,
+    pub using: Option<String>,
+    pub with_check: Option<String>,
+}
+
+/// A view or materialized view reading a relation (`pg_rewrite` → `pg_depend`).
+#[derive(Clone, Copy, Debug)]
+pub struct DepRow {
+    pub view: Oid,
+    pub relation: Oid,
+}
+
+/// A unique, non-primary-key index.
+#[derive(Clone, Debug)]
+pub struct IndexRow {
+    pub rel: Oid,
+    pub name: String,
+    pub columns: Vec<String>,
+    /// The definition, for expression indexes only.
+    pub expression: Option<String>,
+}
+
+/// A SECURITY DEFINER function outside extensions.
+#[derive(Clone, Debug)]
+pub struct FuncRow {
+    pub schema: String,
+    pub name: String,
+    /// Argument types, `oidvectortypes` form: `uuid, text`.
+    pub args: String,
+    pub owner: Oid,
+    /// The app role (or PUBLIC, when no app role is known) may execute it.
+    pub executable: bool,
+}
+
+/// A function whose body mentions `current_setting`.
+#[derive(Clone, Debug)]
+pub struct SettingFnRow {
+    pub name: String,
+    pub source: String,
+}
+
+/// Everything read from the catalogs.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    pub server_version_num: i32,
+    pub current_user: String,
+    pub roles: Vec<RoleRow>,
+    pub members: Vec<MemberRow>,
+    /// The app role's oid, when one was asked for and exists.
+    pub app_role: Option<Oid>,
+    pub schemas: Vec<SchemaRow>,
+    pub relations: Vec<RelRow>,
+    pub tenant_columns: Vec<ColRow>,
+    pub policies: Vec<PolicyRow>,
+    pub deps: Vec<DepRow>,
+    pub unique_indexes: Vec<IndexRow>,
+    pub definer_functions: Vec<FuncRow>,
+    pub setting_functions: Vec<SettingFnRow>,
+}
+
+/// Non-system schemas (`n` is `pg_namespace`).
+const USER_SCHEMA: &str = "n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'";
+
+/// Opens the audit's session: a connection whose every transaction is read-only.
+pub async fn read_only_client(url: &str) -> Result<Client, DbError> {
+    let client = connect(url, "database URL").await?;
+    client
+        .batch_execute(
+            "SET default_transaction_read_only = on; SET statement_timeout = '120s'; \
+             SET lock_timeout = '5s'",
+        )
+        .await
+        .map_err(|e| DbError::query("session setup", &e))?;
+    Ok(client)
+}
+
+/// Connects without TLS, with a connect timeout, mapping failures to what to do.
+pub async fn connect(url: &str, what: &'static str) -> Result<Client, DbError> {
+    let lower = url.to_ascii_lowercase();
+    if [
+        "sslmode=require",
+        "sslmode=verify-ca",
+        "sslmode=verify-full",
+    ]
+    .iter()
+    .any(|m| lower.contains(m))
+    {
+        return Err(DbError::TlsRequired { what });
+    }
+    let mut config: tokio_postgres::Config =
+        url.parse()
+            .map_err(|e: tokio_postgres::Error| DbError::BadUrl {
+                what,
+                reason: e.to_string(),
+            })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("tenantgate");
+    }
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| DbError::connect(what, &e))?;
+    tokio::spawn(async move {
+        // The error, if any, surfaces on the next query as a closed connection.
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// Reads the catalog snapshot. `app_role` is looked up by name; a missing role leaves
+/// [`Catalog::app_role`] empty.
+pub async fn load(
+    client: &Client,
+    app_role: Option<&str>,
+    tenant_columns: &[String],
+) -> Result<Catalog, DbError> {
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+        .map_err(|e| DbError::query("begin", &e))?;
+    let result = load_in_tx(client, app_role, tenant_columns).await;
+    // Read-only either way; the transaction has nothing to keep.
+    let _ = client.batch_execute("ROLLBACK").await;
+    result
+}
+
+async fn load_in_tx(
+    client: &Client,
+    app_role: Option<&str>,
+    tenant_columns: &[String],
+) -> Result<Catalog, DbError> {
+    // Round trip 1: server, roles, memberships.
+    let head = client
+        .query_one(
+            "SELECT current_setting('server_version_num')::int, current_user::text",
+            &[],
+        )
+        .await
+        .map_err(|e| DbError::query("server version", &e))?;
+    let server_version_num: i32 = head.try_get(0).map_err(decode)?;
+    let members_sql = if server_version_num >= 160000 {
+        "SELECT m.roleid, m.member, m.inherit_option, m.set_option FROM pg_auth_members m"
+    } else {
+        "SELECT m.roleid, m.member, r.rolinherit, true \
+         FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member"
+    };
+    let (roles, members) = tokio::try_join!(
+        client.query(
+            "SELECT oid, rolname::text, rolsuper, rolbypassrls, rolinherit FROM pg_roles",
+            &[]
+        ),
+        client.query(members_sql, &[]),
+    )
+    .map_err(|e| DbError::query("roles", &e))?;
+    let roles: Vec<RoleRow> = roles
+        .iter()
+        .map(|r| {
+            Ok(RoleRow {
+                oid: r.try_get(0).map_err(decode)?,
+                name: r.try_get(1).map_err(decode)?,
+                superuser: r.try_get(2).map_err(decode)?,
+                bypassrls: r.try_get(3).map_err(decode)?,
+                inherit: r.try_get(4).map_err(decode)?,
+            })
+        })
+        .collect::<Result<_, DbError>>()?;
+    let members = members
+        .iter()
+        .map(|r| {
+            Ok(MemberRow {
+                role: r.try_get(0).map_err(decode)?,
+                member: r.try_get(1).map_err(decode)?,
+                inherit: r.try_get(2).map_err(decode)?,
+                set: r.try_get(3).map_err(decode)?,
+            })
+        })
+        .collect::<Result<_, DbError>>()?;
+    let app: Option<Oid> =
+        app_role.and_then(|name| roles.iter().find(|r| r.name == name).map(|r| r.oid));
+
+    // Round trip 2: everything else, pipelined.
+    let schemas_sql = format!(
+        "SELECT n.nspname::text, CASE WHEN $1::oid IS NULL THEN NULL \
+           ELSE has_schema_privilege($1::oid, n.oid, 'USAGE') END \
+         FROM pg_namespace n WHERE {USER_SCHEMA}"
+    );
+    let relations_sql = format!(
+        "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relrowsecurity, \
+           c.relforcerowsecurity, c.relowner, i.inhparent, \
+           coalesce(c.reloptions::text[], '{{}}'::text[]), \
+           CASE WHEN $1::oid IS NULL THEN NULL ELSE ARRAY[ \
+             has_any_column_privilege($1::oid, c.oid, 'SELECT'), \
+             has_any_column_privilege($1::oid, c.oid, 'INSERT'), \
+             has_any_column_privilege($1::oid, c.oid, 'UPDATE'), \
+             has_table_privilege($1::oid, c.oid, 'DELETE'), \
+             has_table_privilege($1::oid, c.oid, 'TRUNCATE')] END \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND c.relispartition \
+         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {USER_SCHEMA}"
+    );
+    let columns_sql = format!(
+        "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod) \
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attname::text = ANY($1::text[]) \
+           AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {USER_SCHEMA}"
+    );
+    let policies_sql = format!(
+        "SELECT p.polrelid, p.polname::text, p.polcmd::text, p.polpermissive, p.polroles, \
+           pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid) \
+         FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {USER_SCHEMA}"
+    );
+    let deps_sql = format!(
+        "SELECT DISTINCT r.ev_class, d.refobjid FROM pg_rewrite r \
+         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid \
+           AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class \
+         JOIN pg_class v ON v.oid = r.ev_class JOIN pg_namespace n ON n.oid = v.relnamespace \
+         WHERE v.relkind IN ('v', 'm') AND {USER_SCHEMA}"
+    );
+    let indexes_sql = format!(
+        "SELECT x.indrelid, ic.relname::text, \
+           ARRAY(SELECT a.attname::text FROM unnest(x.indkey::int2[]) WITH ORDINALITY k(n, o) \
+                 JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.n ORDER BY k.o), \
+           CASE WHEN x.indexprs IS NOT NULL THEN pg_get_indexdef(x.indexrelid) END \
+         FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid \
+         JOIN pg_class c ON c.oid = x.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE x.indisunique AND NOT x.indisprimary AND {USER_SCHEMA}"
+    );
+    let functions_sql = format!(
+        "SELECT n.nspname::text, p.proname::text, oidvectortypes(p.proargtypes), p.proowner, \
+           CASE WHEN $1::oid IS NULL THEN (p.proacl IS NULL OR EXISTS ( \
+               SELECT 1 FROM aclexplode(p.proacl) x \
+               WHERE x.grantee = 0 AND x.privilege_type = 'EXECUTE')) \
+             ELSE has_function_privilege($1::oid, p.oid, 'EXECUTE') END \
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+         WHERE p.prosecdef AND {USER_SCHEMA} AND NOT EXISTS ( \
+           SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass \
+             AND d.objid = p.oid AND d.deptype = 'e')"
+    );
+    let setting_fns_sql = format!(
+        "SELECT p.proname::text, p.prosrc FROM pg_proc p \
+         JOIN pg_namespace n ON n.oid = p.pronamespace \
+         WHERE p.prosrc ILIKE '%current\\_setting%' AND {USER_SCHEMA}"
+    );
+    let cols: Vec<String> = tenant_columns.to_vec();
+    let app_param: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&app];
+    let cols_param: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&cols];
+    let (schemas, relations, columns, policies, deps, indexes, functions, setting_fns) = tokio::try_join!(
+        q(client, "schemas", &schemas_sql, &app_param),
+        q(client, "relations", &relations_sql, &app_param),
+        q(client, "tenant columns", &columns_sql, &cols_param),
+        q(client, "policies", &policies_sql, &[]),
+        q(client, "view dependencies", &deps_sql, &[]),
+        q(client, "unique indexes", &indexes_sql, &[]),
+        q(client, "definer functions", &functions_sql, &app_param),
+        q(client, "setting functions", &setting_fns_sql, &[]),
+    )?;
+
+    Ok(Catalog {
+        server_version_num,
+        current_user: head.try_get(1).map_err(decode)?,
+        roles,
+        members,
+        app_role: app,
+        schemas: schemas
+            .iter()
+            .map(|r| {
+                Ok(SchemaRow {
+                    name: r.try_get(0).map_err(decode)?,
+                    app_usage: r.try_get(1).map_err(decode)?,
+                })
+            })
+            .collect::<Result<_, DbError>>()?,
+        relations: relations
+            .iter()
+            .map(rel_row)
+            .collect::<Result<_, DbError>>()?,
+        tenant_columns: columns
+            .iter()
+            .map(|r| {
+                Ok(ColRow {
+                    rel: r.try_get(0).map_err(decode)?,
+                    name: r.try_get(1).map_err(decode)?,
+                    type_name: r.try_get(2).map_err(decode)?,
+                })
+            })
+            .collect::<Result<_, DbError>>()?,
+        policies: policies
+            .iter()
+            .map(|r| {
+                Ok(PolicyRow {
+                    rel: r.try_get(0).map_err(decode)?,
+                    name: r.try_get(1).map_err(decode)?,
+                    cmd: first_char(r.try_get(2).map_err(decode)?),
+                    permissive: r.try_get(3).map_err(decode)?,
+                    roles: r.try_get(4).map_err(decode)?,
+                    using: r.try_get(5).map_err(decode)?,
+                    with_check: r.try_get(6).map_err(decode)?,
+                })
+            })
+            .collect::<Result<_, DbError>>()?,
+        deps: deps
+            .iter()
+            .map(|r| {
+                Ok(DepRow {
+                    view: r.try_get(0).map_err(decode)?,
+                    relation: r.try_get(1).map_err(decode)?,
+                })
+            })
+            .collect::<Result<_, DbError>>()?,
+        unique_indexes: indexes
+            .iter()
+            .map(|r| {
+                Ok(IndexRow {
+                    rel: r.try_get(0).map_err(decode)?,
+                    name: r.try_get(1).map_err(decode)?,
+                    columns: r.try_get(2).map_err(decode)?,
+                    expression: r.try_get(3).map_err(decode)?,
+                })
+            })
+            .collect::<Result<_, DbError>>()?,
+        definer_functions: functions
+            .iter()
+            .map(|r| {
+                Ok(FuncRow {
+                    schema: r.try_get(0).map_err(decode)?,
+                    name: r.try_get(1).map_err(decode)?,
+                    args: r.try_get(2).map_err(decode)?,
+                    owner: r.try_get(3).map_err(decode)?,
+                    executable: r.try_get(4).map_err(decode)?,
+                })
+            })
+            .collect::<Result<_, DbError>>()?,
+        setting_functions: setting_fns
+            .iter()
+            .map(|r| {
+                Ok(SettingFnRow {
+                    name: r.try_get(0).map_err(decode)?,
+                    source: r.try_get(1).map_err(decode)?,
+                })
+            })
+            .collect::<Result<_, DbError>>()?,
+    })
+}
+
+async fn q(
+    client: &Client,
+    step: &'static str,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<Row>, DbError> {
+    client
+        .query(sql, params)
+        .await
+        .map_err(|e| DbError::query(step, &e))
+}
+
+fn first_char(s: String) -> char {
+    s.chars().next().unwrap_or('?')
+}
+
+fn rel_row(r: &Row) -> Result<RelRow, DbError> {
+    let options: Vec<String> = r.try_get(8).map_err(decode)?;
+    let privs: Option<Vec<bool>> = r.try_get(9).map_err(decode)?;
+    Ok(RelRow {
+        oid: r.try_get(0).map_err(decode)?,
+        schema: r.try_get(1).map_err(decode)?,
+        name: r.try_get(2).map_err(decode)?,
+        kind: first_char(r.try_get(3).map_err(decode)?),
+        rls: r.try_get(4).map_err(decode)?,
+        force: r.try_get(5).map_err(decode)?,
+        owner: r.try_get(6).map_err(decode)?,
+        parent: r.try_get(7).map_err(decode)?,
+        security_invoker: options.iter().any(|o| {
+            o.split_once('=').is_some_and(|(k, v)| {
+                k.eq_ignore_ascii_case("security_invoker")
+                    && matches!(v.to_ascii_lowercase().as_str(), "true" | "on" | "yes" | "1")
+            })
+        }),
+        privs: privs.map(|p| Privs {
+            select: p.first().copied().unwrap_or(false),
+            insert: p.get(1).copied().unwrap_or(false),
+            update: p.get(2).copied().unwrap_or(false),
+            delete: p.get(3).copied().unwrap_or(false),
+            truncate: p.get(4).copied().unwrap_or(false),
+        }),
+    })
+}
+
+fn decode(e: tokio_postgres::Error) -> DbError {
+    DbError::query("decoding catalog rows", &e)
+}

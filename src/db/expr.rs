@@ -1,0 +1,1082 @@
+//! Policy expression analysis: the pure part of the database audit that reads a
+//! policy's `USING` / `WITH CHECK` text and decides whether it keys rows on the tenant
+//! (run → database layer → [`judge`] → results).
+//!
+//! The input is PostgreSQL's own deparsed text (`pg_get_expr(polqual, polrelid)`),
+//! which is normalised: keywords upper case, identifiers quoted only when needed,
+//! literals with explicit casts, every boolean operand parenthesised, e.g.
+//! `(org_id = (current_setting('app.current_org_id'::text, true))::uuid)`.
+//!
+//! The heuristics, in order (documented in `docs/database-audit.md`):
+//! 1. The text is tokenised (string literals with `''` escapes and `E'...'`, quoted
+//!    identifiers with `""`, operators, brackets) and split into a boolean tree on
+//!    top-level `OR` / `AND` / `NOT`. Parentheses, brackets and `CASE ... END` nest;
+//!    anything that is not a boolean connective (a comparison, a function call, a
+//!    sub-query, a `CASE`) is an opaque *atom*.
+//! 2. An atom is a *key* when it mentions a tenant column (an identifier that is not a
+//!    function name or a type) **and** reads the tenant setting: `current_setting('key'
+//!    ...)` with the configured key (any literal key when none is configured), or a call
+//!    to a function whose body reads it (passed in by the caller from `pg_proc`).
+//! 3. The tree *restricts* when it implies a key: an atom that is a key, an `AND` with
+//!    one restricting operand, an `OR` whose operands all restrict. `NOT` never does.
+//! 4. Constant folding: `true`, `'t'::boolean`, `1 = 1`, `'a'::text = 'a'::text`; an
+//!    `OR` with a constant-true operand is constant true.
+//! 5. *Fail-open*: an `OR` operand that tests the setting for unset or empty (`IS NULL`,
+//!    `= ''`, `COALESCE(...) = ''`, `length(...) = 0`), an `OR true` beside a key, a key
+//!    whose setting side falls back to the column itself (`org_id = COALESCE(setting,
+//!    org_id)`), or a `CASE` that answers `true` in a branch not guarded by the column.
+
+use std::collections::HashMap;
+use std::fmt;
+
+/// What one policy expression does with the tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Judgement {
+    /// Implies a comparison of a tenant column with the tenant setting.
+    Keyed,
+    /// Always true: every row of every tenant.
+    ConstantTrue,
+    /// Keyed when the setting is present, but an unset/empty setting (or an `OR true`)
+    /// lets every row through. The text says which part.
+    FailOpen(String),
+    /// Not keyed on the tenant; the text says what is missing.
+    NotKeyed(String),
+}
+
+/// What counts as "keyed on the tenant" for one table.
+#[derive(Clone, Copy, Debug)]
+pub struct KeySpec<'a> {
+    /// The table's tenant columns (exact attribute names). Empty: the table was listed
+    /// explicitly and has none, so reading the setting is enough.
+    pub columns: &'a [String],
+    /// The tenant setting (lower case); `None`: any `current_setting('...')` counts.
+    pub setting: Option<&'a str>,
+    /// Functions (lower-case name, unqualified) whose body reads settings, with the
+    /// lower-case keys they read (`None` = a key that is not a literal).
+    pub setting_functions: &'a HashMap<String, Vec<Option<String>>>,
+}
+
+/// Judges one deparsed policy expression.
+pub fn judge(text: &str, spec: &KeySpec<'_>) -> Judgement {
+    let toks = tokenize(text);
+    let tree = parse(&toks);
+    let ctx = Ctx { spec };
+    if ctx.eval(&tree) == Some(true) {
+        return if ctx.has_key(&tree) {
+            Judgement::FailOpen(
+                "an operand is always true (`OR true`): the tenant condition restricts nothing"
+                    .into(),
+            )
+        } else {
+            Judgement::ConstantTrue
+        };
+    }
+    if ctx.restricts(&tree) {
+        return Judgement::Keyed;
+    }
+    if let Some(reason) = ctx.find_fail_open(&tree) {
+        return Judgement::FailOpen(reason);
+    }
+    Judgement::NotKeyed(ctx.not_keyed_reason(&tree))
+}
+
+/// Setting keys read by a function body (`prosrc`): every `current_setting('key'`,
+/// lower case; `None` for a non-literal first argument.
+pub fn settings_read_by(source: &str) -> Vec<Option<String>> {
+    let toks = tokenize(source);
+    let mut keys = Vec::new();
+    for (i, t) in toks.iter().enumerate() {
+        if t.is_word("current_setting") && matches!(toks.get(i + 1), Some(Tok::LParen)) {
+            keys.push(match toks.get(i + 2) {
+                Some(Tok::Str(s)) => Some(s.to_lowercase()),
+                _ => None,
+            });
+        }
+    }
+    keys
+}
+
+// ---------------------------------------------------------------------------------
+// Tokens
+
+#[derive(Clone, Debug, PartialEq)]
+enum Tok {
+    /// An identifier or keyword: unquoted ones are lower-cased.
+    Ident {
+        text: String,
+        quoted: bool,
+    },
+    Str(String),
+    Num(String),
+    Op(String),
+    LParen,
+    RParen,
+    LBracket,
+    RBracket,
+    Comma,
+    Dot,
+}
+
+impl Tok {
+    /// An unquoted identifier or keyword equal to `w` (lower case).
+    fn is_word(&self, w: &str) -> bool {
+        matches!(self, Tok::Ident { text, quoted: false } if text == w)
+    }
+    fn is_op(&self, o: &str) -> bool {
+        matches!(self, Tok::Op(x) if x == o)
+    }
+}
+
+impl fmt::Display for Tok {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Tok::Ident { text, quoted: true } => write!(f, "\"{}\"", text.replace('"', "\"\"")),
+            Tok::Ident { text, .. } => f.write_str(text),
+            Tok::Str(s) => write!(f, "'{}'", s.replace('\'', "''")),
+            Tok::Num(n) | Tok::Op(n) => f.write_str(n),
+            Tok::LParen => f.write_str("("),
+            Tok::RParen => f.write_str(")"),
+            Tok::LBracket => f.write_str("["),
+            Tok::RBracket => f.write_str("]"),
+            Tok::Comma => f.write_str(","),
+            Tok::Dot => f.write_str("."),
+        }
+    }
+}
+
+fn tokenize(s: &str) -> Vec<Tok> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '\'' || ((c == 'E' || c == 'e') && chars.get(i + 1) == Some(&'\'')) {
+            let escapes = c != '\'';
+            i += if escapes { 2 } else { 1 };
+            let mut lit = String::new();
+            while i < chars.len() {
+                let d = chars[i];
+                if d == '\'' {
+                    if chars.get(i + 1) == Some(&'\'') {
+                        lit.push('\'');
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    break;
+                }
+                if escapes && d == '\\' && i + 1 < chars.len() {
+                    lit.push(chars[i + 1]);
+                    i += 2;
+                    continue;
+                }
+                lit.push(d);
+                i += 1;
+            }
+            out.push(Tok::Str(lit));
+        } else if c == '"' {
+            i += 1;
+            let mut id = String::new();
+            while i < chars.len() {
+                if chars[i] == '"' {
+                    if chars.get(i + 1) == Some(&'"') {
+                        id.push('"');
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    break;
+                }
+                id.push(chars[i]);
+                i += 1;
+            }
+            out.push(Tok::Ident {
+                text: id,
+                quoted: true,
+            });
+        } else if c.is_ascii_digit() {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
+                i += 1;
+            }
+            out.push(Tok::Num(chars[start..i].iter().collect()));
+        } else if c.is_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
+            {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            out.push(Tok::Ident {
+                text: word.to_lowercase(),
+                quoted: false,
+            });
+        } else {
+            i += 1;
+            out.push(match c {
+                '(' => Tok::LParen,
+                ')' => Tok::RParen,
+                '[' => Tok::LBracket,
+                ']' => Tok::RBracket,
+                ',' => Tok::Comma,
+                '.' => Tok::Dot,
+                _ if is_op_char(c) => {
+                    let mut op = String::from(c);
+                    while i < chars.len() && is_op_char(chars[i]) {
+                        op.push(chars[i]);
+                        i += 1;
+                    }
+                    Tok::Op(op)
+                }
+                _ => Tok::Op(c.to_string()),
+            });
+        }
+    }
+    out
+}
+
+fn is_op_char(c: char) -> bool {
+    "+-*/<>=~!@#%^&|`?:".contains(c)
+}
+
+fn render(toks: &[Tok]) -> String {
+    let mut s = String::new();
+    let mut prev: Option<&Tok> = None;
+    for t in toks {
+        let glue = matches!(
+            (prev, t),
+            (None, _)
+                | (Some(Tok::LParen | Tok::LBracket | Tok::Dot), _)
+                | (_, Tok::RParen | Tok::RBracket | Tok::Comma | Tok::Dot)
+        ) || t.is_op("::")
+            || prev.is_some_and(|p| p.is_op("::"))
+            || (matches!(t, Tok::LParen)
+                && matches!(prev, Some(Tok::Ident { quoted: false, text })
+                    if !KEYWORDS.contains(&text.as_str())));
+        if !glue {
+            s.push(' ');
+        }
+        s.push_str(&t.to_string());
+        prev = Some(t);
+    }
+    s
+}
+
+/// Words that are syntax, never column references.
+const KEYWORDS: &[&str] = &[
+    "and",
+    "or",
+    "not",
+    "is",
+    "null",
+    "true",
+    "false",
+    "case",
+    "when",
+    "then",
+    "else",
+    "end",
+    "in",
+    "any",
+    "all",
+    "some",
+    "array",
+    "select",
+    "from",
+    "where",
+    "exists",
+    "distinct",
+    "like",
+    "ilike",
+    "similar",
+    "between",
+    "as",
+    "on",
+    "join",
+    "left",
+    "right",
+    "inner",
+    "outer",
+    "limit",
+    "group",
+    "by",
+    "order",
+    "having",
+    "union",
+    "cast",
+    "unknown",
+    "current_user",
+    "session_user",
+    "current_role",
+    "user",
+    "collate",
+    "escape",
+    "with",
+];
+
+// ---------------------------------------------------------------------------------
+// Boolean tree
+
+#[derive(Clone, Debug)]
+enum Node {
+    Or(Vec<Node>),
+    And(Vec<Node>),
+    Not(Box<Node>),
+    Atom(Vec<Tok>),
+}
+
+fn depth_delta(t: &Tok) -> i32 {
+    match t {
+        Tok::LParen | Tok::LBracket => 1,
+        Tok::RParen | Tok::RBracket => -1,
+        t if t.is_word("case") => 1,
+        t if t.is_word("end") => -1,
+        _ => 0,
+    }
+}
+
+/// Splits `toks` on a top-level keyword.
+fn split_top<'a>(toks: &'a [Tok], word: &str) -> Vec<&'a [Tok]> {
+    let mut parts = Vec::new();
+    let mut depth = 0;
+    let mut start = 0;
+    for (i, t) in toks.iter().enumerate() {
+        if depth == 0 && t.is_word(word) {
+            parts.push(&toks[start..i]);
+            start = i + 1;
+        }
+        depth += depth_delta(t);
+    }
+    parts.push(&toks[start..]);
+    parts
+}
+
+fn parse(toks: &[Tok]) -> Node {
+    let parts = split_top(toks, "or");
+    if parts.len() > 1 {
+        return Node::Or(parts.into_iter().map(parse_and).collect());
+    }
+    parse_and(toks)
+}
+
+fn parse_and(toks: &[Tok]) -> Node {
+    let parts = split_top(toks, "and");
+    if parts.len() > 1 {
+        return Node::And(parts.into_iter().map(parse_not).collect());
+    }
+    parse_not(toks)
+}
+
+fn parse_not(toks: &[Tok]) -> Node {
+    match toks.first() {
+        Some(t) if t.is_word("not") => Node::Not(Box::new(parse_not(&toks[1..]))),
+        _ => parse_primary(toks),
+    }
+}
+
+fn parse_primary(toks: &[Tok]) -> Node {
+    if toks.len() >= 2 && toks[0] == Tok::LParen && matching(toks, 0) == Some(toks.len() - 1) {
+        return parse(&toks[1..toks.len() - 1]);
+    }
+    Node::Atom(toks.to_vec())
+}
+
+/// Index of the bracket closing the one opened at `open`.
+fn matching(toks: &[Tok], open: usize) -> Option<usize> {
+    let mut depth = 0;
+    for (i, t) in toks.iter().enumerate().skip(open) {
+        depth += depth_delta(t);
+        if depth == 0 {
+            return Some(i);
+        }
+    }
+    None
+}
+
+fn node_text(n: &Node) -> String {
+    match n {
+        Node::Atom(t) => render(t),
+        Node::Not(x) => format!("NOT ({})", node_text(x)),
+        Node::And(xs) => xs
+            .iter()
+            .map(|x| format!("({})", node_text(x)))
+            .collect::<Vec<_>>()
+            .join(" AND "),
+        Node::Or(xs) => xs
+            .iter()
+            .map(|x| format!("({})", node_text(x)))
+            .collect::<Vec<_>>()
+            .join(" OR "),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Atoms
+
+#[derive(Default, Debug)]
+struct Facts {
+    column_refs: usize,
+    /// Reads the tenant setting (per [`KeySpec::setting`]).
+    reads_setting: bool,
+    /// A fail-open shape inside the atom itself, with the reason.
+    inner_fail_open: Option<String>,
+}
+
+struct Ctx<'a> {
+    spec: &'a KeySpec<'a>,
+}
+
+impl Ctx<'_> {
+    fn setting_matches(&self, key: Option<&str>) -> bool {
+        match (self.spec.setting, key) {
+            (None, _) => true,
+            (Some(want), Some(k)) => want.eq_ignore_ascii_case(k),
+            (Some(_), None) => false,
+        }
+    }
+
+    fn is_column(&self, toks: &[Tok], i: usize) -> bool {
+        let Tok::Ident { text, quoted } = &toks[i] else {
+            return false;
+        };
+        if !*quoted && KEYWORDS.contains(&text.as_str()) {
+            return false;
+        }
+        if matches!(toks.get(i + 1), Some(Tok::LParen)) {
+            return false; // a function name
+        }
+        if i > 0 && toks[i - 1].is_op("::") {
+            return false; // a type name
+        }
+        if self.spec.columns.is_empty() {
+            return false;
+        }
+        self.spec.columns.iter().any(|c| c == text)
+    }
+
+    /// Does the call at `i` (an identifier followed by `(`) read the tenant setting?
+    fn call_reads_setting(&self, toks: &[Tok], i: usize) -> bool {
+        let Tok::Ident { text, .. } = &toks[i] else {
+            return false;
+        };
+        if !matches!(toks.get(i + 1), Some(Tok::LParen)) {
+            return false;
+        }
+        if text == "current_setting" {
+            let key = match toks.get(i + 2) {
+                Some(Tok::Str(s)) => Some(s.as_str()),
+                _ => None,
+            };
+            return self.setting_matches(key);
+        }
+        self.spec
+            .setting_functions
+            .get(text.as_str())
+            .is_some_and(|keys| keys.iter().any(|k| self.setting_matches(k.as_deref())))
+    }
+
+    fn facts(&self, toks: &[Tok]) -> Facts {
+        let mut f = Facts::default();
+        for i in 0..toks.len() {
+            if self.is_column(toks, i) {
+                f.column_refs += 1;
+            }
+            if self.call_reads_setting(toks, i) {
+                f.reads_setting = true;
+            }
+        }
+        f.inner_fail_open = self.inner_fail_open(toks);
+        f
+    }
+
+    fn span_has_column(&self, toks: &[Tok], from: usize, to: usize) -> bool {
+        (from..to).any(|i| self.is_column(toks, i))
+    }
+
+    fn span_reads_setting(&self, toks: &[Tok], from: usize, to: usize) -> bool {
+        (from..to).any(|i| self.call_reads_setting(toks, i))
+    }
+
+    /// `COALESCE(<setting>, <column>)` and `CASE ... THEN true` shapes.
+    fn inner_fail_open(&self, toks: &[Tok]) -> Option<String> {
+        for i in 0..toks.len() {
+            let fallback_fn = ["coalesce", "ifnull", "nvl", "greatest", "least"]
+                .iter()
+                .any(|w| toks[i].is_word(w));
+            if fallback_fn && matches!(toks.get(i + 1), Some(Tok::LParen)) {
+                let close = matching(toks, i + 1).unwrap_or(toks.len() - 1);
+                if self.span_reads_setting(toks, i + 2, close)
+                    && self.span_has_column(toks, i + 2, close)
+                {
+                    return Some(format!(
+                        "the setting falls back to the column itself (`{}`): an unset setting \
+                         matches every row",
+                        render(&toks[i..=close])
+                    ));
+                }
+            }
+            if toks[i].is_word("case") {
+                let end = matching(toks, i).unwrap_or(toks.len() - 1);
+                if let Some(r) = self.case_fail_open(toks, i, end) {
+                    return Some(r);
+                }
+            }
+        }
+        None
+    }
+
+    /// A `CASE` (tokens `case..=end`) that answers `true` in a branch whose condition
+    /// does not involve the tenant column (`ELSE true` counts as such a branch).
+    fn case_fail_open(&self, toks: &[Tok], case: usize, end: usize) -> Option<String> {
+        if !self.span_reads_setting(toks, case, end) {
+            return None;
+        }
+        // Walk the top level of this CASE: WHEN cond THEN result ... ELSE result END.
+        let mut depth = 0;
+        let mut cond_start = None;
+        let mut i = case + 1;
+        while i < end {
+            let t = &toks[i];
+            if depth == 0 {
+                if t.is_word("when") {
+                    cond_start = Some(i + 1);
+                } else if t.is_word("then") {
+                    let guarded = cond_start.is_some_and(|s| self.span_has_column(toks, s, i));
+                    if !guarded && self.branch_is_true(toks, i + 1, end) {
+                        return Some(format!(
+                            "a CASE answers true without the tenant column: `{}`",
+                            render(&toks[case..=end])
+                        ));
+                    }
+                } else if t.is_word("else") && self.branch_is_true(toks, i + 1, end) {
+                    return Some(format!(
+                        "a CASE answers true in its ELSE branch: `{}`",
+                        render(&toks[case..=end])
+                    ));
+                }
+            }
+            depth += depth_delta(t);
+            i += 1;
+        }
+        None
+    }
+
+    /// Is the CASE result starting at `from` the constant `true`?
+    fn branch_is_true(&self, toks: &[Tok], from: usize, end: usize) -> bool {
+        let mut to = from;
+        let mut depth = 0;
+        while to < end {
+            let t = &toks[to];
+            if depth == 0 && (t.is_word("when") || t.is_word("else")) {
+                break;
+            }
+            depth += depth_delta(t);
+            to += 1;
+        }
+        const_atom(&toks[from..to]) == Some(true)
+    }
+
+    fn is_key_atom(&self, toks: &[Tok]) -> bool {
+        let f = self.facts(toks);
+        f.reads_setting && (f.column_refs > 0 || self.spec.columns.is_empty())
+    }
+
+    fn has_key(&self, n: &Node) -> bool {
+        match n {
+            Node::Atom(t) => self.is_key_atom(t),
+            Node::Not(x) => self.has_key(x),
+            Node::And(xs) | Node::Or(xs) => xs.iter().any(|x| self.has_key(x)),
+        }
+    }
+
+    fn restricts(&self, n: &Node) -> bool {
+        match n {
+            Node::Atom(t) => self.is_key_atom(t) && self.facts(t).inner_fail_open.is_none(),
+            Node::Not(_) => false,
+            Node::And(xs) => xs.iter().any(|x| self.restricts(x)),
+            Node::Or(xs) => xs.iter().all(|x| self.restricts(x)),
+        }
+    }
+
+    fn eval(&self, n: &Node) -> Option<bool> {
+        match n {
+            Node::Atom(t) => const_atom(t),
+            Node::Not(x) => self.eval(x).map(|b| !b),
+            Node::And(xs) => {
+                let v: Vec<_> = xs.iter().map(|x| self.eval(x)).collect();
+                if v.contains(&Some(false)) {
+                    Some(false)
+                } else if v.iter().all(|x| *x == Some(true)) {
+                    Some(true)
+                } else {
+                    None
+                }
+            }
+            Node::Or(xs) => {
+                let v: Vec<_> = xs.iter().map(|x| self.eval(x)).collect();
+                if v.contains(&Some(true)) {
+                    Some(true)
+                } else if v.iter().all(|x| *x == Some(false)) {
+                    Some(false)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    /// An operand that is true exactly when the setting is unset or empty.
+    fn is_unset_test(&self, n: &Node) -> bool {
+        match n {
+            Node::Atom(t) => {
+                let f = self.facts(t);
+                if !f.reads_setting || f.column_refs > 0 {
+                    return false;
+                }
+                let is_null = t
+                    .windows(2)
+                    .any(|w| w[0].is_word("is") && w[1].is_word("null"));
+                let eq_empty =
+                    t.iter().any(|x| x.is_op("=")) && t.contains(&Tok::Str(String::new()));
+                let len_zero = t
+                    .iter()
+                    .any(|x| x.is_word("length") || x.is_word("char_length"))
+                    && t.windows(2)
+                        .any(|w| w[0].is_op("=") && w[1] == Tok::Num("0".into()));
+                is_null || eq_empty || len_zero
+            }
+            Node::Not(x) => matches!(&**x, Node::Atom(t) if {
+                // NOT (setting IS NOT NULL), NOT (setting <> '')
+                let f = self.facts(t);
+                f.reads_setting && f.column_refs == 0
+                    && (t.windows(3).any(|w| w[0].is_word("is") && w[1].is_word("not") && w[2].is_word("null"))
+                        || (t.iter().any(|x| x.is_op("<>") || x.is_op("!=")) && t.contains(&Tok::Str(String::new()))))
+            }),
+            Node::And(xs) => xs.iter().any(|x| self.is_unset_test(x)) && !self.restricts(n),
+            Node::Or(xs) => xs.iter().any(|x| self.is_unset_test(x)),
+        }
+    }
+
+    fn find_fail_open(&self, n: &Node) -> Option<String> {
+        match n {
+            Node::Atom(t) => {
+                if self.is_key_atom(t) {
+                    self.facts(t).inner_fail_open
+                } else {
+                    None
+                }
+            }
+            Node::Not(_) => None,
+            Node::And(xs) => xs.iter().find_map(|x| self.find_fail_open(x)),
+            Node::Or(xs) => {
+                let keyed = xs.iter().any(|x| self.restricts(x) || self.has_key(x));
+                if keyed {
+                    if let Some(u) = xs.iter().find(|x| self.is_unset_test(x)) {
+                        return Some(format!(
+                            "an unset or empty setting lets every row through: `{}` OR ...",
+                            node_text(u)
+                        ));
+                    }
+                }
+                xs.iter().find_map(|x| self.find_fail_open(x))
+            }
+        }
+    }
+
+    fn not_keyed_reason(&self, n: &Node) -> String {
+        let mut columns = 0;
+        let mut setting = false;
+        self.walk_atoms(n, &mut |t| {
+            let f = self.facts(t);
+            columns += f.column_refs;
+            setting |= f.reads_setting;
+        });
+        let setting_name = match self.spec.setting {
+            Some(s) => format!("the tenant setting {s}"),
+            None => "any current_setting(...)".to_string(),
+        };
+        if columns == 0 && !self.spec.columns.is_empty() && !setting {
+            return format!(
+                "references neither the tenant column ({}) nor {setting_name}",
+                self.spec.columns.join(", ")
+            );
+        }
+        if columns == 0 && !self.spec.columns.is_empty() {
+            return format!(
+                "does not reference the tenant column ({})",
+                self.spec.columns.join(", ")
+            );
+        }
+        if !setting {
+            return format!("does not read {setting_name}");
+        }
+        if let Some(branch) = self.first_unkeyed_or_branch(n) {
+            return format!("an OR operand is not keyed on the tenant: `{branch}`");
+        }
+        "the tenant column and the tenant setting are not compared in one condition".into()
+    }
+
+    fn first_unkeyed_or_branch(&self, n: &Node) -> Option<String> {
+        match n {
+            Node::Atom(_) => None,
+            Node::Not(x) => self.first_unkeyed_or_branch(x),
+            Node::And(xs) => xs.iter().find_map(|x| self.first_unkeyed_or_branch(x)),
+            Node::Or(xs) => xs
+                .iter()
+                .find(|x| !self.restricts(x))
+                .map(node_text)
+                .or_else(|| xs.iter().find_map(|x| self.first_unkeyed_or_branch(x))),
+        }
+    }
+
+    fn walk_atoms(&self, n: &Node, f: &mut dyn FnMut(&[Tok])) {
+        match n {
+            Node::Atom(t) => f(t),
+            Node::Not(x) => self.walk_atoms(x, f),
+            Node::And(xs) | Node::Or(xs) => xs.iter().for_each(|x| self.walk_atoms(x, f)),
+        }
+    }
+}
+
+/// Strips a trailing `::type` cast (and a wrapping pair of parentheses).
+fn strip_cast(mut t: &[Tok]) -> &[Tok] {
+    loop {
+        if t.len() >= 2 && t[0] == Tok::LParen && matching(t, 0) == Some(t.len() - 1) {
+            t = &t[1..t.len() - 1];
+            continue;
+        }
+        if let Some(pos) = t.iter().rposition(|x| x.is_op("::")) {
+            let tail = &t[pos + 1..];
+            if !tail.is_empty()
+                && tail
+                    .iter()
+                    .all(|x| matches!(x, Tok::Ident { .. } | Tok::Dot))
+            {
+                t = &t[..pos];
+                continue;
+            }
+        }
+        return t;
+    }
+}
+
+/// A literal's value as text, when `t` is one literal (cast allowed).
+fn literal(t: &[Tok]) -> Option<String> {
+    match strip_cast(t) {
+        [Tok::Str(s)] => Some(s.clone()),
+        [Tok::Num(n)] => Some(n.clone()),
+        [Tok::Op(m), Tok::Num(n)] if m == "-" => Some(format!("-{n}")),
+        [t] if t.is_word("true") => Some("true".into()),
+        [t] if t.is_word("false") => Some("false".into()),
+        _ => None,
+    }
+}
+
+/// Constant value of an atom: `true`, `'on'::boolean`, `1 = 1`, `'a' <> 'b'`.
+fn const_atom(t: &[Tok]) -> Option<bool> {
+    let t = strip_cast(t);
+    if !t.iter().any(is_cmp) {
+        return match literal(t)?.to_lowercase().as_str() {
+            "true" | "t" | "on" | "yes" | "y" | "1" => Some(true),
+            "false" | "f" | "off" | "no" | "n" | "0" => Some(false),
+            _ => None,
+        };
+    }
+    let pos = t.iter().position(is_cmp)?;
+    let (l, r) = (literal(&t[..pos])?, literal(&t[pos + 1..])?);
+    let equal = match (l.parse::<f64>(), r.parse::<f64>()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => l == r,
+    };
+    match &t[pos] {
+        Tok::Op(o) if o == "=" => Some(equal),
+        Tok::Op(o) if o == "<>" || o == "!=" => Some(!equal),
+        _ => None,
+    }
+}
+
+fn is_cmp(t: &Tok) -> bool {
+    matches!(t, Tok::Op(o) if o == "=" || o == "<>" || o == "!=")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_with<'a>(
+        cols: &'a [String],
+        setting: Option<&'a str>,
+        fns: &'a HashMap<String, Vec<Option<String>>>,
+    ) -> KeySpec<'a> {
+        KeySpec {
+            columns: cols,
+            setting,
+            setting_functions: fns,
+        }
+    }
+
+    fn j(text: &str) -> Judgement {
+        let cols = vec!["org_id".to_string()];
+        let fns = HashMap::new();
+        judge(text, &spec_with(&cols, Some("app.current_org_id"), &fns))
+    }
+
+    fn j_any(text: &str) -> Judgement {
+        let cols = vec!["org_id".to_string()];
+        let fns = HashMap::new();
+        judge(text, &spec_with(&cols, None, &fns))
+    }
+
+    fn fail_open(j: &Judgement) -> bool {
+        matches!(j, Judgement::FailOpen(_))
+    }
+    fn not_keyed(j: &Judgement) -> bool {
+        matches!(j, Judgement::NotKeyed(_))
+    }
+
+    #[test]
+    fn keyed_with_casts_as_deparsed() {
+        assert_eq!(
+            j("(org_id = (current_setting('app.current_org_id'::text, true))::uuid)"),
+            Judgement::Keyed
+        );
+        assert_eq!(
+            j("((org_id)::text = current_setting('app.current_org_id'::text))"),
+            Judgement::Keyed
+        );
+        assert_eq!(
+            j(
+                "(org_id = (NULLIF(current_setting('app.current_org_id'::text, true), ''::text))::uuid)"
+            ),
+            Judgement::Keyed
+        );
+        // Setting names are case-insensitive; column qualified by the table.
+        assert_eq!(
+            j("(t.org_id = (current_setting('App.Current_Org_Id'::text, true))::bigint)"),
+            Judgement::Keyed
+        );
+    }
+
+    #[test]
+    fn and_with_more_conditions_stays_keyed() {
+        assert_eq!(
+            j(
+                "((org_id = (current_setting('app.current_org_id'::text, true))::uuid) AND (deleted_at IS NULL))"
+            ),
+            Judgement::Keyed
+        );
+        assert_eq!(
+            j(
+                "(((org_id = (current_setting('app.current_org_id'::text))::uuid) AND (name <> 'a OR b'::text)) AND CASE WHEN (id > 1) THEN true ELSE false END)"
+            ),
+            Judgement::Keyed
+        );
+    }
+
+    #[test]
+    fn or_of_keyed_operands_stays_keyed() {
+        assert_eq!(
+            j(
+                "((org_id = (current_setting('app.current_org_id'::text, true))::uuid) OR (parent_org_id = org_id AND org_id = (current_setting('app.current_org_id'::text))::uuid))"
+            ),
+            Judgement::Keyed
+        );
+    }
+
+    #[test]
+    fn constant_true_forms() {
+        assert_eq!(j("true"), Judgement::ConstantTrue);
+        assert_eq!(j("(true)"), Judgement::ConstantTrue);
+        assert_eq!(j("(1 = 1)"), Judgement::ConstantTrue);
+        assert_eq!(j("('t'::boolean)"), Judgement::ConstantTrue);
+        assert_eq!(j("('a'::text = 'a'::text)"), Judgement::ConstantTrue);
+        assert_eq!(j("((deleted_at IS NULL) OR true)"), Judgement::ConstantTrue);
+        assert!(not_keyed(&j("false")));
+    }
+
+    #[test]
+    fn fail_open_forms() {
+        assert!(fail_open(&j(
+            "((current_setting('app.current_org_id'::text, true) IS NULL) OR (org_id = (current_setting('app.current_org_id'::text, true))::uuid))"
+        )));
+        assert!(fail_open(&j(
+            "((COALESCE(current_setting('app.current_org_id'::text, true), ''::text) = ''::text) OR (org_id = (NULLIF(current_setting('app.current_org_id'::text, true), ''::text))::uuid))"
+        )));
+        assert!(fail_open(&j(
+            "((org_id = (current_setting('app.current_org_id'::text, true))::uuid) OR true)"
+        )));
+        assert!(fail_open(&j(
+            "(org_id = COALESCE((NULLIF(current_setting('app.current_org_id'::text, true), ''::text))::uuid, org_id))"
+        )));
+        assert!(fail_open(&j(
+            "CASE WHEN (current_setting('app.current_org_id'::text, true) = ''::text) THEN true ELSE (org_id = (current_setting('app.current_org_id'::text, true))::uuid) END"
+        )));
+        assert!(fail_open(&j(
+            "CASE WHEN (current_setting('app.current_org_id'::text, true) <> ''::text) THEN (org_id = (current_setting('app.current_org_id'::text, true))::uuid) ELSE true END"
+        )));
+        assert!(fail_open(&j(
+            "((length(current_setting('app.current_org_id'::text, true)) = 0) OR ((org_id)::text = current_setting('app.current_org_id'::text, true)))"
+        )));
+    }
+
+    #[test]
+    fn case_keyed_on_column_is_not_fail_open() {
+        assert_eq!(
+            j(
+                "CASE WHEN (org_id = (current_setting('app.current_org_id'::text, true))::uuid) THEN true ELSE false END"
+            ),
+            Judgement::Keyed
+        );
+    }
+
+    #[test]
+    fn coalesce_with_constant_fallback_is_keyed() {
+        assert_eq!(
+            j(
+                "(org_id = (COALESCE(current_setting('app.current_org_id'::text, true), '00000000-0000-0000-0000-000000000000'::text))::uuid)"
+            ),
+            Judgement::Keyed
+        );
+    }
+
+    #[test]
+    fn not_keyed_forms() {
+        let r = j("(owner_id = (current_setting('app.user_id'::text))::uuid)");
+        assert!(
+            matches!(&r, Judgement::NotKeyed(m) if m.contains("tenant column")),
+            "{r:?}"
+        );
+        let r = j("(org_id IS NOT NULL)");
+        assert!(
+            matches!(&r, Judgement::NotKeyed(m) if m.contains("app.current_org_id")),
+            "{r:?}"
+        );
+        // Right column, wrong setting.
+        let r = j("(org_id = (current_setting('app.user_org'::text))::uuid)");
+        assert!(not_keyed(&r), "{r:?}");
+        // An admin escape hatch: OR operand on another setting.
+        let r = j(
+            "((org_id = (current_setting('app.current_org_id'::text, true))::uuid) OR (current_setting('app.is_admin'::text, true) = 'on'::text))",
+        );
+        assert!(
+            matches!(&r, Judgement::NotKeyed(m) if m.contains("OR operand")),
+            "{r:?}"
+        );
+        // Column and setting in different operands of an OR.
+        let r = j(
+            "((org_id IS NOT NULL) OR (current_setting('app.current_org_id'::text) <> ''::text))",
+        );
+        assert!(not_keyed(&r), "{r:?}");
+        // NOT never restricts.
+        assert!(not_keyed(&j(
+            "(NOT (org_id <> (current_setting('app.current_org_id'::text))::uuid))"
+        )));
+    }
+
+    #[test]
+    fn any_setting_when_none_configured() {
+        assert_eq!(
+            j_any("(org_id = (current_setting('app.tenant'::text, true))::uuid)"),
+            Judgement::Keyed
+        );
+        assert!(not_keyed(&j_any(
+            "(org_id = '00000000-0000-0000-0000-000000000001'::uuid)"
+        )));
+    }
+
+    #[test]
+    fn quoting_and_escapes() {
+        let cols = vec!["Org Id".to_string()];
+        let fns = HashMap::new();
+        let spec = spec_with(&cols, Some("app.current_org_id"), &fns);
+        assert_eq!(
+            judge(
+                "(\"Org Id\" = (current_setting('app.current_org_id'::text, true))::uuid)",
+                &spec
+            ),
+            Judgement::Keyed
+        );
+        // An unquoted org id is a different identifier than "Org Id".
+        assert!(not_keyed(&judge(
+            "(org_id = (current_setting('app.current_org_id'::text, true))::uuid)",
+            &spec
+        )));
+        // Keywords and columns inside string literals do not count.
+        assert!(not_keyed(&j(
+            "(name = 'org_id OR current_setting(''app.current_org_id'')'::text)"
+        )));
+        assert!(not_keyed(&j("(name = E'org_id \\' OR true'::text)")));
+    }
+
+    #[test]
+    fn subquery_membership_is_keyed_when_it_reads_the_setting() {
+        let t = "(org_id IN ( SELECT m.org_id FROM memberships m WHERE ((m.user_id = (current_setting('app.user_id'::text))::uuid) AND (m.org_id = (current_setting('app.current_org_id'::text))::uuid))))";
+        assert_eq!(j(t), Judgement::Keyed);
+    }
+
+    #[test]
+    fn helper_functions_reading_the_setting_count() {
+        let cols = vec!["org_id".to_string()];
+        let mut fns = HashMap::new();
+        fns.insert(
+            "current_org_id".to_string(),
+            settings_read_by(
+                "SELECT nullif(current_setting('app.current_org_id', true), '')::uuid",
+            ),
+        );
+        let spec = spec_with(&cols, Some("app.current_org_id"), &fns);
+        assert_eq!(
+            judge("(org_id = app.current_org_id())", &spec),
+            Judgement::Keyed
+        );
+        assert_eq!(
+            judge("(org_id = current_org_id())", &spec),
+            Judgement::Keyed
+        );
+        assert!(not_keyed(&judge("(org_id = other_fn())", &spec)));
+    }
+
+    #[test]
+    fn explicit_table_without_tenant_column_needs_the_setting_only() {
+        let fns = HashMap::new();
+        let spec = spec_with(&[], Some("app.current_org_id"), &fns);
+        assert_eq!(
+            judge(
+                "(id = (current_setting('app.current_org_id'::text, true))::uuid)",
+                &spec
+            ),
+            Judgement::Keyed
+        );
+        assert_eq!(judge("true", &spec), Judgement::ConstantTrue);
+    }
+
+    #[test]
+    fn settings_read_by_function_bodies() {
+        assert_eq!(
+            settings_read_by("begin return current_setting('App.X', true)::uuid; end"),
+            vec![Some("app.x".to_string())]
+        );
+        assert_eq!(settings_read_by("select current_setting(v)"), vec![None]);
+    }
+
+    #[test]
+    fn garbage_does_not_panic() {
+        for t in [
+            "",
+            "(",
+            ")",
+            "((((",
+            "'unterminated",
+            "\"x",
+            "CASE WHEN",
+            "::",
+            "a = ",
+            "E'\\",
+        ] {
+            let _ = j(t);
+        }
+    }
+}

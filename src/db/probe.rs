@@ -1,0 +1,619 @@
+//! The live probe: queries every tenant table as the application's own role (run →
+//! database layer → **probe** → results, `Layer::Probe`).
+//!
+//! Each probe kind runs in ONE transaction that always ends in `ROLLBACK`; every step on
+//! a table runs inside a savepoint that is rolled back right after it, so a refusal
+//! (permission denied, a policy violation) does not end the transaction and a row
+//! moved by `probe_move_row` never outlives its step. The tenant is set with
+//! `set_config(setting, value, true)` (transaction-local). `lock_timeout` and
+//! `statement_timeout` keep a probe from hanging behind the application's locks.
+//!
+//! The probe refuses to run as a superuser or a BYPASSRLS role: those see every row,
+//! so every probe would pass for the wrong reason.
+
+use std::time::Instant;
+
+use tokio_postgres::Client;
+use tokio_postgres::types::ToSql;
+
+use super::rules::TenantTable;
+use super::{DbError, ProbeConfig, catalog, error_result, pg_message, qualified, quote_ident};
+use crate::outcome::{CheckResult, Layer, Verdict};
+
+/// What one probe step found.
+enum Step<T> {
+    /// The statement ran.
+    Ran(T),
+    /// The database refused it (permission, policy, invalid value): isolation held.
+    Refused(String),
+    /// Timed out or lock wait: cannot be decided.
+    Undecided(String),
+}
+
+/// Runs every probe over `tables`. `setting` is the tenant setting (lower case).
+pub async fn run(
+    cfg: &ProbeConfig,
+    tables: &[TenantTable],
+    setting: Option<&str>,
+) -> Vec<CheckResult> {
+    let client = match catalog::connect(&cfg.url, "probe URL").await {
+        Ok(c) => c,
+        Err(e) => return vec![error_result("database.probe", Layer::Probe, &e)],
+    };
+    match check_role(&client).await {
+        Ok(()) => {}
+        Err(e) => return vec![error_result("database.probe", Layer::Probe, &e)],
+    }
+    let mut out = Vec::new();
+    if tables.is_empty() {
+        out.push(skip("database", "probe", "no tenant table to probe"));
+        return out;
+    }
+    let result = async {
+        probe_no_tenant(&client, tables, setting, &mut out).await?;
+        match setting {
+            Some(s) => probe_random_tenant(&client, tables, s, &mut out).await?,
+            None => out.push(skip(
+                "database",
+                "probe_random_tenant",
+                "no tenant_setting configured: cannot set a tenant",
+            )),
+        }
+        match (setting, &cfg.orgs) {
+            (Some(s), Some(orgs)) => {
+                probe_b_sees_no_a(&client, tables, s, &orgs.a, &orgs.b, &mut out).await?;
+                probe_move_row(&client, tables, s, &orgs.a, &orgs.b, &mut out).await?;
+            }
+            (None, _) => {
+                for rule in ["probe_b_sees_no_a", "probe_move_row"] {
+                    out.push(skip("database", rule, "no tenant_setting configured: cannot set a tenant"));
+                }
+            }
+            (_, None) => {
+                for rule in ["probe_b_sees_no_a", "probe_move_row"] {
+                    out.push(skip(
+                        "database",
+                        rule,
+                        "no org ids: the A/B probes run under `tenantgate run`, after org A and org B are provisioned",
+                    ));
+                }
+            }
+        }
+        Ok::<(), DbError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = client.batch_execute("ROLLBACK").await;
+        out.push(error_result("database.probe", Layer::Probe, &e));
+    }
+    out
+}
+
+fn skip(object: &str, rule: &str, why: &str) -> CheckResult {
+    CheckResult::new(
+        format!("{object}.{rule}"),
+        object,
+        rule,
+        Layer::Probe,
+        Verdict::Skip,
+        why,
+    )
+}
+
+fn result(
+    t: &TenantTable,
+    rule: &str,
+    verdict: Verdict,
+    summary: impl Into<String>,
+    started: Instant,
+) -> CheckResult {
+    let object = format!("{}.{}", t.schema, t.name);
+    CheckResult::new(
+        format!("{object}.{rule}"),
+        object,
+        rule,
+        Layer::Probe,
+        verdict,
+        summary,
+    )
+    .timed(started.elapsed())
+}
+
+async fn check_role(client: &Client) -> Result<(), DbError> {
+    let row = client
+        .query_one(
+            "SELECT current_user::text, r.rolsuper, r.rolbypassrls FROM pg_roles r \
+             WHERE r.rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| DbError::query("probe role", &e))?;
+    let role: String = row
+        .try_get(0)
+        .map_err(|e| DbError::query("probe role", &e))?;
+    let superuser: bool = row
+        .try_get(1)
+        .map_err(|e| DbError::query("probe role", &e))?;
+    let bypass: bool = row
+        .try_get(2)
+        .map_err(|e| DbError::query("probe role", &e))?;
+    if superuser || bypass {
+        return Err(DbError::ProbeBypassesRls {
+            role,
+            how: if superuser {
+                "a superuser"
+            } else {
+                "BYPASSRLS"
+            },
+        });
+    }
+    Ok(())
+}
+
+async fn begin(client: &Client) -> Result<(), DbError> {
+    client
+        .batch_execute(
+            "BEGIN; SET LOCAL statement_timeout = '30s'; SET LOCAL lock_timeout = '3s'; \
+             SET LOCAL idle_in_transaction_session_timeout = '60s'",
+        )
+        .await
+        .map_err(|e| DbError::query("probe begin", &e))
+}
+
+async fn rollback(client: &Client) -> Result<(), DbError> {
+    client
+        .batch_execute("ROLLBACK")
+        .await
+        .map_err(|e| DbError::query("probe rollback", &e))
+}
+
+/// Runs `f` between `SAVEPOINT` and `ROLLBACK TO SAVEPOINT`. A statement error is a
+/// refusal (or undecided for timeouts); a broken connection is an `Err`.
+async fn in_savepoint<T>(
+    client: &Client,
+    f: impl AsyncFnOnce(&Client) -> Result<T, tokio_postgres::Error>,
+) -> Result<Step<T>, DbError> {
+    client
+        .batch_execute("SAVEPOINT tenantgate_probe")
+        .await
+        .map_err(|e| DbError::query("probe savepoint", &e))?;
+    let r = f(client).await;
+    client
+        .batch_execute("ROLLBACK TO SAVEPOINT tenantgate_probe")
+        .await
+        .map_err(|e| DbError::query("probe rollback to savepoint", &e))?;
+    Ok(match r {
+        Ok(v) => Step::Ran(v),
+        Err(e) if e.is_closed() => return Err(DbError::query("probe", &e)),
+        Err(e) => {
+            let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
+            if code == "57014" || code == "55P03" {
+                Step::Undecided(pg_message(&e))
+            } else {
+                Step::Refused(pg_message(&e))
+            }
+        }
+    })
+}
+
+async fn set_tenant(
+    client: &Client,
+    setting: &str,
+    value: &str,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute("SELECT set_config($1, $2, true)", &[&setting, &value])
+        .await
+        .map(|_| ())
+}
+
+/// `SELECT count(*) FROM t [WHERE col = CAST($1 AS type)]`, after setting the tenant.
+async fn count(
+    client: &Client,
+    t: &TenantTable,
+    set: Option<(&str, &str)>,
+    only: Option<&str>,
+) -> Result<Step<i64>, DbError> {
+    let table = qualified(&t.schema, &t.name);
+    let value = only.unwrap_or_default();
+    let (sql, params): (String, Vec<&(dyn ToSql + Sync)>) = match (only, &t.column) {
+        (Some(_), Some((col, ty))) => (
+            format!(
+                "SELECT count(*) FROM {table} WHERE {} = CAST($1::text AS {ty})",
+                quote_ident(col)
+            ),
+            vec![&value as &(dyn ToSql + Sync)],
+        ),
+        _ => (format!("SELECT count(*) FROM {table}"), vec![]),
+    };
+    let sql_ref = sql.as_str();
+    let params_ref = params.as_slice();
+    in_savepoint(client, async move |c: &Client| {
+        if let Some((s, v)) = set {
+            set_tenant(c, s, v).await?;
+        }
+        let row = c.query_one(sql_ref, params_ref).await?;
+        row.try_get::<_, i64>(0)
+    })
+    .await
+}
+
+fn describe(step: &Step<i64>) -> String {
+    match step {
+        Step::Ran(n) => format!("{n} rows"),
+        Step::Refused(m) => format!("refused: {m}"),
+        Step::Undecided(m) => format!("undecided: {m}"),
+    }
+}
+
+async fn probe_no_tenant(
+    client: &Client,
+    tables: &[TenantTable],
+    setting: Option<&str>,
+    out: &mut Vec<CheckResult>,
+) -> Result<(), DbError> {
+    begin(client).await?;
+    let session_value: Option<String> = match setting {
+        Some(s) => client
+            .query_one("SELECT current_setting($1, true)", &[&s])
+            .await
+            .map_err(|e| DbError::query("probe setting", &e))?
+            .try_get(0)
+            .map_err(|e| DbError::query("probe setting", &e))?,
+        None => None,
+    };
+    for t in tables {
+        let started = Instant::now();
+        let as_is = count(client, t, None, None).await?;
+        let empty = match setting {
+            Some(s) => Some(count(client, t, Some((s, "")), None).await?),
+            None => None,
+        };
+        let steps: Vec<(&str, &Step<i64>)> = std::iter::once(("as the session starts", &as_is))
+            .chain(empty.as_ref().map(|e| ("with the setting empty", e)))
+            .collect();
+        let leaked: Vec<String> = steps
+            .iter()
+            .filter_map(|(w, s)| {
+                matches!(s, Step::Ran(n) if *n > 0).then(|| format!("{w}: {}", describe(s)))
+            })
+            .collect();
+        let undecided = steps.iter().any(|(_, s)| matches!(s, Step::Undecided(_)));
+        let mut r = if !leaked.is_empty() {
+            result(
+                t,
+                "probe_no_tenant",
+                Verdict::Fail,
+                format!(
+                    "with no tenant set the app role sees rows ({})",
+                    leaked.join("; ")
+                ),
+                started,
+            )
+        } else if undecided {
+            result(
+                t,
+                "probe_no_tenant",
+                Verdict::Error,
+                "a probe query timed out or waited on a lock: retry when the table is not locked",
+                started,
+            )
+        } else {
+            result(
+                t,
+                "probe_no_tenant",
+                Verdict::Pass,
+                "no rows (or refused) with no tenant set",
+                started,
+            )
+        };
+        if let (Some(s), Some(v)) = (setting, &session_value) {
+            r = r.with(
+                "session",
+                format!(
+                    "{s} is already '{v}' when the session starts (ALTER ROLE/DATABASE ... SET?)"
+                ),
+            );
+        }
+        for (w, s) in &steps {
+            r = r.with("probe", format!("{w}: {}", describe(s)));
+        }
+        out.push(r);
+    }
+    rollback(client).await
+}
+
+/// A value of the column's type that names no real tenant.
+fn random_tenant(type_name: Option<&str>) -> String {
+    let mut b = [0u8; 16];
+    // Random bytes; a fixed pattern would do as well, randomness only avoids collisions.
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    let ty = type_name.unwrap_or("uuid").to_ascii_lowercase();
+    if ty.starts_with("smallint") {
+        format!("-{}", 1 + u16::from_le_bytes([b[0], b[1]]) % 30000)
+    } else if ty.starts_with("integer") || ty.starts_with("int") {
+        format!(
+            "-{}",
+            1 + u32::from_le_bytes([b[0], b[1], b[2], b[3]]) % 2_000_000_000
+        )
+    } else if ty.starts_with("bigint") || ty.starts_with("numeric") {
+        format!(
+            "-{}",
+            1 + u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+                % 9_000_000_000_000_000
+        )
+    } else if ty.starts_with("text")
+        || ty.starts_with("character")
+        || ty.starts_with("varchar")
+        || ty.starts_with("citext")
+    {
+        format!("tenantgate-probe-{}", hex(&b[..8]))
+    } else {
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h = hex(&b);
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+async fn probe_random_tenant(
+    client: &Client,
+    tables: &[TenantTable],
+    setting: &str,
+    out: &mut Vec<CheckResult>,
+) -> Result<(), DbError> {
+    begin(client).await?;
+    for t in tables {
+        let started = Instant::now();
+        let value = random_tenant(t.column.as_ref().map(|(_, ty)| ty.as_str()));
+        let step = count(client, t, Some((setting, &value)), None).await?;
+        let r = match &step {
+            Step::Ran(n) if *n > 0 => result(
+                t,
+                "probe_random_tenant",
+                Verdict::Fail,
+                format!("a tenant that does not exist sees {n} rows"),
+                started,
+            ),
+            Step::Undecided(_) => result(
+                t,
+                "probe_random_tenant",
+                Verdict::Error,
+                "the probe query timed out or waited on a lock: retry",
+                started,
+            ),
+            _ => result(
+                t,
+                "probe_random_tenant",
+                Verdict::Pass,
+                "a tenant that does not exist sees no rows (or is refused)",
+                started,
+            ),
+        };
+        out.push(r.with(
+            "probe",
+            format!("{setting} = '{value}': {}", describe(&step)),
+        ));
+    }
+    rollback(client).await
+}
+
+async fn probe_b_sees_no_a(
+    client: &Client,
+    tables: &[TenantTable],
+    setting: &str,
+    a: &str,
+    b: &str,
+    out: &mut Vec<CheckResult>,
+) -> Result<(), DbError> {
+    begin(client).await?;
+    for t in tables {
+        let started = Instant::now();
+        let Some((col, _)) = &t.column else {
+            out.push(result(
+                t,
+                "probe_b_sees_no_a",
+                Verdict::Skip,
+                "the table has no tenant column to compare",
+                started,
+            ));
+            continue;
+        };
+        let control = count(client, t, Some((setting, a)), Some(a)).await?;
+        let as_b = count(client, t, Some((setting, b)), Some(a)).await?;
+        let r = match (&control, &as_b) {
+            (_, Step::Ran(n)) if *n > 0 => result(
+                t,
+                "probe_b_sees_no_a",
+                Verdict::Fail,
+                format!("with org B set, {n} of org A's rows are visible"),
+                started,
+            ),
+            (_, Step::Undecided(_)) | (Step::Undecided(_), _) => result(
+                t,
+                "probe_b_sees_no_a",
+                Verdict::Error,
+                "a probe query timed out or waited on a lock: retry",
+                started,
+            ),
+            (Step::Ran(0), _) => result(
+                t,
+                "probe_b_sees_no_a",
+                Verdict::Skip,
+                "org A has no row here (as A): nothing to hide, seed A's data to prove this table",
+                started,
+            ),
+            (Step::Refused(_), Step::Refused(_)) => result(
+                t,
+                "probe_b_sees_no_a",
+                Verdict::Pass,
+                "the app role cannot read this table at all",
+                started,
+            ),
+            _ => result(
+                t,
+                "probe_b_sees_no_a",
+                Verdict::Pass,
+                format!(
+                    "with org B set, none of org A's rows are visible ({} as A)",
+                    describe(&control)
+                ),
+                started,
+            ),
+        };
+        out.push(
+            r.with(
+                "control as A",
+                format!(
+                    "{setting} = A; count where {col} = A: {}",
+                    describe(&control)
+                ),
+            )
+            .with(
+                "as B",
+                format!("{setting} = B; count where {col} = A: {}", describe(&as_b)),
+            ),
+        );
+    }
+    rollback(client).await
+}
+
+async fn probe_move_row(
+    client: &Client,
+    tables: &[TenantTable],
+    setting: &str,
+    a: &str,
+    b: &str,
+    out: &mut Vec<CheckResult>,
+) -> Result<(), DbError> {
+    begin(client).await?;
+    for t in tables {
+        let started = Instant::now();
+        let Some((col, ty)) = &t.column else {
+            out.push(result(
+                t,
+                "probe_move_row",
+                Verdict::Skip,
+                "the table has no tenant column to move",
+                started,
+            ));
+            continue;
+        };
+        let has_b = count(client, t, Some((setting, b)), Some(b)).await?;
+        match &has_b {
+            Step::Ran(0) => {
+                out.push(result(
+                    t,
+                    "probe_move_row",
+                    Verdict::Skip,
+                    "org B has no row in this table to move",
+                    started,
+                ));
+                continue;
+            }
+            Step::Refused(m) => {
+                out.push(
+                    result(
+                        t,
+                        "probe_move_row",
+                        Verdict::Skip,
+                        "org B cannot read its own rows here, so there is no row to move",
+                        started,
+                    )
+                    .with("as B", m.clone()),
+                );
+                continue;
+            }
+            Step::Undecided(m) => {
+                out.push(
+                    result(
+                        t,
+                        "probe_move_row",
+                        Verdict::Error,
+                        "a probe query timed out or waited on a lock: retry",
+                        started,
+                    )
+                    .with("as B", m.clone()),
+                );
+                continue;
+            }
+            Step::Ran(_) => {}
+        }
+        let table = qualified(&t.schema, &t.name);
+        let c = quote_ident(col);
+        let sql = format!(
+            "UPDATE {table} SET {c} = CAST($1::text AS {ty}) \
+             WHERE (tableoid, ctid) = (SELECT tableoid, ctid FROM {table} WHERE {c} = CAST($2::text AS {ty}) LIMIT 1)"
+        );
+        let sql_ref = sql.as_str();
+        let step = in_savepoint(client, async move |cl: &Client| {
+            set_tenant(cl, setting, b).await?;
+            cl.execute(sql_ref, &[&a, &b]).await
+        })
+        .await?;
+        let shown = format!(
+            "{setting} = B; UPDATE {table} SET {c} = A WHERE <one of B's rows> (rolled back)"
+        );
+        let r = match &step {
+            Step::Ran(0) => result(
+                t,
+                "probe_move_row",
+                Verdict::Pass,
+                "moving B's row to org A touched no row",
+                started,
+            ),
+            Step::Ran(n) => result(
+                t,
+                "probe_move_row",
+                Verdict::Fail,
+                format!("org B moved {n} row(s) into org A (WITH CHECK lets it through)"),
+                started,
+            ),
+            Step::Refused(m) => result(
+                t,
+                "probe_move_row",
+                Verdict::Pass,
+                "moving B's row to org A was refused",
+                started,
+            )
+            .with("refusal", m.clone()),
+            Step::Undecided(m) => result(
+                t,
+                "probe_move_row",
+                Verdict::Error,
+                "the probe update timed out or waited on a lock: retry",
+                started,
+            )
+            .with("error", m.clone()),
+        };
+        out.push(r.with("probe", shown));
+    }
+    rollback(client).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_tenants_fit_their_type() {
+        let u = random_tenant(Some("uuid"));
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert!(random_tenant(Some("bigint")).starts_with('-'));
+        assert!(random_tenant(Some("integer")).parse::<i32>().is_ok());
+        assert!(random_tenant(Some("smallint")).parse::<i16>().is_ok());
+        assert!(random_tenant(Some("text")).starts_with("tenantgate-probe-"));
+    }
+}
