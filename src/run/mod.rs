@@ -399,6 +399,7 @@ pub async fn run_suite(
 
     let mut interrupted = false;
     let mut probe_orgs: Option<(String, String)> = None;
+    let mut pending_teardown: Option<PendingTeardown> = None;
     if !plans.is_empty() && !em.results.iter().any(|r| r.verdict == Verdict::Error) {
         let outcome = http_phase(
             &loaded,
@@ -414,6 +415,7 @@ pub async fn run_suite(
         .await;
         interrupted = outcome.interrupted;
         probe_orgs = outcome.orgs;
+        pending_teardown = outcome.teardown;
     }
 
     if let Some(db) = &suite.database {
@@ -430,6 +432,22 @@ pub async fn run_suite(
         } else if cancel.is_cancelled() {
             interrupted = true;
         }
+    }
+
+    // Last, and always (also after failures, errors and interrupts).
+    if let (Some(mut t), Some(orgs)) = (pending_teardown, suite.orgs.as_ref()) {
+        teardown(
+            &t.http,
+            orgs,
+            &t.auth,
+            &mut t.values,
+            &t.provisioned,
+            opts,
+            redactor,
+            &mut em,
+            &mut created,
+        )
+        .await;
     }
 
     let counts = crate::outcome::Counts::of(&em.results);
@@ -503,6 +521,17 @@ fn signer_of(suite: &Suite, redactor: &Redactor) -> Result<Option<jwt::Signer>, 
 struct HttpOutcome {
     interrupted: bool,
     orgs: Option<(String, String)>,
+    /// What teardown needs; it runs after the database probe, which needs both orgs'
+    /// rows to still exist.
+    teardown: Option<PendingTeardown>,
+}
+
+/// The orgs to tear down and how to reach them.
+struct PendingTeardown {
+    http: Http,
+    auth: AuthSpec,
+    values: Values,
+    provisioned: Vec<Identity>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -522,12 +551,14 @@ async fn http_phase(
         return HttpOutcome {
             interrupted: false,
             orgs: None,
+            teardown: None,
         };
     };
     let Some(orgs) = &suite.orgs else {
         return HttpOutcome {
             interrupted: false,
             orgs: None,
+            teardown: None,
         };
     };
     let timeout = target
@@ -575,6 +606,7 @@ async fn http_phase(
             return HttpOutcome {
                 interrupted: false,
                 orgs: None,
+                teardown: None,
             };
         }
     };
@@ -663,7 +695,15 @@ async fn http_phase(
                 ok = false;
                 break;
             }
-            let before: BTreeSet<String> = values.a.captures.keys().cloned().collect();
+            let seeder = step.as_.unwrap_or(Identity::A);
+            let state_of = |v: &Values| {
+                if seeder == Identity::B {
+                    v.b.clone()
+                } else {
+                    v.a.clone()
+                }
+            };
+            let before: BTreeSet<String> = state_of(&values).captures.keys().cloned().collect();
             let r = run_steps(
                 &http,
                 &auth,
@@ -676,15 +716,14 @@ async fn http_phase(
                 "seed",
             )
             .await;
-            let new: BTreeMap<String, String> = values
-                .a
+            let new: BTreeMap<String, String> = state_of(&values)
                 .captures
                 .iter()
                 .filter(|(k, _)| !before.contains(*k))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             created.push(Created {
-                org: "a".into(),
+                org: if seeder == Identity::B { "b" } else { "a" }.into(),
                 what: step
                     .name
                     .clone()
@@ -725,37 +764,15 @@ async fn http_phase(
             check_retries: opts.check_retries,
         });
         interrupted |= run_plans(&ctx, plans, opts.jobs, cancel, em).await;
-        // Teardown uses the same client.
-        let http = Http::new(&base_url, timeout, vec![], opts.insecure).ok();
-        drop(ctx);
-        if let Some(http) = http {
-            teardown(
-                &http,
-                orgs,
-                &auth,
-                &mut values,
-                &provisioned,
-                opts,
-                redactor,
-                em,
-                created,
-            )
-            .await;
-        }
-    } else if let Ok(http) = Http::new(&base_url, timeout, vec![], opts.insecure) {
-        teardown(
-            &http,
-            orgs,
-            &auth,
-            &mut values,
-            &provisioned,
-            opts,
-            redactor,
-            em,
-            created,
-        )
-        .await;
     }
+    let pending = Http::new(&base_url, timeout, vec![], opts.insecure)
+        .ok()
+        .map(|http| PendingTeardown {
+            http,
+            auth,
+            values,
+            provisioned,
+        });
     interrupted |= cancel.is_cancelled();
     let orgs_pair = match (a_org, b_org) {
         (Some(a), Some(b)) if ok => Some((a, b)),
@@ -764,6 +781,7 @@ async fn http_phase(
     HttpOutcome {
         interrupted,
         orgs: orgs_pair,
+        teardown: pending,
     }
 }
 
@@ -917,7 +935,13 @@ async fn run_steps(
                 e
             })?;
         drop(lookup);
-        let owner = bare.unwrap_or(Identity::A);
+        // Provision/teardown captures belong to the org being set up; a seed step's to
+        // the org it ran as (`as: b` seeds B's own rows, for the database probe).
+        let owner = bare.unwrap_or(if identity == Identity::B {
+            Identity::B
+        } else {
+            Identity::A
+        });
         for (k, spec) in step.capture.iter() {
             let v = setup::capture(spec, &resp).map_err(|m| setup::StepError {
                 summary: format!("{what} `{name}`: capture `{}`: {m}", k.name),

@@ -619,7 +619,7 @@ fn validate(file: &str, s: &Suite, diags: &mut Vec<Diagnostic>) {
 
     // Seed: as A; captures become a.NAME.
     let mut a_caps = org_caps.clone();
-    let b_caps = org_caps.clone();
+    let mut b_caps = org_caps.clone();
     for step in &s.seed {
         let scope = Scope {
             vars: &vars,
@@ -631,7 +631,13 @@ fn validate(file: &str, s: &Suite, diags: &mut Vec<Diagnostic>) {
             scope.check(file, t, "a seed step", diags);
         }
         check_step(file, step, diags);
-        a_caps.extend(step.capture.iter().map(|(k, _)| k.name.clone()));
+        // A seed step run `as: b` seeds B's own rows; its captures are `b.NAME`.
+        let owner = if step.as_ == Some(Identity::B) {
+            &mut b_caps
+        } else {
+            &mut a_caps
+        };
+        owner.extend(step.capture.iter().map(|(k, _)| k.name.clone()));
     }
     let full = Scope {
         vars: &vars,

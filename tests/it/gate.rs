@@ -55,11 +55,15 @@ fn the_correct_app_passes_every_check() {
     assert!(!all.contains("eyJ"), "a token leaked:\n{all}");
 }
 
-/// Each HTTP-layer bug, the prefix every failing result id must have (at least one
-/// must fail, and nothing else may).
-const HTTP_BUGS: &[(&str, &[&str])] = &[
+/// Each planted bug, and the patterns every failing result id must contain (at least
+/// one result must fail, and nothing else may fail or error).
+const BUGS: &[(&str, &[&str])] = &[
     ("tenant-from-header", &["/tenant_override:header:X-Org-Id"]),
     ("forbidden-not-404", &["brand-is-invisible-to-b"]),
+    (
+        "mentions-rls-off",
+        &["mentions-list-holds-none-of-a-s-rows", "public.mentions."],
+    ),
     (
         "write-bypasses-rls",
         &["b-cannot-change-a-s-presence-config"],
@@ -71,9 +75,17 @@ const HTTP_BUGS: &[(&str, &[&str])] = &[
     ),
     ("expired-accepted", &["/token_forgery:expired"]),
     ("audit-privileged", &["audit-log-holds-none-of-a-s-rows"]),
+    ("subscribers-not-forced", &["public.subscribers."]),
+    ("fail-open-policy", &["public.brands."]),
+    ("app-role-bypassrls", &[".app_role_bypassrls"]),
 ];
 
-fn assert_caught(bug: &str, patterns: &[&str]) {
+fn assert_caught(bug: &str) {
+    let patterns = BUGS
+        .iter()
+        .find(|(b, _)| *b == bug)
+        .map(|(_, p)| *p)
+        .expect("listed in BUGS");
     let t = Target::start(bug);
     let r = t.run(&bundled_suite(), &[]);
     assert_eq!(r.code, 1, "{bug}: {}", r.explain());
@@ -91,8 +103,7 @@ fn assert_caught(bug: &str, patterns: &[&str]) {
         r.ids("error"),
         r.explain()
     );
-    // The table names the failing check.
-    let first = failed[0].split('/').next().unwrap().to_string();
+    // The table names the failing check, and the verdict line says what exit 1 means.
     let json = r.json.as_ref().unwrap();
     let name = json["results"]
         .as_array()
@@ -105,16 +116,46 @@ fn assert_caught(bug: &str, patterns: &[&str]) {
         .to_string();
     assert!(
         r.stdout.contains(&name),
-        "{bug}: table does not name {first}\n{}",
+        "{bug}: the table does not name {name}\n{}",
         r.stdout
     );
     assert!(r.stdout.contains("ISOLATION BROKEN"), "{}", r.stdout);
+    // Teardown ran after the failure too.
+    let created = json["created"].as_array().unwrap();
+    assert!(
+        created.iter().all(|c| c["removed"] == true),
+        "{bug}: {created:?}"
+    );
+}
+
+macro_rules! bug_tests {
+    ($($test:ident => $bug:literal),* $(,)?) => {
+        $(#[test] fn $test() { assert_caught($bug); })*
+    };
+}
+
+bug_tests! {
+    catches_tenant_from_header => "tenant-from-header",
+    catches_forbidden_not_404 => "forbidden-not-404",
+    catches_mentions_rls_off => "mentions-rls-off",
+    catches_write_bypasses_rls => "write-bypasses-rls",
+    catches_alg_none => "alg-none",
+    catches_signature_not_verified => "signature-not-verified",
+    catches_expired_accepted => "expired-accepted",
+    catches_audit_privileged => "audit-privileged",
+    catches_subscribers_not_forced => "subscribers-not-forced",
+    catches_fail_open_policy => "fail-open-policy",
+    catches_app_role_bypassrls => "app-role-bypassrls",
 }
 
 #[test]
-fn each_http_bug_is_caught_by_its_check_and_no_other() {
-    for (bug, patterns) in HTTP_BUGS {
-        assert_caught(bug, patterns);
+fn every_planted_bug_has_an_expectation() {
+    for b in tenantgate_reference_api::bugs::Bug::ALL {
+        assert!(
+            BUGS.iter().any(|(n, _)| *n == b.name()),
+            "bug {} has no test",
+            b.name()
+        );
     }
 }
 
