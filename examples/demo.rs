@@ -6,6 +6,7 @@
 //! cargo run --example demo                          # the correct app: exit 0
 //! cargo run --example demo -- --bug tenant-from-header   # a planted bug: exit 1
 //! cargo run --example demo -- --list-bugs
+//! cargo run --example demo -- --suite suites/quickstart.yaml --bug forbidden-not-404
 //! cargo run --example demo -- --bug alg-none -- --junit report.xml --json report.json
 //! ```
 //! Arguments after `--` go to `tenantgate run`.
@@ -18,12 +19,13 @@ use tenantgate_reference_api::bugs::{Bug, Bugs};
 use tenantgate_reference_api::pg::TempPostgres;
 
 fn usage() -> &'static str {
-    "usage: cargo run --example demo -- [--bug NAME]... [--list-bugs] [-- TENANTGATE-RUN-ARGS...]"
+    "usage: cargo run --example demo -- [--bug NAME]... [--suite PATH] [--list-bugs] [-- TENANTGATE-RUN-ARGS...]"
 }
 
 fn main() -> ExitCode {
     let mut bug_names: Vec<String> = Vec::new();
     let mut passthrough: Vec<OsString> = Vec::new();
+    let mut suite: Option<OsString> = None;
     let mut args = std::env::args_os().skip(1);
     while let Some(a) = args.next() {
         match a.to_str() {
@@ -31,6 +33,13 @@ fn main() -> ExitCode {
                 Some(n) => bug_names.push(n),
                 None => {
                     eprintln!("demo: --bug needs a name (see --list-bugs)\n{}", usage());
+                    return ExitCode::from(2);
+                }
+            },
+            Some("--suite") => match args.next() {
+                Some(p) => suite = Some(p),
+                None => {
+                    eprintln!("demo: --suite needs a path\n{}", usage());
                     return ExitCode::from(2);
                 }
             },
@@ -75,10 +84,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    ExitCode::from(rt.block_on(demo(bugs, bug_names, passthrough)))
+    let suite = suite.unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/suites/reference-api.yaml").into());
+    ExitCode::from(rt.block_on(demo(bugs, bug_names, suite, passthrough)))
 }
 
-async fn demo(bugs: Bugs, bug_names: Vec<String>, passthrough: Vec<OsString>) -> u8 {
+async fn demo(bugs: Bugs, bug_names: Vec<String>, suite: OsString, passthrough: Vec<OsString>) -> u8 {
     eprintln!("demo: starting a throwaway PostgreSQL…");
     // Ctrl-C during startup must still stop what was started: listen from the start.
     let interrupted = tokio::signal::ctrl_c();
@@ -133,8 +143,7 @@ async fn demo(bugs: Bugs, bug_names: Vec<String>, passthrough: Vec<OsString>) ->
                 .map(|(_, v)| v.clone())
                 .or_else(|| std::env::var(n).ok())
         });
-        let suite = concat!(env!("CARGO_MANIFEST_DIR"), "/suites/reference-api.yaml");
-        let mut args: Vec<OsString> = vec!["tenantgate".into(), "run".into(), suite.into()];
+        let mut args: Vec<OsString> = vec!["tenantgate".into(), "run".into(), suite];
         args.extend(passthrough);
         let code = tenantgate::cli::main_with_env(args, lookup).await;
         l.api.shutdown().await;
