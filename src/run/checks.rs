@@ -222,6 +222,17 @@ impl Ctx {
                 self.redactor.redact(&e.text),
             ));
         }
+        if let (Variant::Override(ch, name), Some(org)) = (v, &self.a_org) {
+            let how = match ch {
+                Channel::Header => format!("header `{name}: {org}`"),
+                Channel::Query => format!("query parameter `{name}={org}`"),
+                Channel::Body => format!("body field `\"{name}\": \"{org}\"`"),
+            };
+            r.evidence.push(crate::outcome::Evidence::new(
+                "offered",
+                format!("A's org id as {how}"),
+            ));
+        }
         r.retries = retries;
         r
     }
