@@ -84,11 +84,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let suite = suite.unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/suites/reference-api.yaml").into());
+    let suite = suite.unwrap_or_else(|| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/suites/reference-api.yaml").into()
+    });
     ExitCode::from(rt.block_on(demo(bugs, bug_names, suite, passthrough)))
 }
 
-async fn demo(bugs: Bugs, bug_names: Vec<String>, suite: OsString, passthrough: Vec<OsString>) -> u8 {
+async fn demo(
+    bugs: Bugs,
+    bug_names: Vec<String>,
+    suite: OsString,
+    passthrough: Vec<OsString>,
+) -> u8 {
     eprintln!("demo: starting a throwaway PostgreSQL…");
     // Ctrl-C during startup must still stop what was started: listen from the start.
     let interrupted = tokio::signal::ctrl_c();

@@ -1111,3 +1111,106 @@ fn flush_until_write(
         *next += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn suite(extra: &str) -> Suite {
+        let text = format!(
+            r#"
+version: 1
+name: t
+target: {{ base_url: "http://x" }}
+orgs:
+  provision:
+    - request: {{ method: POST, url: /signup }}
+      capture: {{ token: $.t, org_id: $.o }}
+  identity: /me
+seed:
+  - request: {{ method: POST, url: /things }}
+    capture: {{ id: $.id }}
+checks:
+  - name: read it
+    read: "/things/{{{{a.id}}}}"
+  - name: write it
+    write: {{ method: PATCH, url: "/things/{{{{a.id}}}}", json: {{ x: 1 }} }}
+    verify: "/things/{{{{a.id}}}}"
+{extra}
+"#
+        );
+        crate::suite::load_str("t.yaml", &text, &|_| None)
+            .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())))
+            .suite
+    }
+
+    fn ids(plans: &[CheckPlan]) -> Vec<String> {
+        plans
+            .iter()
+            .flat_map(|p| p.variants.iter().map(|v| p.variant_id(v)))
+            .collect()
+    }
+
+    #[test]
+    fn every_attack_variant_is_planned_with_a_stable_id() {
+        let s = suite("");
+        let all = ids(&plan(&s, false, None));
+        assert!(all.contains(&"read-it".to_string()));
+        assert!(all.contains(&"read-it/tenant_override:header:X-Org-Id".to_string()));
+        assert!(all.contains(&"read-it/token_forgery:alg_none".to_string()));
+        assert!(
+            !all.contains(&"read-it/token_forgery:expired".to_string()),
+            "no key: not per read"
+        );
+        assert!(
+            all.contains(&"jwt/token_forgery:expired".to_string()),
+            "…but reported once as a gap"
+        );
+        assert!(
+            all.contains(&"write-it/tenant_override:body:org_id".to_string()),
+            "JSON body"
+        );
+        assert!(
+            !all.contains(&"read-it/tenant_override:body:org_id".to_string()),
+            "no body on the read"
+        );
+        assert!(all.contains(&"identity/claim_integrity:identity".to_string()));
+        assert!(all.contains(&"jwt/claim_integrity:token".to_string()));
+        let with_key = ids(&plan(&s, true, None));
+        assert!(with_key.contains(&"read-it/token_forgery:expired".to_string()));
+    }
+
+    #[test]
+    fn attacks_switch_off_at_suite_and_check_level() {
+        let s = suite("attacks: { tenant_override: false }");
+        assert!(
+            !ids(&plan(&s, false, None))
+                .iter()
+                .any(|i| i.contains("tenant_override"))
+        );
+        let s = suite("    attacks: { token_forgery: false }");
+        let all = ids(&plan(&s, false, None));
+        assert!(!all.iter().any(|i| i.starts_with("write-it/token")));
+        let s = suite("attacks: { tenant_override: { headers: [X-Account] } }");
+        assert!(
+            ids(&plan(&s, false, None))
+                .contains(&"read-it/tenant_override:header:X-Account".to_string())
+        );
+    }
+
+    #[test]
+    fn the_filter_keeps_matching_variants_only() {
+        let s = suite("");
+        let f = ids(&plan(&s, false, Some("alg_none")));
+        assert!(!f.is_empty());
+        assert!(f.iter().all(|i| i.ends_with("alg_none")), "{f:?}");
+        assert!(plan(&s, false, Some("no-such-check")).is_empty());
+    }
+
+    #[test]
+    fn rfc3339_now_is_well_formed() {
+        let t = now_rfc3339();
+        assert_eq!(t.len(), 20, "{t}");
+        assert!(t.ends_with('Z') && t.as_bytes()[10] == b'T', "{t}");
+    }
+}

@@ -447,17 +447,26 @@ fn shape_fill(id: &str, rnd: &[u8; 64]) -> String {
             u
         };
     }
-    let all_hex_lower = id
+    // A type prefix (`cus_`, `brd-`) is part of the id's shape: keep it, or the API may
+    // reject the twin as malformed instead of answering that it does not exist.
+    let prefix_len = id
+        .find(['_', '-'])
+        .filter(|&i| (1..=8).contains(&i) && id[..i].chars().all(|c| c.is_ascii_alphabetic()))
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    let (prefix, rest) = id.split_at(prefix_len);
+    let all_hex_lower = rest
         .chars()
         .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
-    id.chars()
+    let body: String = rest
+        .chars()
         .enumerate()
         .map(|(i, c)| {
             let r = rnd[i % 64].wrapping_add((i / 64) as u8 * 31);
             if c.is_ascii_digit() {
                 let d = (r % 10) as u32;
                 // Keep numbers free of a leading zero, which some APIs parse differently.
-                let d = if i == 0 && d == 0 && id.len() > 1 {
+                let d = if i == 0 && d == 0 && rest.len() > 1 {
                     1 + (r as u32 % 9)
                 } else {
                     d
@@ -473,7 +482,8 @@ fn shape_fill(id: &str, rnd: &[u8; 64]) -> String {
                 c
             }
         })
-        .collect()
+        .collect();
+    format!("{prefix}{body}")
 }
 
 #[cfg(test)]
@@ -663,6 +673,10 @@ mod tests {
         assert_eq!(n.len(), 5);
         assert!(n.chars().all(|c| c.is_ascii_digit()));
         assert!(!n.starts_with('0'));
+        for _ in 0..500 {
+            let s = twin_of("cus_Ab12");
+            assert!(s.starts_with("cus_") && s.len() == 8 && s != "cus_Ab12", "{s}");
+        }
         let s = twin_of("brd_Ab12");
         assert!(s.starts_with("brd_"));
         assert!(s[4..5].chars().all(|c| c.is_ascii_uppercase()));

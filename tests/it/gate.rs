@@ -239,3 +239,100 @@ fn a_suite_with_no_checks_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no checks"));
 }
+
+/// Signs up an org through the reference API; returns (org id, user id).
+fn sign_up(t: &Target, name: &str) -> (String, String) {
+    let url = format!("{}/auth/signup", t.l().base_url);
+    let body = serde_json::json!({ "org_name": name, "email": format!("{name}@example.test"), "password": "correct-horse-battery-staple" });
+    let v: serde_json::Value = t.rt.block_on(async {
+        reqwest::Client::new()
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    (
+        v["org"]["id"].as_str().unwrap().to_string(),
+        v["user"]["id"].as_str().unwrap().to_string(),
+    )
+}
+
+const MINT_SUITE: &str = r#"
+version: 1
+name: minted
+target: { base_url: "${TARGET_URL}" }
+orgs:
+  mint:
+    algorithm: HS256
+    secret: ${JWT_SECRET}
+    ttl: 10m
+    claims: { sub: "{{user_id}}", org_id: "{{org_id}}", role: owner }
+    a: { org_id: "${ORG_A_ID}", user_id: "${USER_A_ID}" }
+    b: { org_id: "${ORG_B_ID}", user_id: "${USER_B_ID}" }
+  auth: { header: Authorization, value: "Bearer {{token}}" }
+  identity: /me
+seed:
+  - request: { method: POST, url: /brands, json: { name: "Minted {{run_id}}" } }
+    expect: { status: 201 }
+    capture: { brand_id: $.id }
+checks:
+  - name: brand is invisible to B
+    read: "/brands/{{a.brand_id}}"
+  - name: brands list
+    list: /brands
+"#;
+
+#[test]
+fn minted_tokens_drive_the_same_checks_and_the_expired_forgery() {
+    for bugs in ["", "expired-accepted"] {
+        let t = Target::start(bugs);
+        let (a, ua) = sign_up(&t, &crate::support::unique("minta"));
+        let (b, ub) = sign_up(&t, &crate::support::unique("mintb"));
+        let suite = t.dir.path().join("mint.yaml");
+        std::fs::write(&suite, MINT_SUITE).unwrap();
+        let r = t.run_with_env(
+            &suite,
+            &[],
+            &[
+                ("ORG_A_ID", &a),
+                ("USER_A_ID", &ua),
+                ("ORG_B_ID", &b),
+                ("USER_B_ID", &ub),
+            ],
+        );
+        if bugs.is_empty() {
+            assert_eq!(r.code, 0, "{}", r.explain());
+            assert!(
+                r.ids("pass")
+                    .iter()
+                    .any(|i| i == "brand-is-invisible-to-b/token_forgery:expired"),
+                "{}",
+                r.explain()
+            );
+            assert!(
+                r.ids("pass")
+                    .iter()
+                    .any(|i| i == "identity/claim_integrity:identity"),
+                "{}",
+                r.explain()
+            );
+        } else {
+            assert_eq!(r.code, 1, "{}", r.explain());
+            assert!(
+                r.ids("fail")
+                    .iter()
+                    .all(|i| i.ends_with("token_forgery:expired")),
+                "{:?}",
+                r.ids("fail")
+            );
+        }
+        assert!(
+            !r.all_output().contains(&t.l().jwt_secret),
+            "the signing key leaked"
+        );
+    }
+}
