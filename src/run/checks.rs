@@ -385,6 +385,11 @@ pub async fn run_check(ctx: Arc<Ctx>, plan: CheckPlan) -> Vec<CheckResult> {
     }
 }
 
+/// Every variant of `plan` as an `error` with the same reason.
+pub fn all_error(ctx: &Ctx, plan: &CheckPlan, reason: String) -> Vec<CheckResult> {
+    all(ctx, plan, Decision::error(reason), Instant::now())
+}
+
 /// Every variant gets the same decision (a failed control makes all undecidable).
 fn all(ctx: &Ctx, plan: &CheckPlan, d: Decision, start: Instant) -> Vec<CheckResult> {
     plan.variants

@@ -71,7 +71,7 @@ pub fn default_jobs() -> usize {
 
 /// Set on Ctrl-C / SIGTERM: no new check starts; teardown still runs.
 #[derive(Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>, Arc<tokio::sync::Notify>);
+pub struct Cancel(Arc<AtomicBool>);
 
 impl Cancel {
     pub fn new() -> Self {
@@ -79,19 +79,9 @@ impl Cancel {
     }
     pub fn cancel(&self) {
         self.0.store(true, Ordering::SeqCst);
-        self.1.notify_waiters();
     }
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::SeqCst)
-    }
-    async fn cancelled(&self) {
-        loop {
-            let notified = self.1.notified();
-            if self.is_cancelled() {
-                return;
-            }
-            notified.await;
-        }
     }
 }
 
@@ -1012,8 +1002,10 @@ async fn teardown(
     }
 }
 
-/// Runs the planned checks: non-writes concurrently, then writes one at a time;
-/// emits in plan order. Returns true when interrupted.
+/// Runs the planned checks: non-writes concurrently (at most `jobs` at once), then
+/// writes one at a time; emits results in plan order. Returns true when interrupted.
+/// On an interrupt no check starts; the running ones finish (each is bounded by the
+/// timeout).
 async fn run_plans(
     ctx: &Arc<Ctx>,
     plans: Vec<CheckPlan>,
@@ -1023,87 +1015,72 @@ async fn run_plans(
 ) -> bool {
     let suite = &ctx.loaded.suite;
     let n = plans.len();
+    em.phase(format!("running {n} checks as org b"));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Vec<CheckResult>)>();
     let sem = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
     let mut writes = Vec::new();
-    let mut running = 0usize;
-    em.phase(format!("running {} checks as org b", n));
     for (i, p) in plans.into_iter().enumerate() {
         if p.is_write(suite) {
             writes.push((i, p));
             continue;
         }
         let (ctx, tx, sem, cancel) = (ctx.clone(), tx.clone(), sem.clone(), cancel.clone());
-        running += 1;
         tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
             let results = if cancel.is_cancelled() {
-                vec![]
+                Vec::new()
             } else {
-                checks::run_check(ctx, p).await
+                guarded(ctx, p).await
             };
             let _ = tx.send((i, results));
         });
     }
+    // The channel closes once every task has reported.
+    drop(tx);
     let mut slots: BTreeMap<usize, Vec<CheckResult>> = BTreeMap::new();
     let mut next = 0usize;
-    let mut skipped: BTreeSet<usize> = BTreeSet::new();
-    let flush = |slots: &mut BTreeMap<usize, Vec<CheckResult>>,
-                 next: &mut usize,
-                 skipped: &BTreeSet<usize>,
-                 em: &mut Emitter<'_>| {
-        while *next < n {
-            if let Some(rs) = slots.remove(next) {
-                rs.into_iter().for_each(|r| em.result(r));
-            } else if !skipped.contains(next) {
-                break;
-            }
-            *next += 1;
-        }
-    };
-    let write_idx: BTreeSet<usize> = writes.iter().map(|(i, _)| *i).collect();
-    // Writes wait for the concurrent phase; until then they hold back emission.
-    while running > 0 {
-        tokio::select! {
-            got = rx.recv() => {
-                let Some((i, rs)) = got else { break };
-                running -= 1;
-                slots.insert(i, rs);
-                flush_until_write(&mut slots, &mut next, &write_idx, em);
-            }
-            _ = cancel.cancelled() => {
-                // Let running checks finish (each is bounded by the timeout); start none.
-                while running > 0 {
-                    if let Some((i, rs)) = rx.recv().await { slots.insert(i, rs); }
-                    running -= 1;
-                }
-            }
-        }
+    // Emission holds at the first write until the concurrent phase is over.
+    let first_write = writes.first().map(|(i, _)| *i).unwrap_or(n);
+    while let Some((i, rs)) = rx.recv().await {
+        slots.insert(i, rs);
+        emit_ready(&mut slots, &mut next, first_write, em);
     }
     for (i, p) in writes {
-        if cancel.is_cancelled() {
-            skipped.insert(i);
-            continue;
-        }
-        let rs = checks::run_check(ctx.clone(), p).await;
+        let rs = if cancel.is_cancelled() {
+            Vec::new()
+        } else {
+            guarded(ctx.clone(), p).await
+        };
         slots.insert(i, rs);
     }
-    for i in 0..n {
-        if !slots.contains_key(&i) && i >= next {
-            skipped.insert(i);
-        }
-    }
-    flush(&mut slots, &mut next, &skipped, em);
+    emit_ready(&mut slots, &mut next, n, em);
     cancel.is_cancelled()
 }
 
-fn flush_until_write(
+/// Runs one check on its own task, so that a panic in it (a bug in tenantgate) becomes an
+/// `error` result for each of its variants instead of a lost result or a hung run.
+async fn guarded(ctx: Arc<Ctx>, plan: CheckPlan) -> Vec<CheckResult> {
+    match tokio::spawn(checks::run_check(ctx.clone(), plan.clone())).await {
+        Ok(results) => results,
+        Err(e) => checks::all_error(
+            &ctx,
+            &plan,
+            format!(
+                "internal error in tenantgate while running this check ({e}); please report it"
+            ),
+        ),
+    }
+}
+
+/// Emits the results of consecutive checks, from `next` up to (not including) `limit`,
+/// as long as they are available.
+fn emit_ready(
     slots: &mut BTreeMap<usize, Vec<CheckResult>>,
     next: &mut usize,
-    writes: &BTreeSet<usize>,
+    limit: usize,
     em: &mut Emitter<'_>,
 ) {
-    while !writes.contains(next) {
+    while *next < limit {
         match slots.remove(next) {
             Some(rs) => rs.into_iter().for_each(|r| em.result(r)),
             None => break,

@@ -675,7 +675,10 @@ mod tests {
         assert!(!n.starts_with('0'));
         for _ in 0..500 {
             let s = twin_of("cus_Ab12");
-            assert!(s.starts_with("cus_") && s.len() == 8 && s != "cus_Ab12", "{s}");
+            assert!(
+                s.starts_with("cus_") && s.len() == 8 && s != "cus_Ab12",
+                "{s}"
+            );
         }
         let s = twin_of("brd_Ab12");
         assert!(s.starts_with("brd_"));
