@@ -375,16 +375,8 @@ pub async fn run_suite(
         }
     };
     let plans = plan(suite, signer.is_some(), opts.filter.as_deref());
-    if let (Some(f), true) = (&opts.filter, plans.is_empty())
-        && (suite.database.is_none() || !"database".contains(f.as_str()))
-    {
-        em.result(setup_error(
-            "setup/filter",
-            "--filter",
-            format!("no check or variant matches --filter `{f}`: nothing to prove"),
-            vec![],
-            redactor,
-        ));
+    if let (Some(f), true) = (&opts.filter, plans.is_empty() && suite.database.is_none()) {
+        em.result(no_match(f, redactor));
     }
 
     let mut interrupted = false;
@@ -409,17 +401,23 @@ pub async fn run_suite(
     }
 
     if let Some(db) = &suite.database {
-        let wanted = opts.filter.as_deref().is_none_or(|f| {
-            "database".contains(&f.to_ascii_lowercase())
-                || "probe".contains(&f.to_ascii_lowercase())
-        });
-        if !cancel.is_cancelled() && wanted {
+        if !cancel.is_cancelled() {
             em.phase("auditing the database");
             let cfg = audit_config(db, probe_orgs, redactor);
+            let filter = opts.filter.as_deref().map(str::to_ascii_lowercase);
             for r in crate::db::audit(&cfg, redactor).await {
-                em.result(r);
+                let keep = filter.as_deref().is_none_or(|f| {
+                    r.id.to_ascii_lowercase().contains(f)
+                        || r.check.to_ascii_lowercase().contains(f)
+                });
+                if keep {
+                    em.result(r);
+                }
             }
-        } else if cancel.is_cancelled() {
+            if let (Some(f), true) = (&opts.filter, em.results.is_empty()) {
+                em.result(no_match(f, redactor));
+            }
+        } else {
             interrupted = true;
         }
     }
@@ -452,6 +450,19 @@ pub async fn run_suite(
     };
     (em.sink)(Event::Ended(summary.clone()));
     summary
+}
+
+/// The error for a `--filter` that selects nothing: an empty run must never pass.
+fn no_match(filter: &str, redactor: &Redactor) -> CheckResult {
+    setup_error(
+        "setup/filter",
+        "--filter",
+        format!(
+            "no check, variant or database result matches --filter `{filter}`: nothing to prove"
+        ),
+        vec![],
+        redactor,
+    )
 }
 
 /// The audit configuration of a suite's `database:` section.
