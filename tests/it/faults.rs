@@ -317,6 +317,95 @@ fn a_redirect_is_never_a_pass_nor_a_failure() {
 }
 
 #[test]
+fn answers_that_say_nothing_about_isolation_are_errors_not_failures() {
+    // Each of these once turned a target fault into a verdict: a failure (exit 1) or,
+    // for the HTML list, a pass.
+    let t = Target::start("");
+    let s = suite(t.dir.path(), &[]);
+    let a_get = |prefix: &'static str| {
+        move |x: &Seen| x.org == Org::A && x.method == "GET" && x.path.starts_with(prefix)
+    };
+    let cases: Vec<(&str, Rule, &str, &str)> = vec![
+        (
+            // B's third GET is for A's brand (the twin is asked twice first).
+            "429 for A's id only",
+            Rule::on(b_get("/brands/"), Fault::Status(429))
+                .after(2)
+                .times(1),
+            "brand-is-invisible-to-b",
+            "rate limited (429)",
+        ),
+        (
+            // A's third GET is the verify after B's write (two reads before it).
+            "503 on A's verify after B's write",
+            Rule::on(a_get("/brands/"), Fault::Status(503))
+                .after(2)
+                .times(1),
+            "b-cannot-rename-a-s-brand",
+            "A's data cannot be compared",
+        ),
+        (
+            "an HTML page for A's verify after B's write",
+            Rule::on(a_get("/brands/"), Fault::NotJson)
+                .after(2)
+                .times(1),
+            "b-cannot-rename-a-s-brand",
+            "not JSON where it was before",
+        ),
+        (
+            "a 200 HTML page for B's list",
+            Rule::on(
+                |x: &Seen| x.org == Org::B && x.path == "/brands",
+                Fault::NotJson,
+            ),
+            "brands-list-holds-none-of-a-s-rows",
+            "not JSON",
+        ),
+        (
+            "a redirect for a forged token",
+            Rule::on(
+                |x: &Seen| x.org == Org::Other && x.path.starts_with("/brands/"),
+                Fault::RedirectLoop,
+            )
+            .times(1),
+            "brand-is-invisible-to-b/token_forgery",
+            "redirect 302",
+        ),
+        (
+            "429 for an anonymous request expected to get 401",
+            Rule::on(
+                |x: &Seen| x.org == Org::Anon && x.path == "/brands",
+                Fault::Status(429),
+            ),
+            "anonymous-requests-are-refused",
+            "rate limited (429)",
+        ),
+    ];
+    for (name, rule, check, reason) in cases {
+        let p = Proxy::start(&t, vec![rule]);
+        let r = run_via(&t, &p.url, &s, &["--filter", check]);
+        assert_closed(
+            &t,
+            &r,
+            Closed {
+                errors: &[check],
+                // Where the fault hits every request of the check, nothing else runs.
+                others_pass: !["anonymous", "brands-list"]
+                    .iter()
+                    .any(|c| check.starts_with(c)),
+                torn_down: true,
+            },
+        );
+        let errors = r.ids("error");
+        assert!(
+            errors.iter().all(|id| summary(&r, id).contains(reason)),
+            "{name}: not every error says {reason:?}: {:?}",
+            errors.iter().map(|id| summary(&r, id)).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
 fn the_target_dying_mid_run_is_an_error_and_teardown_is_attempted() {
     let t = Target::start("");
     let s = suite(t.dir.path(), &[]);
