@@ -124,6 +124,11 @@ pub enum TransportError {
     /// The head arrived but the body did not, whole: a reset or a length mismatch.
     #[error("the answer was cut off: {0}")]
     CutOff(String),
+    /// The TLS certificate was refused. Not retried: it will not change in a second.
+    #[error(
+        "cannot connect: {0} (a target behind a private CA needs `target.tls: {{ ca: PATH }}`)"
+    )]
+    Certificate(String),
     #[error("{0}")]
     Other(String),
 }
@@ -270,7 +275,14 @@ impl Http {
             if e.is_timeout() {
                 TransportError::Timeout(self.timeout)
             } else if e.is_connect() {
-                TransportError::Connect(chain(&e))
+                // rustls reports through the connector as text only ("invalid peer
+                // certificate: UnknownIssuer"); there is no typed error to match.
+                let text = chain(&e);
+                if text.contains("certificate") {
+                    TransportError::Certificate(text)
+                } else {
+                    TransportError::Connect(text)
+                }
             } else if e.is_body() || e.is_decode() {
                 TransportError::CutOff(chain(&e))
             } else {
@@ -319,6 +331,7 @@ impl Http {
         loop {
             let r = self.send(p).await;
             let transient = match &r {
+                Err(TransportError::Certificate(_)) => false,
                 Err(_) => true,
                 Ok(resp) => matches!(resp.status, 429 | 502 | 503),
             };
