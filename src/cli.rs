@@ -74,6 +74,10 @@ pub struct RunArgs {
     /// Retries of provision, seed and teardown requests (transport errors, 429, 502, 503).
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub setup_retries: u32,
+    /// The first wait before a setup retry, doubling after each (e.g. 100ms, 1s). A
+    /// server's Retry-After wins when longer, up to 5s.
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_backoff)]
+    pub setup_backoff: std::time::Duration,
     /// Retries of a check's request on transport errors (never on an answer).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub check_retries: u32,
@@ -118,6 +122,10 @@ pub struct AuditArgs {
     pub out: Outputs,
 }
 
+fn parse_backoff(s: &str) -> Result<std::time::Duration, String> {
+    crate::suite::model::parse_duration(s)
+}
+
 fn reporters(out: &Outputs, redactor: &Redactor) -> Reporters {
     let color = match out.color.as_str() {
         "always" => true,
@@ -147,31 +155,36 @@ fn reporters(out: &Outputs, redactor: &Redactor) -> Reporters {
     r
 }
 
-/// Ctrl-C and SIGTERM cancel the run (teardown still runs); a second one exits at once.
+/// Ctrl-C and SIGTERM cancel the run (teardown still runs); a second one of either
+/// exits at once.
 fn install_interrupts(cancel: Cancel) {
     tokio::spawn(async move {
-        let term = async {
-            #[cfg(unix)]
-            {
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(mut s) => {
-                        s.recv().await;
-                    }
-                    Err(_) => std::future::pending::<()>().await,
-                }
+        // Registered once and kept: tokio never unregisters a signal handler, so a
+        // second SIGTERM would otherwise be swallowed.
+        #[cfg(unix)]
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        #[cfg(unix)]
+        let mut next = async || match term.as_mut() {
+            Some(s) => {
+                s.recv().await;
             }
-            #[cfg(not(unix))]
-            std::future::pending::<()>().await
+            None => std::future::pending::<()>().await,
         };
+        #[cfg(not(unix))]
+        let next = async || std::future::pending::<()>().await;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
-            _ = term => {}
+            _ = next() => {}
         }
         eprintln!(
             "tenantgate: interrupted: finishing running checks, tearing down, writing partial reports (again to quit now)"
         );
         cancel.cancel();
-        let _ = tokio::signal::ctrl_c().await;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = next() => {}
+        }
         eprintln!("tenantgate: quitting without teardown");
         std::process::exit(exit::UNDECIDED as i32);
     });
@@ -266,8 +279,15 @@ async fn run_cmd(a: RunArgs, env: &EnvLookup) -> u8 {
         deny_warnings: a.out.deny_warnings,
         insecure: a.insecure,
         setup_retries: a.setup_retries,
+        setup_backoff: a.setup_backoff,
         check_retries: a.check_retries,
     };
+    if a.insecure {
+        // Said before anything is sent, and again in every report's notices.
+        eprintln!(
+            "tenantgate: WARNING: --insecure: TLS certificates will NOT be verified; anyone on the path can answer for the target"
+        );
+    }
     let cancel = Cancel::new();
     install_interrupts(cancel.clone());
     let summary = run::run_suite(loaded, &opts, &redactor, cancel, &mut |e| reps.event(&e)).await;

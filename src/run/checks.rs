@@ -138,6 +138,8 @@ pub struct Ctx {
     pub tenant_claim: Option<String>,
     pub signer: Option<Signer>,
     pub check_retries: u32,
+    /// Set on an interrupt: a running check stops at its next variant.
+    pub cancel: super::Cancel,
 }
 
 /// Sends for one variant, counting transport retries.
@@ -205,7 +207,7 @@ impl Ctx {
             plan.variant_name(v),
             layer,
             d.verdict,
-            self.redactor.redact(&d.summary),
+            super::one_line(&self.redactor.redact(&d.summary)),
         )
         .timed(start.elapsed());
         if retries > 0 {
@@ -297,7 +299,9 @@ pub fn apply_override(p: &Prepared, ch: Channel, name: &str, a_org: &str) -> Opt
 /// offering A's org id turns B's usual answer (`base`) into another non-5xx answer, the
 /// server reads the tenant from the request.
 pub fn override_changed(channel_name: &str, base: u16, with_override: u16) -> Option<Decision> {
-    (base != with_override && with_override < 500).then(|| {
+    // Only an answer that can be judged counts as "changed": a 503, a redirect or a 429
+    // on the variant's request is the target failing, and stays an error.
+    (base != with_override && verdict::judgeable_status(with_override)).then(|| {
         Decision::fail(format!(
             "offering A's org id as {channel_name} changed B's answer from {base} to {with_override}: the server reads the tenant from the request"
         ))
@@ -311,15 +315,13 @@ pub fn forgery_rule(r: &Resp, control_status: u16, markers: &[String]) -> Decisi
             "B's own valid token is answered 401 here too: a 401 for a forged one proves nothing",
         );
     }
-    if r.is_server_error() {
-        return Decision::error(format!(
-            "server error {}: the answer cannot be judged",
-            r.status
-        ))
-        .with("got", show(r));
-    }
     if r.status == 401 {
         return Decision::pass("401: the forged token was rejected");
+    }
+    // A redirect (to a login page, say) or a 429 neither accepts nor rejects the token
+    // in a way tenantgate can see.
+    if let Some(why) = verdict::unjudgeable(r, |_| false) {
+        return Decision::error(format!("{why}: the answer cannot be judged")).with("got", show(r));
     }
     let found = markers_in(&r.body, markers);
     let d = if r.is_success() {
@@ -390,6 +392,15 @@ pub fn all_error(ctx: &Ctx, plan: &CheckPlan, reason: String) -> Vec<CheckResult
     all(ctx, plan, Decision::error(reason), Instant::now())
 }
 
+/// The decision for a variant not started because the run was interrupted: a running
+/// check stops at its next variant, so teardown starts within one variant's time
+/// (CI gives a few seconds between SIGTERM and SIGKILL).
+fn interrupted(ctx: &Ctx) -> Option<Decision> {
+    ctx.cancel
+        .is_cancelled()
+        .then(|| Decision::skip("not run: the run was interrupted"))
+}
+
 /// Every variant gets the same decision (a failed control makes all undecidable).
 fn all(ctx: &Ctx, plan: &CheckPlan, d: Decision, start: Instant) -> Vec<CheckResult> {
     plan.variants
@@ -448,6 +459,10 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
             ctx,
             retries: AtomicU32::new(0),
         };
+        if let Some(d) = interrupted(ctx) {
+            out.push(ctx.result(plan, v, d, vstart, 0));
+            continue;
+        }
         let d = match v {
             Variant::Base | Variant::Override(..) => {
                 let pair = match v {
@@ -477,7 +492,7 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                         // offered is the server reading the tenant from the request.
                         match (v, d.verdict, twin_status_of(&d)) {
                             (Variant::Override(..), Verdict::Error, Some(st))
-                                if st != plan.not_found && st < 500 =>
+                                if st != plan.not_found && verdict::judgeable_status(st) =>
                             {
                                 override_changed(&plan.variant_name(v), plan.not_found, st)
                                     .map(|f| Decision {
@@ -576,7 +591,7 @@ async fn forgery_variant(
 
 async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
     let start = Instant::now();
-    match control_2xx(ctx, req, "the path is wrong").await {
+    let control_is_json = match control_2xx(ctx, req, "the path is wrong").await {
         Err(d) => return all(ctx, plan, d, start),
         Ok(r) if markers_in(&r.body, &ctx.markers).is_empty() => {
             let d = Decision::error(
@@ -585,8 +600,8 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
             .with("A got", show(&r));
             return all(ctx, plan, d, start);
         }
-        Ok(_) => {}
-    }
+        Ok(r) => r.json().is_some(),
+    };
     let base = match ctx.prepare(req, Identity::B, None, None) {
         Ok(b) => b,
         Err(d) => return all(ctx, plan, d, start),
@@ -599,6 +614,10 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
             ctx,
             retries: AtomicU32::new(0),
         };
+        if let Some(d) = interrupted(ctx) {
+            out.push(ctx.result(plan, v, d, vstart, 0));
+            continue;
+        }
         let p = match v {
             Variant::Override(ch, name) => match &ctx.a_org {
                 None => Err(Decision::skip(
@@ -617,7 +636,7 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                     if matches!(v, Variant::Base) {
                         base_status = Some(r.status);
                     }
-                    let d = verdict::list_rule(&r, &ctx.markers);
+                    let d = verdict::list_rule(&r, &ctx.markers, control_is_json);
                     match (v, d.verdict, base_status) {
                         (Variant::Override(..), Verdict::Error, Some(base))
                             if (200..300).contains(&base) =>
@@ -668,6 +687,10 @@ async fn write(ctx: &Ctx, plan: &CheckPlan, req: &Request, verify: &Request) -> 
             ctx,
             retries: AtomicU32::new(0),
         };
+        if let Some(d) = interrupted(ctx) {
+            out.push(ctx.result(plan, v, d, vstart, 0));
+            continue;
+        }
         let pair = match v {
             Variant::Override(ch, name) => match &ctx.a_org {
                 None => Err(Decision::skip(
@@ -780,15 +803,18 @@ async fn request(ctx: &Ctx, plan: &CheckPlan, i: usize) -> Vec<CheckResult> {
         let p = ctx.prepare(req, c.as_.unwrap_or(Identity::B), None, None)?;
         let r = s.send(&p, "request").await?;
         let problems = unmet(expect_of(i, ctx), &r, &lookup, false);
-        let allowed_5xx = expect_of(i, ctx)
-            .and_then(|e| e.status.as_ref())
-            .is_some_and(|st| st.matches(r.status));
-        if r.is_server_error() && !allowed_5xx {
-            return Err(Decision::error(format!(
-                "server error {}: the answer cannot be judged",
-                r.status
-            ))
-            .with("got", show(&r)));
+        // A 5xx, redirect, 429 or 408 the suite did not expect is the target failing:
+        // an error, not an unmet expectation (which would be a failure).
+        let expected = |st: u16| {
+            expect_of(i, ctx)
+                .and_then(|e| e.status.as_ref())
+                .is_some_and(|s| s.matches(st))
+        };
+        if let Some(why) = verdict::unjudgeable(&r, expected) {
+            return Err(
+                Decision::error(format!("{why}: the answer cannot be judged"))
+                    .with("got", show(&r)),
+            );
         }
         Ok(if problems.is_empty() {
             Decision::pass(format!("{} as expected", r.status))
@@ -835,6 +861,10 @@ async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult
             ctx,
             retries: AtomicU32::new(0),
         };
+        if let Some(d) = interrupted(ctx) {
+            out.push(ctx.result(plan, v, d, vstart, 0));
+            continue;
+        }
         let d = match v {
             Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await,
             Variant::Base | Variant::Override(..) => {

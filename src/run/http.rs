@@ -1,6 +1,12 @@
 //! The HTTP transport of the runner (run stage): one reused client, requests prepared
 //! from the suite, responses read with a size cap. Redirects are not followed: a 302 to
-//! a login page is an answer to judge, not something to chase.
+//! a login page is an answer the verdict rules see (and refuse to judge), not something
+//! to chase.
+//!
+//! TLS is rustls (reqwest's `rustls` feature) verifying through
+//! `rustls-platform-verifier`: the operating system's trust store (on Linux the
+//! OpenSSL-style bundle, `SSL_CERT_FILE` / `SSL_CERT_DIR` honoured), plus the suite's
+//! `target.tls.ca` roots when given. `--insecure` turns verification off entirely.
 
 use std::time::{Duration, Instant};
 
@@ -115,11 +121,81 @@ pub enum TransportError {
     Timeout(Duration),
     #[error("cannot connect: {0}")]
     Connect(String),
+    /// The head arrived but the body did not, whole: a reset or a length mismatch.
+    #[error("the answer was cut off: {0}")]
+    CutOff(String),
+    /// The TLS certificate was refused. Not retried: it will not change in a second.
+    #[error(
+        "cannot connect: {0} (a target behind a private CA needs `target.tls: {{ ca: PATH }}`)"
+    )]
+    Certificate(String),
     #[error("{0}")]
     Other(String),
 }
 
-/// The client: base URL, timeout, headers for every request.
+/// Whose certificates the client trusts.
+#[derive(Clone, Debug, Default)]
+pub struct TlsTrust {
+    /// Accept any certificate (`--insecure`; the caller reports it loudly).
+    pub insecure: bool,
+    /// Certificates added to the system roots (`target.tls.ca`: a private CA).
+    pub extra_roots: Vec<reqwest::Certificate>,
+}
+
+impl TlsTrust {
+    /// Reads a PEM bundle of CA certificates. The suite loader has checked the file
+    /// already; this is the run-time read, so it can still fail (the file changed).
+    pub fn read_ca(path: &str) -> Result<Vec<reqwest::Certificate>, String> {
+        let pem = std::fs::read(path).map_err(|e| format!("`{path}` cannot be read: {e}"))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("`{path}` is not a PEM certificate bundle: {}", chain(&e)))?;
+        if certs.is_empty() {
+            return Err(format!("`{path}` holds no PEM certificate"));
+        }
+        Ok(certs)
+    }
+}
+
+/// How setup requests (provision, seed, teardown) retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// The first wait; each later one doubles.
+    pub backoff: Duration,
+}
+
+/// The longest `Retry-After` honoured: a server asking for minutes is not coming back
+/// within a deploy gate, and waiting would only delay the error.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+impl RetryPolicy {
+    /// The wait before retry number `attempt` (0-based) after `resp`: the doubling
+    /// backoff, or the server's `Retry-After` (in seconds) when longer, capped at
+    /// [`MAX_RETRY_AFTER`].
+    pub fn wait(&self, attempt: u32, resp: Option<&Resp>) -> Duration {
+        let backoff = self.backoff.saturating_mul(1u32 << attempt.min(6));
+        let asked = resp
+            .and_then(|r| r.header("retry-after"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
+            .unwrap_or_default();
+        backoff.max(asked)
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 3,
+            backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// The client: base URL, timeout, headers for every request. Cloning shares the
+/// connection pool.
+#[derive(Clone)]
 pub struct Http {
     client: reqwest::Client,
     base: String,
@@ -143,22 +219,24 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 impl Http {
-    /// A client for `base_url`. `insecure` accepts any TLS certificate (reported loudly
-    /// by the caller).
+    /// A client for `base_url`, trusting certificates as `tls` says.
     pub fn new(
         base_url: &str,
         timeout: Duration,
         default_headers: Vec<(String, String)>,
-        insecure: bool,
+        tls: &TlsTrust,
     ) -> Result<Http, String> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .danger_accept_invalid_certs(insecure)
-            .user_agent(concat!("tenantgate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| chain(&e))?;
+            .user_agent(concat!("tenantgate/", env!("CARGO_PKG_VERSION")));
+        if tls.insecure {
+            builder = builder.danger_accept_invalid_certs(true);
+        } else if !tls.extra_roots.is_empty() {
+            builder = builder.tls_certs_merge(tls.extra_roots.iter().cloned());
+        }
+        let client = builder.build().map_err(|e| chain(&e))?;
         Ok(Http {
             client,
             base: base_url.trim_end_matches('/').to_string(),
@@ -197,7 +275,16 @@ impl Http {
             if e.is_timeout() {
                 TransportError::Timeout(self.timeout)
             } else if e.is_connect() {
-                TransportError::Connect(chain(&e))
+                // rustls reports through the connector as text only ("invalid peer
+                // certificate: UnknownIssuer"); there is no typed error to match.
+                let text = chain(&e);
+                if text.contains("certificate") {
+                    TransportError::Certificate(text)
+                } else {
+                    TransportError::Connect(text)
+                }
+            } else if e.is_body() || e.is_decode() {
+                TransportError::CutOff(chain(&e))
             } else {
                 TransportError::Other(chain(&e))
             }
@@ -231,26 +318,59 @@ impl Http {
         })
     }
 
-    /// Sends, retrying transport errors and 429/502/503 answers up to `retries` times
-    /// with exponential backoff (100 ms, 200 ms, 400 ms, ...). Only for setup steps
-    /// (provision, seed, teardown): a check never retries its way to a pass.
+    /// Sends, retrying transport errors and 429/502/503 answers as `policy` says
+    /// (doubling backoff, `Retry-After` honoured up to [`MAX_RETRY_AFTER`]). Returns the
+    /// last outcome and how many retries were made. Only for setup steps (provision,
+    /// seed, teardown): a check never retries its way to a pass.
     pub async fn send_retrying(
         &self,
         p: &Prepared,
-        retries: u32,
+        policy: &RetryPolicy,
     ) -> (Result<Resp, TransportError>, u32) {
         let mut attempt = 0;
         loop {
             let r = self.send(p).await;
             let transient = match &r {
+                Err(TransportError::Certificate(_)) => false,
                 Err(_) => true,
                 Ok(resp) => matches!(resp.status, 429 | 502 | 503),
             };
-            if !transient || attempt >= retries {
+            if !transient || attempt >= policy.retries {
                 return (r, attempt);
             }
-            tokio::time::sleep(Duration::from_millis(100u64 << attempt.min(6))).await;
+            tokio::time::sleep(policy.wait(attempt, r.as_ref().ok())).await;
             attempt += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(status: u16, retry_after: Option<&str>) -> Resp {
+        Resp {
+            status,
+            headers: retry_after
+                .map(|v| vec![("retry-after".to_string(), v.to_string())])
+                .unwrap_or_default(),
+            body: String::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_and_retry_after_is_honoured_up_to_a_cap() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.wait(0, None), Duration::from_millis(100));
+        assert_eq!(p.wait(2, None), Duration::from_millis(400));
+        assert_eq!(
+            p.wait(0, Some(&resp(503, Some("2")))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(p.wait(0, Some(&resp(503, Some("3600")))), MAX_RETRY_AFTER);
+        // An HTTP date is not parsed: the backoff applies.
+        let date = resp(503, Some("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(p.wait(1, Some(&date)), Duration::from_millis(200));
     }
 }

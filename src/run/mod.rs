@@ -44,8 +44,21 @@ pub struct Options {
     /// Retries of provision, seed and teardown requests on transport errors and
     /// 429/502/503.
     pub setup_retries: u32,
+    /// The first wait before a setup retry; each later one doubles (a longer
+    /// `Retry-After` from the server wins, up to [`http::MAX_RETRY_AFTER`]).
+    pub setup_backoff: Duration,
     /// Retries of a check's request on transport errors only (reported per result).
     pub check_retries: u32,
+}
+
+impl Options {
+    /// The retry policy of setup steps.
+    pub fn setup_policy(&self) -> http::RetryPolicy {
+        http::RetryPolicy {
+            retries: self.setup_retries,
+            backoff: self.setup_backoff,
+        }
+    }
 }
 
 impl Default for Options {
@@ -56,6 +69,7 @@ impl Default for Options {
             deny_warnings: false,
             insecure: false,
             setup_retries: 3,
+            setup_backoff: Duration::from_millis(100),
             check_retries: 0,
         }
     }
@@ -317,12 +331,25 @@ fn setup_error(
         "setup",
         Layer::Setup,
         Verdict::Error,
-        redactor.redact(&summary),
+        one_line(&redactor.redact(&summary)),
     );
     for (l, t) in evidence {
         r = r.with(l, redactor.redact(&t));
     }
     r
+}
+
+/// A summary as the one line every report promises: line breaks (from a server's
+/// message, a suite value, a library's error) become spaces.
+pub(crate) fn one_line(s: &str) -> String {
+    if !s.contains(['\n', '\r']) {
+        return s.to_string();
+    }
+    s.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Runs a loaded suite to the end and returns the summary (also emitted as `Ended`).
@@ -519,6 +546,21 @@ fn signer_of(suite: &Suite, redactor: &Redactor) -> Result<Option<jwt::Signer>, 
     jwt::Signer::new(alg, secret.as_deref(), pem.as_deref()).map(Some)
 }
 
+/// The TLS trust of a run: `--insecure`, or the system roots plus `target.tls.ca`.
+fn tls_trust(
+    target: &crate::suite::model::Target,
+    opts: &Options,
+) -> Result<http::TlsTrust, String> {
+    let extra_roots = match target.tls.as_ref().and_then(|t| t.ca.as_ref()) {
+        Some(ca) if !opts.insecure => http::TlsTrust::read_ca(&ca.to_string())?,
+        _ => Vec::new(),
+    };
+    Ok(http::TlsTrust {
+        insecure: opts.insecure,
+        extra_roots,
+    })
+}
+
 struct HttpOutcome {
     interrupted: bool,
     orgs: Option<(String, String)>,
@@ -594,7 +636,18 @@ async fn http_phase(
         }
         (base_url, default_headers)
     };
-    let http = match Http::new(&base_url, timeout, default_headers, opts.insecure) {
+    let tls = match tls_trust(target, opts) {
+        Ok(t) => t,
+        Err(e) => {
+            em.result(setup_error("setup/tls", "target.tls", e, vec![], redactor));
+            return HttpOutcome {
+                interrupted: false,
+                orgs: None,
+                teardown: None,
+            };
+        }
+    };
+    let http = match Http::new(&base_url, timeout, default_headers, &tls) {
         Ok(h) => h,
         Err(e) => {
             em.result(setup_error(
@@ -649,7 +702,7 @@ async fn http_phase(
                     steps,
                     org,
                     Some(org),
-                    opts.setup_retries,
+                    &opts.setup_policy(),
                     redactor,
                     "provision",
                 )
@@ -712,7 +765,7 @@ async fn http_phase(
                 std::slice::from_ref(step),
                 step.as_.unwrap_or(Identity::A),
                 None,
-                opts.setup_retries,
+                &opts.setup_policy(),
                 redactor,
                 "seed",
             )
@@ -749,6 +802,7 @@ async fn http_phase(
     let a_org = org_id_of(&values.a, suite);
     let b_org = org_id_of(&values.b, suite);
     let mut interrupted = cancel.is_cancelled();
+    let teardown_http = http.clone();
     if ok {
         let markers = markers_of(suite, &values, redactor);
         let ctx = Arc::new(Ctx {
@@ -763,17 +817,19 @@ async fn http_phase(
             tenant_claim: orgs.tenant_claim.as_ref().map(|t| t.value.clone()),
             signer,
             check_retries: opts.check_retries,
+            cancel: cancel.clone(),
         });
         interrupted |= run_plans(&ctx, plans, opts.jobs, cancel, em).await;
     }
-    let pending = Http::new(&base_url, timeout, vec![], opts.insecure)
-        .ok()
-        .map(|http| PendingTeardown {
-            http,
-            auth,
-            values,
-            provisioned,
-        });
+    // Teardown (after the database probe, in `run_suite`) uses the same client: the
+    // same trust and the same default headers (a gateway key in `target.headers` is
+    // needed to delete as much as to create).
+    let pending = Some(PendingTeardown {
+        http: teardown_http,
+        auth,
+        values,
+        provisioned,
+    });
     interrupted |= cancel.is_cancelled();
     let orgs_pair = match (a_org, b_org) {
         (Some(a), Some(b)) if ok => Some((a, b)),
@@ -908,7 +964,7 @@ async fn run_steps(
     steps: &[Step],
     as_: Identity,
     bare: Option<Identity>,
-    retries: u32,
+    retries: &http::RetryPolicy,
     redactor: &Redactor,
     what: &str,
 ) -> Result<(), setup::StepError> {
@@ -989,7 +1045,7 @@ async fn teardown(
                 std::slice::from_ref(step),
                 *org,
                 Some(*org),
-                opts.setup_retries,
+                &opts.setup_policy(),
                 redactor,
                 "teardown",
             )

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::http::{Http, Resp};
+use super::http::{Http, Resp, RetryPolicy};
 use super::verdict::show;
 use crate::suite::model::{CaptureSource, CaptureSpec, Expect};
 
@@ -111,17 +111,24 @@ fn json_eq(got: &Value, want: &Value) -> bool {
 }
 
 /// Sends a setup request with retries and judges it: transport errors, 5xx and unmet
-/// expectations are errors; the answer is returned for captures.
+/// expectations are errors; the answer is returned for captures. When retries were
+/// made, the reason says how many, so "503" after four attempts reads as an outage and
+/// not as a single unlucky answer.
 pub async fn send_step(
     http: &Http,
     p: &super::http::Prepared,
     expect: Option<&Expect>,
     lookup: &dyn Fn(&str) -> Option<String>,
-    retries: u32,
+    policy: &RetryPolicy,
 ) -> Result<(Resp, u32), StepError> {
-    let (r, tries) = http.send_retrying(p, retries).await;
+    let (r, tries) = http.send_retrying(p, policy).await;
+    let after = match tries {
+        0 => String::new(),
+        1 => " (after 1 retry)".to_string(),
+        n => format!(" (after {n} retries)"),
+    };
     let resp = r.map_err(|e| StepError {
-        summary: format!("{}: {e}", p.line()),
+        summary: format!("{}: {e}{after}", p.line()),
         evidence: if tries > 0 {
             vec![("retries".into(), tries.to_string())]
         } else {
@@ -131,7 +138,12 @@ pub async fn send_step(
     let problems = unmet(expect, &resp, lookup, true);
     if !problems.is_empty() {
         return Err(StepError {
-            summary: format!("{} got {}: {}", p.line(), resp.status, problems.join("; ")),
+            summary: format!(
+                "{} got {}{after}: {}",
+                p.line(),
+                resp.status,
+                problems.join("; ")
+            ),
             evidence: vec![("answer".into(), show(&resp))],
         });
     }

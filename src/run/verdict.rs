@@ -3,9 +3,13 @@
 //! No I/O here, so every rule is unit-tested on its own.
 //!
 //! The rules, in order of precedence: an answer that cannot be judged (5xx) is an
-//! error; B served A's data is a failure; a twin that is not itself not-found means the
-//! check cannot tell anything (error); any way B's answer differs from the twin's is an
-//! existence oracle (failure).
+//! error; B served A's data is a failure; an answer that says nothing about isolation
+//! (a redirect tenantgate does not follow, a 429 rate limit, a 408) is an error; a twin
+//! that is not itself not-found means the check cannot tell anything (error); any way
+//! B's answer differs from the twin's is an existence oracle (failure).
+//!
+//! Fail closed: a fault of the target or the network must never read as a pass, and
+//! never as a failure either (exit 1 means a proven leak, nothing else).
 
 use std::collections::BTreeSet;
 
@@ -55,6 +59,32 @@ impl Decision {
         self.evidence.push(Evidence::new(label, text));
         self
     }
+}
+
+/// Whether a status can be judged by an isolation rule at all. Not: 5xx (the server
+/// failed), 3xx (tenantgate does not follow redirects, so what lies behind one is
+/// unknown), 429 and 408 (a rate limiter or a proxy answered, not the application).
+pub fn judgeable_status(status: u16) -> bool {
+    !(status >= 500 || (300..400).contains(&status) || status == 429 || status == 408)
+}
+
+/// Why an answer cannot be judged (see [`judgeable_status`]), in a few words, or `None`.
+/// `expected` is a status the suite declared normal here (a not-found status of 302, an
+/// `expect.status`), which is then judged like any other.
+pub fn unjudgeable(r: &Resp, expected: impl Fn(u16) -> bool) -> Option<String> {
+    if judgeable_status(r.status) || expected(r.status) {
+        return None;
+    }
+    Some(match r.status {
+        300..=399 => format!(
+            "redirect {} to `{}` (tenantgate does not follow redirects)",
+            r.status,
+            r.header("location").unwrap_or("nowhere")
+        ),
+        429 => "rate limited (429)".to_string(),
+        408 => "request timeout (408)".to_string(),
+        s => format!("server error {s}"),
+    })
 }
 
 /// One answer in evidence form: `404 application/json {"error":"not_found"}`.
@@ -151,6 +181,14 @@ pub fn not_found_rule(i: &NotFoundInput) -> Decision {
             "B got {} holding A's data ({})",
             b.status,
             markers_in_b.join(", ")
+        )));
+    }
+    // A redirect or a rate limit for A's id and a 404 for the twin would otherwise read
+    // as an existence oracle: a transient fault must not become exit 1.
+    let nf = |s: u16| s == not_found;
+    if let Some(why) = unjudgeable(b, nf).or_else(|| unjudgeable(twin, nf)) {
+        return evidence(Decision::error(format!(
+            "{why}: the answer cannot be judged"
         )));
     }
     if b.is_success() && twin.status == not_found {
@@ -255,8 +293,10 @@ pub fn context_of(body: &str, marker: &str) -> String {
     }
 }
 
-/// The list rule: B's list must be 2xx and hold none of A's markers.
-pub fn list_rule(b: &Resp, markers: &[String]) -> Decision {
+/// The list rule: B's list must be 2xx and hold none of A's markers. When A's own list
+/// (the control) was JSON, B's must be too: an HTML error page or a body cut short
+/// holds no markers because it holds no list, which proves nothing.
+pub fn list_rule(b: &Resp, markers: &[String], control_is_json: bool) -> Decision {
     if !b.is_success() {
         return Decision::error(format!(
             "B's list got {}, not 2xx: it cannot show whether A's data leaks",
@@ -265,6 +305,13 @@ pub fn list_rule(b: &Resp, markers: &[String]) -> Decision {
         .with("B got", show(b));
     }
     let found = markers_in(&b.body, markers);
+    if found.is_empty() && control_is_json && b.json().is_none() {
+        return Decision::error(format!(
+            "B's list got {} but its body is not JSON (A's is): it cannot show whether A's data leaks",
+            b.status
+        ))
+        .with("B got", show(b));
+    }
     if let Some(first) = found.first() {
         return Decision::fail(format!("B's list holds A's data: {}", found.join(", ")))
             .with("B got", show(b))
@@ -386,6 +433,21 @@ pub fn write_rule(
             ))
             .with("B got", show(nf.b)),
         );
+    }
+    // A's verify answer after the write must itself be judgeable before a difference
+    // can be blamed on B: a 503, a redirect or a body cut short is the target failing,
+    // not A's data changing.
+    if let Some(why) = unjudgeable(verify_after, |s| s == verify_before.status) {
+        return Decision::error(format!(
+            "verify as A (after) got {why}: A's data cannot be compared"
+        ))
+        .with("A got (after)", show(verify_after));
+    }
+    if verify_before.json().is_some() && verify_after.json().is_none() {
+        return Decision::error(
+            "verify as A (after) is not JSON where it was before: A's data cannot be compared",
+        )
+        .with("A got (after)", show(verify_after));
     }
     if !changes.is_empty() {
         return with_diff(
@@ -552,6 +614,36 @@ mod tests {
         );
         // Markers in B's answer are a leak whatever the status.
         assert_eq!(rule(&nf, &nf, &["Acme 1234".into()]).verdict, Verdict::Fail);
+        // A redirect, a rate limit or a 408 for A's id alone is a fault, not an oracle.
+        let mut redirect = resp(302, "text/html", "");
+        redirect.headers.push(("location".into(), "/login".into()));
+        for b in [
+            redirect,
+            resp(429, "application/json", "{}"),
+            resp(408, "", ""),
+        ] {
+            let d = rule(&b, &nf, &[]);
+            assert_eq!(d.verdict, Verdict::Error, "{} {d:?}", b.status);
+            assert!(d.summary.contains("cannot be judged"), "{}", d.summary);
+        }
+        assert!(
+            rule(&resp(302, "", ""), &nf, &[])
+                .summary
+                .contains("redirect 302")
+        );
+        // ... unless the suite says that status is its not-found answer.
+        let moved = resp(302, "text/html", "");
+        let ids = vec![];
+        let d = not_found_rule(&NotFoundInput {
+            b: &moved,
+            twin: &moved,
+            twin_again: &moved,
+            not_found: 302,
+            ids: &ids,
+            markers_in_b: &[],
+            oracle: true,
+        });
+        assert_eq!(d.verdict, Verdict::Pass, "{d:?}");
     }
 
     #[test]
@@ -589,7 +681,7 @@ mod tests {
     fn list_rule_cases() {
         let m = vec!["Acme run42".to_string()];
         assert_eq!(
-            list_rule(&resp(200, "application/json", r#"{"items":[]}"#), &m).verdict,
+            list_rule(&resp(200, "application/json", r#"{"items":[]}"#), &m, true).verdict,
             Verdict::Pass
         );
         assert_eq!(
@@ -599,21 +691,26 @@ mod tests {
                     "application/json",
                     r#"{"items":[{"name":"Acme run42"}]}"#
                 ),
-                &m
+                &m,
+                true
             )
             .verdict,
             Verdict::Fail
         );
         assert_eq!(
-            list_rule(&resp(401, "application/json", "{}"), &m).verdict,
+            list_rule(&resp(401, "application/json", "{}"), &m, true).verdict,
             Verdict::Error
         );
         // JSON escaping does not hide a marker.
         let m2 = vec!["a/b".to_string()];
         assert_eq!(
-            list_rule(&resp(200, "application/json", r#"["a\/b"]"#), &m2).verdict,
+            list_rule(&resp(200, "application/json", r#"["a\/b"]"#), &m2, true).verdict,
             Verdict::Fail
         );
+        // An HTML page where A's list was JSON holds no list at all: undecided.
+        let html = resp(200, "text/html", "<html>maintenance</html>");
+        assert_eq!(list_rule(&html, &m, true).verdict, Verdict::Error);
+        assert_eq!(list_rule(&html, &m, false).verdict, Verdict::Pass);
     }
 
     #[test]
@@ -654,6 +751,17 @@ mod tests {
                 .any(|e| e.text.contains("$.enabled: true → false")),
             "{d:?}"
         );
+        // A's verify failing after the write is the target failing, not a change.
+        for after in [
+            resp(503, "application/json", "{}"),
+            resp(302, "text/html", ""),
+            resp(200, "text/html", "<html>maintenance</html>"),
+            resp(200, "application/json", r#"{"enabled":tr"#),
+        ] {
+            let d = write_rule(&nfi, &before, &after, &vol);
+            assert_eq!(d.verdict, Verdict::Error, "{}: {d:?}", after.body);
+            assert!(d.summary.contains("cannot be compared"), "{}", d.summary);
+        }
         let b200 = input(r#"{"ok":1}"#);
         let nfi = NotFoundInput { b: &b200, ..nfi };
         assert_eq!(

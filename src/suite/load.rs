@@ -556,6 +556,9 @@ fn validate(file: &str, s: &Suite, diags: &mut Vec<Diagnostic>) {
         for (_, h) in t.headers.iter() {
             plain.check(file, h, "target.headers", diags);
         }
+        if let Some(ca) = t.tls.as_ref().and_then(|t| t.ca.as_ref()) {
+            check_ca(file, ca, diags);
+        }
     } else if !s.checks.is_empty() {
         diags.push(Diagnostic::file(
             file,
@@ -893,6 +896,45 @@ fn check_attacks(file: &str, a: &Attacks, _vars: &[String], diags: &mut Vec<Diag
                 ));
             }
         }
+    }
+}
+
+/// `target.tls.ca` must name a readable PEM bundle holding at least one certificate:
+/// found now, the mistake points at the suite line instead of failing the first request
+/// with a TLS error.
+fn check_ca(file: &str, ca: &Tpl, diags: &mut Vec<Diagnostic>) {
+    no_placeholders(file, ca, "target.tls.ca", diags);
+    let Some(path) = ca.as_literal() else { return };
+    // An empty path means its environment variable was missing: already reported.
+    if path.is_empty() {
+        return;
+    }
+    let hint = Some(
+        "give the path of a PEM file of CA certificates (`-----BEGIN CERTIFICATE-----`)"
+            .to_string(),
+    );
+    match std::fs::read(&path) {
+        Err(e) => diags.push(Diagnostic::at(
+            file,
+            ca.loc,
+            format!("CA file `{path}` cannot be read: {e}"),
+            hint,
+        )),
+        Ok(pem) => match reqwest::Certificate::from_pem_bundle(&pem) {
+            Ok(certs) if !certs.is_empty() => {}
+            Ok(_) => diags.push(Diagnostic::at(
+                file,
+                ca.loc,
+                format!("CA file `{path}` holds no PEM certificate"),
+                hint,
+            )),
+            Err(e) => diags.push(Diagnostic::at(
+                file,
+                ca.loc,
+                format!("CA file `{path}` is not a PEM certificate bundle: {e}"),
+                hint,
+            )),
+        },
     }
 }
 

@@ -63,6 +63,19 @@ pub struct Target {
     /// Headers sent with every request (extension), e.g. a staging gateway key.
     #[serde(default)]
     pub headers: Map<Tpl>,
+    /// How the target's TLS certificate is verified (extension).
+    #[serde(default)]
+    pub tls: Option<Tls>,
+}
+
+/// `target.tls:` (extension): trust for targets behind a private CA.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// A PEM bundle of CA certificates added to the system's trust roots (not replacing
+    /// them). A relative path is taken from the working directory, like a signing `key`.
+    #[serde(default)]
+    pub ca: Option<Tpl>,
 }
 
 /// `orgs:`

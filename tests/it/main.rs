@@ -2,5 +2,7 @@
 //! Every test here drives real parts: a throwaway PostgreSQL, the reference API on a
 //! real socket, the real `tenantgate` binary.
 
+mod faultproxy;
+mod faults;
 mod gate;
 mod support;
