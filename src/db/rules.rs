@@ -676,16 +676,25 @@ pub fn judge(cat: &Catalog, opts: &Options<'_>, elapsed: Duration) -> Judged {
                     for j in &judged {
                         ev(r, "policy", pdef(j.p));
                     }
-                    ev(r, "fix", format!(
-                        "CREATE POLICY tenant_{} ON {} FOR {} TO {} USING ({key_expr}){}; -- or REVOKE {names} ON {} FROM {};",
-                        missing[0].sql().to_lowercase(),
-                        t.sql(),
-                        missing[0].sql(),
-                        quote_ident(app_name),
-                        if missing[0] == Cmd::Insert { "" } else { "" },
-                        t.sql(),
-                        quote_ident(app_name)
-                    ).replace(&format!("FOR INSERT TO {} USING", quote_ident(app_name)), &format!("FOR INSERT TO {} WITH CHECK", quote_ident(app_name))));
+                    let first = missing[0];
+                    let clause = if first == Cmd::Insert {
+                        "WITH CHECK"
+                    } else {
+                        "USING"
+                    };
+                    let app_sql = quote_ident(app_name);
+                    ev(
+                        r,
+                        "fix",
+                        format!(
+                            "CREATE POLICY tenant_{} ON {} FOR {} TO {app_sql} {clause} ({key_expr}); \
+                             -- one per command, or REVOKE {names} ON {} FROM {app_sql};",
+                            first.sql().to_lowercase(),
+                            t.sql(),
+                            first.sql(),
+                            t.sql(),
+                        ),
+                    );
                 }
             }
         }

@@ -1,3 +1,6 @@
 //! The one integration-test binary: a module per area, one link step.
 //! Every test here drives real parts: a throwaway PostgreSQL, the reference API on a
 //! real socket, the real `tenantgate` binary.
+
+mod common;
+mod db;
