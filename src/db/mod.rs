@@ -221,7 +221,7 @@ pub async fn audit(cfg: &AuditConfig, redactor: &Redactor) -> Vec<CheckResult> {
     let setting = cfg.tenant_setting.as_ref().map(|s| s.to_lowercase());
     let loaded = async {
         let client = read_only_client(&cfg.url).await?;
-        catalog::load(&client, cfg.app_role.as_deref(), &columns).await
+        catalog::load(&client, &cfg.url, cfg.app_role.as_deref(), &columns).await
     }
     .await;
     let cat = match loaded {

@@ -467,6 +467,7 @@ pub fn judge(cat: &Catalog, opts: &Options<'_>, elapsed: Duration) -> Judged {
         indexes_by_rel.entry(i.rel).or_default().push(i);
     }
     let fix_setting = opts.tenant_setting.unwrap_or("app.current_org_id");
+    let mut judgement_cache: HashMap<(String, String), Judgement> = HashMap::new();
 
     for t in &tables {
         let id = t.id();
@@ -544,13 +545,22 @@ pub fn judge(cat: &Catalog, opts: &Options<'_>, elapsed: Duration) -> Judged {
             setting: opts.tenant_setting,
             setting_functions: &setting_functions,
         };
+        // Schemas repeat the same policy text on many tables: judge each text once per
+        // set of tenant columns.
+        let mut judge_cached = |e: &'_ str| -> Judgement {
+            let key = (e.to_string(), col_names.join("\u{0}"));
+            judgement_cache
+                .entry(key)
+                .or_insert_with(|| expr::judge(e, &spec))
+                .clone()
+        };
         let judged: Vec<Judged1<'_>> = all_policies
             .iter()
             .filter(|p| applies(p))
             .map(|p| Judged1 {
                 p,
-                using: p.using.as_deref().map(|e| expr::judge(e, &spec)),
-                check: p.with_check.as_deref().map(|e| expr::judge(e, &spec)),
+                using: p.using.as_deref().map(&mut judge_cached),
+                check: p.with_check.as_deref().map(&mut judge_cached),
             })
             .collect();
         let ignored: Vec<&PolicyRow> = all_policies
