@@ -2,11 +2,13 @@
 //! number of set-based queries, inside one read-only transaction (run → database layer
 //! → [`load`] → [`super::rules`]).
 //!
-//! Round trips do not grow with the number of tables: one query for the server and the
-//! roles, then eight queries sent together (pipelined on one connection) for schemas,
-//! relations with the app role's privileges, tenant columns, policies, view
-//! dependencies, unique indexes, SECURITY DEFINER functions and functions that read
-//! settings. Everything else happens in Rust on the rows returned.
+//! Round trips do not grow with the number of tables: a policy count, one query for
+//! the server and the roles, then seven queries sent together (pipelined on one
+//! connection) for schemas, relations with the app role's privileges, tenant columns,
+//! view dependencies, unique indexes without a tenant column, SECURITY DEFINER
+//! functions and functions that read settings; the policies are deparsed alongside
+//! (on large schemas by two helper connections that import the session's exported
+//! snapshot). Everything else happens in Rust on the rows returned.
 
 use std::time::Duration;
 
@@ -209,6 +211,9 @@ pub async fn connect(url: &str, what: &'static str) -> Result<Client, DbError> {
 /// policy's table, which dominates the snapshot's cost on large schemas).
 const POLICY_SHARDS: i64 = 2;
 
+/// From how many policies on the helpers are used.
+const PARALLEL_FROM: i64 = 2000;
+
 /// Reads the catalog snapshot through the audit's session. `app_role` is looked up by
 /// name; a missing role leaves [`Catalog::app_role`] empty.
 ///
@@ -226,15 +231,24 @@ pub async fn load(
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await
         .map_err(|e| DbError::query("begin", &e))?;
-    let snapshot: Option<String> = match client.query_one("SELECT pg_export_snapshot()", &[]).await
-    {
-        Ok(row) => row.try_get(0).ok(),
-        Err(_) => {
-            // e.g. on a standby: carry on in one session.
-            let _ = client
-                .batch_execute("ROLLBACK; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .await;
-            None
+    // Helpers only pay off on large schemas; each costs a connection.
+    let policy_count: i64 = client
+        .query_one("SELECT count(*) FROM pg_policy", &[])
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(|e| DbError::query("policies", &e))?;
+    let snapshot: Option<String> = if policy_count < PARALLEL_FROM {
+        None
+    } else {
+        match client.query_one("SELECT pg_export_snapshot()", &[]).await {
+            Ok(row) => row.try_get(0).ok(),
+            Err(_) => {
+                // e.g. on a standby: carry on in one session.
+                let _ = client
+                    .batch_execute("ROLLBACK; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await;
+                None
+            }
         }
     };
     let helpers = async {
@@ -247,14 +261,15 @@ pub async fn load(
                 }
                 out
             }
-            None => Vec::new(),
+            // Small schema: the session deparses the policies itself, pipelined with
+            // the other queries.
+            None => vec![policies(client, None).await.ok()],
         }
     };
     let (main, helped) = tokio::join!(load_in_tx(client, app_role, tenant_columns), helpers);
     let result = async {
         let mut cat = main?;
-        let shards_done =
-            helped.len() as i64 == POLICY_SHARDS && helped.iter().all(Option::is_some);
+        let shards_done = !helped.is_empty() && helped.iter().all(Option::is_some);
         if shards_done {
             for rows in helped.into_iter().flatten() {
                 cat.policies.extend(rows);

@@ -698,3 +698,47 @@ async fn a_missing_app_role_is_an_error_not_a_pass() {
     );
     db.drop().await;
 }
+
+#[tokio::test]
+async fn a_large_schema_is_read_in_parallel_and_judged_completely() {
+    // Above the threshold where helper connections deparse the policies.
+    let mut db = TestDb::create("large").await;
+    db.load(&[]).await;
+    let app = db.role("app_role");
+    let owner = db.role("owner_role");
+    db.exec(&format!(
+        "SET ROLE {owner};
+         DO $$ BEGIN
+           FOR i IN 1..2100 LOOP
+             EXECUTE format('CREATE TABLE t_%s (id bigint PRIMARY KEY, org_id uuid NOT NULL)', i);
+             EXECUTE format('ALTER TABLE t_%s ENABLE ROW LEVEL SECURITY', i);
+             EXECUTE format('ALTER TABLE t_%s FORCE ROW LEVEL SECURITY', i);
+             EXECUTE format('CREATE POLICY tenant ON t_%s FOR ALL TO {app} USING \
+               (org_id = current_setting(''app.current_org_id'', true)::uuid)', i);
+           END LOOP;
+         END $$;
+         RESET ROLE;
+         ALTER TABLE t_7 NO FORCE ROW LEVEL SECURITY;
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app};"
+    ))
+    .await;
+    let cfg = config(&mut db);
+    let results = db::audit(&cfg, &Redactor::new()).await;
+    assert!(
+        get(&results, "database.tenant_tables_found")
+            .summary
+            .starts_with("2100 tenant tables"),
+    );
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r.variant == "policy_present" && r.verdict == Verdict::Pass)
+            .count(),
+        2100
+    );
+    assert_eq!(
+        findings(&results),
+        BTreeSet::from([("public.t_7.rls_forced".to_string(), Verdict::Fail)]),
+    );
+    db.drop().await;
+}
