@@ -1007,15 +1007,15 @@ pub fn judge(cat: &Catalog, opts: &Options<'_>, elapsed: Duration) -> Judged {
                     r,
                     "fix",
                     format!(
-                        "DROP INDEX {}; CREATE UNIQUE INDEX ON {} ({}, {});",
-                        qualified(&rel.schema, &i.name),
+                        "ALTER TABLE {} ADD UNIQUE ({}, {}); -- then drop {} (ALTER TABLE ... DROP CONSTRAINT, or DROP INDEX for a bare index)",
                         t.sql(),
                         quote_ident(&col_names[0]),
                         i.columns
                             .iter()
                             .map(|c| quote_ident(c))
                             .collect::<Vec<_>>()
-                            .join(", ")
+                            .join(", "),
+                        quote_ident(&i.name),
                     ),
                 );
             }

@@ -1,6 +1,7 @@
 //! The database audit against real PostgreSQL: the sound fixture must produce no Fail,
 //! each pitfall fixture exactly its findings; the probe must roll everything back; a
-//! connection problem is one redacted Error.
+//! connection problem is one redacted Error. `TG_SHOW_RESULTS=1 ... -- --nocapture` prints
+//! every non-pass result of the pitfall fixtures.
 
 use std::collections::BTreeSet;
 
@@ -69,6 +70,9 @@ async fn assert_pitfall(fixture: &str, expect: &[(&str, Verdict)]) -> Vec<CheckR
     let want: BTreeSet<(String, Verdict)> =
         expect.iter().map(|(id, v)| (db.render(id), *v)).collect();
     let got = findings(&results);
+    if std::env::var_os("TG_SHOW_RESULTS").is_some() {
+        eprintln!("== {fixture}\n{}", show(&results));
+    }
     assert_eq!(got, want, "fixture {fixture}:\n{}", show(&results));
     // Every finding says how to fix it or why (evidence), and every tenant table has
     // one result per rule.
