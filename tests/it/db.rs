@@ -546,6 +546,14 @@ async fn wrong_password_is_one_redacted_error() {
     db.load(&[]).await;
     let app = db.role("app_role");
     let url = cluster().role_url(&app, "not-the-password-123", &db.name);
+    if tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .is_ok()
+    {
+        eprintln!("skipped: this server (DATABASE_URL) accepts any password (trust auth)");
+        db.drop().await;
+        return;
+    }
     let redactor = Redactor::new();
     let results = db::audit(
         &AuditConfig {
