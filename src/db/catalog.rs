@@ -2,11 +2,13 @@
 //! number of set-based queries, inside one read-only transaction (run → database layer
 //! → [`load`] → [`super::rules`]).
 //!
-//! Round trips do not grow with the number of tables: one query for the server and the
-//! roles, then eight queries sent together (pipelined on one connection) for schemas,
-//! relations with the app role's privileges, tenant columns, policies, view
-//! dependencies, unique indexes, SECURITY DEFINER functions and functions that read
-//! settings. Everything else happens in Rust on the rows returned.
+//! Round trips do not grow with the number of tables: a policy count, one query for
+//! the server and the roles, then seven queries sent together (pipelined on one
+//! connection) for schemas, relations with the app role's privileges, tenant columns,
+//! view dependencies, unique indexes without a tenant column, SECURITY DEFINER
+//! functions and functions that read settings; the policies are deparsed alongside
+//! (on large schemas by two helper connections that import the session's exported
+//! snapshot). Everything else happens in Rust on the rows returned.
 
 use std::time::Duration;
 
@@ -205,10 +207,23 @@ pub async fn connect(url: &str, what: &'static str) -> Result<Client, DbError> {
     Ok(client)
 }
 
-/// Reads the catalog snapshot. `app_role` is looked up by name; a missing role leaves
-/// [`Catalog::app_role`] empty.
+/// How many extra connections deparse policies in parallel (`pg_get_expr` opens each
+/// policy's table, which dominates the snapshot's cost on large schemas).
+const POLICY_SHARDS: i64 = 2;
+
+/// From how many policies on the helpers are used.
+const PARALLEL_FROM: i64 = 2000;
+
+/// Reads the catalog snapshot through the audit's session. `app_role` is looked up by
+/// name; a missing role leaves [`Catalog::app_role`] empty.
+///
+/// The session exports its snapshot and [`POLICY_SHARDS`] helper connections (read-only
+/// too) import it, so every query sees the same catalog state; the helpers deparse the
+/// policies while the session reads everything else. When a helper cannot connect or
+/// import the snapshot, the session runs its share itself.
 pub async fn load(
     client: &Client,
+    url: &str,
     app_role: Option<&str>,
     tenant_columns: &[String],
 ) -> Result<Catalog, DbError> {
@@ -216,10 +231,124 @@ pub async fn load(
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .await
         .map_err(|e| DbError::query("begin", &e))?;
-    let result = load_in_tx(client, app_role, tenant_columns).await;
+    // Helpers only pay off on large schemas; each costs a connection.
+    let policy_count: i64 = client
+        .query_one("SELECT count(*) FROM pg_policy", &[])
+        .await
+        .and_then(|r| r.try_get(0))
+        .map_err(|e| DbError::query("policies", &e))?;
+    let snapshot: Option<String> = if policy_count < PARALLEL_FROM {
+        None
+    } else {
+        match client.query_one("SELECT pg_export_snapshot()", &[]).await {
+            Ok(row) => row.try_get(0).ok(),
+            Err(_) => {
+                // e.g. on a standby: carry on in one session.
+                let _ = client
+                    .batch_execute("ROLLBACK; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await;
+                None
+            }
+        }
+    };
+    let helpers = async {
+        match &snapshot {
+            Some(id) => {
+                let shards = (0..POLICY_SHARDS).map(|shard| helper_policies(url, id, shard));
+                let mut out = Vec::new();
+                for r in futures_join_all(shards).await {
+                    out.push(r.ok());
+                }
+                out
+            }
+            // Small schema: the session deparses the policies itself, pipelined with
+            // the other queries.
+            None => vec![policies(client, None).await.ok()],
+        }
+    };
+    let (main, helped) = tokio::join!(load_in_tx(client, app_role, tenant_columns), helpers);
+    let result = async {
+        let mut cat = main?;
+        let shards_done = !helped.is_empty() && helped.iter().all(Option::is_some);
+        if shards_done {
+            for rows in helped.into_iter().flatten() {
+                cat.policies.extend(rows);
+            }
+        } else {
+            cat.policies = policies(client, None).await?;
+        }
+        Ok(cat)
+    }
+    .await;
     // Read-only either way; the transaction has nothing to keep.
     let _ = client.batch_execute("ROLLBACK").await;
     result
+}
+
+/// Polls futures of the same type concurrently, keeping their order.
+async fn futures_join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futs {
+        set.push(Box::pin(f));
+    }
+    let mut out: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
+/// One helper: connect read-only, import the snapshot, deparse one shard of policies.
+async fn helper_policies(url: &str, snapshot: &str, shard: i64) -> Result<Vec<PolicyRow>, DbError> {
+    let c = read_only_client(url).await?;
+    c.batch_execute(&format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+        snapshot.replace('\'', "''")
+    ))
+    .await
+    .map_err(|e| DbError::query("import snapshot", &e))?;
+    let rows = policies(&c, Some(shard)).await;
+    let _ = c.batch_execute("ROLLBACK").await;
+    rows
+}
+
+/// The policies, deparsed; `shard` selects `polrelid % POLICY_SHARDS = shard`.
+async fn policies(c: &Client, shard: Option<i64>) -> Result<Vec<PolicyRow>, DbError> {
+    let sql = format!(
+        "SELECT p.polrelid, p.polname::text, p.polcmd::text, p.polpermissive, p.polroles, \
+           pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid) \
+         FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {USER_SCHEMA} \
+           AND ($1::int8 IS NULL OR p.polrelid::int8 % {POLICY_SHARDS} = $1::int8)"
+    );
+    let rows = q(c, "policies", &sql, &[&shard]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(PolicyRow {
+                rel: r.try_get(0).map_err(decode)?,
+                name: r.try_get(1).map_err(decode)?,
+                cmd: first_char(r.try_get(2).map_err(decode)?),
+                permissive: r.try_get(3).map_err(decode)?,
+                roles: r.try_get(4).map_err(decode)?,
+                using: r.try_get(5).map_err(decode)?,
+                with_check: r.try_get(6).map_err(decode)?,
+            })
+        })
+        .collect()
 }
 
 async fn load_in_tx(
@@ -296,19 +425,10 @@ async fn load_in_tx(
          LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND c.relispartition \
          WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {USER_SCHEMA}"
     );
-    let columns_sql = format!(
-        "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod) \
-         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
-         JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attname::text = ANY($1::text[]) \
-           AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {USER_SCHEMA}"
-    );
-    let policies_sql = format!(
-        "SELECT p.polrelid, p.polname::text, p.polcmd::text, p.polpermissive, p.polroles, \
-           pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid) \
-         FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid \
-         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {USER_SCHEMA}"
-    );
+    // Filtered to known relations in Rust: cheaper than joining pg_class here.
+    let columns_sql = "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod) \
+         FROM pg_attribute a \
+         WHERE a.attname = ANY($1::text[]::name[]) AND a.attnum > 0 AND NOT a.attisdropped";
     let deps_sql = format!(
         "SELECT DISTINCT r.ev_class, d.refobjid FROM pg_rewrite r \
          JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid \
@@ -316,6 +436,7 @@ async fn load_in_tx(
          JOIN pg_class v ON v.oid = r.ev_class JOIN pg_namespace n ON n.oid = v.relnamespace \
          WHERE v.relkind IN ('v', 'm') AND {USER_SCHEMA}"
     );
+    // Only unique indexes that contain none of the tenant columns (usually none).
     let indexes_sql = format!(
         "SELECT x.indrelid, ic.relname::text, \
            ARRAY(SELECT a.attname::text FROM unnest(x.indkey::int2[]) WITH ORDINALITY k(n, o) \
@@ -323,7 +444,9 @@ async fn load_in_tx(
            CASE WHEN x.indexprs IS NOT NULL THEN pg_get_indexdef(x.indexrelid) END \
          FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid \
          JOIN pg_class c ON c.oid = x.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE x.indisunique AND NOT x.indisprimary AND {USER_SCHEMA}"
+         WHERE x.indisunique AND NOT x.indisprimary AND {USER_SCHEMA} \
+           AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = x.indrelid \
+                 AND a.attnum = ANY(x.indkey::int2[]) AND a.attname = ANY($1::text[]::name[]))"
     );
     let functions_sql = format!(
         "SELECT n.nspname::text, p.proname::text, oidvectortypes(p.proargtypes), p.proowner, \
@@ -344,17 +467,32 @@ async fn load_in_tx(
     let cols: Vec<String> = tenant_columns.to_vec();
     let app_param: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&app];
     let cols_param: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&cols];
-    let (schemas, relations, columns, policies, deps, indexes, functions, setting_fns) = tokio::try_join!(
+    let (schemas, relations, columns, deps, indexes, functions, setting_fns) = tokio::try_join!(
         q(client, "schemas", &schemas_sql, &app_param),
         q(client, "relations", &relations_sql, &app_param),
-        q(client, "tenant columns", &columns_sql, &cols_param),
-        q(client, "policies", &policies_sql, &[]),
+        q(client, "tenant columns", columns_sql, &cols_param),
         q(client, "view dependencies", &deps_sql, &[]),
-        q(client, "unique indexes", &indexes_sql, &[]),
+        q(client, "unique indexes", &indexes_sql, &cols_param),
         q(client, "definer functions", &functions_sql, &app_param),
         q(client, "setting functions", &setting_fns_sql, &[]),
     )?;
 
+    let relations: Vec<RelRow> = relations
+        .iter()
+        .map(rel_row)
+        .collect::<Result<_, DbError>>()?;
+    let known: std::collections::HashSet<Oid> = relations.iter().map(|r| r.oid).collect();
+    let mut tenant_columns = Vec::new();
+    for r in &columns {
+        let rel: Oid = r.try_get(0).map_err(decode)?;
+        if known.contains(&rel) {
+            tenant_columns.push(ColRow {
+                rel,
+                name: r.try_get(1).map_err(decode)?,
+                type_name: r.try_get(2).map_err(decode)?,
+            });
+        }
+    }
     Ok(Catalog {
         server_version_num,
         current_user: head.try_get(1).map_err(decode)?,
@@ -370,34 +508,9 @@ async fn load_in_tx(
                 })
             })
             .collect::<Result<_, DbError>>()?,
-        relations: relations
-            .iter()
-            .map(rel_row)
-            .collect::<Result<_, DbError>>()?,
-        tenant_columns: columns
-            .iter()
-            .map(|r| {
-                Ok(ColRow {
-                    rel: r.try_get(0).map_err(decode)?,
-                    name: r.try_get(1).map_err(decode)?,
-                    type_name: r.try_get(2).map_err(decode)?,
-                })
-            })
-            .collect::<Result<_, DbError>>()?,
-        policies: policies
-            .iter()
-            .map(|r| {
-                Ok(PolicyRow {
-                    rel: r.try_get(0).map_err(decode)?,
-                    name: r.try_get(1).map_err(decode)?,
-                    cmd: first_char(r.try_get(2).map_err(decode)?),
-                    permissive: r.try_get(3).map_err(decode)?,
-                    roles: r.try_get(4).map_err(decode)?,
-                    using: r.try_get(5).map_err(decode)?,
-                    with_check: r.try_get(6).map_err(decode)?,
-                })
-            })
-            .collect::<Result<_, DbError>>()?,
+        relations,
+        tenant_columns,
+        policies: Vec::new(),
         deps: deps
             .iter()
             .map(|r| {

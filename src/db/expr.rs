@@ -673,13 +673,13 @@ impl Ctx<'_> {
             Node::And(xs) => xs.iter().find_map(|x| self.find_fail_open(x)),
             Node::Or(xs) => {
                 let keyed = xs.iter().any(|x| self.restricts(x) || self.has_key(x));
-                if keyed {
-                    if let Some(u) = xs.iter().find(|x| self.is_unset_test(x)) {
-                        return Some(format!(
-                            "an unset or empty setting lets every row through: `{}` OR ...",
-                            node_text(u)
-                        ));
-                    }
+                if let Some(u) = xs.iter().find(|x| self.is_unset_test(x))
+                    && keyed
+                {
+                    return Some(format!(
+                        "an unset or empty setting lets every row through: `{}` OR ...",
+                        node_text(u)
+                    ));
                 }
                 xs.iter().find_map(|x| self.find_fail_open(x))
             }

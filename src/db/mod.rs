@@ -40,8 +40,8 @@ pub const DEFAULT_TENANT_COLUMNS: &[&str] = &[
     "workspace_id",
 ];
 
-/// What to audit and how to reach it.
-#[derive(Clone, Debug, Default)]
+/// What to audit and how to reach it. `Debug` hides the URL's password.
+#[derive(Clone, Default)]
 pub struct AuditConfig {
     /// Connection URL of any role that can read the catalogs (`postgres://...`).
     pub url: String,
@@ -64,8 +64,8 @@ pub struct AuditConfig {
     pub probe: Option<ProbeConfig>,
 }
 
-/// The live probe: connects as the application's role.
-#[derive(Clone, Debug, Default)]
+/// The live probe: connects as the application's role. `Debug` hides the password.
+#[derive(Clone, Default)]
 pub struct ProbeConfig {
     /// Connection URL of the application's own role (never a superuser or BYPASSRLS).
     pub url: String,
@@ -81,6 +81,38 @@ pub struct ProbeOrgs {
     pub a: String,
     /// Org B's id.
     pub b: String,
+}
+
+/// `url` with its password replaced, for `Debug`.
+fn masked(url: &str) -> String {
+    match crate::redact::url_password(url) {
+        Some(p) if !p.is_empty() => url.replace(&p, "****"),
+        _ => url.to_string(),
+    }
+}
+
+impl std::fmt::Debug for AuditConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditConfig")
+            .field("url", &masked(&self.url))
+            .field("tenant_columns", &self.tenant_columns)
+            .field("schemas", &self.schemas)
+            .field("tables", &self.tables)
+            .field("exempt", &self.exempt)
+            .field("app_role", &self.app_role)
+            .field("tenant_setting", &self.tenant_setting)
+            .field("probe", &self.probe)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ProbeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProbeConfig")
+            .field("url", &masked(&self.url))
+            .field("orgs", &self.orgs)
+            .finish()
+    }
 }
 
 /// Why the database layer could not decide. Rendered as one [`Verdict::Error`] result
@@ -221,7 +253,7 @@ pub async fn audit(cfg: &AuditConfig, redactor: &Redactor) -> Vec<CheckResult> {
     let setting = cfg.tenant_setting.as_ref().map(|s| s.to_lowercase());
     let loaded = async {
         let client = read_only_client(&cfg.url).await?;
-        catalog::load(&client, cfg.app_role.as_deref(), &columns).await
+        catalog::load(&client, &cfg.url, cfg.app_role.as_deref(), &columns).await
     }
     .await;
     let cat = match loaded {
@@ -310,6 +342,21 @@ mod tests {
         assert_eq!(quote_ident("Brands"), "\"Brands\"");
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(qualified("public", "my table"), "public.\"my table\"");
+    }
+
+    #[test]
+    fn debug_hides_passwords() {
+        let cfg = AuditConfig {
+            url: "postgres://u:hunter22@h/db".into(),
+            probe: Some(ProbeConfig {
+                url: "postgres://app:s3cr3tpw@h/db".into(),
+                orgs: None,
+            }),
+            ..Default::default()
+        };
+        let d = format!("{cfg:?}");
+        assert!(!d.contains("hunter22") && !d.contains("s3cr3tpw"), "{d}");
+        assert!(d.contains("postgres://u:****@h/db"));
     }
 
     #[test]

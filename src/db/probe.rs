@@ -262,21 +262,27 @@ async fn probe_no_tenant(
             .map_err(|e| DbError::query("probe setting", &e))?,
         None => None,
     };
+    // Two passes: once the setting has been set in a session (even transaction-locally
+    // and rolled back) it reads as '' instead of NULL, so "as the session starts" must be
+    // measured on every table before anything sets it.
+    let mut as_is = Vec::with_capacity(tables.len());
     for t in tables {
         let started = Instant::now();
-        let as_is = count(client, t, None, None).await?;
+        as_is.push((count(client, t, None, None).await?, started.elapsed()));
+    }
+    for (t, (first, first_took)) in tables.iter().zip(as_is) {
+        let started = Instant::now();
         let empty = match setting {
             Some(s) => Some(count(client, t, Some((s, "")), None).await?),
             None => None,
         };
-        let steps: Vec<(&str, &Step<i64>)> = std::iter::once(("as the session starts", &as_is))
+        let steps: Vec<(&str, &Step<i64>)> = std::iter::once(("as the session starts", &first))
             .chain(empty.as_ref().map(|e| ("with the setting empty", e)))
             .collect();
         let leaked: Vec<String> = steps
             .iter()
-            .filter_map(|(w, s)| {
-                matches!(s, Step::Ran(n) if *n > 0).then(|| format!("{w}: {}", describe(s)))
-            })
+            .filter(|(_, s)| matches!(s, Step::Ran(n) if *n > 0))
+            .map(|(w, s)| format!("{w}: {}", describe(s)))
             .collect();
         let undecided = steps.iter().any(|(_, s)| matches!(s, Step::Undecided(_)));
         let mut r = if !leaked.is_empty() {
@@ -307,6 +313,7 @@ async fn probe_no_tenant(
                 started,
             )
         };
+        r.duration += first_took;
         if let (Some(s), Some(v)) = (setting, &session_value) {
             r = r.with(
                 "session",
@@ -361,6 +368,15 @@ fn random_tenant(type_name: Option<&str>) -> String {
             &h[20..32]
         )
     }
+}
+
+/// `value` as a dollar-quoted SQL literal (cursor declarations take no parameters).
+fn literal(value: &str) -> String {
+    let mut tag = String::from("tg");
+    while value.contains(&format!("${tag}$")) {
+        tag.push('x');
+    }
+    format!("${tag}${value}${tag}$")
 }
 
 fn hex(b: &[u8]) -> String {
@@ -510,9 +526,34 @@ async fn probe_move_row(
             ));
             continue;
         };
-        let has_b = count(client, t, Some((setting, b)), Some(b)).await?;
-        match &has_b {
-            Step::Ran(0) => {
+        // One of B's rows is locked through a cursor and moved with WHERE CURRENT OF.
+        // A plain `UPDATE ... WHERE ctid = (...)` reads the table's columns, which makes
+        // PostgreSQL also check the new row against the SELECT policies: that hides a
+        // WITH CHECK hole that INSERT or an unconditional UPDATE would still use.
+        let table = qualified(&t.schema, &t.name);
+        let c = quote_ident(col);
+        let declare = format!(
+            "DECLARE tenantgate_move NO SCROLL CURSOR FOR SELECT 1 FROM {table} \
+             WHERE {c} = CAST({} AS {ty}) LIMIT 1 FOR UPDATE",
+            literal(b)
+        );
+        let update = format!(
+            "UPDATE {table} SET {c} = CAST({} AS {ty}) WHERE CURRENT OF tenantgate_move",
+            literal(a)
+        );
+        let (declare, update) = (declare.as_str(), update.as_str());
+        let step = in_savepoint(client, async move |cl: &Client| {
+            set_tenant(cl, setting, b).await?;
+            cl.batch_execute(declare).await?;
+            let rows = cl.query("FETCH 1 FROM tenantgate_move", &[]).await?;
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            cl.execute(update, &[]).await.map(Some)
+        })
+        .await?;
+        let step = match step {
+            Step::Ran(None) => {
                 out.push(result(
                     t,
                     "probe_move_row",
@@ -522,48 +563,12 @@ async fn probe_move_row(
                 ));
                 continue;
             }
-            Step::Refused(m) => {
-                out.push(
-                    result(
-                        t,
-                        "probe_move_row",
-                        Verdict::Skip,
-                        "org B cannot read its own rows here, so there is no row to move",
-                        started,
-                    )
-                    .with("as B", m.clone()),
-                );
-                continue;
-            }
-            Step::Undecided(m) => {
-                out.push(
-                    result(
-                        t,
-                        "probe_move_row",
-                        Verdict::Error,
-                        "a probe query timed out or waited on a lock: retry",
-                        started,
-                    )
-                    .with("as B", m.clone()),
-                );
-                continue;
-            }
-            Step::Ran(_) => {}
-        }
-        let table = qualified(&t.schema, &t.name);
-        let c = quote_ident(col);
-        let sql = format!(
-            "UPDATE {table} SET {c} = CAST($1::text AS {ty}) \
-             WHERE (tableoid, ctid) = (SELECT tableoid, ctid FROM {table} WHERE {c} = CAST($2::text AS {ty}) LIMIT 1)"
-        );
-        let sql_ref = sql.as_str();
-        let step = in_savepoint(client, async move |cl: &Client| {
-            set_tenant(cl, setting, b).await?;
-            cl.execute(sql_ref, &[&a, &b]).await
-        })
-        .await?;
+            Step::Ran(Some(n)) => Step::Ran(n),
+            Step::Refused(m) => Step::Refused(m),
+            Step::Undecided(m) => Step::Undecided(m),
+        };
         let shown = format!(
-            "{setting} = B; UPDATE {table} SET {c} = A WHERE <one of B's rows> (rolled back)"
+            "{setting} = B; UPDATE {table} SET {c} = A WHERE CURRENT OF <a cursor on one of B's rows> (rolled back)"
         );
         let r = match &step {
             Step::Ran(0) => result(
@@ -615,5 +620,12 @@ mod tests {
         assert!(random_tenant(Some("integer")).parse::<i32>().is_ok());
         assert!(random_tenant(Some("smallint")).parse::<i16>().is_ok());
         assert!(random_tenant(Some("text")).starts_with("tenantgate-probe-"));
+    }
+
+    #[test]
+    fn literals_cannot_be_escaped() {
+        assert_eq!(literal("abc"), "$tg$abc$tg$");
+        assert_eq!(literal("a$tg$b"), "$tgx$a$tg$b$tgx$");
+        assert_eq!(literal("it's"), "$tg$it's$tg$");
     }
 }

@@ -467,6 +467,7 @@ pub fn judge(cat: &Catalog, opts: &Options<'_>, elapsed: Duration) -> Judged {
         indexes_by_rel.entry(i.rel).or_default().push(i);
     }
     let fix_setting = opts.tenant_setting.unwrap_or("app.current_org_id");
+    let mut judgement_cache: HashMap<(String, String), Judgement> = HashMap::new();
 
     for t in &tables {
         let id = t.id();
@@ -544,13 +545,22 @@ pub fn judge(cat: &Catalog, opts: &Options<'_>, elapsed: Duration) -> Judged {
             setting: opts.tenant_setting,
             setting_functions: &setting_functions,
         };
+        // Schemas repeat the same policy text on many tables: judge each text once per
+        // set of tenant columns.
+        let mut judge_cached = |e: &'_ str| -> Judgement {
+            let key = (e.to_string(), col_names.join("\u{0}"));
+            judgement_cache
+                .entry(key)
+                .or_insert_with(|| expr::judge(e, &spec))
+                .clone()
+        };
         let judged: Vec<Judged1<'_>> = all_policies
             .iter()
             .filter(|p| applies(p))
             .map(|p| Judged1 {
                 p,
-                using: p.using.as_deref().map(|e| expr::judge(e, &spec)),
-                check: p.with_check.as_deref().map(|e| expr::judge(e, &spec)),
+                using: p.using.as_deref().map(&mut judge_cached),
+                check: p.with_check.as_deref().map(&mut judge_cached),
             })
             .collect();
         let ignored: Vec<&PolicyRow> = all_policies
@@ -676,16 +686,25 @@ pub fn judge(cat: &Catalog, opts: &Options<'_>, elapsed: Duration) -> Judged {
                     for j in &judged {
                         ev(r, "policy", pdef(j.p));
                     }
-                    ev(r, "fix", format!(
-                        "CREATE POLICY tenant_{} ON {} FOR {} TO {} USING ({key_expr}){}; -- or REVOKE {names} ON {} FROM {};",
-                        missing[0].sql().to_lowercase(),
-                        t.sql(),
-                        missing[0].sql(),
-                        quote_ident(app_name),
-                        if missing[0] == Cmd::Insert { "" } else { "" },
-                        t.sql(),
-                        quote_ident(app_name)
-                    ).replace(&format!("FOR INSERT TO {} USING", quote_ident(app_name)), &format!("FOR INSERT TO {} WITH CHECK", quote_ident(app_name))));
+                    let first = missing[0];
+                    let clause = if first == Cmd::Insert {
+                        "WITH CHECK"
+                    } else {
+                        "USING"
+                    };
+                    let app_sql = quote_ident(app_name);
+                    ev(
+                        r,
+                        "fix",
+                        format!(
+                            "CREATE POLICY tenant_{} ON {} FOR {} TO {app_sql} {clause} ({key_expr}); \
+                             -- one per command, or REVOKE {names} ON {} FROM {app_sql};",
+                            first.sql().to_lowercase(),
+                            t.sql(),
+                            first.sql(),
+                            t.sql(),
+                        ),
+                    );
                 }
             }
         }
@@ -988,15 +1007,15 @@ pub fn judge(cat: &Catalog, opts: &Options<'_>, elapsed: Duration) -> Judged {
                     r,
                     "fix",
                     format!(
-                        "DROP INDEX {}; CREATE UNIQUE INDEX ON {} ({}, {});",
-                        qualified(&rel.schema, &i.name),
+                        "ALTER TABLE {} ADD UNIQUE ({}, {}); -- then drop {} (ALTER TABLE ... DROP CONSTRAINT, or DROP INDEX for a bare index)",
                         t.sql(),
                         quote_ident(&col_names[0]),
                         i.columns
                             .iter()
                             .map(|c| quote_ident(c))
                             .collect::<Vec<_>>()
-                            .join(", ")
+                            .join(", "),
+                        quote_ident(&i.name),
                     ),
                 );
             }

@@ -2,6 +2,8 @@
 //! Every test here drives real parts: a throwaway PostgreSQL, the reference API on a
 //! real socket, the real `tenantgate` binary.
 
+mod common;
+mod db;
 mod faultproxy;
 mod faults;
 mod gate;

@@ -1,0 +1,756 @@
+//! The database audit against real PostgreSQL: the sound fixture must produce no Fail,
+//! each pitfall fixture exactly its findings; the probe must roll everything back; a
+//! connection problem is one redacted Error. `TG_SHOW_RESULTS=1 ... -- --nocapture` prints
+//! every non-pass result of the pitfall fixtures.
+
+use std::collections::BTreeSet;
+
+use tenantgate::db::{self, AuditConfig, ProbeConfig, ProbeOrgs};
+use tenantgate::outcome::{CheckResult, Layer, Verdict};
+use tenantgate::redact::Redactor;
+
+use crate::common::{TestDb, cluster, connect};
+
+const ORG_A: &str = "00000000-0000-4000-8000-00000000000a";
+const ORG_B: &str = "00000000-0000-4000-8000-00000000000b";
+
+fn config(db: &mut TestDb) -> AuditConfig {
+    AuditConfig {
+        url: db.url(),
+        app_role: Some(db.role("app_role")),
+        tenant_setting: Some("app.current_org_id".into()),
+        ..Default::default()
+    }
+}
+
+/// Every result that is not Pass or Skip, as (id, verdict).
+fn findings(results: &[CheckResult]) -> BTreeSet<(String, Verdict)> {
+    results
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Fail | Verdict::Warn | Verdict::Error))
+        .map(|r| (r.id.clone(), r.verdict))
+        .collect()
+}
+
+fn show(results: &[CheckResult]) -> String {
+    results
+        .iter()
+        .filter(|r| r.verdict != Verdict::Pass)
+        .map(|r| {
+            format!(
+                "{} {} — {}\n{}",
+                r.verdict.as_str(),
+                r.id,
+                r.summary,
+                r.evidence
+                    .iter()
+                    .map(|e| format!("    {}: {}", e.label, e.text))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn get<'a>(results: &'a [CheckResult], id: &str) -> &'a CheckResult {
+    results
+        .iter()
+        .find(|r| r.id == id)
+        .unwrap_or_else(|| panic!("no result {id} in:\n{}", show(results)))
+}
+
+/// Loads one pitfall fixture, audits it, and asserts the findings are exactly `expect`
+/// (ids may hold `{{placeholders}}`).
+async fn assert_pitfall(fixture: &str, expect: &[(&str, Verdict)]) -> Vec<CheckResult> {
+    let mut db = TestDb::create(fixture).await;
+    db.load(&[fixture]).await;
+    let cfg = config(&mut db);
+    let results = db::audit(&cfg, &Redactor::new()).await;
+    let want: BTreeSet<(String, Verdict)> =
+        expect.iter().map(|(id, v)| (db.render(id), *v)).collect();
+    let got = findings(&results);
+    if std::env::var_os("TG_SHOW_RESULTS").is_some() {
+        eprintln!("== {fixture}\n{}", show(&results));
+    }
+    assert_eq!(got, want, "fixture {fixture}:\n{}", show(&results));
+    // Every finding says how to fix it or why (evidence), and every tenant table has
+    // one result per rule.
+    for r in results.iter().filter(|r| r.verdict == Verdict::Fail) {
+        assert!(!r.evidence.is_empty(), "{} has no evidence", r.id);
+        assert_eq!(r.layer, Layer::Database);
+    }
+    db.drop().await;
+    results
+}
+
+#[tokio::test]
+async fn sound_schema_has_no_fail_and_no_warning() {
+    let mut db = TestDb::create("sound").await;
+    db.load(&["sound"]).await;
+    let mut cfg = config(&mut db);
+    cfg.probe = Some(ProbeConfig {
+        url: db.app_url(),
+        orgs: Some(ProbeOrgs {
+            a: ORG_A.into(),
+            b: ORG_B.into(),
+        }),
+    });
+    let results = db::audit(&cfg, &Redactor::new()).await;
+    assert_eq!(findings(&results), BTreeSet::new(), "\n{}", show(&results));
+
+    // Found by column: the tables, the partitioned table and each partition; not orgs.
+    let found = get(&results, "database.tenant_tables_found");
+    assert_eq!(found.verdict, Verdict::Pass);
+    assert!(
+        found.summary.starts_with("6 tenant tables (2 partitions)"),
+        "{}",
+        found.summary
+    );
+    assert!(!results.iter().any(|r| r.check == "public.orgs"));
+    // One result per table per rule.
+    for table in [
+        "brands",
+        "mentions",
+        "events",
+        "events_2025",
+        "events_2026",
+        "notes",
+    ] {
+        for rule in db::rules::TABLE_RULES {
+            let r = get(&results, &format!("public.{table}.{rule}"));
+            assert_eq!(r.verdict, Verdict::Pass, "{}: {}", r.id, r.summary);
+        }
+    }
+    // The patterns naive audits flag by mistake are judged sound, with a reason.
+    assert_eq!(
+        get(&results, "public.signup(text).definer_function").verdict,
+        Verdict::Pass
+    );
+    assert_eq!(
+        get(&results, "public.brand_names.view_bypass").verdict,
+        Verdict::Pass
+    );
+    assert_eq!(
+        get(&results, "public.brand_counts.view_bypass").verdict,
+        Verdict::Pass
+    );
+    let app = db.role("app_role");
+    assert_eq!(
+        get(&results, &format!("role.{app}.app_role_superuser")).verdict,
+        Verdict::Pass
+    );
+    assert_eq!(
+        get(&results, &format!("role.{app}.app_role_bypassrls")).verdict,
+        Verdict::Pass
+    );
+
+    // The probe ran as the app role on every table.
+    assert_eq!(
+        get(&results, "public.brands.probe_b_sees_no_a").verdict,
+        Verdict::Pass
+    );
+    assert_eq!(
+        get(&results, "public.brands.probe_move_row").verdict,
+        Verdict::Pass
+    );
+    assert_eq!(
+        get(&results, "public.mentions.probe_move_row").verdict,
+        Verdict::Pass
+    );
+    let skipped = get(&results, "public.events_2025.probe_move_row");
+    assert_eq!(
+        skipped.verdict,
+        Verdict::Skip,
+        "B has no row in events_2025"
+    );
+    assert!(results.iter().filter(|r| r.layer == Layer::Probe).count() >= 24);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn the_audit_role_needs_no_privilege_beyond_the_catalogs() {
+    let mut db = TestDb::create("lowpriv").await;
+    db.load(&["sound", "truncate"]).await;
+    let mut cfg = config(&mut db);
+    cfg.url = db.app_url(); // an ordinary login role
+    let results = db::audit(&cfg, &Redactor::new()).await;
+    assert_eq!(
+        findings(&results),
+        BTreeSet::from([(
+            "public.invoices.app_role_truncate".to_string(),
+            Verdict::Fail
+        )]),
+        "\n{}",
+        show(&results)
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn pitfall_rls_off() {
+    assert_pitfall("rls_off", &[("public.invoices.rls_enabled", Verdict::Fail)]).await;
+}
+
+#[tokio::test]
+async fn pitfall_not_forced_with_app_role_as_owner() {
+    let results = assert_pitfall(
+        "not_forced_app_owner",
+        &[
+            ("public.invoices.rls_forced", Verdict::Fail),
+            ("public.invoices.app_role_owner", Verdict::Fail),
+            ("public.invoices.app_role_truncate", Verdict::Fail),
+        ],
+    )
+    .await;
+    let r = get(&results, "public.invoices.rls_forced");
+    assert!(
+        r.evidence.iter().any(|e| e.label == "fix"
+            && e.text == "ALTER TABLE public.invoices FORCE ROW LEVEL SECURITY;")
+    );
+}
+
+#[tokio::test]
+async fn pitfall_no_policy() {
+    assert_pitfall(
+        "no_policy",
+        &[("public.invoices.policy_present", Verdict::Warn)],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn pitfall_policy_misses_a_command() {
+    let results = assert_pitfall(
+        "missing_command",
+        &[("public.invoices.command_coverage", Verdict::Warn)],
+    )
+    .await;
+    let r = get(&results, "public.invoices.command_coverage");
+    assert!(
+        r.summary.contains("INSERT, UPDATE, DELETE"),
+        "{}",
+        r.summary
+    );
+}
+
+#[tokio::test]
+async fn pitfall_using_true() {
+    let results = assert_pitfall(
+        "using_true",
+        &[("public.invoices.policy_constant_true", Verdict::Fail)],
+    )
+    .await;
+    let r = get(&results, "public.invoices.policy_constant_true");
+    assert!(
+        r.evidence.iter().any(|e| e.label == "policy"
+            && e.text.starts_with("invoices_all FOR ALL TO tg_app_role_")
+            && e.text.ends_with("USING (true)")),
+        "{:?}",
+        r.evidence
+    );
+}
+
+#[tokio::test]
+async fn pitfall_insert_without_or_with_true_check() {
+    assert_pitfall(
+        "insert_with_check",
+        &[
+            ("public.notes.insert_with_check", Verdict::Warn),
+            ("public.tags.insert_with_check", Verdict::Fail),
+            ("public.labels.insert_with_check", Verdict::Fail),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn pitfall_policy_not_keyed_on_the_tenant() {
+    let results = assert_pitfall(
+        "not_keyed",
+        &[("public.invoices.policy_tenant_key", Verdict::Fail)],
+    )
+    .await;
+    let r = get(&results, "public.invoices.policy_tenant_key");
+    assert!(r.summary.contains("org_id"), "{}", r.summary);
+}
+
+#[tokio::test]
+async fn pitfall_fail_open_policies() {
+    assert_pitfall(
+        "fail_open",
+        &[
+            ("public.invoices.policy_fail_open", Verdict::Fail),
+            ("public.payments.policy_fail_open", Verdict::Fail),
+            ("public.refunds.policy_fail_open", Verdict::Fail),
+            ("public.credits.policy_fail_open", Verdict::Fail),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn pitfall_app_role_superuser() {
+    assert_pitfall(
+        "app_superuser",
+        &[
+            ("role.{{app_role}}.app_role_superuser", Verdict::Fail),
+            ("public.invoices.app_role_truncate", Verdict::Fail),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn pitfall_bypassrls_through_a_granted_role() {
+    let results = assert_pitfall(
+        "bypassrls_via_role",
+        &[("role.{{app_role}}.app_role_bypassrls", Verdict::Fail)],
+    )
+    .await;
+    let r = results
+        .iter()
+        .find(|r| r.variant == "app_role_bypassrls")
+        .expect("result");
+    let path = &r.evidence[0].text;
+    assert_eq!(path.matches(" → ").count(), 2, "app → ops → etl: {path}");
+}
+
+#[tokio::test]
+async fn pitfall_app_role_may_truncate() {
+    assert_pitfall(
+        "truncate",
+        &[("public.invoices.app_role_truncate", Verdict::Fail)],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn pitfall_definer_view_owned_by_a_superuser() {
+    let results = assert_pitfall(
+        "definer_view",
+        &[("public.all_invoices.view_bypass", Verdict::Fail)],
+    )
+    .await;
+    let r = get(&results, "public.all_invoices.view_bypass");
+    assert!(
+        r.evidence
+            .iter()
+            .any(|e| e.text == "ALTER VIEW public.all_invoices SET (security_invoker = true);")
+    );
+}
+
+#[tokio::test]
+async fn pitfall_definer_function_owned_by_a_bypassrls_role() {
+    assert_pitfall(
+        "definer_function",
+        &[("public.invoices_of(uuid).definer_function", Verdict::Fail)],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn pitfall_partition_without_rls() {
+    assert_pitfall(
+        "partition_no_rls",
+        &[
+            ("public.events_2026.rls_enabled", Verdict::Fail),
+            ("public.events_2026.rls_forced", Verdict::Fail),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn pitfall_new_table_in_a_second_schema() {
+    assert_pitfall(
+        "second_schema",
+        &[
+            ("billing.invoices.rls_enabled", Verdict::Fail),
+            ("billing.invoices.rls_forced", Verdict::Fail),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn pitfall_materialized_view_of_tenant_data() {
+    assert_pitfall(
+        "matview",
+        &[("public.invoice_totals.matview_tenant_data", Verdict::Fail)],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn pitfall_unique_without_tenant() {
+    assert_pitfall(
+        "unique_without_tenant",
+        &[("public.customers.unique_without_tenant", Verdict::Warn)],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn pitfall_permissive_policies_ored() {
+    assert_pitfall(
+        "permissive_or",
+        &[("public.invoices.permissive_or", Verdict::Warn)],
+    )
+    .await;
+}
+
+/// Row count and a checksum of every row of every table in `public`, as the superuser.
+async fn snapshot(db: &TestDb) -> Vec<(String, i64, String)> {
+    let c = connect(&db.url()).await;
+    let tables: Vec<String> = c
+        .query(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables \
+             WHERE schemaname = 'public' ORDER BY 1",
+            &[],
+        )
+        .await
+        .expect("tables")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut out = Vec::new();
+    for t in tables {
+        let row = c
+            .query_one(
+                &format!(
+                    "SELECT count(*), md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM {t} x"
+                ),
+                &[],
+            )
+            .await
+            .expect("snapshot");
+        out.push((t, row.get(0), row.get(1)));
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_probe_rolls_back_even_a_row_it_managed_to_move() {
+    let mut db = TestDb::create("probe_rollback").await;
+    db.load(&["insert_with_check", "fail_open"]).await;
+    let before = snapshot(&db).await;
+    let mut cfg = config(&mut db);
+    cfg.probe = Some(ProbeConfig {
+        url: db.app_url(),
+        orgs: Some(ProbeOrgs {
+            a: ORG_A.into(),
+            b: ORG_B.into(),
+        }),
+    });
+    let results = db::audit(&cfg, &Redactor::new()).await;
+    // labels' WITH CHECK drops the tenant: B really moves its row to A...
+    let moved = get(&results, "public.labels.probe_move_row");
+    assert_eq!(moved.verdict, Verdict::Fail, "{}", show(&results));
+    assert_eq!(moved.layer, Layer::Probe);
+    // ...and the fail-open policies show every row when no tenant is set.
+    assert_eq!(
+        get(&results, "public.invoices.probe_no_tenant").verdict,
+        Verdict::Fail
+    );
+    assert_eq!(
+        get(&results, "public.payments.probe_no_tenant").verdict,
+        Verdict::Fail
+    );
+    assert_eq!(
+        get(&results, "public.labels.probe_no_tenant").verdict,
+        Verdict::Pass
+    );
+    assert_eq!(
+        get(&results, "public.labels.probe_b_sees_no_a").verdict,
+        Verdict::Pass
+    );
+    assert_eq!(
+        get(&results, "public.labels.probe_random_tenant").verdict,
+        Verdict::Pass
+    );
+    // Yet nothing changed.
+    let after = snapshot(&db).await;
+    assert_eq!(before, after);
+    assert!(
+        before
+            .iter()
+            .any(|(t, n, _)| t == "public.labels" && *n == 2)
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn the_probe_refuses_a_role_that_bypasses_rls() {
+    let mut db = TestDb::create("probe_super").await;
+    db.load(&["sound"]).await;
+    let mut cfg = config(&mut db);
+    cfg.probe = Some(ProbeConfig {
+        url: db.url(), // the superuser
+        orgs: None,
+    });
+    let results = db::audit(&cfg, &Redactor::new()).await;
+    let probe: Vec<&CheckResult> = results.iter().filter(|r| r.layer == Layer::Probe).collect();
+    assert_eq!(probe.len(), 1, "{}", show(&results));
+    assert_eq!(probe[0].verdict, Verdict::Error);
+    assert!(
+        probe[0].summary.contains("probe URL's role bypasses RLS"),
+        "{}",
+        probe[0].summary
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn probe_without_org_ids_skips_the_a_b_probes() {
+    let mut db = TestDb::create("probe_noorgs").await;
+    db.load(&["sound"]).await;
+    let mut cfg = config(&mut db);
+    cfg.probe = Some(ProbeConfig {
+        url: db.app_url(),
+        orgs: None,
+    });
+    let results = db::audit(&cfg, &Redactor::new()).await;
+    assert_eq!(findings(&results), BTreeSet::new(), "\n{}", show(&results));
+    assert_eq!(
+        get(&results, "database.probe_b_sees_no_a").verdict,
+        Verdict::Skip
+    );
+    assert_eq!(
+        get(&results, "database.probe_move_row").verdict,
+        Verdict::Skip
+    );
+    assert_eq!(
+        get(&results, "public.brands.probe_no_tenant").verdict,
+        Verdict::Pass
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn the_audit_session_is_read_only() {
+    let db = TestDb::create("readonly").await;
+    let client = db::read_only_client(&db.url()).await.expect("connect");
+    let err = client
+        .batch_execute("CREATE TABLE t (x int)")
+        .await
+        .expect_err("a read-only session cannot write");
+    assert_eq!(err.code().map(|c| c.code()), Some("25006"), "{err:?}");
+    drop(client);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn wrong_password_is_one_redacted_error() {
+    let mut db = TestDb::create("badpw").await;
+    db.load(&[]).await;
+    let app = db.role("app_role");
+    let url = cluster().role_url(&app, "not-the-password-123", &db.name);
+    if tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .is_ok()
+    {
+        eprintln!("skipped: this server (DATABASE_URL) accepts any password (trust auth)");
+        db.drop().await;
+        return;
+    }
+    let redactor = Redactor::new();
+    let results = db::audit(
+        &AuditConfig {
+            url,
+            ..Default::default()
+        },
+        &redactor,
+    )
+    .await;
+    assert_eq!(results.len(), 1, "{}", show(&results));
+    assert_eq!(results[0].verdict, Verdict::Error);
+    assert!(
+        results[0]
+            .summary
+            .contains("check the user name and password"),
+        "{}",
+        results[0].summary
+    );
+    let json = serde_json::to_string(&results).expect("json");
+    assert!(!json.contains("not-the-password-123"));
+    assert!(redactor.contains_secret("not-the-password-123"));
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn unreachable_server_and_tls_demands_are_one_error_each() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let r = db::audit(
+        &AuditConfig {
+            url: format!("postgres://u:secret-pw-1@127.0.0.1:{port}/x"),
+            ..Default::default()
+        },
+        &Redactor::new(),
+    )
+    .await;
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].verdict, Verdict::Error);
+    assert!(
+        r[0].summary.contains("check that PostgreSQL is running"),
+        "{}",
+        r[0].summary
+    );
+    assert!(!r[0].summary.contains("secret-pw-1"));
+
+    let r = db::audit(
+        &AuditConfig {
+            url: format!("{}?sslmode=require", cluster().url("postgres")),
+            ..Default::default()
+        },
+        &Redactor::new(),
+    )
+    .await;
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].verdict, Verdict::Error);
+    assert!(r[0].summary.contains("sslmode"), "{}", r[0].summary);
+}
+
+#[tokio::test]
+async fn an_audit_that_finds_nothing_cannot_pass() {
+    let mut db = TestDb::create("empty").await;
+    db.load(&[]).await;
+    let cfg = config(&mut db);
+    let results = db::audit(&cfg, &Redactor::new()).await;
+    assert_eq!(
+        get(&results, "database.tenant_tables_found").verdict,
+        Verdict::Error
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn explicit_tables_exempt_and_schemas() {
+    let mut db = TestDb::create("explicit").await;
+    db.load(&["second_schema", "partition_no_rls"]).await;
+    db.exec("CREATE TABLE orgs (id uuid PRIMARY KEY, name text)")
+        .await;
+    let mut cfg = config(&mut db);
+    cfg.tables = vec!["orgs".into(), "public.missing".into()];
+    cfg.exempt = vec!["billing.invoices".into(), "events_2026".into()];
+    let results = db::audit(&cfg, &Redactor::new()).await;
+    // orgs is audited now (no tenant column: keyed on the setting alone, which it lacks).
+    assert_eq!(
+        get(&results, "public.orgs.table_exists").verdict,
+        Verdict::Pass
+    );
+    assert_eq!(
+        get(&results, "public.orgs.rls_enabled").verdict,
+        Verdict::Fail
+    );
+    assert_eq!(
+        get(&results, "public.missing.table_exists").verdict,
+        Verdict::Error
+    );
+    assert!(
+        !results
+            .iter()
+            .any(|r| r.check == "billing.invoices" || r.check == "public.events_2026")
+    );
+
+    // Only the schemas asked for.
+    let mut cfg = config(&mut db);
+    cfg.schemas = vec!["billing".into()];
+    let results = db::audit(&cfg, &Redactor::new()).await;
+    assert!(results.iter().any(|r| r.check == "billing.invoices"));
+    assert!(!results.iter().any(|r| r.check == "public.brands"));
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn without_an_app_role_role_checks_are_skipped_never_passed() {
+    let mut db = TestDb::create("noapp").await;
+    db.load(&["sound"]).await;
+    let mut cfg = config(&mut db);
+    cfg.app_role = None;
+    let results = db::audit(&cfg, &Redactor::new()).await;
+    for rule in [
+        "app_role_superuser",
+        "app_role_bypassrls",
+        "app_role_owner",
+        "app_role_truncate",
+        "command_coverage",
+    ] {
+        assert_eq!(
+            get(&results, &format!("database.{rule}")).verdict,
+            Verdict::Skip
+        );
+        assert!(
+            !results
+                .iter()
+                .any(|r| r.variant == rule && r.verdict == Verdict::Pass)
+        );
+    }
+    assert_eq!(findings(&results), BTreeSet::new(), "\n{}", show(&results));
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_missing_app_role_is_an_error_not_a_pass() {
+    let mut db = TestDb::create("noapprole").await;
+    db.load(&["sound"]).await;
+    let mut cfg = config(&mut db);
+    cfg.app_role = Some("tg_no_such_role_x".into());
+    let results = db::audit(&cfg, &Redactor::new()).await;
+    assert_eq!(
+        get(&results, "role.tg_no_such_role_x.app_role_exists").verdict,
+        Verdict::Error
+    );
+    assert_eq!(
+        get(&results, "database.app_role_superuser").verdict,
+        Verdict::Skip
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_large_schema_is_read_in_parallel_and_judged_completely() {
+    // Above the threshold where helper connections deparse the policies.
+    let mut db = TestDb::create("large").await;
+    db.load(&[]).await;
+    let app = db.role("app_role");
+    let owner = db.role("owner_role");
+    db.exec(&format!(
+        "SET ROLE {owner};
+         DO $$ BEGIN
+           FOR i IN 1..2100 LOOP
+             EXECUTE format('CREATE TABLE t_%s (id bigint PRIMARY KEY, org_id uuid NOT NULL)', i);
+             EXECUTE format('ALTER TABLE t_%s ENABLE ROW LEVEL SECURITY', i);
+             EXECUTE format('ALTER TABLE t_%s FORCE ROW LEVEL SECURITY', i);
+             EXECUTE format('CREATE POLICY tenant ON t_%s FOR ALL TO {app} USING \
+               (org_id = current_setting(''app.current_org_id'', true)::uuid)', i);
+           END LOOP;
+         END $$;
+         RESET ROLE;
+         ALTER TABLE t_7 NO FORCE ROW LEVEL SECURITY;
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app};"
+    ))
+    .await;
+    let cfg = config(&mut db);
+    let results = db::audit(&cfg, &Redactor::new()).await;
+    assert!(
+        get(&results, "database.tenant_tables_found")
+            .summary
+            .starts_with("2100 tenant tables"),
+    );
+    assert_eq!(
+        results
+            .iter()
+            .filter(|r| r.variant == "policy_present" && r.verdict == Verdict::Pass)
+            .count(),
+        2100
+    );
+    assert_eq!(
+        findings(&results),
+        BTreeSet::from([("public.t_7.rls_forced".to_string(), Verdict::Fail)]),
+    );
+    db.drop().await;
+}
