@@ -26,13 +26,13 @@ static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 /// The cluster for this test binary: `DATABASE_URL`, else a throwaway one.
 pub fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| {
-        if let Ok(url) = std::env::var("DATABASE_URL") {
-            if !url.trim().is_empty() {
-                return Cluster {
-                    admin_url: url,
-                    _temp: None,
-                };
-            }
+        if let Ok(url) = std::env::var("DATABASE_URL")
+            && !url.trim().is_empty()
+        {
+            return Cluster {
+                admin_url: url,
+                _temp: None,
+            };
         }
         let pg = TempPostgres::start().expect("start a throwaway PostgreSQL (or set DATABASE_URL)");
         let admin_url = pg.superuser_url("postgres");
@@ -129,21 +129,7 @@ impl Cluster {
     }
 }
 
-/// Replaces the database of a `postgres://.../db?params` URL.
-pub fn with_database(url: &str, database: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-    let (rest, query) = match rest.split_once('?') {
-        Some((r, q)) => (r, Some(q)),
-        None => (rest, None),
-    };
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let mut out = format!("{scheme}://{authority}/{database}");
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
-}
+pub use tenantgate_reference_api::pg::with_database;
 
 /// Replaces the user and password of a `postgres://user:pw@host/...` URL.
 pub fn with_user(url: &str, user: &str, password: &str) -> String {

@@ -796,7 +796,6 @@ fn assert_db_error(r: &Run, password: &str, cause: &[&str]) {
 }
 
 #[test]
-#[ignore = "needs the database audit"]
 fn database_down_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!(
@@ -808,10 +807,16 @@ fn database_down_is_an_error() {
 }
 
 #[test]
-#[ignore = "needs the database audit"]
 fn a_wrong_database_password_is_an_error() {
     let t = Target::start("");
-    let url = t.pg.url("postgres", "wrong-password-123", "postgres");
+    let admin = crate::common::cluster().admin_url().to_string();
+    let user = admin
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .unwrap_or("postgres")
+        .to_string();
+    let url = crate::common::with_user(&admin, &user, "wrong-password-123");
     let r = audit(t.dir.path(), &url);
     assert_db_error(&r, "wrong-password-123", &["password", "authentication"]);
 }
@@ -820,12 +825,11 @@ fn a_wrong_database_password_is_an_error() {
 /// PUBLIC`): the realistic "no access" case. Catalog views cannot be revoked from a
 /// role in general, and a role without USAGE on a schema still reads pg_catalog.
 #[test]
-#[ignore = "needs the database audit"]
 fn a_role_that_cannot_connect_is_an_error() {
     let t = Target::start("");
     let db = unique("noconn");
     let role = unique("noconn_role");
-    let admin = t.pg.superuser_url("postgres");
+    let admin = crate::common::cluster().admin_url().to_string();
     t.rt.block_on(async {
         let (c, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
             .await
@@ -841,7 +845,10 @@ fn a_role_that_cannot_connect_is_an_error() {
         .await
         .unwrap();
     });
-    let url = t.pg.url(&role, "no-connect-pw-1", &db);
+    let url = crate::common::with_database(
+        &crate::common::with_user(&admin, &role, "no-connect-pw-1"),
+        &db,
+    );
     let r = audit(t.dir.path(), &url);
     assert_db_error(&r, "no-connect-pw-1", &["permission denied", "connect"]);
 }

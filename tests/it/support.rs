@@ -1,28 +1,14 @@
-//! Shared test support: one throwaway PostgreSQL for the tests that run at the same time
-//! (stopped when the last of them finishes, so nothing is left running), the reference
-//! API launched on it with chosen bugs, and the real `tenantgate` binary.
+//! Support for the end-to-end tests: the reference API launched with chosen bugs on the
+//! shared cluster ([`crate::common::cluster`]: `DATABASE_URL`, else a throwaway one),
+//! and the real `tenantgate` binary run against it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
 
 use tenantgate_reference_api::bugs::Bugs;
-use tenantgate_reference_api::pg::TempPostgres;
 
-static SHARED: Mutex<Weak<TempPostgres>> = Mutex::new(Weak::new());
 static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-/// The cluster shared by concurrently running tests.
-pub fn cluster() -> Arc<TempPostgres> {
-    let mut w = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(pg) = w.upgrade() {
-        return pg;
-    }
-    let pg = Arc::new(TempPostgres::start().expect("start a throwaway PostgreSQL"));
-    *w = Arc::downgrade(&pg);
-    pg
-}
 
 /// A unique lowercase name for a database / role prefix.
 pub fn unique(stem: &str) -> String {
@@ -37,14 +23,12 @@ pub fn unique(stem: &str) -> String {
 pub struct Target {
     pub rt: tokio::runtime::Runtime,
     pub launched: Option<tenantgate_reference_api::Launched>,
-    pub pg: Arc<TempPostgres>,
     pub dir: tempfile::TempDir,
 }
 
 impl Target {
     /// Launches the reference API with `bugs` (comma-separated names, or empty).
     pub fn start(bugs: &str) -> Target {
-        let pg = cluster();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -52,13 +36,15 @@ impl Target {
             .unwrap();
         let name = unique("tg");
         let bugs = Bugs::parse(bugs).expect("known bugs");
+        let admin = crate::common::cluster().admin_url().to_string();
         let launched = rt
-            .block_on(tenantgate_reference_api::launch(&pg, &name, &name, bugs))
+            .block_on(tenantgate_reference_api::launch_at(
+                &admin, &name, &name, bugs,
+            ))
             .expect("launch the reference API");
         Target {
             rt,
             launched: Some(launched),
-            pg,
             dir: tempfile::tempdir().unwrap(),
         }
     }
@@ -84,11 +70,10 @@ impl Target {
         let l = self.l();
         let mut s = vec![
             l.jwt_secret.clone(),
-            self.pg.password().to_string(),
             "correct-horse-battery-staple".to_string(),
         ];
-        if let Some(p) = tenantgate::redact::url_password(&l.app_url) {
-            s.push(p);
+        for url in [&l.app_url, &l.admin_url] {
+            s.extend(tenantgate::redact::url_password(url));
         }
         s
     }

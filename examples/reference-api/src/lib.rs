@@ -211,13 +211,24 @@ pub async fn launch(
     role_prefix: &str,
     bugs: Bugs,
 ) -> Result<Launched, Error> {
+    launch_at(&pg.superuser_url("postgres"), dbname, role_prefix, bugs).await
+}
+
+/// [`launch`] on any cluster reachable with a superuser URL (its database part is
+/// replaced by `dbname`): tests use it to honour `DATABASE_URL`.
+pub async fn launch_at(
+    superuser_url: &str,
+    dbname: &str,
+    role_prefix: &str,
+    bugs: Bugs,
+) -> Result<Launched, Error> {
     schema::validate_role_prefix(dbname).map_err(|_| {
         Error::Config(format!(
             "database name {dbname:?} must be like a role prefix"
         ))
     })?;
-    recreate_database(&pg.superuser_url("postgres"), dbname).await?;
-    let admin_url = pg.superuser_url(dbname);
+    recreate_database(&pg::with_database(superuser_url, "postgres"), dbname).await?;
+    let admin_url = pg::with_database(superuser_url, dbname);
     let role = prepare_database(&admin_url, role_prefix, &bugs).await?;
     let jwt_secret = pg::random_hex(32);
     let api = serve(Config {

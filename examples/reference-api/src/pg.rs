@@ -252,6 +252,22 @@ impl Drop for TempPostgres {
     }
 }
 
+/// Replaces the database of a `postgres://.../db?params` URL.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let mut out = format!("{scheme}://{authority}/{database}");
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
 /// Waits until a TCP port accepts connections, up to `timeout`.
 pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
     let deadline = std::time::Instant::now() + timeout;
