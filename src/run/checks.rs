@@ -308,6 +308,32 @@ pub fn override_changed(channel_name: &str, base: u16, with_override: u16) -> Op
     })
 }
 
+/// B's request and its never-issued twin for a variant: as they are for the base check,
+/// both with A's org id offered the same way for a `tenant_override` variant, or why the
+/// variant does not apply (skip).
+fn variant_pair(
+    ctx: &Ctx,
+    v: &Variant,
+    base: &Prepared,
+    twin: &Prepared,
+) -> Result<(Prepared, Prepared), Decision> {
+    let Variant::Override(ch, name) = v else {
+        return Ok((base.clone(), twin.clone()));
+    };
+    let org = ctx.a_org.as_deref().ok_or_else(|| {
+        Decision::skip("A's org id is unknown: capture `org_id` when provisioning")
+    })?;
+    match (
+        apply_override(base, *ch, name, org),
+        apply_override(twin, *ch, name, org),
+    ) {
+        (Some(b), Some(t)) => Ok((b, t)),
+        _ => Err(Decision::skip(
+            "the request has no JSON object body to add the field to",
+        )),
+    }
+}
+
 /// The rule for a forged token: it must be answered 401.
 pub fn forgery_rule(r: &Resp, control_status: u16, markers: &[String]) -> Decision {
     if control_status == 401 {
@@ -465,23 +491,7 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
         }
         let d = match v {
             Variant::Base | Variant::Override(..) => {
-                let pair = match v {
-                    Variant::Override(ch, name) => match &ctx.a_org {
-                        None => Err(Decision::skip(
-                            "A's org id is unknown: capture `org_id` when provisioning",
-                        )),
-                        Some(org) => match (
-                            apply_override(&base, *ch, name, org),
-                            apply_override(&twin, *ch, name, org),
-                        ) {
-                            (Some(b), Some(t)) => Ok((b, t)),
-                            _ => Err(Decision::skip(
-                                "the request has no JSON object body to add the field to",
-                            )),
-                        },
-                    },
-                    _ => Ok((base.clone(), twin.clone())),
-                };
+                let pair = variant_pair(ctx, v, &base, &twin);
                 match pair {
                     Err(d) => d,
                     Ok((b, t)) => {
@@ -691,23 +701,7 @@ async fn write(ctx: &Ctx, plan: &CheckPlan, req: &Request, verify: &Request) -> 
             out.push(ctx.result(plan, v, d, vstart, 0));
             continue;
         }
-        let pair = match v {
-            Variant::Override(ch, name) => match &ctx.a_org {
-                None => Err(Decision::skip(
-                    "A's org id is unknown: capture `org_id` when provisioning",
-                )),
-                Some(org) => match (
-                    apply_override(&base, *ch, name, org),
-                    apply_override(&twin, *ch, name, org),
-                ) {
-                    (Some(b), Some(t)) => Ok((b, t)),
-                    _ => Err(Decision::skip(
-                        "the request has no JSON object body to add the field to",
-                    )),
-                },
-            },
-            _ => Ok((base.clone(), twin.clone())),
-        };
+        let pair = variant_pair(ctx, v, &base, &twin);
         let d = match pair {
             Err(d) => d,
             Ok((b, t)) => {
