@@ -15,6 +15,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use tenantgate::run::Cancel;
 use tenantgate_reference_api::bugs::{Bug, Bugs};
 use tenantgate_reference_api::pg::TempPostgres;
 
@@ -96,14 +97,20 @@ async fn demo(
     suite: OsString,
     passthrough: Vec<OsString>,
 ) -> u8 {
+    // One listener from the start, shared with the run: Ctrl-C or SIGTERM at any
+    // moment stops what was started (a second one quits at once).
+    let cancel = Cancel::new();
+    tenantgate::cli::install_interrupts(cancel.clone());
     eprintln!("demo: starting a throwaway PostgreSQL…");
-    // Ctrl-C during startup must still stop what was started: listen from the start.
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
-    let started = tokio::select! {
-        r = tokio::task::spawn_blocking(TempPostgres::start) => r,
-        _ = &mut interrupted => { eprintln!("demo: interrupted"); return 2; }
-    };
+    // Not abandoned half-way on Ctrl-C: a cluster that finishes starting is then stopped.
+    let started = tokio::task::spawn_blocking(TempPostgres::start).await;
+    if cancel.is_cancelled() {
+        if let Ok(Ok(pg)) = started {
+            stop(pg).await;
+        }
+        eprintln!("demo: interrupted");
+        return 2;
+    }
     let pg = match started {
         Ok(Ok(pg)) => pg,
         Ok(Err(e)) => {
@@ -118,7 +125,7 @@ async fn demo(
     let code = {
         let launched = tokio::select! {
             r = tenantgate_reference_api::launch(&pg, "tenantgate_demo", "tg", bugs) => r,
-            _ = &mut interrupted => { eprintln!("demo: interrupted"); return stop(pg).await; }
+            _ = cancelled(&cancel) => { eprintln!("demo: interrupted"); stop(pg).await; return 2; }
         };
         let l = match launched {
             Ok(l) => l,
@@ -152,13 +159,20 @@ async fn demo(
         });
         let mut args: Vec<OsString> = vec!["tenantgate".into(), "run".into(), suite];
         args.extend(passthrough);
-        let code = tenantgate::cli::main_with_env(args, lookup).await;
+        let code = tenantgate::cli::main_with(args, lookup, Some(cancel.clone())).await;
         l.api.shutdown().await;
         code
     };
     let stopped = stop(pg).await;
     // A proven failure (1) stays 1 even if cleanup had trouble.
     if code == 0 { stopped } else { code }
+}
+
+/// Resolves once Ctrl-C or SIGTERM was received.
+async fn cancelled(cancel: &Cancel) {
+    while !cancel.is_cancelled() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// Stops and removes the cluster; 0 when that went fine.

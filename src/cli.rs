@@ -156,38 +156,52 @@ fn reporters(out: &Outputs, redactor: &Redactor) -> Reporters {
 }
 
 /// Ctrl-C and SIGTERM cancel the run (teardown still runs); a second one of either
-/// exits at once.
-fn install_interrupts(cancel: Cancel) {
-    tokio::spawn(async move {
+/// exits at once. The handlers are registered before this returns, so a signal that
+/// arrives right after is never lost.
+pub fn install_interrupts(cancel: Cancel) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
         // Registered once and kept: tokio never unregisters a signal handler, so a
-        // second SIGTERM would otherwise be swallowed.
-        #[cfg(unix)]
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        #[cfg(unix)]
-        let mut next = async || match term.as_mut() {
-            Some(s) => {
-                s.recv().await;
+        // second signal would otherwise be swallowed.
+        let (mut int, mut term) = match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(i), Ok(t)) => (i, t),
+            _ => {
+                eprintln!(
+                    "tenantgate: cannot listen for Ctrl-C/SIGTERM: an interrupt will stop the run without teardown"
+                );
+                return;
             }
-            None => std::future::pending::<()>().await,
         };
-        #[cfg(not(unix))]
-        let next = async || std::future::pending::<()>().await;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = next() => {}
-        }
-        eprintln!(
-            "tenantgate: interrupted: finishing running checks, tearing down, writing partial reports (again to quit now)"
-        );
-        cancel.cancel();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = next() => {}
-        }
-        eprintln!("tenantgate: quitting without teardown");
-        std::process::exit(exit::UNDECIDED as i32);
+        tokio::spawn(async move {
+            tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+            interrupted(&cancel);
+            tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+            quit_now();
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        interrupted(&cancel);
+        let _ = tokio::signal::ctrl_c().await;
+        quit_now();
     });
+}
+
+fn interrupted(cancel: &Cancel) {
+    eprintln!(
+        "tenantgate: interrupted: finishing running checks, tearing down, writing partial reports (again to quit now)"
+    );
+    cancel.cancel();
+}
+
+fn quit_now() {
+    eprintln!("tenantgate: quitting without teardown");
+    std::process::exit(exit::UNDECIDED as i32);
 }
 
 /// Reads an environment variable (`${VAR}` in suites).
@@ -202,6 +216,13 @@ pub async fn main(args: Vec<OsString>) -> u8 {
 /// [`main`] with suites reading `${VAR}` through `env` instead of the process
 /// environment (the demo passes the throwaway database's URLs this way).
 pub async fn main_with_env(args: Vec<OsString>, env: EnvLookup) -> u8 {
+    main_with(args, env, None).await
+}
+
+/// [`main_with_env`] with the interrupt flag owned by the caller, who has installed the
+/// signal handlers ([`install_interrupts`]) itself (the demo, which must stop its own
+/// services too). With `None` the run installs them.
+pub async fn main_with(args: Vec<OsString>, env: EnvLookup, cancel: Option<Cancel>) -> u8 {
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -216,7 +237,7 @@ pub async fn main_with_env(args: Vec<OsString>, env: EnvLookup) -> u8 {
     };
     match cli.command {
         Command::Validate(a) => validate(a, &env),
-        Command::Run(a) => run_cmd(a, &env).await,
+        Command::Run(a) => run_cmd(a, &env, cancel).await,
         Command::Audit(a) => audit_cmd(a).await,
     }
 }
@@ -266,7 +287,7 @@ fn validate(a: ValidateArgs, env: &EnvLookup) -> u8 {
     exit::PROVEN
 }
 
-async fn run_cmd(a: RunArgs, env: &EnvLookup) -> u8 {
+async fn run_cmd(a: RunArgs, env: &EnvLookup, cancel: Option<Cancel>) -> u8 {
     let loaded = match load(&a.suite, env) {
         Ok(l) => Arc::new(l),
         Err(c) => return c,
@@ -288,8 +309,11 @@ async fn run_cmd(a: RunArgs, env: &EnvLookup) -> u8 {
             "tenantgate: WARNING: --insecure: TLS certificates will NOT be verified; anyone on the path can answer for the target"
         );
     }
-    let cancel = Cancel::new();
-    install_interrupts(cancel.clone());
+    let cancel = cancel.unwrap_or_else(|| {
+        let c = Cancel::new();
+        install_interrupts(c.clone());
+        c
+    });
     let summary = run::run_suite(loaded, &opts, &redactor, cancel, &mut |e| reps.event(&e)).await;
     finish(&reps, &summary)
 }
