@@ -144,7 +144,7 @@ fn load_bytes(
                 "the suite is {} bytes; suites over {MAX_SUITE_BYTES} bytes are refused",
                 bytes.len()
             ),
-            None,
+            Some("is this the right file? split a very large suite into several".into()),
         )));
     }
     let text = match std::str::from_utf8(bytes) {
@@ -292,11 +292,25 @@ fn yaml_diagnostic(name: &str, text: &str, e: &serde_saphyr::Error) -> YamlProbl
     use serde_saphyr::Error as E;
     use serde_saphyr::budget::BudgetBreach as B;
     let mut e = e;
-    // An error met through an alias carries the original inside.
-    while let E::AliasError { error, .. } | E::WithSnippet { error, .. } = e {
-        e = error;
+    // An error met through an alias carries the original inside; the place to show is
+    // the first alias used (`*name`), not the anchored value it repeats.
+    let mut used_at = None;
+    loop {
+        match e {
+            E::AliasError {
+                error, locations, ..
+            } => {
+                used_at = used_at.or(Some(locations.reference_location));
+                e = error;
+            }
+            E::WithSnippet { error, .. } => e = error,
+            _ => break,
+        }
     }
-    let mut loc = e.location().map(|l| loc_of(text, l.line(), l.column(), 1));
+    let mut loc = used_at
+        .filter(|l| l.line() > 0)
+        .or_else(|| e.location())
+        .map(|l| loc_of(text, l.line(), l.column(), 1));
     // Some errors point at the value, others at its key.
     let key = loc.and_then(|l| key_of_value(text, l).or_else(|| key_at(text, l)));
     let found = loc
@@ -446,8 +460,8 @@ fn yaml_diagnostic(name: &str, text: &str, e: &serde_saphyr::Error) -> YamlProbl
                     "write the values out plainly; a suite needs few aliases, if any".into(),
                 ),
                 _ => (
-                    "the suite is too large once its aliases (`*name`) are expanded (more than 100000 YAML nodes)".into(),
-                    "write the values out plainly; is this a YAML bomb?".into(),
+                    "the suite has more than 100000 YAML values (scalars, lists and mappings, counting every use of an alias `*name`)".into(),
+                    "a suite needs far fewer: split it into several suites; write aliased values out plainly".into(),
                 ),
             }
         }
