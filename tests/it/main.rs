@@ -2,5 +2,6 @@
 //! Every test here drives real parts: a throwaway PostgreSQL, the reference API on a
 //! real socket, the real `tenantgate` binary.
 
+mod bad_input;
 mod gate;
 mod support;
