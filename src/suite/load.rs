@@ -97,7 +97,7 @@ pub fn load_file_with_env(
         LoadError::one(Diagnostic::file(
             &shown,
             format!("cannot read the suite: {e}"),
-            None,
+            Some("check that the file is readable by the user running tenantgate".into()),
         ))
     })?;
     load_bytes(&shown, &bytes, env)
@@ -229,10 +229,49 @@ fn load_bytes(
             None
         }
     };
-    let fail = |diags: Vec<Diagnostic>| LoadError {
-        diagnostics: diags,
-        source: Some(text.to_string()),
-        env: env_uses.clone(),
+    let fail = |mut diags: Vec<Diagnostic>| {
+        // A lone CR is a line break to YAML and often invisible in an editor: when the
+        // suite does not load, it may be why.
+        let lone_cr = text
+            .as_bytes()
+            .iter()
+            .enumerate()
+            .find(|(i, b)| **b == b'\r' && text.as_bytes().get(i + 1) != Some(&b'\n'));
+        if let Some((i, _)) = lone_cr {
+            diags.push(Diagnostic::at(
+                name,
+                line_col_of(text.as_bytes(), i),
+                "a carriage return (CR) without a line feed: YAML reads it as a line break",
+                Some(
+                    "an editor may not show it; save the suite with LF (or CRLF) line endings"
+                        .into(),
+                ),
+            ));
+            diags.sort_by_key(|d| d.loc.map(|l| (l.line, l.col)).unwrap_or((0, 0)));
+        }
+        // YAML counts a lone CR (and U+0085, U+2028, U+2029) as a line break; the
+        // renderer, editors and `str::lines` count LF. Lines and columns are therefore
+        // taken from the byte offset, so they name the line that is shown.
+        for d in &mut diags {
+            if let Some(l) = d.loc.as_mut()
+                && l.line > 0
+            {
+                // At the very end (after the last line break), point just after the
+                // last text instead: that line exists and is shown.
+                let end = text.trim_end_matches(['\n', '\r']).len();
+                if l.offset > end {
+                    l.offset = end;
+                }
+                let at = line_col_of(text.as_bytes(), l.offset);
+                l.line = at.line;
+                l.col = at.col;
+            }
+        }
+        LoadError {
+            diagnostics: diags,
+            source: Some(text.to_string()),
+            env: env_uses.clone(),
+        }
     };
     let Some(suite) = suite else {
         return Err(fail(diags));
@@ -310,7 +349,10 @@ fn yaml_diagnostic(name: &str, text: &str, e: &serde_saphyr::Error) -> YamlProbl
     let mut loc = used_at
         .filter(|l| l.line() > 0)
         .or_else(|| e.location())
-        .map(|l| loc_of(text, l.line(), l.column(), 1));
+        .map(|l| match l.span().byte_offset() {
+            Some(b) => line_col_of(text.as_bytes(), b as usize),
+            None => loc_of(text, l.line(), l.column(), 1),
+        });
     // Some errors point at the value, others at its key.
     let key = loc.and_then(|l| key_of_value(text, l).or_else(|| key_at(text, l)));
     let found = loc
@@ -607,8 +649,10 @@ fn key_of_value(text: &str, loc: Loc) -> Option<String> {
     };
     let k = before.strip_suffix(':')?;
     let start = k
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-        .map(|i| i + 1)
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+        .map(|(i, c)| i + c.len_utf8())
         .unwrap_or(0);
     let k = &k[start..];
     (!k.is_empty()).then(|| k.to_string())
@@ -691,25 +735,38 @@ fn first_tab_from(text: &str, loc: Loc) -> Option<Loc> {
     Some(line_col_of(text.as_bytes(), i))
 }
 
+/// The location of the YAML parser's `line` and `col` (1-based). YAML counts CR, LF and
+/// CRLF as line breaks; the location returned counts LF only, like the renderer.
 fn loc_of(text: &str, line: u64, col: u64, len: usize) -> Loc {
-    let mut offset = 0;
-    for (i, l) in text.split_inclusive('\n').enumerate() {
-        if i as u64 + 1 == line {
-            offset += l
-                .char_indices()
-                .nth(col.saturating_sub(1) as usize)
-                .map(|(b, _)| b)
-                .unwrap_or(0);
-            break;
+    let b = text.as_bytes();
+    let mut start = 0;
+    let mut current = 1;
+    let mut i = 0;
+    while current < line && i < b.len() {
+        match b[i] {
+            b'\r' if b.get(i + 1) == Some(&b'\n') => {
+                i += 1;
+                current += 1;
+                start = i + 1;
+            }
+            b'\r' | b'\n' => {
+                current += 1;
+                start = i + 1;
+            }
+            _ => {}
         }
-        offset += l.len();
+        i += 1;
     }
-    Loc {
-        line: line as u32,
-        col: col as u32,
-        offset,
-        len,
-    }
+    let rest = &text[start.min(text.len())..];
+    let in_line = rest
+        .char_indices()
+        .take_while(|(_, c)| *c != '\n' && *c != '\r')
+        .nth(col.saturating_sub(1) as usize)
+        .map(|(o, _)| o)
+        .unwrap_or_else(|| rest.find(['\r', '\n']).unwrap_or(rest.len()));
+    let mut loc = line_col_of(b, start + in_line);
+    loc.len = len;
+    loc
 }
 
 /// Names every template may use.

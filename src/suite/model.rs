@@ -730,7 +730,14 @@ impl<'de, T: FromScalar> Deserialize<'de> for OneOrMany<T> {
         for it in items {
             match T::from_scalar(it) {
                 Ok(x) => out.push(x),
-                Err(msg) => collect_error(loc, msg, None),
+                Err(msg) => {
+                    let hint = if msg.contains("placeholders") {
+                        "this value is read before any request; use `${ENV_VAR}` instead"
+                    } else {
+                        "write a string, or a list of strings such as `[\"a\", \"b\"]`"
+                    };
+                    collect_error(loc, msg, Some(hint.into()))
+                }
             }
         }
         Ok(OneOrMany(out))

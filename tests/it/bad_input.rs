@@ -177,7 +177,7 @@ fn problems(path: &str, bytes: &[u8], v: &Validated) -> Vec<String> {
             if let Some(q) = b.lines().find_map(|l| l.strip_prefix(&quoted))
                 && let Some(actual) = lines.get(line - 1)
                 && !q.starts_with("...")
-                && !actual.replace('\t', "    ").starts_with(q)
+                && !displayed(actual).starts_with(q)
             {
                 p.push(format!(
                     "`{first}` quotes `{q}` for line {line}: `{actual}`"
@@ -189,6 +189,18 @@ fn problems(path: &str, bytes: &[u8], v: &Validated) -> Vec<String> {
         }
     }
     p
+}
+
+/// A source line as diagnostics show it: a tab as four spaces, other control
+/// characters as `?`.
+fn displayed(line: &str) -> String {
+    line.chars()
+        .map(|c| match c {
+            '\t' => "    ".to_string(),
+            c if c.is_control() => "?".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 #[test]
