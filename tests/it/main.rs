@@ -3,5 +3,6 @@
 //! real socket, the real `tenantgate` binary.
 
 mod bad_input;
+mod fuzz;
 mod gate;
 mod support;
