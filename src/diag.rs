@@ -60,10 +60,9 @@ impl Diagnostic {
                 let _ = writeln!(out, "{pad}--> {}:{}:{}", self.file, loc.line, loc.col);
                 if let Some(text) = source.and_then(|s| s.lines().nth(loc.line as usize - 1)) {
                     let text = redactor.redact(text);
-                    let shown: String = text.chars().take(200).collect();
+                    let (shown, col) = excerpt(&text, (loc.col.max(1) - 1) as usize);
                     let _ = writeln!(out, "{pad} |");
                     let _ = writeln!(out, "{line_no} | {shown}");
-                    let col = (loc.col.max(1) - 1) as usize;
                     let rest = shown.chars().count().saturating_sub(col).max(1);
                     let width = if loc.len == 0 { 1 } else { loc.len.min(rest) };
                     let _ = writeln!(out, "{pad} | {}{}", " ".repeat(col), "^".repeat(width));
@@ -82,6 +81,43 @@ impl Diagnostic {
         out
     }
 }
+
+/// The part of a source line to show (at most [`SHOWN_CHARS`] characters, around the
+/// column when the line is long) and the caret's column in it. Tabs are shown as four
+/// spaces and other control characters as `?`, so the caret stays under its character
+/// and the terminal is not disturbed.
+fn excerpt(line: &str, col: usize) -> (String, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    let col = col.min(chars.len());
+    // Keep some text before the caret when the column is far to the right.
+    let start = if col + 40 > SHOWN_CHARS {
+        col - 60.min(col)
+    } else {
+        0
+    };
+    let mut shown = String::new();
+    let mut caret = 0;
+    if start > 0 {
+        shown.push_str("...");
+    }
+    for (i, c) in chars.iter().enumerate().skip(start).take(SHOWN_CHARS) {
+        if i == col {
+            caret = shown.chars().count();
+        }
+        match c {
+            '\t' => shown.push_str("    "),
+            c if c.is_control() => shown.push('?'),
+            c => shown.push(*c),
+        }
+    }
+    if col >= start + SHOWN_CHARS || col == chars.len() {
+        caret = shown.chars().count();
+    }
+    (shown, caret)
+}
+
+/// The most characters of a source line a diagnostic shows.
+const SHOWN_CHARS: usize = 200;
 
 /// Renders many diagnostics and a closing count.
 pub fn render_all(diags: &[Diagnostic], source: Option<&str>, redactor: &Redactor) -> String {

@@ -334,7 +334,7 @@ pub fn json_diff(before: &str, after: &str, ignore: &BTreeSet<String>) -> Vec<St
         (Ok(x), Ok(y)) => {
             let mut out = Vec::new();
             diff_values("$", &x, &y, ignore, &mut out);
-            out
+            out.into_iter().map(|(_, line)| line).collect()
         }
         _ if before == after => vec![],
         _ => vec![format!("body: {} → {}", excerpt(before), excerpt(after))],
@@ -346,7 +346,15 @@ fn excerpt(s: &str) -> String {
     format!("{s:?}")
 }
 
-fn diff_values(path: &str, x: &Value, y: &Value, ignore: &BTreeSet<String>, out: &mut Vec<String>) {
+/// Each difference as its path and its line (`$.a.b: 1 → 2`). The path is kept apart:
+/// a key may itself hold `: `.
+fn diff_values(
+    path: &str,
+    x: &Value,
+    y: &Value,
+    ignore: &BTreeSet<String>,
+    out: &mut Vec<(String, String)>,
+) {
     if ignore.contains(path) || x == y {
         return;
     }
@@ -358,10 +366,12 @@ fn diff_values(path: &str, x: &Value, y: &Value, ignore: &BTreeSet<String>, out:
                 match (a.get(k), b.get(k)) {
                     (Some(v), Some(w)) => diff_values(&p, v, w, ignore, out),
                     (Some(v), None) if !ignore.contains(&p) => {
-                        out.push(format!("{p}: {v} → (removed)"))
+                        let line = format!("{p}: {v} → (removed)");
+                        out.push((p, line))
                     }
                     (None, Some(w)) if !ignore.contains(&p) => {
-                        out.push(format!("{p}: (absent) → {w}"))
+                        let line = format!("{p}: (absent) → {w}");
+                        out.push((p, line))
                     }
                     _ => {}
                 }
@@ -372,7 +382,7 @@ fn diff_values(path: &str, x: &Value, y: &Value, ignore: &BTreeSet<String>, out:
                 diff_values(&format!("{path}[{i}]"), v, w, ignore, out);
             }
         }
-        _ => out.push(format!("{path}: {x} → {y}")),
+        _ => out.push((path.to_string(), format!("{path}: {x} → {y}"))),
     }
 }
 
@@ -386,9 +396,7 @@ pub fn volatile_paths(first: &str, second: &str) -> BTreeSet<String> {
         (Ok(x), Ok(y)) => {
             let mut out = Vec::new();
             diff_values("$", &x, &y, &BTreeSet::new(), &mut out);
-            out.into_iter()
-                .filter_map(|l| l.split_once(": ").map(|(p, _)| p.to_string()))
-                .collect()
+            out.into_iter().map(|(p, _)| p).collect()
         }
         _ => BTreeSet::new(),
     }
@@ -768,6 +776,14 @@ mod tests {
             write_rule(&nfi, &before, &changed, &vol).verdict,
             Verdict::Fail
         );
+    }
+
+    #[test]
+    fn volatile_keys_may_hold_a_colon() {
+        // Found by fuzzing: the path was cut at the first `: ` of the diff line.
+        let vol = volatile_paths(r#"{"at: read": 1}"#, r#"{"at: read": 2}"#);
+        assert_eq!(vol, BTreeSet::from(["$.at: read".to_string()]));
+        assert!(json_diff(r#"{"at: read": 1}"#, r#"{"at: read": 2}"#, &vol).is_empty());
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub fn load_file_with_env(
         LoadError::one(Diagnostic::file(
             &shown,
             format!("cannot read the suite: {e}"),
-            None,
+            Some("check that the file is readable by the user running tenantgate".into()),
         ))
     })?;
     load_bytes(&shown, &bytes, env)
@@ -144,7 +144,7 @@ fn load_bytes(
                 "the suite is {} bytes; suites over {MAX_SUITE_BYTES} bytes are refused",
                 bytes.len()
             ),
-            None,
+            Some("is this the right file? split a very large suite into several".into()),
         )));
     }
     let text = match std::str::from_utf8(bytes) {
@@ -220,19 +220,69 @@ fn load_bytes(
     let suite = match parsed {
         Ok(s) => Some(s),
         Err(e) => {
-            diags.insert(0, yaml_diagnostic(name, text, &e));
+            let p = yaml_diagnostic(name, text, &e);
+            if p.syntax {
+                diags.clear();
+            }
+            diags.push(p.diagnostic);
+            diags.sort_by_key(|d| d.loc.map(|l| (l.line, l.col)).unwrap_or((0, 0)));
             None
         }
     };
-    let fail = |diags: Vec<Diagnostic>| LoadError {
-        diagnostics: diags,
-        source: Some(text.to_string()),
-        env: env_uses.clone(),
+    let fail = |mut diags: Vec<Diagnostic>| {
+        // A lone CR is a line break to YAML and often invisible in an editor: when the
+        // suite does not load, it may be why.
+        let lone_cr = text
+            .as_bytes()
+            .iter()
+            .enumerate()
+            .find(|(i, b)| **b == b'\r' && text.as_bytes().get(i + 1) != Some(&b'\n'));
+        if let Some((i, _)) = lone_cr {
+            diags.push(Diagnostic::at(
+                name,
+                line_col_of(text.as_bytes(), i),
+                "a carriage return (CR) without a line feed: YAML reads it as a line break",
+                Some(
+                    "an editor may not show it; save the suite with LF (or CRLF) line endings"
+                        .into(),
+                ),
+            ));
+            diags.sort_by_key(|d| d.loc.map(|l| (l.line, l.col)).unwrap_or((0, 0)));
+        }
+        // YAML counts a lone CR (and U+0085, U+2028, U+2029) as a line break; the
+        // renderer, editors and `str::lines` count LF. Lines and columns are therefore
+        // taken from the byte offset, so they name the line that is shown.
+        for d in &mut diags {
+            if let Some(l) = d.loc.as_mut()
+                && l.line > 0
+            {
+                // At the very end (after the last line break), point just after the
+                // last text instead: that line exists and is shown.
+                let end = text.trim_end_matches(['\n', '\r']).len();
+                if l.offset > end {
+                    l.offset = end;
+                }
+                let at = line_col_of(text.as_bytes(), l.offset);
+                l.line = at.line;
+                l.col = at.col;
+            }
+        }
+        LoadError {
+            diagnostics: diags,
+            source: Some(text.to_string()),
+            env: env_uses.clone(),
+        }
     };
     let Some(suite) = suite else {
         return Err(fail(diags));
     };
-    validate(name, &suite, &mut diags);
+    // Values that already have a problem (a missing variable, a bad placeholder) are
+    // not checked again: one mistake, one message.
+    let broken: BTreeSet<usize> = diags
+        .iter()
+        .filter_map(|d| d.loc.map(|l| l.offset))
+        .collect();
+    validate(name, &suite, &broken, &mut diags);
     diags.sort_by_key(|d| d.loc.map(|l| (l.line, l.col)).unwrap_or((0, 0)));
     diags.dedup();
     if !diags.is_empty() {
@@ -267,89 +317,456 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Turns a YAML/serde error into a diagnostic with "did you mean" for unknown keys.
-fn yaml_diagnostic(name: &str, text: &str, e: &serde_saphyr::Error) -> Diagnostic {
-    let full = e.to_string();
-    // serde-saphyr appends " at line L, column C"; the diagnostic shows it its own way.
-    let message = match full.rfind(" at line ") {
-        Some(i) => full[..i].to_string(),
-        None => full.clone(),
-    };
-    let mut hint = None;
-    let mut len = 0;
-    for (what, noun) in [("unknown field `", "key"), ("unknown variant `", "value")] {
-        if let Some(rest) = message.strip_prefix(what)
-            && let Some((word, tail)) = rest.split_once('`')
-        {
-            len = word.len();
-            let expected: Vec<&str> = tail
-                .split_once("expected one of ")
-                .or_else(|| tail.split_once("expected "))
-                .map(|(_, l)| l.split(", ").map(|s| s.trim_matches('`')).collect())
-                .unwrap_or_default();
-            hint = Some(match did_you_mean(word, expected.iter().copied()) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None if !expected.is_empty() => {
-                    format!("valid {noun}s here: {}", expected.join(", "))
-                }
-                None => "remove it".to_string(),
-            });
-            let message = format!("unknown {noun} `{word}`");
-            let loc = e
-                .location()
-                .map(|l| loc_of(text, l.line(), l.column(), len));
-            return Diagnostic {
-                file: name.into(),
-                loc,
-                message,
-                hint,
-            };
+/// A YAML or type error, in the suite's words.
+struct YamlProblem {
+    diagnostic: Diagnostic,
+    /// The YAML itself is broken (not a wrong key, type or value): what was read before
+    /// it may be a misreading, so nothing else is reported until it is fixed.
+    syntax: bool,
+}
+
+/// Turns a YAML/serde error into a diagnostic: what was expected and what was found,
+/// the key it belongs to, "did you mean" for unknown keys, and what to do.
+fn yaml_diagnostic(name: &str, text: &str, e: &serde_saphyr::Error) -> YamlProblem {
+    use serde_saphyr::Error as E;
+    use serde_saphyr::budget::BudgetBreach as B;
+    let mut e = e;
+    // An error met through an alias carries the original inside; the place to show is
+    // the first alias used (`*name`), not the anchored value it repeats.
+    let mut used_at = None;
+    loop {
+        match e {
+            E::AliasError {
+                error, locations, ..
+            } => {
+                used_at = used_at.or(Some(locations.reference_location));
+                e = error;
+            }
+            E::WithSnippet { error, .. } => e = error,
+            _ => break,
         }
     }
-    if message.starts_with("duplicate mapping key") {
-        hint =
-            Some("each key may appear once in a mapping; remove or rename the repeated one".into());
-    } else if message.contains("budget") || message.contains("alias") {
-        hint = Some(
-            "the suite uses too many aliases, nodes or levels of nesting; write it out plainly"
-                .into(),
-        );
-    } else if message.starts_with("missing field") {
-        hint = Some("add the key; see the suite format in the README".into());
-    }
-    let message = message
-        .replace("missing field", "missing key")
-        .replace("mapping key", "key");
-    let loc = e
-        .location()
-        .map(|l| loc_of(text, l.line(), l.column(), len));
-    Diagnostic {
-        file: name.into(),
-        loc,
-        message,
-        hint,
+    let mut loc = used_at
+        .filter(|l| l.line() > 0)
+        .or_else(|| e.location())
+        .map(|l| match l.span().byte_offset() {
+            Some(b) => line_col_of(text.as_bytes(), b as usize),
+            None => loc_of(text, l.line(), l.column(), 1),
+        });
+    // Some errors point at the value, others at its key.
+    let key = loc.and_then(|l| key_of_value(text, l).or_else(|| key_at(text, l)));
+    let found = loc
+        .and_then(|l| value_at(text, l))
+        .map(|f| format!(", found {f}"))
+        .unwrap_or_default();
+    let must_be = |what: &str| match &key {
+        Some(k) => format!("`{k}` must be {what}{found}"),
+        None => format!("expected {what}{found}"),
+    };
+    let mut syntax = false;
+    let (message, hint): (String, String) = match e {
+        E::SerdeUnknownField {
+            field, expected, ..
+        } => {
+            if let Some(l) = loc.as_mut() {
+                l.len = field.chars().count();
+            }
+            unknown("key", field, expected)
+        }
+        E::SerdeUnknownVariant {
+            variant, expected, ..
+        } => {
+            if let Some(l) = loc.as_mut() {
+                l.len = variant.chars().count();
+            }
+            unknown("value", variant, expected)
+        }
+        E::SerdeMissingField { field, .. } => (
+            format!("missing key `{field}` in this mapping"),
+            missing_key_hint(field),
+        ),
+        E::DuplicateMappingKey { key: k, .. } => {
+            let first = k
+                .as_deref()
+                .zip(loc)
+                .and_then(|(k, l)| earlier_key_line(text, k, l));
+            (
+                match (k, first) {
+                    (Some(k), Some(line)) => {
+                        if let Some(l) = loc.as_mut() {
+                            l.len = k.chars().count();
+                        }
+                        format!("duplicate key `{k}` (first given at line {line})")
+                    }
+                    (Some(k), None) => format!("duplicate key `{k}`"),
+                    (None, _) => "duplicate key".into(),
+                },
+                "each key may appear once in a mapping; remove or rename the repeated one".into(),
+            )
+        }
+        E::Unexpected { expected, .. } => match *expected {
+            "sequence start" => (
+                must_be("a list"),
+                "write one item per line, each starting with `- `, or `[a, b]`".into(),
+            ),
+            "mapping start" => (
+                must_be("a mapping"),
+                "write `key: value` lines indented under it, or `{ key: value }`".into(),
+            ),
+            "string scalar" | "scalar" => (
+                must_be("a string"),
+                "write text; quote it (`\"...\"`) if it starts with `{`, `[`, `*`, `&` or `!`"
+                    .into(),
+            ),
+            other => (
+                format!("expected {other}{found}"),
+                "see the suite format in the README".into(),
+            ),
+        },
+        E::InvalidScalar { ty, .. } => match *ty {
+            "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32" | "i64" | "usize" | "isize" => {
+                let range = match *ty {
+                    "u16" => " from 0 to 65535",
+                    "u8" => " from 0 to 255",
+                    _ => "",
+                };
+                (
+                    must_be(&format!("a whole number{range}")),
+                    match key.as_deref() {
+                        Some("version") => "write `version: 1`".into(),
+                        Some("not_found_status") => {
+                            "write the status of a missing resource, e.g. `404`".into()
+                        }
+                        _ => "write a number without quotes".into(),
+                    },
+                )
+            }
+            "bool" => (must_be("`true` or `false`"), YES_NO.into()),
+            other => (
+                must_be(&format!("a value of type {other}")),
+                "see the suite format in the README".into(),
+            ),
+        },
+        E::InvalidBooleanStrict { .. } => (must_be("`true` or `false`"), YES_NO.into()),
+        E::SerdeInvalidType {
+            unexpected,
+            expected,
+            ..
+        }
+        | E::SerdeInvalidValue {
+            unexpected,
+            expected,
+            ..
+        } => {
+            let word = unexpected
+                .strip_prefix("string \"")
+                .and_then(|s| s.strip_suffix('"'))
+                .unwrap_or("");
+            let yes_no =
+                ["yes", "no", "on", "off", "y", "n"].contains(&word.to_ascii_lowercase().as_str());
+            let what = match &key {
+                Some(k) => format!("`{k}` must be {expected}, found {unexpected}"),
+                None => format!("expected {expected}, found {unexpected}"),
+            };
+            (
+                what,
+                if yes_no {
+                    YES_NO.into()
+                } else {
+                    "see the suite format in the README".into()
+                },
+            )
+        }
+        E::NullIntoString { .. } => (
+            match &key {
+                Some(k) => format!("`{k}` has no value"),
+                None => "a value is missing".into(),
+            },
+            "write a value after the colon, or remove the key".into(),
+        ),
+        E::UnknownAnchor { .. } => {
+            syntax = true;
+            (
+                "an alias (`*name`) refers to an anchor (`&name`) that is not defined before it"
+                    .into(),
+                "define the anchor first, or write the value out".into(),
+            )
+        }
+        E::Budget { breach, .. } => {
+            syntax = true;
+            match breach {
+                B::Documents { .. } => multiple_documents(),
+                B::Depth { .. } => too_deep(),
+                B::Aliases { .. } | B::Anchors { .. } => (
+                    "the suite uses more than 1000 aliases (`*name`) or anchors (`&name`)".into(),
+                    "write the values out plainly; a suite needs few aliases, if any".into(),
+                ),
+                _ => (
+                    "the suite has more than 100000 YAML values (scalars, lists and mappings, counting every use of an alias `*name`)".into(),
+                    "a suite needs far fewer: split it into several suites; write aliased values out plainly".into(),
+                ),
+            }
+        }
+        E::MultipleDocuments { .. } => {
+            syntax = true;
+            multiple_documents()
+        }
+        E::Eof { .. } => {
+            syntax = true;
+            (
+                "the file ends in the middle of a value".into(),
+                "close every `[`, `{` and quote that is opened".into(),
+            )
+        }
+        other => {
+            syntax = true;
+            let full = other.to_string();
+            // serde-saphyr appends " at line L, column C"; the diagnostic shows it its own way.
+            let msg = match full.rfind(" at line ") {
+                Some(i) => full[..i].to_string(),
+                None => full,
+            };
+            let lower = msg.to_ascii_lowercase();
+            if lower.contains("tab")
+                && let Some(l) = loc
+                && let Some(t) = first_tab_from(text, l)
+            {
+                loc = Some(t);
+            }
+            if lower.contains("recursion limit") {
+                too_deep()
+            } else {
+                (format!("invalid YAML: {msg}"), syntax_hint(&lower))
+            }
+        }
+    };
+    YamlProblem {
+        diagnostic: Diagnostic {
+            file: name.into(),
+            loc,
+            message,
+            hint: Some(hint),
+        },
+        syntax,
     }
 }
 
-fn loc_of(text: &str, line: u64, col: u64, len: usize) -> Loc {
-    let mut offset = 0;
-    for (i, l) in text.split_inclusive('\n').enumerate() {
-        if i as u64 + 1 == line {
-            offset += l
-                .char_indices()
-                .nth(col.saturating_sub(1) as usize)
-                .map(|(b, _)| b)
-                .unwrap_or(0);
-            break;
+const YES_NO: &str =
+    "write `true` or `false` (`yes`, `no`, `on` and `off` are not booleans in a suite)";
+
+fn multiple_documents() -> (String, String) {
+    (
+        "the file holds more than one YAML document (a second `---`)".into(),
+        "a suite is one document: remove the `---` line and what follows it, or put each suite in its own file".into(),
+    )
+}
+
+fn too_deep() -> (String, String) {
+    (
+        "the YAML is nested too deeply".into(),
+        "a suite needs a few levels of nesting; is this the right file?".into(),
+    )
+}
+
+fn unknown(noun: &str, word: &str, expected: &[&str]) -> (String, String) {
+    let hint = match did_you_mean(word, expected.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None if expected.is_empty() => {
+            "this mapping takes no keys (an attack without options is `true` or `false`)".into()
         }
-        offset += l.len();
+        None => format!("valid {noun}s here: {}", expected.join(", ")),
+    };
+    (format!("unknown {noun} `{word}`"), hint)
+}
+
+fn missing_key_hint(field: &str) -> String {
+    match field {
+        "version" => "add `version: 1` at the top of the suite".into(),
+        "name" => "add `name: ...`: suites and checks are named in reports".into(),
+        "url" => "add `url: /path` (joined to `target.base_url` unless absolute)".into(),
+        "request" => "add `request: { method: POST, url: /path }`".into(),
+        "base_url" => "add `base_url: https://...`, the API's address".into(),
+        "header" | "value" => {
+            "write `auth: { header: Authorization, value: \"Bearer {{token}}\" }`".into()
+        }
+        "algorithm" => "add `algorithm: HS256` (or RS256 / ES256 with `key`)".into(),
+        "claims" => "add `claims: { sub: \"tenantgate-{{org}}\", org_id: \"{{org_id}}\" }`".into(),
+        "a" | "b" => "add `a: { org_id: ... }` and `b: { org_id: ... }`".into(),
+        "expect" => "add `expect: { status: 200 }`".into(),
+        f => format!("add `{f}:`; see the suite format in the README"),
     }
-    Loc {
-        line: line as u32,
-        col: col as u32,
-        offset,
-        len,
+}
+
+/// What to do about a YAML syntax error, from the parser's message (lowercased).
+fn syntax_hint(msg: &str) -> String {
+    if msg.contains("tab") {
+        "indent with spaces: YAML does not allow tabs for indentation".into()
+    } else if msg.contains("bracket") || msg.contains("','") && msg.contains("']'") {
+        "close the list with `]`; separate its items with commas; quote a value that holds `[`, `]`, `{`, `}` or `,`".into()
+    } else if msg.contains("flow mapping") || msg.contains("'}'") {
+        "close the mapping with `}`; separate its entries with commas; quote a value that holds `[`, `]`, `{`, `}` or `,`".into()
+    } else if msg.contains("quote") || msg.contains("quoted") {
+        "close the string with the quote it opens with".into()
+    } else if msg.contains("expected key")
+        || msg.contains("mapping values are not allowed")
+        || msg.contains("expected '-'")
+        || msg.contains("indent")
+    {
+        "check the indentation: the keys of one mapping start in the same column".into()
+    } else if msg.contains("':'") || msg.contains("simple key") {
+        "write `key: value`, with a colon and a space".into()
+    } else if msg.contains("cannot start any token") {
+        "quote the value: it starts with a character YAML reserves".into()
+    } else {
+        "fix the YAML at or just before the caret".into()
     }
+}
+
+/// The key whose value starts at `loc`: `key:` before it on the same line, or alone on
+/// the line above.
+fn key_of_value(text: &str, loc: Loc) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let line = *lines.get((loc.line as usize).checked_sub(1)?)?;
+    let before: String = line
+        .chars()
+        .take(loc.col.saturating_sub(1) as usize)
+        .collect();
+    let before = before.trim_end();
+    let before = if before
+        .trim_start()
+        .trim_start_matches('-')
+        .trim()
+        .is_empty()
+    {
+        // The value starts its own line: the key ends the line above.
+        lines
+            .get((loc.line as usize).checked_sub(2)?)?
+            .split(" #")
+            .next()?
+            .trim_end()
+    } else {
+        before
+    };
+    let k = before.strip_suffix(':')?;
+    let start = k
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+        .map(|(i, c)| i + c.len_utf8())
+        .unwrap_or(0);
+    let k = &k[start..];
+    (!k.is_empty()).then(|| k.to_string())
+}
+
+/// The key that starts at `loc` (`key: value`).
+fn key_at(text: &str, loc: Loc) -> Option<String> {
+    let line = text.lines().nth((loc.line as usize).checked_sub(1)?)?;
+    let rest: String = line
+        .chars()
+        .skip(loc.col.saturating_sub(1) as usize)
+        .collect();
+    let (k, _) = rest.split_once(':')?;
+    (!k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+    .then(|| k.to_string())
+}
+
+/// A short description of the YAML value that starts at `loc`.
+fn value_at(text: &str, loc: Loc) -> Option<String> {
+    let line = text.lines().nth((loc.line as usize).checked_sub(1)?)?;
+    let rest: String = line
+        .chars()
+        .skip(loc.col.saturating_sub(1) as usize)
+        .collect();
+    let rest = rest.trim_end();
+    let first = rest.chars().next()?;
+    Some(match first {
+        '[' => "a list".into(),
+        '{' => "a mapping".into(),
+        '-' if rest.starts_with("- ") || rest == "-" => "a list".into(),
+        _ => {
+            let end = rest.find([',', ']', '}', '#']).unwrap_or(rest.len());
+            let v = rest[..end].trim();
+            if v.is_empty() {
+                return None;
+            }
+            if v.contains(": ") || v.ends_with(':') {
+                "a mapping".into()
+            } else {
+                let shown: String = v.chars().take(40).collect();
+                format!("`{shown}`")
+            }
+        }
+    })
+}
+
+/// The line of an earlier `key:` at the same indentation as the repeated one at `loc`.
+fn earlier_key_line(text: &str, key: &str, loc: Loc) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let here = *lines.get((loc.line as usize).checked_sub(1)?)?;
+    let indent = here.len() - here.trim_start().len();
+    let pat = format!("{key}:");
+    for i in (0..(loc.line as usize).saturating_sub(1)).rev() {
+        let l = lines[i];
+        if l.trim().is_empty() || l.trim_start().starts_with('#') {
+            continue;
+        }
+        let ind = l.len() - l.trim_start().len();
+        if ind < indent {
+            return None; // the mapping's parent: the first one was given inline
+        }
+        if ind == indent && l.trim_start().starts_with(&pat) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// The first tab at or after the start of `loc`'s line (the parser reports a tab in
+/// indentation at the value it was reading, sometimes a line early).
+fn first_tab_from(text: &str, loc: Loc) -> Option<Loc> {
+    let start: usize = text
+        .split_inclusive('\n')
+        .take((loc.line as usize).saturating_sub(1))
+        .map(str::len)
+        .sum();
+    let i = text.get(start..)?.find('\t')? + start;
+    Some(line_col_of(text.as_bytes(), i))
+}
+
+/// The location of the YAML parser's `line` and `col` (1-based). YAML counts CR, LF and
+/// CRLF as line breaks; the location returned counts LF only, like the renderer.
+fn loc_of(text: &str, line: u64, col: u64, len: usize) -> Loc {
+    let b = text.as_bytes();
+    let mut start = 0;
+    let mut current = 1;
+    let mut i = 0;
+    while current < line && i < b.len() {
+        match b[i] {
+            b'\r' if b.get(i + 1) == Some(&b'\n') => {
+                i += 1;
+                current += 1;
+                start = i + 1;
+            }
+            b'\r' | b'\n' => {
+                current += 1;
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let rest = &text[start.min(text.len())..];
+    let in_line = rest
+        .char_indices()
+        .take_while(|(_, c)| *c != '\n' && *c != '\r')
+        .nth(col.saturating_sub(1) as usize)
+        .map(|(o, _)| o)
+        .unwrap_or_else(|| rest.find(['\r', '\n']).unwrap_or(rest.len()));
+    let mut loc = line_col_of(b, start + in_line);
+    loc.len = len;
+    loc
 }
 
 /// Names every template may use.
@@ -486,7 +903,7 @@ pub fn slug(name: &str) -> String {
 }
 
 /// Semantic checks that the types cannot express.
-fn validate(file: &str, s: &Suite, diags: &mut Vec<Diagnostic>) {
+fn validate(file: &str, s: &Suite, broken: &BTreeSet<usize>, diags: &mut Vec<Diagnostic>) {
     let at = |loc: Loc, msg: String, hint: Option<String>| Diagnostic::at(file, loc, msg, hint);
     if s.version.value != 1 {
         diags.push(at(
@@ -501,7 +918,7 @@ fn validate(file: &str, s: &Suite, diags: &mut Vec<Diagnostic>) {
         diags.push(at(
             Loc::of(&s.name),
             "the suite's name is empty".into(),
-            None,
+            Some("name the suite: the name appears in every report".into()),
         ));
     }
     if s.checks.is_empty() && s.database.is_none() {
@@ -545,8 +962,12 @@ fn validate(file: &str, s: &Suite, diags: &mut Vec<Diagnostic>) {
     if let Some(t) = &s.target {
         plain.check(file, &t.base_url, "target.base_url", diags);
         let url = t.base_url.to_string();
-        // An empty URL means its environment variable was missing: already reported.
-        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+        // An empty or broken URL (a missing variable, an unclosed `${`): already reported.
+        if !(url.is_empty()
+            || broken.contains(&t.base_url.loc.offset)
+            || url.starts_with("http://")
+            || url.starts_with("https://"))
+        {
             diags.push(at(
                 t.base_url.loc,
                 format!("target.base_url `{url}` is not an http:// or https:// URL"),
@@ -599,14 +1020,17 @@ fn validate(file: &str, s: &Suite, diags: &mut Vec<Diagnostic>) {
                 org_caps.extend(step.capture.iter().map(|(k, _)| k.name.clone()));
             }
             if let Some(m) = &o.mint {
-                check_mint(file, m, &vars, diags);
+                check_mint(file, m, &vars, broken, diags);
                 org_caps.extend(m.a.iter().map(|(k, _)| k.name.clone()));
                 org_caps.insert("token".into());
             }
-            if let Some(auth) = &o.auth {
+            let no_source = o.mint.is_none() && o.provision.is_empty();
+            if let Some(auth) = &o.auth
+                && !no_source
+            {
                 let scope = Scope { vars: &vars, bare: Some(&org_caps), a: None, b: None };
                 scope.check(file, &auth.value, "orgs.auth.value", diags);
-            } else if !org_caps.contains("token") && !s.checks.is_empty() {
+            } else if o.auth.is_none() && !no_source && !org_caps.contains("token") && !s.checks.is_empty() {
                 diags.push(Diagnostic::file(
                     file,
                     "`orgs` has no `auth`, and no step captures `token` for the default `Authorization: Bearer {{token}}`",
@@ -615,7 +1039,11 @@ fn validate(file: &str, s: &Suite, diags: &mut Vec<Diagnostic>) {
             }
             if let Some(tc) = &o.tenant_claim
                 && tc.value.trim().is_empty() {
-                    diags.push(at(Loc::of(tc), "`tenant_claim` is empty".into(), None));
+                    diags.push(at(
+                        Loc::of(tc),
+                        "`tenant_claim` is empty".into(),
+                        Some("name the JWT claim that carries the tenant, e.g. `org_id`, or remove the key".into()),
+                    ));
                 }
         }
     }
@@ -672,7 +1100,7 @@ fn validate(file: &str, s: &Suite, diags: &mut Vec<Diagnostic>) {
         full.check(file, t, "markers", diags);
     }
     if let Some(a) = &s.attacks {
-        check_attacks(file, a, &vars, diags);
+        check_attacks(file, a, broken, diags);
     }
 
     // Checks.
@@ -684,7 +1112,7 @@ fn validate(file: &str, s: &Suite, diags: &mut Vec<Diagnostic>) {
             diags.push(at(
                 name_loc,
                 "a check needs a name with letters or digits".into(),
-                None,
+                Some("results are identified by the name: write what the check proves, e.g. `brand is invisible to B`".into()),
             ));
         } else if let Some((_, prev)) = seen.iter().find(|(s, _)| *s == sl) {
             diags.push(at(
@@ -725,7 +1153,10 @@ fn validate(file: &str, s: &Suite, diags: &mut Vec<Diagnostic>) {
             diags.push(at(
                 name_loc,
                 "`verify` belongs to a `write` check".into(),
-                None,
+                Some(format!(
+                    "remove `verify`; a `{}` check has fixed rules (see the README)",
+                    if kind.is_empty() { "read" } else { kind }
+                )),
             ));
         }
         if kind == "write" && c.verify.is_none() {
@@ -805,7 +1236,7 @@ fn validate(file: &str, s: &Suite, diags: &mut Vec<Diagnostic>) {
             full.check(file, t, &place, diags);
         }
         if let Some(a) = &c.attacks {
-            check_attacks(file, a, &vars, diags);
+            check_attacks(file, a, broken, diags);
         }
         if let Some(nf) = &c.not_found_status {
             check_not_found(file, nf, diags);
@@ -821,7 +1252,9 @@ fn validate(file: &str, s: &Suite, diags: &mut Vec<Diagnostic>) {
             no_placeholders(file, &p.url, "database.probe.url", diags);
         }
         let url = db.url.to_string();
-        if !(url.starts_with("postgres://")
+        if !(broken.contains(&db.url.loc.offset)
+            || db.url.vars().next().is_some()
+            || url.starts_with("postgres://")
             || url.starts_with("postgresql://")
             || url.contains('='))
         {
@@ -866,36 +1299,35 @@ fn check_step(file: &str, s: &Step, diags: &mut Vec<Diagnostic>) {
 fn check_expect(file: &str, e: &Expect, diags: &mut Vec<Diagnostic>) {
     for (k, _) in e.json.iter() {
         if let Err(msg) = serde_json_path::JsonPath::parse(&k.name) {
+            let hint = if k.name.starts_with('$') {
+                "use RFC 9535 JSONPath such as `$.name` or `$.items[0].id`".to_string()
+            } else {
+                format!("a JSONPath starts with `$`: did you mean `$.{}`?", k.name)
+            };
             diags.push(Diagnostic::at(
                 file,
                 k.loc,
                 format!("`{}` is not a valid JSONPath: {msg}", k.name),
-                Some("use RFC 9535 JSONPath such as `$.name`".into()),
+                Some(hint),
             ));
         }
     }
 }
 
-fn check_attacks(file: &str, a: &Attacks, _vars: &[String], diags: &mut Vec<Diagnostic>) {
+fn check_attacks(file: &str, a: &Attacks, broken: &BTreeSet<usize>, diags: &mut Vec<Diagnostic>) {
+    // Header names of `tenant_override` are checked, with their location, while
+    // deserializing.
     if let Some(Toggle::Configured(tf)) = &a.token_forgery
         && let Some(k) = &tf.sign_with
     {
-        check_key(file, &k.algorithm, k.secret.as_ref(), k.key.as_ref(), diags);
-    }
-    if let Some(Toggle::Configured(to)) = &a.tenant_override {
-        for h in &to.headers {
-            if h.is_empty()
-                || !h
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                diags.push(Diagnostic::file(
-                    file,
-                    format!("`{h}` is not a valid header name"),
-                    None,
-                ));
-            }
-        }
+        check_key(
+            file,
+            &k.algorithm,
+            k.secret.as_ref(),
+            k.key.as_ref(),
+            broken,
+            diags,
+        );
     }
 }
 
@@ -948,6 +1380,7 @@ fn check_key(
     alg: &serde_saphyr::Spanned<String>,
     secret: Option<&Tpl>,
     key: Option<&Tpl>,
+    broken: &BTreeSet<usize>,
     diags: &mut Vec<Diagnostic>,
 ) {
     let loc = Loc::of(alg);
@@ -968,44 +1401,77 @@ fn check_key(
         no_placeholders(file, t, "a key path", diags);
     }
     if a.starts_with("HS") {
-        match secret.and_then(|t| t.as_literal()) {
-            Some(s) if !s.is_empty() => {}
-            _ => diags.push(Diagnostic::at(
+        match secret {
+            None => diags.push(Diagnostic::at(
                 file,
                 loc,
                 format!("{a} needs a `secret`"),
                 Some("add `secret: ${JWT_SECRET}`".into()),
             )),
-        }
-    } else {
-        match key.and_then(|t| t.as_literal()) {
-            Some(p) => {
-                if std::fs::metadata(&p).is_err() {
+            // A missing variable or a placeholder: already reported.
+            Some(t) if broken.contains(&t.loc.offset) => {}
+            Some(t) => {
+                if t.as_literal().is_some_and(|s| s.is_empty()) {
                     diags.push(Diagnostic::at(
                         file,
-                        key.map(|k| k.loc).unwrap_or(loc),
-                        format!("key file `{p}` cannot be read"),
-                        Some("give the path of a PEM private key".into()),
+                        t.loc,
+                        format!("the {a} secret is empty"),
+                        Some("give the signing secret, e.g. `secret: ${JWT_SECRET}` with JWT_SECRET set".into()),
                     ));
                 }
             }
+        }
+    } else {
+        match key {
             None => diags.push(Diagnostic::at(
                 file,
                 loc,
                 format!("{a} needs a `key` (the path of a PEM private key)"),
-                None,
+                Some("add `key: ${JWT_KEY_FILE}` or `key: path/to/private.pem`".into()),
             )),
+            Some(t) if broken.contains(&t.loc.offset) => {}
+            Some(t) => {
+                if let Some(p) = t.as_literal()
+                    && std::fs::metadata(&p).is_err()
+                {
+                    diags.push(Diagnostic::at(
+                        file,
+                        t.loc,
+                        format!("key file `{p}` cannot be read"),
+                        Some("give the path of a PEM private key (a relative path starts where tenantgate runs)".into()),
+                    ));
+                }
+            }
         }
     }
 }
 
-fn check_mint(file: &str, m: &Mint, vars: &[String], diags: &mut Vec<Diagnostic>) {
-    check_key(file, &m.algorithm, m.secret.as_ref(), m.key.as_ref(), diags);
+fn check_mint(
+    file: &str,
+    m: &Mint,
+    vars: &[String],
+    broken: &BTreeSet<usize>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    check_key(
+        file,
+        &m.algorithm,
+        m.secret.as_ref(),
+        m.key.as_ref(),
+        broken,
+        diags,
+    );
     for (which, map) in [("a", &m.a), ("b", &m.b)] {
         if map.get("org_id").is_none() {
+            // Point into the org's mapping when it has a key; an empty one has no span.
+            let loc = map
+                .iter()
+                .next()
+                .map(|(k, _)| k.loc)
+                .unwrap_or(Loc::of(&m.algorithm));
             diags.push(Diagnostic::at(
                 file,
-                Loc::of(&m.algorithm),
+                loc,
                 format!("`mint.{which}` has no `org_id`"),
                 Some(format!(
                     "add `{which}: {{ org_id: \"${{ORG_{}_ID}}\" }}`",
@@ -1018,10 +1484,12 @@ fn check_mint(file: &str, m: &Mint, vars: &[String], diags: &mut Vec<Diagnostic>
         }
     }
     // A claim may use a name only when both orgs define it.
+    // `org_id` counts as given: when one is missing that is reported above.
     let both: BTreeSet<String> =
         m.a.iter()
             .map(|(k, _)| k.name.clone())
             .filter(|n| m.b.get(n).is_some())
+            .chain(["org_id".to_string()])
             .collect();
     let scope = Scope {
         vars,
@@ -1159,8 +1627,15 @@ checks:
         assert!(out.contains("version 2 is not supported"), "{out}");
         let out = errors("version: 1\nname: x\n");
         assert!(out.contains("no checks and no database"), "{out}");
-        let out = errors(&GOOD.replace("capture: { brand_id: $.id,", "capture: { brand_id: $.[,"));
+        let out = errors(&GOOD.replace(
+            "capture: { brand_id: $.id,",
+            "capture: { brand_id: \"$.[\",",
+        ));
         assert!(out.contains("not a valid capture"), "{out}");
+        // Unquoted, `[` inside `{ ... }` is YAML syntax: that is the one problem shown.
+        let out = errors(&GOOD.replace("capture: { brand_id: $.id,", "capture: { brand_id: $.[,"));
+        assert!(out.contains("invalid YAML"), "{out}");
+        assert!(out.contains("quote a value"), "{out}");
     }
 
     #[test]

@@ -369,6 +369,7 @@ impl<'de> Deserialize<'de> for StatusSpec {
             JValue::Seq(v) => v.iter().collect(),
             v => vec![v],
         };
+        let given = !items.is_empty();
         let mut pats = Vec::new();
         for it in items {
             match one(it) {
@@ -380,7 +381,7 @@ impl<'de> Deserialize<'de> for StatusSpec {
                 ),
             }
         }
-        if pats.is_empty() {
+        if !given {
             collect_error(
                 loc,
                 "empty status list".into(),
@@ -414,10 +415,15 @@ impl<'de> Deserialize<'de> for CaptureSpec {
         let s = Spanned::<String>::deserialize(d)?;
         let loc = Loc::of(&s);
         let source = parse_capture(&s.value).unwrap_or_else(|msg| {
+            let hint = if s.value.starts_with('$') {
+                "use RFC 9535 JSONPath such as `$.id` or `$.items[0].id`, `$status`, or `$header.Location`".to_string()
+            } else {
+                format!("a capture starts with `$`: did you mean `$.{}`?", s.value)
+            };
             collect_error(
                 loc,
                 format!("`{}` is not a valid capture: {msg}", s.value),
-                Some("use RFC 9535 JSONPath such as `$.id` or `$.items[0].id`, `$status`, or `$header.Location`".into()),
+                Some(hint),
             );
             CaptureSource::Status
         });
@@ -499,7 +505,7 @@ impl<'de> Deserialize<'de> for MarkerSpec {
             collect_error(
                 loc,
                 format!("a marker is a string or `{{ exclude: VALUE }}`, not {what}"),
-                None,
+                Some("write `markers: [\"text\", { exclude: \"text\" }]`".into()),
             );
             Ok(MarkerSpec::Include(Tpl::literal("")))
         };
@@ -578,12 +584,32 @@ pub struct NoOptions {}
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantOverride {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "header_names")]
     pub headers: Vec<String>,
     #[serde(default)]
     pub query: Vec<String>,
     #[serde(default)]
     pub body: Vec<String>,
+}
+
+/// A list of HTTP header names; a bad one is reported with its location.
+fn header_names<'de, D: de::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let names = Vec::<Spanned<String>>::deserialize(d)?;
+    for n in &names {
+        let h = &n.value;
+        if h.is_empty()
+            || !h
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            collect_error(
+                Loc::of(n),
+                format!("`{h}` is not a valid header name"),
+                Some("a header name is letters, digits, `-` and `_`, e.g. `X-Org-Id`".into()),
+            );
+        }
+    }
+    Ok(names.into_iter().map(|n| n.value).collect())
 }
 
 /// `attacks.token_forgery:` options (extension).
@@ -717,7 +743,14 @@ impl<'de, T: FromScalar> Deserialize<'de> for OneOrMany<T> {
         for it in items {
             match T::from_scalar(it) {
                 Ok(x) => out.push(x),
-                Err(msg) => collect_error(loc, msg, None),
+                Err(msg) => {
+                    let hint = if msg.contains("placeholders") {
+                        "this value is read before any request; use `${ENV_VAR}` instead"
+                    } else {
+                        "write a string, or a list of strings such as `[\"a\", \"b\"]`"
+                    };
+                    collect_error(loc, msg, Some(hint.into()))
+                }
             }
         }
         Ok(OneOrMany(out))

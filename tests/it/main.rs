@@ -2,9 +2,11 @@
 //! Every test here drives real parts: a throwaway PostgreSQL, the reference API on a
 //! real socket, the real `tenantgate` binary.
 
+mod bad_input;
 mod common;
 mod db;
 mod faultproxy;
 mod faults;
+mod fuzz;
 mod gate;
 mod support;
