@@ -842,10 +842,25 @@ fn verdict_rules_on_random_bodies() {
                 if tc.len() != ic.len() {
                     return Err(format!("twin `{twin}` of `{id}` has another length"));
                 }
-                let hex_lower = id
+                // A type prefix (`cus_`, up to 8 letters and `_` or `-`) is kept
+                // verbatim; the rest keeps its character classes.
+                let prefix = id
+                    .find(['_', '-'])
+                    .filter(|&i| {
+                        (1..=8).contains(&i) && id[..i].chars().all(|c| c.is_ascii_alphabetic())
+                    })
+                    .map(|i| i + 1)
+                    .unwrap_or(0);
+                if !twin.starts_with(&id[..prefix]) {
+                    return Err(format!(
+                        "twin `{twin}` of `{id}` lost the prefix `{}`",
+                        &id[..prefix]
+                    ));
+                }
+                let hex_lower = id[prefix..]
                     .chars()
                     .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
-                for (a, t) in ic.iter().zip(&tc) {
+                for (a, t) in ic.iter().zip(&tc).skip(id[..prefix].chars().count()) {
                     let kept = if a.is_ascii_digit() {
                         t.is_ascii_digit()
                     } else if a.is_ascii_lowercase() {
