@@ -754,3 +754,105 @@ async fn a_large_schema_is_read_in_parallel_and_judged_completely() {
     );
     db.drop().await;
 }
+
+/// `tenantgate audit` through the real binary, on a database it has never seen, with no
+/// suite: the exit code, the reports, the skipped role checks and no password anywhere.
+fn audit_cli(args: &[&str], dir: &std::path::Path) -> (i32, String, serde_json::Value, String) {
+    let json = dir.join("audit.json");
+    let junit = dir.join("audit.xml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenantgate"))
+        .arg("audit")
+        .args(args)
+        .arg("--json")
+        .arg(&json)
+        .arg("--junit")
+        .arg(&junit)
+        .env_remove("DATABASE_URL")
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run tenantgate audit");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON report")).unwrap();
+    let junit = std::fs::read_to_string(&junit).expect("JUnit report");
+    (out.status.code().unwrap_or(-1), all, report, junit)
+}
+
+fn ids_with(report: &serde_json::Value, verdict: &str) -> Vec<String> {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["verdict"] == verdict)
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_command_proves_a_sound_database_and_fails_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = TestDb::create("cli").await;
+    db.load(&["sound"]).await;
+    let (url, app_url, app) = (db.url(), db.app_url(), db.role("app_role"));
+    let password = tenantgate::redact::url_password(&url).unwrap();
+    let args = [
+        "--database-url",
+        &url,
+        "--app-role",
+        &app,
+        "--tenant-setting",
+        "app.current_org_id",
+        "--probe-url",
+        &app_url,
+    ];
+    let (code, out, report, junit) = tokio::task::block_in_place(|| audit_cli(&args, dir.path()));
+    assert_eq!(code, 0, "{out}");
+    assert!(ids_with(&report, "fail").is_empty(), "{out}");
+    assert_eq!(
+        junit.matches("<testcase ").count(),
+        report["results"].as_array().unwrap().len()
+    );
+    for text in [&out, &report.to_string(), &junit] {
+        assert!(
+            !text.contains(&password) && !text.contains(&db.app_password),
+            "a password leaked"
+        );
+    }
+
+    // Without --app-role the role checks are skipped, never passed.
+    let (code, out, report, _) =
+        tokio::task::block_in_place(|| audit_cli(&["--database-url", &url], dir.path()));
+    assert_eq!(code, 0, "{out}");
+    let skipped = ids_with(&report, "skip");
+    for rule in [
+        "app_role_superuser",
+        "app_role_bypassrls",
+        "app_role_owner",
+        "app_role_truncate",
+    ] {
+        assert!(
+            skipped.iter().any(|i| i.ends_with(rule)),
+            "{rule} not skipped: {skipped:?}"
+        );
+        assert!(
+            !ids_with(&report, "pass").iter().any(|i| i.ends_with(rule)),
+            "{rule} passed"
+        );
+    }
+
+    // A table added later without RLS is found by its column and fails the gate.
+    db.exec("CREATE TABLE public.forgotten (id int PRIMARY KEY, org_id uuid NOT NULL)")
+        .await;
+    let (code, out, report, _) = tokio::task::block_in_place(|| audit_cli(&args, dir.path()));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        ids_with(&report, "fail").contains(&"public.forgotten.rls_enabled".to_string()),
+        "{out}"
+    );
+    assert!(out.contains("ALTER TABLE"), "the fix is shown:\n{out}");
+    db.drop().await;
+}
