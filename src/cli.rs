@@ -360,6 +360,7 @@ async fn audit_cmd(a: AuditArgs) -> u8 {
             .map(|url| crate::db::ProbeConfig { url, orgs: None }),
     };
     reps.event(&Event::Phase("auditing the database".into()));
+    let notices = crate::db::notices(&cfg);
     let results = crate::db::audit(&cfg, &redactor).await;
     for r in &results {
         reps.event(&Event::Finished(r.clone()));
@@ -371,7 +372,7 @@ async fn audit_cmd(a: AuditArgs) -> u8 {
         exit_code: exit::for_counts(&counts, a.out.deny_warnings, false),
         incomplete: false,
         created: vec![],
-        notices: vec![],
+        notices,
     };
     reps.event(&Event::Ended(summary.clone()));
     finish(&reps, &summary)

@@ -12,9 +12,11 @@
 
 use std::time::Duration;
 
+use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::DbError;
+use super::{DbError, tls};
 
 /// A PostgreSQL object id.
 pub type Oid = u32;
@@ -171,40 +173,44 @@ pub async fn read_only_client(url: &str) -> Result<Client, DbError> {
     Ok(client)
 }
 
-/// Connects without TLS, with a connect timeout, mapping failures to what to do.
+/// Connects as the connection string says, TLS included ([`super::tls`]: libpq's
+/// `sslmode` and `sslrootcert`), with a connect timeout, mapping failures to what to do.
 pub async fn connect(url: &str, what: &'static str) -> Result<Client, DbError> {
-    let lower = url.to_ascii_lowercase();
-    if [
-        "sslmode=require",
-        "sslmode=verify-ca",
-        "sslmode=verify-full",
-    ]
-    .iter()
-    .any(|m| lower.contains(m))
-    {
-        return Err(DbError::TlsRequired { what });
-    }
-    let mut config: tokio_postgres::Config =
-        url.parse()
-            .map_err(|e: tokio_postgres::Error| DbError::BadUrl {
-                what,
-                reason: e.to_string(),
-            })?;
+    let bad_url = |reason: String| DbError::BadUrl { what, reason };
+    let (rest, policy) = tls::split(url).map_err(bad_url)?;
+    let mut config: tokio_postgres::Config = rest
+        .parse()
+        .map_err(|e: tokio_postgres::Error| bad_url(e.to_string()))?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
     }
     if config.get_application_name().is_none() {
         config.application_name("tenantgate");
     }
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|e| DbError::connect(what, &e))?;
-    tokio::spawn(async move {
-        // The error, if any, surfaces on the next query as a closed connection.
-        let _ = connection.await;
+    config.ssl_mode(match policy.mode {
+        tls::SslMode::Disable => SslMode::Disable,
+        tls::SslMode::Prefer => SslMode::Prefer,
+        tls::SslMode::Require | tls::SslMode::VerifyCa | tls::SslMode::VerifyFull => {
+            SslMode::Require
+        }
     });
-    Ok(client)
+    let connected = match tls::client_config(&policy, what)? {
+        None => config.connect(NoTls).await.map(|(client, connection)| {
+            tokio::spawn(connection);
+            client
+        }),
+        Some(rustls_config) => config
+            .connect(MakeRustlsConnect::new(rustls_config))
+            .await
+            .map(|(client, connection)| {
+                tokio::spawn(connection);
+                client
+            }),
+    };
+    // A connection's error, if any, surfaces on the next query as a closed connection.
+    connected.map_err(|e| {
+        tls::classify(what, policy.mode, &e).unwrap_or_else(|| DbError::connect(what, &e))
+    })
 }
 
 /// How many extra connections deparse policies in parallel (`pg_get_expr` opens each

@@ -23,6 +23,7 @@ pub mod catalog;
 pub mod expr;
 pub mod probe;
 pub mod rules;
+pub mod tls;
 
 use std::time::Instant;
 
@@ -129,13 +130,75 @@ pub enum DbError {
         /// The parser's message.
         reason: String,
     },
-    /// The URL demands TLS, which the audit does not speak.
+    /// `sslrootcert` names a file that is not a usable PEM bundle.
     #[error(
-        "the {what} demands TLS (sslmode=require/verify-ca/verify-full), but the database audit connects without TLS: use sslmode=prefer or sslmode=disable, or reach the server through a local tunnel"
+        "the {what}'s sslrootcert `{path}` {reason}: give sslrootcert=PATH to a PEM file of CA certificates"
     )]
-    TlsRequired {
+    RootCert {
         /// Which URL.
         what: &'static str,
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Verification was asked for but nothing is trusted.
+    #[error(
+        "no trusted CA certificate on this system to verify the {what}'s server: give sslrootcert=PATH in the URL (or install the system's CA bundle)"
+    )]
+    NoRoots {
+        /// Which URL.
+        what: &'static str,
+    },
+    /// The URL demands TLS; the server only speaks plain TCP.
+    #[error(
+        "the server does not offer TLS, but the {what} demands it (sslmode={mode}): enable ssl on the server, or use sslmode=prefer to allow a plain connection"
+    )]
+    NoTlsOffered {
+        /// Which URL.
+        what: &'static str,
+        /// The sslmode asked for.
+        mode: &'static str,
+    },
+    /// The server's certificate does not lead to a trusted CA.
+    #[error(
+        "the server's TLS certificate for the {what} is not signed by a trusted CA ({reason}): give sslrootcert=PATH in the URL, the PEM file of the CA that signed it"
+    )]
+    Untrusted {
+        /// Which URL.
+        what: &'static str,
+        /// rustls's reason.
+        reason: String,
+    },
+    /// The certificate is trusted but made out to another host (`verify-full`).
+    #[error(
+        "the server's TLS certificate does not name the host in the {what} ({reason}): connect by a host name the certificate lists, or use sslmode=verify-ca to check the chain only"
+    )]
+    WrongHost {
+        /// Which URL.
+        what: &'static str,
+        /// rustls's reason.
+        reason: String,
+    },
+    /// Any other refusal of the certificate (expired, not yet valid, revoked, ...).
+    #[error(
+        "the server's TLS certificate for the {what} was refused ({reason}): the server needs a valid certificate"
+    )]
+    Certificate {
+        /// Which URL.
+        what: &'static str,
+        /// rustls's reason.
+        reason: String,
+    },
+    /// The TLS handshake failed for another reason.
+    #[error(
+        "the TLS handshake with the {what}'s server failed ({reason}): check the server's TLS settings (ssl, ssl_min_protocol_version)"
+    )]
+    Tls {
+        /// Which URL.
+        what: &'static str,
+        /// rustls's reason.
+        reason: String,
     },
     /// Nothing answered.
     #[error(
@@ -274,11 +337,47 @@ pub async fn audit(cfg: &AuditConfig, redactor: &Redactor) -> Vec<CheckResult> {
     };
     let judged = rules::judge(&cat, &opts, started.elapsed());
     let mut results = judged.results;
+    let unverified = notices(cfg);
+    if !unverified.is_empty() {
+        // Not a finding about isolation, but a person reading the verdicts must know
+        // the connection could have been intercepted; also in every report's notices.
+        let mut r = CheckResult::new(
+            "database.audit",
+            "database",
+            "audit",
+            Layer::Database,
+            Verdict::Pass,
+            "connected over TLS without verifying the server's certificate (sslmode=require without sslrootcert)",
+        );
+        for n in unverified {
+            r = r.with("notice", n);
+        }
+        results.push(r);
+    }
     if let Some(p) = &cfg.probe {
         results.extend(probe::run(p, &judged.tenant_tables, setting.as_deref()).await);
     }
     redact_all(&mut results, redactor);
     results
+}
+
+/// Notes for every report about the connections' TLS: one per URL that demands TLS
+/// but does not verify the server's certificate (`sslmode=require` without
+/// `sslrootcert`). Decided by the URLs alone, so callers can add them to the run's
+/// notices.
+pub fn notices(cfg: &AuditConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    let urls = std::iter::once((&cfg.url, "database URL"))
+        .chain(cfg.probe.as_ref().map(|p| (&p.url, "probe URL")));
+    for (url, what) in urls {
+        if let Some(n) = tls::TlsPolicy::of(url)
+            .ok()
+            .and_then(|p| p.unverified_notice(what))
+        {
+            out.push(n);
+        }
+    }
+    out
 }
 
 /// The one Error result for something that could not be decided.

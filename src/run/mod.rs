@@ -431,6 +431,7 @@ pub async fn run_suite(
         if !cancel.is_cancelled() {
             em.phase("auditing the database");
             let cfg = audit_config(db, probe_orgs, redactor);
+            notices.extend(crate::db::notices(&cfg));
             let filter = opts.filter.as_deref().map(str::to_ascii_lowercase);
             for r in crate::db::audit(&cfg, redactor).await {
                 let keep = filter.as_deref().is_none_or(|f| {

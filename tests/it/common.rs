@@ -46,7 +46,7 @@ pub fn cluster() -> &'static Cluster {
 
 /// Statics are never dropped, so the cluster would outlive the test binary: a detached
 /// shell waits for this process to exit, then stops the cluster and removes its files.
-fn stop_at_exit(admin_url: &str) {
+pub fn stop_at_exit(admin_url: &str) {
     let data_dir = std::thread::spawn({
         let url = admin_url.to_string();
         move || {

@@ -5,6 +5,7 @@
 mod bad_input;
 mod common;
 mod db;
+mod dbtls;
 mod faultproxy;
 mod faults;
 mod fuzz;

@@ -88,6 +88,17 @@ pub fn random_hex(bytes: usize) -> String {
 impl TempPostgres {
     /// Creates and starts a new cluster. Takes a few seconds.
     pub fn start() -> Result<TempPostgres, PgError> {
+        TempPostgres::start_inner(None)
+    }
+
+    /// Like [`TempPostgres::start`], with TLS on (`ssl=on`) serving the PEM certificate
+    /// `cert` and its private key `key`. Both are copied into the cluster's directory:
+    /// the server refuses a key not owned by its OS user or readable by others.
+    pub fn start_with_tls(cert: &Path, key: &Path) -> Result<TempPostgres, PgError> {
+        TempPostgres::start_inner(Some((cert, key)))
+    }
+
+    fn start_inner(tls: Option<(&Path, &Path)>) -> Result<TempPostgres, PgError> {
         let bindir = find_bindir().ok_or_else(|| {
             PgError(
                 "PostgreSQL server binaries (initdb, pg_ctl) not found: install PostgreSQL \
@@ -115,6 +126,37 @@ impl TempPostgres {
             if !status.success() {
                 return Err(PgError(format!("chown {user} {} failed", pg.dir.display())));
             }
+        }
+        let mut tls_opts = String::new();
+        if let Some((cert, key)) = tls {
+            let (cert_to, key_to) = (pg.dir.join("server.crt"), pg.dir.join("server.key"));
+            for (from, to) in [(cert, &cert_to), (key, &key_to)] {
+                std::fs::copy(from, to).map_err(|e| {
+                    PgError(format!(
+                        "cannot copy {} to {}: {e}",
+                        from.display(),
+                        to.display()
+                    ))
+                })?;
+            }
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&key_to, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| PgError(format!("chmod {}: {e}", key_to.display())))?;
+            }
+            if let Some(user) = &pg.run_as {
+                let _ = Command::new("chown")
+                    .arg(user)
+                    .arg(&cert_to)
+                    .arg(&key_to)
+                    .status();
+            }
+            tls_opts = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert_to.display(),
+                key_to.display()
+            );
         }
         let pwfile = pg.dir.join("pwfile");
         std::fs::write(&pwfile, &pg.password)
@@ -148,7 +190,7 @@ impl TempPostgres {
             pg.port = free_port()?;
             let opts = format!(
                 "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c synchronous_commit=off \
-                 -c full_page_writes=off -c max_connections=200",
+                 -c full_page_writes=off -c max_connections=200{tls_opts}",
                 pg.port,
                 pg.dir.display()
             );
