@@ -148,7 +148,14 @@ struct Sender<'a> {
     retries: AtomicU32,
 }
 
-impl Sender<'_> {
+impl<'a> Sender<'a> {
+    fn new(ctx: &'a Ctx) -> Self {
+        Sender {
+            ctx,
+            retries: AtomicU32::new(0),
+        }
+    }
+
     /// Sends; a transport error (after the configured retries) becomes an error decision.
     async fn send(&self, p: &Prepared, what: &str) -> Result<Resp, Decision> {
         let mut attempt = 0;
@@ -436,10 +443,7 @@ fn all(ctx: &Ctx, plan: &CheckPlan, d: Decision, start: Instant) -> Vec<CheckRes
 }
 
 async fn control_2xx(ctx: &Ctx, req: &Request, what: &str) -> Result<Resp, Decision> {
-    let s = Sender {
-        ctx,
-        retries: AtomicU32::new(0),
-    };
+    let s = Sender::new(ctx);
     let p = ctx.prepare(req, Identity::A, None, None)?;
     let r = s.send(&p, "control as A").await?;
     if !r.is_success() {
@@ -472,19 +476,12 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
         );
         return all(ctx, plan, d, start);
     }
-    let ids: Vec<String> = twins
-        .pairs()
-        .into_iter()
-        .flat_map(|(a, t)| [a, t])
-        .collect();
+    let ids: Vec<String> = twins.ids();
     let mut base_status: Option<u16> = None;
     let mut out = Vec::new();
     for v in &plan.variants {
         let vstart = Instant::now();
-        let s = Sender {
-            ctx,
-            retries: AtomicU32::new(0),
-        };
+        let s = Sender::new(ctx);
         if let Some(d) = interrupted(ctx) {
             out.push(ctx.result(plan, v, d, vstart, 0));
             continue;
@@ -620,10 +617,7 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
     let mut base_status: Option<u16> = None;
     for v in &plan.variants {
         let vstart = Instant::now();
-        let s = Sender {
-            ctx,
-            retries: AtomicU32::new(0),
-        };
+        let s = Sender::new(ctx);
         if let Some(d) = interrupted(ctx) {
             out.push(ctx.result(plan, v, d, vstart, 0));
             continue;
@@ -682,21 +676,14 @@ async fn write(ctx: &Ctx, plan: &CheckPlan, req: &Request, verify: &Request) -> 
         );
         return all(ctx, plan, d, start);
     }
-    let ids: Vec<String> = twins
-        .pairs()
-        .into_iter()
-        .flat_map(|(a, t)| [a, t])
-        .collect();
+    let ids: Vec<String> = twins.ids();
     let mut out = Vec::new();
     // Set once a variant's write was accepted: A's resource may be gone or changed, so
     // later variants cannot be judged against it (the check has already failed).
     let mut damaged: Option<String> = None;
     for v in &plan.variants {
         let vstart = Instant::now();
-        let s = Sender {
-            ctx,
-            retries: AtomicU32::new(0),
-        };
+        let s = Sender::new(ctx);
         if let Some(d) = interrupted(ctx) {
             out.push(ctx.result(plan, v, d, vstart, 0));
             continue;
@@ -775,10 +762,7 @@ async fn request(ctx: &Ctx, plan: &CheckPlan, i: usize) -> Vec<CheckResult> {
     let start = Instant::now();
     let c = &ctx.loaded.suite.checks[i];
     let req = &c.request.as_ref().expect("planned as request").value;
-    let s = Sender {
-        ctx,
-        retries: AtomicU32::new(0),
-    };
+    let s = Sender::new(ctx);
     let lookup = ctx.values.lookup(None, None, None);
     let d = async {
         if let Some(control) = &c.control {
@@ -851,10 +835,7 @@ async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult
     let mut out = Vec::new();
     for v in &plan.variants {
         let vstart = Instant::now();
-        let s = Sender {
-            ctx,
-            retries: AtomicU32::new(0),
-        };
+        let s = Sender::new(ctx);
         if let Some(d) = interrupted(ctx) {
             out.push(ctx.result(plan, v, d, vstart, 0));
             continue;

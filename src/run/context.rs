@@ -78,6 +78,12 @@ impl Twins {
             .clone()
     }
 
+    /// Every original and twin handed out, as one list (masked before bodies are
+    /// compared).
+    pub fn ids(&self) -> Vec<String> {
+        self.pairs().into_iter().flat_map(|(a, t)| [a, t]).collect()
+    }
+
     /// Every (original, twin) pair handed out.
     pub fn pairs(&self) -> Vec<(String, String)> {
         self.map
