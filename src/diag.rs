@@ -135,22 +135,8 @@ pub fn render_all(diags: &[Diagnostic], source: Option<&str>, redactor: &Redacto
     out
 }
 
-/// The edit distance between two strings (for "did you mean").
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-/// The candidate closest to `word`, if it is close enough to be a plausible typo.
+/// The candidate closest to `word` (Levenshtein distance, ignoring ASCII case), if it
+/// is close enough to be a plausible typo.
 pub fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
@@ -160,7 +146,7 @@ pub fn did_you_mean<'a>(
         .into_iter()
         .map(|c| {
             (
-                edit_distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()),
+                strsim::levenshtein(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()),
                 c,
             )
         })

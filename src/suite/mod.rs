@@ -1,10 +1,13 @@
 //! The suite (parse stage): the v1 model ([`model`]), template strings ([`template`]),
-//! and loading with validation ([`load`]) that reports every problem with its file,
-//! line and column before anything is sent.
+//! and loading ([`load`]: reading and orchestration; [`yaml_error`]: YAML errors in the
+//! suite's words; [`validate`]: the rules the types cannot express), which reports every
+//! problem with its file, line and column before anything is sent.
 
 pub mod load;
 pub mod model;
 pub mod template;
+pub mod validate;
+mod yaml_error;
 
 pub use load::{LoadError, Loaded, load_file, load_str};
 pub use model::Suite;

@@ -431,20 +431,41 @@ impl<'de> Deserialize<'de> for CaptureSpec {
     }
 }
 
+/// A value of the suite that has its own syntax and is wrong: the message of its
+/// diagnostic (the location and the hint are added where it is found).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("`{0}` does not start with a whole number")]
+    DurationNoNumber(String),
+    #[error("`{0}` has no unit")]
+    DurationNoUnit(String),
+    #[error("`{0}` is not a unit")]
+    DurationBadUnit(String),
+    #[error("no header name")]
+    CaptureNoHeader,
+    /// The JSONPath parser's own message.
+    #[error("{0}")]
+    CaptureJsonPath(String),
+    #[error("expected a string, found {0}")]
+    NotAString(String),
+    #[error("`{0}`: placeholders are not allowed here")]
+    Placeholder(String),
+}
+
 /// Parses a capture source: `$status`, `$header.NAME`, or a JSONPath.
-pub fn parse_capture(s: &str) -> Result<CaptureSource, String> {
+pub fn parse_capture(s: &str) -> Result<CaptureSource, ValueError> {
     if s == "$status" {
         return Ok(CaptureSource::Status);
     }
     if let Some(h) = s.strip_prefix("$header.") {
         if h.is_empty() {
-            return Err("no header name".into());
+            return Err(ValueError::CaptureNoHeader);
         }
         return Ok(CaptureSource::Header(h.to_string()));
     }
     serde_json_path::JsonPath::parse(s)
         .map(|p| CaptureSource::Path(Box::new(p), s.to_string()))
-        .map_err(|e| e.to_string())
+        .map_err(|e| ValueError::CaptureJsonPath(e.to_string()))
 }
 
 /// A check, as written; exactly one of `read`, `list`, `write`, `request` is set
@@ -654,23 +675,32 @@ pub struct Probe {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Dur(pub Duration);
 
-/// Parses `500ms`, `10s`, `2m`, `1h` (a whole number and a unit).
+/// Parses `500ms`, `10s`, `2m`, `1h` (a whole number and a unit). Returns the message
+/// as a `String` because the command line's value parsers (outside the suite layer)
+/// call it that way; [`Dur::parse`] is the typed form.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` does not start with a whole number"))?;
-    let d = match unit.trim() {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
-        "" => return Err(format!("`{s}` has no unit")),
-        u => return Err(format!("`{u}` is not a unit")),
-    };
-    Ok(d)
+    Dur::parse(s).map_err(|e| e.to_string())
+}
+
+impl Dur {
+    /// Parses `500ms`, `10s`, `2m`, `1h` (a whole number and a unit).
+    pub fn parse(s: &str) -> Result<Duration, ValueError> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| ValueError::DurationNoNumber(s.to_string()))?;
+        let d = match unit.trim() {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.saturating_mul(60)),
+            "h" => Duration::from_secs(n.saturating_mul(3600)),
+            "" => return Err(ValueError::DurationNoUnit(s.to_string())),
+            u => return Err(ValueError::DurationBadUnit(u.to_string())),
+        };
+        Ok(d)
+    }
 }
 
 impl<'de> Deserialize<'de> for Dur {
@@ -681,7 +711,7 @@ impl<'de> Deserialize<'de> for Dur {
             JValue::Str(t) => t.as_literal().unwrap_or_default(),
             other => other.describe(),
         };
-        match parse_duration(&text) {
+        match Dur::parse(&text) {
             Ok(d) => Ok(Dur(d)),
             Err(msg) => {
                 collect_error(
@@ -707,26 +737,26 @@ impl<T> Default for OneOrMany<T> {
 
 /// A type a scalar of the suite can be converted into (for [`OneOrMany`]).
 pub trait FromScalar: Sized {
-    fn from_scalar(v: JValue) -> Result<Self, String>;
+    fn from_scalar(v: JValue) -> Result<Self, ValueError>;
 }
 
 impl FromScalar for Tpl {
-    fn from_scalar(v: JValue) -> Result<Self, String> {
+    fn from_scalar(v: JValue) -> Result<Self, ValueError> {
         match v {
             JValue::Str(t) => Ok(t),
             JValue::Int(n) => Ok(Tpl::literal(n.to_string())),
-            other => Err(format!("expected a string, found {}", other.describe())),
+            other => Err(ValueError::NotAString(other.describe())),
         }
     }
 }
 
 impl FromScalar for String {
-    fn from_scalar(v: JValue) -> Result<Self, String> {
+    fn from_scalar(v: JValue) -> Result<Self, ValueError> {
         match v {
             JValue::Str(t) => t
                 .as_literal()
-                .ok_or_else(|| format!("`{t}`: placeholders are not allowed here")),
-            other => Err(format!("expected a string, found {}", other.describe())),
+                .ok_or_else(|| ValueError::Placeholder(t.to_string())),
+            other => Err(ValueError::NotAString(other.describe())),
         }
     }
 }
@@ -743,13 +773,13 @@ impl<'de, T: FromScalar> Deserialize<'de> for OneOrMany<T> {
         for it in items {
             match T::from_scalar(it) {
                 Ok(x) => out.push(x),
-                Err(msg) => {
-                    let hint = if msg.contains("placeholders") {
+                Err(e) => {
+                    let hint = if matches!(e, ValueError::Placeholder(_)) {
                         "this value is read before any request; use `${ENV_VAR}` instead"
                     } else {
                         "write a string, or a list of strings such as `[\"a\", \"b\"]`"
                     };
-                    collect_error(loc, msg, Some(hint.into()))
+                    collect_error(loc, e.to_string(), Some(hint.into()))
                 }
             }
         }

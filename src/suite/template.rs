@@ -72,6 +72,14 @@ pub struct TplError {
     pub hint: Option<String>,
 }
 
+/// A template that cannot be filled in.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// A placeholder whose name has no value where the template is used.
+    #[error("`{{{{{0}}}}}` has no value here")]
+    NoValue(String),
+}
+
 /// Reads an environment variable while loading.
 pub(crate) type EnvFn = Box<dyn Fn(&str) -> Option<String>>;
 
@@ -206,7 +214,7 @@ impl Tpl {
                 rest = &r[end + 1..];
                 match resolve_env(inner) {
                     Ok(v) => lit.push_str(&v),
-                    Err((message, hint)) => errors.push(err(message, hint)),
+                    Err(e) => errors.push(err(e.to_string(), Some(e.hint()))),
                 }
             } else if let Some(r) = rest.strip_prefix("{{") {
                 let Some(end) = r.find("}}") else {
@@ -272,14 +280,25 @@ impl Tpl {
 
     /// Fills the placeholders; `lookup` returns `None` for an unknown name (an error,
     /// though load-time validation makes it unreachable for suites that loaded).
+    ///
+    /// The error is a `String` because the runner, outside the suite layer, composes it
+    /// into its own messages that way; [`Tpl::try_render`] is the typed form.
     pub fn render(&self, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+        self.try_render(lookup).map_err(|e| e.to_string())
+    }
+
+    /// [`Tpl::render`] with a typed error.
+    pub fn try_render(
+        &self,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<String, RenderError> {
         let mut s = String::new();
         for p in &self.parts {
             match p {
                 Part::Lit(l) => s.push_str(l),
                 Part::Var(v) => match lookup(v) {
                     Some(val) => s.push_str(&val),
-                    None => return Err(format!("`{{{{{v}}}}}` has no value here")),
+                    None => return Err(RenderError::NoValue(v.clone())),
                 },
             }
         }
@@ -300,17 +319,39 @@ impl fmt::Display for Tpl {
     }
 }
 
+/// A `${...}` reference that cannot be resolved.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+enum EnvError {
+    #[error("`${{{0}}}` is not a valid environment reference")]
+    Invalid(String),
+    #[error("environment variable `{0}` is not set")]
+    Unset(String),
+    /// `${NAME:?message}`: the suite's own message.
+    #[error("environment variable `{name}` is not set: {message}")]
+    Required { name: String, message: String },
+}
+
+impl EnvError {
+    /// What to do about it.
+    fn hint(&self) -> String {
+        match self {
+            EnvError::Invalid(_) => {
+                "write `${NAME}`, `${NAME:-default}` or `${NAME:?message}`".into()
+            }
+            EnvError::Unset(name) => format!("set it, or give a default: `${{{name}:-value}}`"),
+            EnvError::Required { name, .. } => format!("set `{name}` before running the suite"),
+        }
+    }
+}
+
 /// Resolves the inside of `${...}`: `VAR`, `VAR:-default`, `VAR-default`, `VAR:?message`.
-fn resolve_env(inner: &str) -> Result<String, (String, Option<String>)> {
+fn resolve_env(inner: &str) -> Result<String, EnvError> {
     let (name, op) = match inner.find([':', '-', '?']) {
         Some(i) => (&inner[..i], Some(&inner[i..])),
         None => (inner, None),
     };
     if !valid_var_name(name) {
-        return Err((
-            format!("`${{{inner}}}` is not a valid environment reference"),
-            Some("write `${NAME}`, `${NAME:-default}` or `${NAME:?message}`".into()),
-        ));
+        return Err(EnvError::Invalid(inner.to_string()));
     }
     let value = lookup_env(name);
     let got = |v: String| {
@@ -320,10 +361,7 @@ fn resolve_env(inner: &str) -> Result<String, (String, Option<String>)> {
     match op {
         None => match value {
             Some(v) => got(v),
-            None => Err((
-                format!("environment variable `{name}` is not set"),
-                Some(format!("set it, or give a default: `${{{name}:-value}}`")),
-            )),
+            None => Err(EnvError::Unset(name.to_string())),
         },
         Some(op) if op.starts_with(":-") => match value.filter(|v| !v.is_empty()) {
             Some(v) => got(v),
@@ -336,19 +374,16 @@ fn resolve_env(inner: &str) -> Result<String, (String, Option<String>)> {
         Some(op) if op.starts_with(":?") || op.starts_with('?') => {
             match value.filter(|v| !v.is_empty() || !op.starts_with(':')) {
                 Some(v) => got(v),
-                None => {
-                    let msg = op.trim_start_matches(':').trim_start_matches('?');
-                    Err((
-                        format!("environment variable `{name}` is not set: {msg}"),
-                        Some(format!("set `{name}` before running the suite")),
-                    ))
-                }
+                None => Err(EnvError::Required {
+                    name: name.to_string(),
+                    message: op
+                        .trim_start_matches(':')
+                        .trim_start_matches('?')
+                        .to_string(),
+                }),
             }
         }
-        Some(_) => Err((
-            format!("`${{{inner}}}` is not a valid environment reference"),
-            Some("write `${NAME}`, `${NAME:-default}` or `${NAME:?message}`".into()),
-        )),
+        Some(_) => Err(EnvError::Invalid(inner.to_string())),
     }
 }
 

@@ -4,10 +4,11 @@
 //! print exactly what the fixture's `.expected` snapshot holds.
 //!
 //! The snapshots are what a person reads when a suite is wrong: review them as text.
-//! After an intended change of wording, rewrite them and review the diff:
+//! They are compared with snapbox (a failure shows the diff); after an intended change
+//! of wording, rewrite them and review the diff:
 //!
 //! ```text
-//! UPDATE_SNAPSHOTS=1 cargo test --test it bad_input
+//! SNAPSHOTS=overwrite cargo test --test it bad_input
 //! git diff fixtures/bad-suites
 //! ```
 //!
@@ -205,7 +206,11 @@ fn displayed(line: &str) -> String {
 
 #[test]
 fn every_bad_suite_is_refused_with_its_snapshot() {
-    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1");
+    // `SNAPSHOTS=overwrite` rewrites the snapshots; compared raw (no wildcards, no path
+    // rewriting: a diagnostic's `...` and paths are part of what is pinned).
+    let snapshots = snapbox::Assert::new()
+        .action_env("SNAPSHOTS")
+        .normalize_paths(false);
     let all = fixtures();
     assert!(all.len() >= 60, "only {} fixtures", all.len());
     let mut failures = Vec::new();
@@ -217,21 +222,12 @@ fn every_bad_suite_is_refused_with_its_snapshot() {
             failures.push(format!("{path}: {p}"));
         }
         let snap = f.with_extension("expected");
-        if update {
-            std::fs::write(&snap, &v.stderr).unwrap();
-            continue;
-        }
-        match std::fs::read_to_string(&snap) {
-            Ok(want) if want == v.stderr => {}
-            Ok(want) => failures.push(format!(
-                "{path}: stderr differs from {}\n--- expected\n{want}--- got\n{}",
-                shown(&snap),
-                v.stderr
-            )),
-            Err(_) => failures.push(format!(
-                "{path}: no snapshot {} (run with UPDATE_SNAPSHOTS=1 and review it)",
+        let expected = snapbox::Data::read_from(&snap, None).raw();
+        if let Err(e) = snapshots.try_eq(Some(&path), snapbox::Data::text(v.stderr), expected) {
+            failures.push(format!(
+                "{path}: stderr differs from {} (review, then `SNAPSHOTS=overwrite`)\n{e}",
                 shown(&snap)
-            )),
+            ));
         }
     }
     // A snapshot left behind by a renamed or deleted fixture would mislead a reader.
