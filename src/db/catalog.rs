@@ -16,7 +16,8 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{DbError, tls};
+use super::error::DbError;
+use super::tls;
 
 /// A PostgreSQL object id.
 pub type Oid = u32;
@@ -177,7 +178,7 @@ pub async fn read_only_client(url: &str) -> Result<Client, DbError> {
 /// `sslmode` and `sslrootcert`), with a connect timeout, mapping failures to what to do.
 pub async fn connect(url: &str, what: &'static str) -> Result<Client, DbError> {
     let bad_url = |reason: String| DbError::BadUrl { what, reason };
-    let (rest, policy) = tls::split(url).map_err(bad_url)?;
+    let (rest, policy) = tls::split(url).map_err(|e| bad_url(e.to_string()))?;
     let mut config: tokio_postgres::Config = rest
         .parse()
         .map_err(|e: tokio_postgres::Error| bad_url(e.to_string()))?;
