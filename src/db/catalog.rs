@@ -16,7 +16,8 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls, Row};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{DbError, tls};
+use super::error::DbError;
+use super::tls;
 
 /// A PostgreSQL object id.
 pub type Oid = u32;
@@ -177,7 +178,7 @@ pub async fn read_only_client(url: &str) -> Result<Client, DbError> {
 /// `sslmode` and `sslrootcert`), with a connect timeout, mapping failures to what to do.
 pub async fn connect(url: &str, what: &'static str) -> Result<Client, DbError> {
     let bad_url = |reason: String| DbError::BadUrl { what, reason };
-    let (rest, policy) = tls::split(url).map_err(bad_url)?;
+    let (rest, policy) = tls::split(url).map_err(|e| bad_url(e.to_string()))?;
     let mut config: tokio_postgres::Config = rest
         .parse()
         .map_err(|e: tokio_postgres::Error| bad_url(e.to_string()))?;
@@ -385,98 +386,43 @@ async fn load_in_tx(
         client.query(members_sql, &[]),
     )
     .map_err(|e| DbError::query("roles", &e))?;
-    let roles: Vec<RoleRow> = roles
-        .iter()
-        .map(|r| {
-            Ok(RoleRow {
-                oid: r.try_get(0).map_err(decode)?,
-                name: r.try_get(1).map_err(decode)?,
-                superuser: r.try_get(2).map_err(decode)?,
-                bypassrls: r.try_get(3).map_err(decode)?,
-                inherit: r.try_get(4).map_err(decode)?,
-            })
+    let roles: Vec<RoleRow> = decode_all(&roles, |r| {
+        Ok(RoleRow {
+            oid: r.try_get(0)?,
+            name: r.try_get(1)?,
+            superuser: r.try_get(2)?,
+            bypassrls: r.try_get(3)?,
+            inherit: r.try_get(4)?,
         })
-        .collect::<Result<_, DbError>>()?;
-    let members = members
-        .iter()
-        .map(|r| {
-            Ok(MemberRow {
-                role: r.try_get(0).map_err(decode)?,
-                member: r.try_get(1).map_err(decode)?,
-                inherit: r.try_get(2).map_err(decode)?,
-                set: r.try_get(3).map_err(decode)?,
-            })
+    })?;
+    let members = decode_all(&members, |r| {
+        Ok(MemberRow {
+            role: r.try_get(0)?,
+            member: r.try_get(1)?,
+            inherit: r.try_get(2)?,
+            set: r.try_get(3)?,
         })
-        .collect::<Result<_, DbError>>()?;
+    })?;
     let app: Option<Oid> =
         app_role.and_then(|name| roles.iter().find(|r| r.name == name).map(|r| r.oid));
 
     // Round trip 2: everything else, pipelined.
-    let schemas_sql = format!(
-        "SELECT n.nspname::text, CASE WHEN $1::oid IS NULL THEN NULL \
-           ELSE has_schema_privilege($1::oid, n.oid, 'USAGE') END \
-         FROM pg_namespace n WHERE {USER_SCHEMA}"
-    );
-    let relations_sql = format!(
-        "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relrowsecurity, \
-           c.relforcerowsecurity, c.relowner, i.inhparent, \
-           coalesce(c.reloptions::text[], '{{}}'::text[]), \
-           CASE WHEN $1::oid IS NULL THEN NULL ELSE ARRAY[ \
-             has_any_column_privilege($1::oid, c.oid, 'SELECT'), \
-             has_any_column_privilege($1::oid, c.oid, 'INSERT'), \
-             has_any_column_privilege($1::oid, c.oid, 'UPDATE'), \
-             has_table_privilege($1::oid, c.oid, 'DELETE'), \
-             has_table_privilege($1::oid, c.oid, 'TRUNCATE')] END \
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND c.relispartition \
-         WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {USER_SCHEMA}"
-    );
-    // Filtered to known relations in Rust: cheaper than joining pg_class here.
-    let columns_sql = "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod) \
-         FROM pg_attribute a \
-         WHERE a.attname = ANY($1::text[]::name[]) AND a.attnum > 0 AND NOT a.attisdropped";
-    let deps_sql = format!(
-        "SELECT DISTINCT r.ev_class, d.refobjid FROM pg_rewrite r \
-         JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid \
-           AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class \
-         JOIN pg_class v ON v.oid = r.ev_class JOIN pg_namespace n ON n.oid = v.relnamespace \
-         WHERE v.relkind IN ('v', 'm') AND {USER_SCHEMA}"
-    );
-    // Only unique indexes that contain none of the tenant columns (usually none).
-    let indexes_sql = format!(
-        "SELECT x.indrelid, ic.relname::text, \
-           ARRAY(SELECT a.attname::text FROM unnest(x.indkey::int2[]) WITH ORDINALITY k(n, o) \
-                 JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.n ORDER BY k.o), \
-           CASE WHEN x.indexprs IS NOT NULL THEN pg_get_indexdef(x.indexrelid) END \
-         FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid \
-         JOIN pg_class c ON c.oid = x.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE x.indisunique AND NOT x.indisprimary AND {USER_SCHEMA} \
-           AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = x.indrelid \
-                 AND a.attnum = ANY(x.indkey::int2[]) AND a.attname = ANY($1::text[]::name[]))"
-    );
-    let functions_sql = format!(
-        "SELECT n.nspname::text, p.proname::text, oidvectortypes(p.proargtypes), p.proowner, \
-           CASE WHEN $1::oid IS NULL THEN (p.proacl IS NULL OR EXISTS ( \
-               SELECT 1 FROM aclexplode(p.proacl) x \
-               WHERE x.grantee = 0 AND x.privilege_type = 'EXECUTE')) \
-             ELSE has_function_privilege($1::oid, p.oid, 'EXECUTE') END \
-         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
-         WHERE p.prosecdef AND {USER_SCHEMA} AND NOT EXISTS ( \
-           SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass \
-             AND d.objid = p.oid AND d.deptype = 'e')"
-    );
-    let setting_fns_sql = format!(
-        "SELECT p.proname::text, p.prosrc FROM pg_proc p \
-         JOIN pg_namespace n ON n.oid = p.pronamespace \
-         WHERE p.prosrc ILIKE '%current\\_setting%' AND {USER_SCHEMA}"
-    );
+    let Queries {
+        schemas_sql,
+        relations_sql,
+        columns_sql,
+        deps_sql,
+        indexes_sql,
+        functions_sql,
+        setting_fns_sql,
+    } = Queries::new();
     let cols: Vec<String> = tenant_columns.to_vec();
     let app_param: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&app];
     let cols_param: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&cols];
     let (schemas, relations, columns, deps, indexes, functions, setting_fns) = tokio::try_join!(
         q(client, "schemas", &schemas_sql, &app_param),
         q(client, "relations", &relations_sql, &app_param),
-        q(client, "tenant columns", columns_sql, &cols_param),
+        q(client, "tenant columns", &columns_sql, &cols_param),
         q(client, "view dependencies", &deps_sql, &[]),
         q(client, "unique indexes", &indexes_sql, &cols_param),
         q(client, "definer functions", &functions_sql, &app_param),
@@ -505,60 +451,128 @@ async fn load_in_tx(
         roles,
         members,
         app_role: app,
-        schemas: schemas
-            .iter()
-            .map(|r| {
-                Ok(SchemaRow {
-                    name: r.try_get(0).map_err(decode)?,
-                    app_usage: r.try_get(1).map_err(decode)?,
-                })
+        schemas: decode_all(&schemas, |r| {
+            Ok(SchemaRow {
+                name: r.try_get(0)?,
+                app_usage: r.try_get(1)?,
             })
-            .collect::<Result<_, DbError>>()?,
+        })?,
         relations,
         tenant_columns,
         policies: Vec::new(),
-        deps: deps
-            .iter()
-            .map(|r| {
-                Ok(DepRow {
-                    view: r.try_get(0).map_err(decode)?,
-                    relation: r.try_get(1).map_err(decode)?,
-                })
+        deps: decode_all(&deps, |r| {
+            Ok(DepRow {
+                view: r.try_get(0)?,
+                relation: r.try_get(1)?,
             })
-            .collect::<Result<_, DbError>>()?,
-        unique_indexes: indexes
-            .iter()
-            .map(|r| {
-                Ok(IndexRow {
-                    rel: r.try_get(0).map_err(decode)?,
-                    name: r.try_get(1).map_err(decode)?,
-                    columns: r.try_get(2).map_err(decode)?,
-                    expression: r.try_get(3).map_err(decode)?,
-                })
+        })?,
+        unique_indexes: decode_all(&indexes, |r| {
+            Ok(IndexRow {
+                rel: r.try_get(0)?,
+                name: r.try_get(1)?,
+                columns: r.try_get(2)?,
+                expression: r.try_get(3)?,
             })
-            .collect::<Result<_, DbError>>()?,
-        definer_functions: functions
-            .iter()
-            .map(|r| {
-                Ok(FuncRow {
-                    schema: r.try_get(0).map_err(decode)?,
-                    name: r.try_get(1).map_err(decode)?,
-                    args: r.try_get(2).map_err(decode)?,
-                    owner: r.try_get(3).map_err(decode)?,
-                    executable: r.try_get(4).map_err(decode)?,
-                })
+        })?,
+        definer_functions: decode_all(&functions, |r| {
+            Ok(FuncRow {
+                schema: r.try_get(0)?,
+                name: r.try_get(1)?,
+                args: r.try_get(2)?,
+                owner: r.try_get(3)?,
+                executable: r.try_get(4)?,
             })
-            .collect::<Result<_, DbError>>()?,
-        setting_functions: setting_fns
-            .iter()
-            .map(|r| {
-                Ok(SettingFnRow {
-                    name: r.try_get(0).map_err(decode)?,
-                    source: r.try_get(1).map_err(decode)?,
-                })
+        })?,
+        setting_functions: decode_all(&setting_fns, |r| {
+            Ok(SettingFnRow {
+                name: r.try_get(0)?,
+                source: r.try_get(1)?,
             })
-            .collect::<Result<_, DbError>>()?,
+        })?,
     })
+}
+
+/// The snapshot's set-based queries (`$1` is the app role's oid or the tenant columns).
+struct Queries {
+    schemas_sql: String,
+    relations_sql: String,
+    columns_sql: String,
+    deps_sql: String,
+    indexes_sql: String,
+    functions_sql: String,
+    setting_fns_sql: String,
+}
+
+impl Queries {
+    fn new() -> Queries {
+        let schemas_sql = format!(
+            "SELECT n.nspname::text, CASE WHEN $1::oid IS NULL THEN NULL \
+               ELSE has_schema_privilege($1::oid, n.oid, 'USAGE') END \
+             FROM pg_namespace n WHERE {USER_SCHEMA}"
+        );
+        let relations_sql = format!(
+            "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind::text, c.relrowsecurity, \
+               c.relforcerowsecurity, c.relowner, i.inhparent, \
+               coalesce(c.reloptions::text[], '{{}}'::text[]), \
+               CASE WHEN $1::oid IS NULL THEN NULL ELSE ARRAY[ \
+                 has_any_column_privilege($1::oid, c.oid, 'SELECT'), \
+                 has_any_column_privilege($1::oid, c.oid, 'INSERT'), \
+                 has_any_column_privilege($1::oid, c.oid, 'UPDATE'), \
+                 has_table_privilege($1::oid, c.oid, 'DELETE'), \
+                 has_table_privilege($1::oid, c.oid, 'TRUNCATE')] END \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND c.relispartition \
+             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {USER_SCHEMA}"
+        );
+        // Filtered to known relations in Rust: cheaper than joining pg_class here.
+        let columns_sql = "SELECT a.attrelid, a.attname::text, format_type(a.atttypid, a.atttypmod) \
+             FROM pg_attribute a \
+             WHERE a.attname = ANY($1::text[]::name[]) AND a.attnum > 0 AND NOT a.attisdropped";
+        let deps_sql = format!(
+            "SELECT DISTINCT r.ev_class, d.refobjid FROM pg_rewrite r \
+             JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid \
+               AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> r.ev_class \
+             JOIN pg_class v ON v.oid = r.ev_class JOIN pg_namespace n ON n.oid = v.relnamespace \
+             WHERE v.relkind IN ('v', 'm') AND {USER_SCHEMA}"
+        );
+        // Only unique indexes that contain none of the tenant columns (usually none).
+        let indexes_sql = format!(
+            "SELECT x.indrelid, ic.relname::text, \
+               ARRAY(SELECT a.attname::text FROM unnest(x.indkey::int2[]) WITH ORDINALITY k(n, o) \
+                     JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.n ORDER BY k.o), \
+               CASE WHEN x.indexprs IS NOT NULL THEN pg_get_indexdef(x.indexrelid) END \
+             FROM pg_index x JOIN pg_class ic ON ic.oid = x.indexrelid \
+             JOIN pg_class c ON c.oid = x.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE x.indisunique AND NOT x.indisprimary AND {USER_SCHEMA} \
+               AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = x.indrelid \
+                     AND a.attnum = ANY(x.indkey::int2[]) AND a.attname = ANY($1::text[]::name[]))"
+        );
+        let functions_sql = format!(
+            "SELECT n.nspname::text, p.proname::text, oidvectortypes(p.proargtypes), p.proowner, \
+               CASE WHEN $1::oid IS NULL THEN (p.proacl IS NULL OR EXISTS ( \
+                   SELECT 1 FROM aclexplode(p.proacl) x \
+                   WHERE x.grantee = 0 AND x.privilege_type = 'EXECUTE')) \
+                 ELSE has_function_privilege($1::oid, p.oid, 'EXECUTE') END \
+             FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+             WHERE p.prosecdef AND {USER_SCHEMA} AND NOT EXISTS ( \
+               SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass \
+                 AND d.objid = p.oid AND d.deptype = 'e')"
+        );
+        let setting_fns_sql = format!(
+            "SELECT p.proname::text, p.prosrc FROM pg_proc p \
+             JOIN pg_namespace n ON n.oid = p.pronamespace \
+             WHERE p.prosrc ILIKE '%current\\_setting%' AND {USER_SCHEMA}"
+        );
+        Queries {
+            schemas_sql,
+            relations_sql,
+            columns_sql: columns_sql.to_string(),
+            deps_sql,
+            indexes_sql,
+            functions_sql,
+            setting_fns_sql,
+        }
+    }
 }
 
 async fn q(
@@ -603,6 +617,14 @@ fn rel_row(r: &Row) -> Result<RelRow, DbError> {
             truncate: p.get(4).copied().unwrap_or(false),
         }),
     })
+}
+
+/// Decodes every row with `f`; a column of an unexpected type is a query error.
+fn decode_all<T>(
+    rows: &[Row],
+    f: impl Fn(&Row) -> Result<T, tokio_postgres::Error>,
+) -> Result<Vec<T>, DbError> {
+    rows.iter().map(|r| f(r).map_err(decode)).collect()
 }
 
 fn decode(e: tokio_postgres::Error) -> DbError {

@@ -59,6 +59,10 @@ pub struct KeySpec<'a> {
 /// Judges one deparsed policy expression.
 pub fn judge(text: &str, spec: &KeySpec<'_>) -> Judgement {
     let toks = tokenize(text);
+    // Fail closed: what does not parse as PostgreSQL deparses it is never keyed.
+    if let Some(why) = malformed(text, &toks) {
+        return Judgement::NotKeyed(format!("cannot be analysed ({why})"));
+    }
     let tree = parse(&toks);
     let ctx = Ctx { spec };
     if ctx.eval(&tree) == Some(true) {
@@ -236,6 +240,64 @@ fn tokenize(s: &str) -> Vec<Tok> {
         }
     }
     out
+}
+
+/// Why `toks` (of `text`) is not a well-formed expression: an unterminated literal or
+/// quoted identifier, unbalanced brackets or a `CASE` without `END`, or nothing at all.
+fn malformed(text: &str, toks: &[Tok]) -> Option<&'static str> {
+    if toks.is_empty() {
+        return Some("empty expression");
+    }
+    // The tokenizer ends a literal at the end of input: count the quotes it consumed.
+    let mut in_str = false;
+    let mut in_ident = false;
+    let mut chars = text.chars().peekable();
+    let mut escapes = false;
+    let mut prev: Option<char> = None;
+    while let Some(c) = chars.next() {
+        if in_str {
+            if escapes && c == '\\' {
+                chars.next();
+            } else if c == '\'' {
+                if chars.peek() == Some(&'\'') {
+                    chars.next();
+                } else {
+                    in_str = false;
+                }
+            }
+        } else if in_ident {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                } else {
+                    in_ident = false;
+                }
+            }
+        } else if c == '\'' {
+            in_str = true;
+            escapes = matches!(prev, Some('E' | 'e'));
+        } else if c == '"' {
+            in_ident = true;
+        }
+        prev = Some(c);
+    }
+    if in_str {
+        return Some("unterminated string literal");
+    }
+    if in_ident {
+        return Some("unterminated quoted identifier");
+    }
+    let mut depth = 0i32;
+    for t in toks {
+        depth += depth_delta(t);
+        if depth < 0 {
+            return Some("unbalanced brackets");
+        }
+    }
+    if depth != 0 {
+        return Some("unbalanced brackets or CASE without END");
+    }
+    None
 }
 
 fn is_op_char(c: char) -> bool {
@@ -1063,7 +1125,7 @@ mod tests {
     }
 
     #[test]
-    fn garbage_does_not_panic() {
+    fn garbage_is_never_keyed() {
         for t in [
             "",
             "(",
@@ -1075,8 +1137,22 @@ mod tests {
             "::",
             "a = ",
             "E'\\",
+            // Truncated or unbalanced texts that hold every piece of a key.
+            "(org_id = (current_setting('app.current_org_id'::text, true))::uuid",
+            "org_id = current_setting('app.current_org_id'::text, true))::uuid)",
+            "(org_id = (current_setting('app.current_org_id",
+            "(org_id = CASE WHEN true THEN (current_setting('app.current_org_id'::text))::uuid",
+            "(\"org_id = (current_setting('app.current_org_id'::text, true))::uuid)",
+            "(org_id = (current_setting(E'app.current_org_id\\'::text, true))::uuid)",
         ] {
-            let _ = j(t);
+            // Fail closed: garbage is never judged keyed (nor does it panic).
+            assert_ne!(j(t), Judgement::Keyed, "{t:?}");
+            assert_ne!(j_any(t), Judgement::Keyed, "{t:?}");
         }
+        // ...while the well-formed text is.
+        assert_eq!(
+            j("(org_id = (current_setting('app.current_org_id'::text, true))::uuid)"),
+            Judgement::Keyed
+        );
     }
 }

@@ -16,8 +16,11 @@ use std::time::Instant;
 use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
 
+use super::catalog;
+use super::config::ProbeConfig;
+use super::error::{DbError, error_result, pg_message};
 use super::rules::TenantTable;
-use super::{DbError, ProbeConfig, catalog, error_result, pg_message, qualified, quote_ident};
+use super::sql::{qualified, quote_ident};
 use crate::outcome::{CheckResult, Layer, Verdict};
 
 /// What one probe step found.

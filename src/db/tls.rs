@@ -28,7 +28,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use super::DbError;
+use super::error::DbError;
 
 /// libpq's `sslmode`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -105,7 +105,7 @@ pub enum Verification {
 
 impl TlsPolicy {
     /// Reads the policy of a connection string (URL or `key=value` form).
-    pub fn of(conn: &str) -> Result<TlsPolicy, String> {
+    pub fn of(conn: &str) -> Result<TlsPolicy, TlsParamError> {
         split(conn).map(|(_, p)| p)
     }
 
@@ -131,10 +131,28 @@ impl TlsPolicy {
     }
 }
 
+/// A TLS parameter of a connection string that cannot be honoured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsParamError {
+    /// `sslmode` names no known mode.
+    #[error(
+        "sslmode={value} is not one of disable, allow, prefer, require, verify-ca, verify-full"
+    )]
+    BadSslMode {
+        /// The value as given.
+        value: String,
+    },
+    /// `sslrootcert=system` with a mode weaker than `verify-full`.
+    #[error(
+        "sslrootcert=system needs sslmode=verify-full (as in libpq): the system's public CAs only vouch for host names"
+    )]
+    SystemNeedsVerifyFull,
+}
+
 /// Splits `sslmode` and `sslrootcert` off a connection string: the rest (for
 /// `tokio_postgres::Config`, with neither parameter) and the policy. The last
 /// occurrence of a parameter wins, as in libpq.
-pub fn split(conn: &str) -> Result<(String, TlsPolicy), String> {
+pub fn split(conn: &str) -> Result<(String, TlsPolicy), TlsParamError> {
     let trimmed = conn.trim();
     let (rest, params) =
         if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
@@ -147,11 +165,10 @@ pub fn split(conn: &str) -> Result<(String, TlsPolicy), String> {
     for (k, v) in params {
         match k.as_str() {
             "sslmode" => {
-                mode = Some(SslMode::parse(&v).ok_or_else(|| {
-                    format!(
-                        "sslmode={v} is not one of disable, allow, prefer, require, verify-ca, verify-full"
-                    )
-                })?)
+                mode = Some(
+                    SslMode::parse(&v)
+                        .ok_or_else(|| TlsParamError::BadSslMode { value: v.clone() })?,
+                )
             }
             // "sslrootcert"
             _ => {
@@ -168,7 +185,7 @@ pub fn split(conn: &str) -> Result<(String, TlsPolicy), String> {
         // since the public CAs vouch for names, not for a particular server.
         (None, RootCert::System) => SslMode::VerifyFull,
         (Some(m), RootCert::System) if m != SslMode::VerifyFull => {
-            return Err("sslrootcert=system needs sslmode=verify-full (as in libpq): the system's public CAs only vouch for host names".into());
+            return Err(TlsParamError::SystemNeedsVerifyFull);
         }
         (m, _) => m.unwrap_or_default(),
     };
@@ -302,10 +319,10 @@ pub(crate) fn client_config(
             let mut roots = RootCertStore::empty();
             roots.add_parsable_certificates(system_roots().iter().cloned());
             if let RootCert::File(path) = &policy.root_cert {
-                let certs = read_pem_bundle(path).map_err(|reason| DbError::RootCert {
+                let certs = read_pem_bundle(path).map_err(|e| DbError::RootCert {
                     what,
                     path: path.clone(),
-                    reason,
+                    reason: e.to_string(),
                 })?;
                 let (_, bad) = roots.add_parsable_certificates(certs);
                 if bad > 0 && roots.is_empty() {
@@ -343,15 +360,29 @@ pub(crate) fn client_config(
 }
 
 /// The certificates of a PEM file; an error says what is wrong with it.
-fn read_pem_bundle(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot be read ({e})"))?;
+fn read_pem_bundle(path: &str) -> Result<Vec<CertificateDer<'static>>, PemError> {
+    let pem = std::fs::read(path).map_err(PemError::Read)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("is not a PEM certificate bundle ({e})"))?;
+        .map_err(PemError::NotPem)?;
     if certs.is_empty() {
-        return Err("holds no PEM certificate".into());
+        return Err(PemError::Empty);
     }
     Ok(certs)
+}
+
+/// What is wrong with an `sslrootcert` file (shown after its path).
+#[derive(Debug, thiserror::Error)]
+enum PemError {
+    /// The file cannot be read.
+    #[error("cannot be read ({0})")]
+    Read(std::io::Error),
+    /// The file is not PEM.
+    #[error("is not a PEM certificate bundle ({0})")]
+    NotPem(rustls::pki_types::pem::Error),
+    /// PEM, but no certificate in it.
+    #[error("holds no PEM certificate")]
+    Empty,
 }
 
 /// `sslmode=require` (and `prefer`) without `sslrootcert`: encrypt, accept any

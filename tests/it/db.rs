@@ -187,218 +187,219 @@ async fn the_audit_role_needs_no_privilege_beyond_the_catalogs() {
     db.drop().await;
 }
 
-#[tokio::test]
-async fn pitfall_rls_off() {
-    assert_pitfall("rls_off", &[("public.invoices.rls_enabled", Verdict::Fail)]).await;
+use Verdict::{Fail, Warn};
+
+/// One pitfall fixture: exactly these findings (ids may hold `{{placeholders}}`), then
+/// the extra assertions of `then` on all the results.
+struct Pitfall {
+    fixture: &'static str,
+    expect: &'static [(&'static str, Verdict)],
+    then: Option<fn(&[CheckResult])>,
 }
 
-#[tokio::test]
-async fn pitfall_not_forced_with_app_role_as_owner() {
-    let results = assert_pitfall(
-        "not_forced_app_owner",
-        &[
-            ("public.invoices.rls_forced", Verdict::Fail),
-            ("public.invoices.app_role_owner", Verdict::Fail),
-            ("public.invoices.app_role_truncate", Verdict::Fail),
-        ],
-    )
-    .await;
-    let r = get(&results, "public.invoices.rls_forced");
-    assert!(
-        r.evidence.iter().any(|e| e.label == "fix"
-            && e.text == "ALTER TABLE public.invoices FORCE ROW LEVEL SECURITY;")
-    );
-}
+/// Every pitfall fixture of `fixtures/db/` and what it must produce.
+const PITFALLS: &[Pitfall] =
+    &[
+        Pitfall {
+            fixture: "rls_off",
+            expect: &[("public.invoices.rls_enabled", Fail)],
+            then: None,
+        },
+        Pitfall {
+            fixture: "not_forced_app_owner",
+            expect: &[
+                ("public.invoices.rls_forced", Fail),
+                ("public.invoices.app_role_owner", Fail),
+                ("public.invoices.app_role_truncate", Fail),
+            ],
+            then: Some(|results| {
+                let r = get(results, "public.invoices.rls_forced");
+                assert!(r.evidence.iter().any(|e| e.label == "fix"
+                    && e.text == "ALTER TABLE public.invoices FORCE ROW LEVEL SECURITY;"));
+            }),
+        },
+        Pitfall {
+            fixture: "no_policy",
+            expect: &[("public.invoices.policy_present", Warn)],
+            then: None,
+        },
+        Pitfall {
+            fixture: "missing_command",
+            expect: &[("public.invoices.command_coverage", Warn)],
+            then: Some(|results| {
+                let r = get(results, "public.invoices.command_coverage");
+                assert!(
+                    r.summary.contains("INSERT, UPDATE, DELETE"),
+                    "{}",
+                    r.summary
+                );
+            }),
+        },
+        Pitfall {
+            fixture: "using_true",
+            expect: &[("public.invoices.policy_constant_true", Fail)],
+            then: Some(|results| {
+                let r = get(results, "public.invoices.policy_constant_true");
+                assert!(
+                    r.evidence.iter().any(|e| e.label == "policy"
+                        && e.text.starts_with("invoices_all FOR ALL TO tg_app_role_")
+                        && e.text.ends_with("USING (true)")),
+                    "{:?}",
+                    r.evidence
+                );
+            }),
+        },
+        Pitfall {
+            fixture: "insert_with_check",
+            expect: &[
+                ("public.notes.insert_with_check", Warn),
+                ("public.tags.insert_with_check", Fail),
+                ("public.labels.insert_with_check", Fail),
+            ],
+            then: None,
+        },
+        Pitfall {
+            fixture: "not_keyed",
+            expect: &[("public.invoices.policy_tenant_key", Fail)],
+            then: Some(|results| {
+                let r = get(results, "public.invoices.policy_tenant_key");
+                assert!(r.summary.contains("org_id"), "{}", r.summary);
+            }),
+        },
+        Pitfall {
+            fixture: "fail_open",
+            expect: &[
+                ("public.invoices.policy_fail_open", Fail),
+                ("public.payments.policy_fail_open", Fail),
+                ("public.refunds.policy_fail_open", Fail),
+                ("public.credits.policy_fail_open", Fail),
+            ],
+            then: None,
+        },
+        Pitfall {
+            fixture: "app_superuser",
+            expect: &[
+                ("role.{{app_role}}.app_role_superuser", Fail),
+                ("public.invoices.app_role_truncate", Fail),
+            ],
+            then: None,
+        },
+        Pitfall {
+            fixture: "bypassrls_via_role",
+            expect: &[("role.{{app_role}}.app_role_bypassrls", Fail)],
+            then: Some(|results| {
+                let r = results
+                    .iter()
+                    .find(|r| r.variant == "app_role_bypassrls")
+                    .expect("result");
+                let path = &r.evidence[0].text;
+                assert_eq!(path.matches(" → ").count(), 2, "app → ops → etl: {path}");
+            }),
+        },
+        Pitfall {
+            fixture: "truncate",
+            expect: &[("public.invoices.app_role_truncate", Fail)],
+            then: None,
+        },
+        Pitfall {
+            fixture: "definer_view",
+            expect: &[("public.all_invoices.view_bypass", Fail)],
+            then: Some(|results| {
+                let r = get(results, "public.all_invoices.view_bypass");
+                assert!(
+                    r.evidence.iter().any(|e| e.text
+                        == "ALTER VIEW public.all_invoices SET (security_invoker = true);")
+                );
+            }),
+        },
+        Pitfall {
+            fixture: "definer_function",
+            expect: &[("public.invoices_of(uuid).definer_function", Fail)],
+            then: None,
+        },
+        Pitfall {
+            fixture: "partition_no_rls",
+            expect: &[
+                ("public.events_2026.rls_enabled", Fail),
+                ("public.events_2026.rls_forced", Fail),
+            ],
+            then: None,
+        },
+        Pitfall {
+            fixture: "second_schema",
+            expect: &[
+                ("billing.invoices.rls_enabled", Fail),
+                ("billing.invoices.rls_forced", Fail),
+            ],
+            then: None,
+        },
+        Pitfall {
+            fixture: "matview",
+            expect: &[("public.invoice_totals.matview_tenant_data", Fail)],
+            then: None,
+        },
+        Pitfall {
+            fixture: "unique_without_tenant",
+            expect: &[("public.customers.unique_without_tenant", Warn)],
+            then: None,
+        },
+        Pitfall {
+            fixture: "permissive_or",
+            expect: &[("public.invoices.permissive_or", Warn)],
+            then: None,
+        },
+    ];
 
-#[tokio::test]
-async fn pitfall_no_policy() {
-    assert_pitfall(
-        "no_policy",
-        &[("public.invoices.policy_present", Verdict::Warn)],
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn pitfall_policy_misses_a_command() {
-    let results = assert_pitfall(
-        "missing_command",
-        &[("public.invoices.command_coverage", Verdict::Warn)],
-    )
-    .await;
-    let r = get(&results, "public.invoices.command_coverage");
-    assert!(
-        r.summary.contains("INSERT, UPDATE, DELETE"),
-        "{}",
-        r.summary
-    );
-}
-
-#[tokio::test]
-async fn pitfall_using_true() {
-    let results = assert_pitfall(
-        "using_true",
-        &[("public.invoices.policy_constant_true", Verdict::Fail)],
-    )
-    .await;
-    let r = get(&results, "public.invoices.policy_constant_true");
-    assert!(
-        r.evidence.iter().any(|e| e.label == "policy"
-            && e.text.starts_with("invoices_all FOR ALL TO tg_app_role_")
-            && e.text.ends_with("USING (true)")),
-        "{:?}",
-        r.evidence
-    );
-}
-
-#[tokio::test]
-async fn pitfall_insert_without_or_with_true_check() {
-    assert_pitfall(
-        "insert_with_check",
-        &[
-            ("public.notes.insert_with_check", Verdict::Warn),
-            ("public.tags.insert_with_check", Verdict::Fail),
-            ("public.labels.insert_with_check", Verdict::Fail),
-        ],
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn pitfall_policy_not_keyed_on_the_tenant() {
-    let results = assert_pitfall(
-        "not_keyed",
-        &[("public.invoices.policy_tenant_key", Verdict::Fail)],
-    )
-    .await;
-    let r = get(&results, "public.invoices.policy_tenant_key");
-    assert!(r.summary.contains("org_id"), "{}", r.summary);
-}
-
-#[tokio::test]
-async fn pitfall_fail_open_policies() {
-    assert_pitfall(
-        "fail_open",
-        &[
-            ("public.invoices.policy_fail_open", Verdict::Fail),
-            ("public.payments.policy_fail_open", Verdict::Fail),
-            ("public.refunds.policy_fail_open", Verdict::Fail),
-            ("public.credits.policy_fail_open", Verdict::Fail),
-        ],
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn pitfall_app_role_superuser() {
-    assert_pitfall(
-        "app_superuser",
-        &[
-            ("role.{{app_role}}.app_role_superuser", Verdict::Fail),
-            ("public.invoices.app_role_truncate", Verdict::Fail),
-        ],
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn pitfall_bypassrls_through_a_granted_role() {
-    let results = assert_pitfall(
-        "bypassrls_via_role",
-        &[("role.{{app_role}}.app_role_bypassrls", Verdict::Fail)],
-    )
-    .await;
-    let r = results
+/// Each pitfall fixture, loaded into a fresh database, produces exactly its findings.
+/// The fixtures run concurrently; a failure names its fixture.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_pitfall_fixture_produces_exactly_its_findings() {
+    let runs = PITFALLS.iter().map(|p| {
+        tokio::spawn(async move {
+            let results = assert_pitfall(p.fixture, p.expect).await;
+            if let Some(then) = p.then {
+                then(&results);
+            }
+        })
+    });
+    let mut failed = Vec::new();
+    for (p, joined) in PITFALLS
         .iter()
-        .find(|r| r.variant == "app_role_bypassrls")
-        .expect("result");
-    let path = &r.evidence[0].text;
-    assert_eq!(path.matches(" → ").count(), 2, "app → ops → etl: {path}");
-}
-
-#[tokio::test]
-async fn pitfall_app_role_may_truncate() {
-    assert_pitfall(
-        "truncate",
-        &[("public.invoices.app_role_truncate", Verdict::Fail)],
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn pitfall_definer_view_owned_by_a_superuser() {
-    let results = assert_pitfall(
-        "definer_view",
-        &[("public.all_invoices.view_bypass", Verdict::Fail)],
-    )
-    .await;
-    let r = get(&results, "public.all_invoices.view_bypass");
+        .zip(futures_util::future::join_all(runs).await)
+    {
+        if let Err(e) = joined {
+            failed.push(format!("{}: {e}", p.fixture));
+        }
+    }
     assert!(
-        r.evidence
-            .iter()
-            .any(|e| e.text == "ALTER VIEW public.all_invoices SET (security_invoker = true);")
+        failed.is_empty(),
+        "failed pitfall fixtures:\n{}",
+        failed.join("\n")
     );
 }
 
-#[tokio::test]
-async fn pitfall_definer_function_owned_by_a_bypassrls_role() {
-    assert_pitfall(
-        "definer_function",
-        &[("public.invoices_of(uuid).definer_function", Verdict::Fail)],
-    )
-    .await;
+/// Every fixture file is either the sound schema, the preamble or in [`PITFALLS`].
+#[test]
+fn every_fixture_file_is_in_the_table() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/db");
+    for entry in std::fs::read_dir(dir).expect("fixtures/db") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .to_string();
+        let Some(stem) = name.strip_suffix(".sql") else {
+            continue;
+        };
+        assert!(
+            SOUND_FIXTURES.contains(&stem) || PITFALLS.iter().any(|p| p.fixture == stem),
+            "fixtures/db/{name} is not in PITFALLS (nor a sound fixture)"
+        );
+    }
 }
 
-#[tokio::test]
-async fn pitfall_partition_without_rls() {
-    assert_pitfall(
-        "partition_no_rls",
-        &[
-            ("public.events_2026.rls_enabled", Verdict::Fail),
-            ("public.events_2026.rls_forced", Verdict::Fail),
-        ],
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn pitfall_new_table_in_a_second_schema() {
-    assert_pitfall(
-        "second_schema",
-        &[
-            ("billing.invoices.rls_enabled", Verdict::Fail),
-            ("billing.invoices.rls_forced", Verdict::Fail),
-        ],
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn pitfall_materialized_view_of_tenant_data() {
-    assert_pitfall(
-        "matview",
-        &[("public.invoice_totals.matview_tenant_data", Verdict::Fail)],
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn pitfall_unique_without_tenant() {
-    assert_pitfall(
-        "unique_without_tenant",
-        &[("public.customers.unique_without_tenant", Verdict::Warn)],
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn pitfall_permissive_policies_ored() {
-    assert_pitfall(
-        "permissive_or",
-        &[("public.invoices.permissive_or", Verdict::Warn)],
-    )
-    .await;
-}
+/// Fixtures that are not pitfalls: the preamble and the sound schemas.
+const SOUND_FIXTURES: &[&str] = &["_setup", "sound"];
 
 /// Row count and a checksum of every row of every table in `public`, as the superuser.
 async fn snapshot(db: &TestDb) -> Vec<(String, i64, String)> {

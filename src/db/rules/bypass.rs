@@ -1,0 +1,363 @@
+//! Objects that lead around RLS (database layer → rules → **bypassing objects**):
+//! views that run as an owner who bypasses RLS, materialized views and foreign tables
+//! holding tenant data, and SECURITY DEFINER functions running as such a role.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+
+use super::super::catalog::{Catalog, FuncRow, Oid, RelRow};
+use super::super::sql::{qualified, quote_ident};
+use super::context::{Emitter, Finding};
+use super::discovery::Discovered;
+use super::roles::{App, Roles};
+use super::rule::Rule;
+use crate::outcome::Verdict;
+
+/// What the bypass rules share.
+pub(super) struct BypassCtx<'a> {
+    cat: &'a Catalog,
+    found: &'a Discovered<'a>,
+    roles: &'a Roles<'a>,
+    app: &'a App<'a>,
+    tenant_oids: HashSet<Oid>,
+    /// view → the relations it reads.
+    deps_of: HashMap<Oid, Vec<Oid>>,
+    /// relation → the views that read it.
+    dependents: HashMap<Oid, Vec<Oid>>,
+}
+
+impl<'a> BypassCtx<'a> {
+    pub fn new(
+        cat: &'a Catalog,
+        found: &'a Discovered<'a>,
+        roles: &'a Roles<'a>,
+        app: &'a App<'a>,
+    ) -> BypassCtx<'a> {
+        let mut deps_of: HashMap<Oid, Vec<Oid>> = HashMap::new();
+        let mut dependents: HashMap<Oid, Vec<Oid>> = HashMap::new();
+        for d in &cat.deps {
+            deps_of.entry(d.view).or_default().push(d.relation);
+            dependents.entry(d.relation).or_default().push(d.view);
+        }
+        BypassCtx {
+            cat,
+            found,
+            roles,
+            app,
+            tenant_oids: found.tables.iter().map(|t| t.rel.oid).collect(),
+            deps_of,
+            dependents,
+        }
+    }
+
+    /// Emits every bypass rule.
+    pub fn judge(&self, em: &mut Emitter) {
+        self.view_bypass(em);
+        self.matview_tenant_data(em);
+        self.foreign_table_tenant_data(em);
+        self.definer_function(em);
+    }
+
+    fn tenant_rel(&self, oid: Oid) -> Option<&'a RelRow> {
+        self.found.tenant_rel(oid, &self.tenant_oids)
+    }
+
+    /// Why `owner` (running a view or a definer function) bypasses RLS on `table`.
+    fn owner_bypass(&self, owner: Oid, table: &RelRow) -> Option<String> {
+        if let Some(a) = self.roles.attribute_bypass(owner) {
+            return Some(format!("{} is {a}", self.roles.name(owner)));
+        }
+        if !table.force && self.roles.privileges_of(owner).contains(&table.owner) {
+            return Some(format!(
+                "{} owns {}.{} (directly or by membership) and its RLS is not forced",
+                self.roles.name(owner),
+                table.schema,
+                table.name
+            ));
+        }
+        None
+    }
+
+    /// Can the app role read `oid`, directly or through views over it?
+    fn app_can_read(&self, oid: Oid) -> bool {
+        if self.app.oid.is_none() {
+            return true;
+        }
+        let mut seen = HashSet::from([oid]);
+        let mut queue = VecDeque::from([oid]);
+        while let Some(o) = queue.pop_front() {
+            if self
+                .found
+                .rel_by_oid
+                .get(&o)
+                .and_then(|r| r.privs)
+                .is_some_and(|p| p.select)
+            {
+                return true;
+            }
+            for d in self.dependents.get(&o).map(Vec::as_slice).unwrap_or(&[]) {
+                if seen.insert(*d) {
+                    queue.push_back(*d);
+                }
+            }
+        }
+        false
+    }
+
+    /// Fail when the app role can read it, else Warn with why not; the summary tail.
+    fn exposure(&self, readable: bool, sep: &str, what: &str) -> (Verdict, String) {
+        if readable {
+            (Verdict::Fail, format!("{sep} {} {what}", self.app.reader()))
+        } else {
+            (
+                Verdict::Warn,
+                format!(" ({} cannot read it today)", self.app.name),
+            )
+        }
+    }
+
+    fn sorted(&self, kind: char, keep: impl Fn(&RelRow) -> bool) -> Vec<&'a RelRow> {
+        let mut v: Vec<&RelRow> = self
+            .cat
+            .relations
+            .iter()
+            .filter(|r| r.kind == kind && keep(r))
+            .collect();
+        v.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
+        v
+    }
+
+    fn view_bypass(&self, em: &mut Emitter) {
+        let mut any = false;
+        for v in self.sorted('v', |_| true) {
+            let under: Vec<&RelRow> = self
+                .deps_of
+                .get(&v.oid)
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+                .iter()
+                .filter_map(|o| self.tenant_rel(*o))
+                .collect();
+            if under.is_empty() {
+                continue;
+            }
+            any = true;
+            let id = format!("{}.{}", v.schema, v.name);
+            if v.security_invoker {
+                em.pass(
+                    &id,
+                    Rule::ViewBypass,
+                    "security_invoker: RLS applies as the caller",
+                );
+                continue;
+            }
+            let bypass: Vec<String> = under
+                .iter()
+                .filter_map(|t| self.owner_bypass(v.owner, t))
+                .collect();
+            let finding = bypass.first().map(|why| {
+                let (verdict, tail) = self.exposure(
+                    self.app_can_read(v.oid),
+                    ":",
+                    "sees every tenant's rows through it",
+                );
+                Finding::with_verdict(
+                    verdict,
+                    format!(
+                        "view reads {} as its owner, who bypasses RLS ({why}){tail}",
+                        under
+                            .iter()
+                            .map(|t| format!("{}.{}", t.schema, t.name))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
+                )
+                .with("role", format!("owner {}", self.roles.name(v.owner)))
+                .fix(format!(
+                    "ALTER VIEW {} SET (security_invoker = true);",
+                    qualified(&v.schema, &v.name)
+                ))
+            });
+            em.judged(
+                &id,
+                Rule::ViewBypass,
+                format!(
+                    "owner {} is subject to RLS on every tenant table it reads",
+                    self.roles.name(v.owner)
+                ),
+                finding,
+            );
+        }
+        if !any {
+            em.pass("database", Rule::ViewBypass, "no view reads a tenant table");
+        }
+    }
+
+    /// Tenant tables a materialized view reads, directly or through views.
+    fn matview_sources(&self, m: &RelRow) -> BTreeSet<String> {
+        let mut sources = BTreeSet::new();
+        let mut seen = HashSet::from([m.oid]);
+        let mut queue = VecDeque::from([m.oid]);
+        while let Some(o) = queue.pop_front() {
+            for d in self.deps_of.get(&o).map(Vec::as_slice).unwrap_or(&[]) {
+                if let Some(t) = self.tenant_rel(*d) {
+                    sources.insert(format!("{}.{}", t.schema, t.name));
+                }
+                if seen.insert(*d)
+                    && self
+                        .found
+                        .rel_by_oid
+                        .get(d)
+                        .is_some_and(|r| r.kind == 'v' || r.kind == 'm')
+                {
+                    queue.push_back(*d);
+                }
+            }
+        }
+        sources
+    }
+
+    fn matview_tenant_data(&self, em: &mut Emitter) {
+        let mut any = false;
+        for m in self.sorted('m', |_| true) {
+            let sources = self.matview_sources(m);
+            let has_col = self.found.cols_by_rel.contains_key(&m.oid);
+            if sources.is_empty() && !has_col {
+                continue;
+            }
+            any = true;
+            let what = if sources.is_empty() {
+                "has a tenant column".to_string()
+            } else {
+                format!(
+                    "copies {}",
+                    sources.iter().cloned().collect::<Vec<_>>().join(", ")
+                )
+            };
+            let (verdict, tail) =
+                self.exposure(self.app_can_read(m.oid), ":", "reads every tenant's rows");
+            let f = Finding::with_verdict(
+                verdict,
+                format!("materialized view {what}; RLS never applies to materialized views{tail}"),
+            )
+            .fix(format!(
+                "REVOKE ALL ON {} FROM {}; -- serve it through a security_invoker view or a function that filters on the tenant",
+                qualified(&m.schema, &m.name),
+                self.app.sql_or_public()
+            ));
+            em.finding(
+                &format!("{}.{}", m.schema, m.name),
+                Rule::MatviewTenantData,
+                f,
+            );
+        }
+        if !any {
+            em.pass(
+                "database",
+                Rule::MatviewTenantData,
+                "no materialized view holds tenant data",
+            );
+        }
+    }
+
+    fn foreign_table_tenant_data(&self, em: &mut Emitter) {
+        let foreign = self.sorted('f', |r| self.found.cols_by_rel.contains_key(&r.oid));
+        if foreign.is_empty() {
+            em.pass(
+                "database",
+                Rule::ForeignTableTenantData,
+                "no foreign table holds tenant data",
+            );
+        }
+        for f in foreign {
+            let (verdict, tail) =
+                self.exposure(self.app_can_read(f.oid), ";", "reads every tenant's rows");
+            let finding = Finding::with_verdict(
+                verdict,
+                format!("foreign table with a tenant column: RLS is not enforced on it here{tail}"),
+            )
+            .fix(format!(
+                "REVOKE ALL ON {} FROM {}; -- expose it through a security_invoker view keyed on the tenant",
+                qualified(&f.schema, &f.name),
+                self.app.sql_or_public()
+            ));
+            em.finding(
+                &format!("{}.{}", f.schema, f.name),
+                Rule::ForeignTableTenantData,
+                finding,
+            );
+        }
+    }
+
+    /// Why a definer function's owner bypasses RLS on some tenant table, if it does.
+    fn definer_bypass(&self, f: &FuncRow) -> Option<String> {
+        if let Some(a) = self.roles.attribute_bypass(f.owner) {
+            return Some(format!("{} is {a}", self.roles.name(f.owner)));
+        }
+        let owned: Vec<String> = self
+            .found
+            .tables
+            .iter()
+            .filter(|t| !t.rel.force)
+            .filter_map(|t| self.owner_bypass(f.owner, t.rel).map(|_| t.id()))
+            .collect();
+        (!owned.is_empty()).then(|| {
+            format!(
+                "{} owns {} whose RLS is not forced",
+                self.roles.name(f.owner),
+                owned.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+                    + if owned.len() > 3 { ", ..." } else { "" }
+            )
+        })
+    }
+
+    fn definer_function(&self, em: &mut Emitter) {
+        let mut funcs: Vec<&FuncRow> = self.cat.definer_functions.iter().collect();
+        funcs.sort_by(|a, b| (&a.schema, &a.name, &a.args).cmp(&(&b.schema, &b.name, &b.args)));
+        if funcs.is_empty() {
+            em.pass(
+                "database",
+                Rule::DefinerFunction,
+                "no SECURITY DEFINER function",
+            );
+        }
+        let executor = if self.app.oid.is_some() {
+            self.app.name.to_string()
+        } else {
+            "PUBLIC".into()
+        };
+        for f in funcs {
+            let object = format!("{}.{}({})", f.schema, f.name, f.args);
+            if !f.executable {
+                em.pass(
+                    &object,
+                    Rule::DefinerFunction,
+                    format!("{executor} cannot execute it"),
+                );
+                continue;
+            }
+            let finding = self.definer_bypass(f).map(|why| {
+                Finding::new(
+                    Rule::DefinerFunction,
+                    format!("SECURITY DEFINER and {executor} may execute it, but it runs as a role that bypasses RLS ({why})"),
+                )
+                .with("role", format!("owner {}", self.roles.name(f.owner)))
+                .fix(format!(
+                    "ALTER FUNCTION {}.{}({}) OWNER TO <a role subject to forced RLS>; -- or REVOKE EXECUTE ON FUNCTION ... FROM PUBLIC, {}",
+                    quote_ident(&f.schema),
+                    quote_ident(&f.name),
+                    f.args,
+                    self.app.sql_or_placeholder()
+                ))
+            });
+            em.judged(
+                &object,
+                Rule::DefinerFunction,
+                format!(
+                    "runs as {}, which is subject to forced RLS on every tenant table",
+                    self.roles.name(f.owner)
+                ),
+                finding,
+            );
+        }
+    }
+}
