@@ -16,5 +16,6 @@ pub mod exit;
 pub mod outcome;
 pub mod redact;
 pub mod report;
+pub mod plan;
 pub mod run;
 pub mod suite;

@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::http::Resp;
+use super::jwt;
 use crate::outcome::{Evidence, Verdict};
 
 /// A decided check: the verdict, its one-line reason, and evidence (not yet redacted).
@@ -69,8 +70,8 @@ pub fn judgeable_status(status: u16) -> bool {
 }
 
 /// Why an answer cannot be judged (see [`judgeable_status`]), in a few words, or `None`.
-/// `expected` is a status the suite declared normal here (a not-found status of 302, an
-/// `expect.status`), which is then judged like any other.
+/// `expected` is a status the suite declared normal here (an `expect.status`), which is
+/// then judged like any other.
 pub fn unjudgeable(r: &Resp, expected: impl Fn(u16) -> bool) -> Option<String> {
     if judgeable_status(r.status) || expected(r.status) {
         return None;
@@ -184,9 +185,11 @@ pub fn not_found_rule(i: &NotFoundInput) -> Decision {
         )));
     }
     // A redirect or a rate limit for A's id and a 404 for the twin would otherwise read
-    // as an existence oracle: a transient fault must not become exit 1.
-    let nf = |s: u16| s == not_found;
-    if let Some(why) = unjudgeable(b, nf).or_else(|| unjudgeable(twin, nf)) {
+    // as an existence oracle: a transient fault must not become exit 1. (The loader
+    // accepts only a 4xx not-found status other than 403, so no declared not-found
+    // status is exempt here.)
+    let never = |_: u16| false;
+    if let Some(why) = unjudgeable(b, never).or_else(|| unjudgeable(twin, never)) {
         return evidence(Decision::error(format!(
             "{why}: the answer cannot be judged"
         )));
@@ -500,17 +503,7 @@ fn shape_fill(id: &str, rnd: &[u8; 64]) -> String {
     if is_uuid {
         let mut b = [0u8; 16];
         b.copy_from_slice(&rnd[..16]);
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        let u = format!(
-            "{}-{}-{}-{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
-        );
+        let u = uuid::Builder::from_random_bytes(b).into_uuid().to_string();
         return if id.chars().any(|c| c.is_ascii_uppercase()) {
             u.to_ascii_uppercase()
         } else {
@@ -554,6 +547,158 @@ fn shape_fill(id: &str, rnd: &[u8; 64]) -> String {
         })
         .collect();
     format!("{prefix}{body}")
+}
+
+/// The tenant offered in a header, query parameter or body field must be ignored: when
+/// offering A's org id turns B's usual answer (`base`) into another non-5xx answer, the
+/// server reads the tenant from the request.
+pub fn override_changed(channel_name: &str, base: u16, with_override: u16) -> Option<Decision> {
+    // Only an answer that can be judged counts as "changed": a 503, a redirect or a 429
+    // on the variant's request is the target failing, and stays an error.
+    (base != with_override && judgeable_status(with_override)).then(|| {
+        Decision::fail(format!(
+            "offering A's org id as {channel_name} changed B's answer from {base} to {with_override}: the server reads the tenant from the request"
+        ))
+    })
+}
+
+
+/// A `tenant_override` variant of a read, after the not-found rule: a twin that stops
+/// being not-found only because A's org id was offered is the server reading the tenant
+/// from the request (a failure), not an undecidable check.
+pub fn read_override_rule(
+    d: Decision,
+    twin_status: u16,
+    not_found: u16,
+    channel_name: &str,
+) -> Decision {
+    if d.verdict != Verdict::Error || twin_status == not_found {
+        return d;
+    }
+    match override_changed(channel_name, not_found, twin_status) {
+        Some(f) => Decision {
+            evidence: d.evidence,
+            ..f
+        },
+        None => d,
+    }
+}
+
+/// The rule for a forged token: it must be answered 401.
+pub fn forgery_rule(r: &Resp, control_status: u16, markers: &[String]) -> Decision {
+    if control_status == 401 {
+        return Decision::error(
+            "B's own valid token is answered 401 here too: a 401 for a forged one proves nothing",
+        );
+    }
+    if r.status == 401 {
+        return Decision::pass("401: the forged token was rejected");
+    }
+    // A redirect (to a login page, say) or a 429 neither accepts nor rejects the token
+    // in a way tenantgate can see.
+    if let Some(why) = unjudgeable(r, |_| false) {
+        return Decision::error(format!("{why}: the answer cannot be judged")).with("got", show(r));
+    }
+    let found = markers_in(&r.body, markers);
+    let d = if r.is_success() {
+        Decision::fail(format!(
+            "the forged token was accepted: {}{}",
+            r.status,
+            if found.is_empty() {
+                String::new()
+            } else {
+                format!(" with A's data ({})", found.join(", "))
+            }
+        ))
+    } else {
+        Decision::fail(format!(
+            "a forged token got {}, not 401: it was not rejected as unauthenticated",
+            r.status
+        ))
+    };
+    d.with("got", show(r))
+}
+
+
+/// The identity endpoint as B must echo B's org and never A's.
+pub fn echo_rule(r: &Resp, a_org: Option<&str>, b_org: Option<&str>) -> Decision {
+    if r.is_server_error() {
+        return Decision::error(format!("server error {}", r.status)).with("got", show(r));
+    }
+    if !r.is_success() {
+        return Decision::error(format!("B's identity got {}, not 2xx", r.status))
+            .with("got", show(r));
+    }
+    if let Some(a) = a_org
+        && r.body.contains(a)
+    {
+        return Decision::fail("the identity endpoint answered B with A's org id: B acts as A")
+            .with("got", show(r));
+    }
+    match b_org {
+        Some(b) if !r.body.contains(b) => {
+            Decision::fail("the identity endpoint does not echo B's org id for B's token")
+                .with("got", show(r))
+        }
+        Some(_) => Decision::pass("echoes B's org only"),
+        None => Decision::pass("never echoes A's org"),
+    }
+}
+
+
+/// What the claim rule looks at: B's token and what the run knows of both orgs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClaimInput<'a> {
+    pub b_token: Option<&'a str>,
+    /// `orgs.tenant_claim`, when the suite names it.
+    pub tenant_claim: Option<&'a str>,
+    pub a_org: Option<&'a str>,
+    pub b_org: Option<&'a str>,
+}
+
+/// B's token carries exactly one tenant, B's, and nowhere A's org id.
+pub fn claim_rule(i: &ClaimInput) -> Decision {
+    let Some(token) = i.b_token else {
+        return Decision::skip("B has no token (nothing captured as `token`)");
+    };
+    let Some(t) = jwt::decode(token) else {
+        return Decision::skip("B's token is not a JWT (an opaque token carries no claims)");
+    };
+    let Some(claim) = jwt::tenant_claim_name(&t.payload, i.tenant_claim) else {
+        return Decision::error(
+            "B's token has none of the usual tenant claims; set `orgs.tenant_claim`",
+        );
+    };
+    let payload_text = t.payload.to_string();
+    if let Some(a) = i.a_org
+        && payload_text.contains(a)
+    {
+        return Decision::fail("B's token carries A's org id").with("claims", payload_text);
+    }
+    match jwt::claim(&t.payload, &claim) {
+        None => {
+            Decision::fail(format!("B's token has no `{claim}` claim")).with("claims", payload_text)
+        }
+        Some(serde_json::Value::Array(v)) if v.len() != 1 => Decision::fail(format!(
+            "B's token carries {} tenants in `{claim}`",
+            v.len()
+        ))
+        .with("claims", payload_text),
+        Some(v) => {
+            let got = match v {
+                serde_json::Value::Array(a) => jwt::claim_text(&a[0]),
+                v => jwt::claim_text(v),
+            };
+            match i.b_org {
+                Some(b) if got != b => Decision::fail(format!(
+                    "B's token carries tenant `{got}` in `{claim}`, not B's org"
+                ))
+                .with("claims", payload_text),
+                Some(_) => Decision::pass(format!("`{claim}` is B's org only")),
+                None => Decision::pass(format!("`{claim}` holds one tenant, not A's")),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
