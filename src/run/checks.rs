@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
+use super::error::RunError;
 use super::context::{AuthSpec, Preparer, Twins, Values};
 use super::http::{Body, Http, Prepared, Resp};
 use super::jwt::{self, Signer};
@@ -169,32 +170,28 @@ impl Ctx {
     }
 
     /// A forged token for a variant, or why there is none.
-    fn forge(&self, f: Forgery) -> Result<String, String> {
+    fn forge(&self, f: Forgery) -> Result<String, RunError> {
         let token = self
             .values
             .b
             .token()
-            .ok_or("B has no token (nothing captured as `token`)")?;
+            .ok_or(RunError::NoToken)?;
         if !self.auth.uses_token() {
-            return Err(
-                "`orgs.auth` does not send `{{token}}`, so a forged token cannot be sent".into(),
-            );
+            return Err(RunError::AuthSendsNoToken);
         }
-        let t = jwt::decode(token).ok_or("B's token is not a JWT: there are no claims to forge")?;
+        let t = jwt::decode(token).ok_or(RunError::NotJwt)?;
         let claim = jwt::tenant_claim_name(&t.payload, self.tenant_claim.as_deref())
-            .ok_or("B's token has none of the usual tenant claims; set `orgs.tenant_claim`")?;
+            .ok_or(RunError::NoTenantClaim)?;
         let a_org = self
             .a_org
             .as_deref()
-            .ok_or("A's org id is unknown: capture `org_id` when provisioning")?;
+            .ok_or(RunError::NoAOrg)?;
         let forged = match f {
             Forgery::AlgNone => jwt::forge_alg_none(&t, &claim, a_org),
             Forgery::Tampered => jwt::forge_tampered(&t, &claim, a_org),
             Forgery::RandomKey => jwt::forge_random_key(&t, &claim, a_org),
             Forgery::Expired => {
-                let s = self.signer.as_ref().ok_or(
-                    "no signing key: mint tokens, or give `attacks.token_forgery.sign_with`, to test expired tokens",
-                )?;
+                let s = self.signer.as_ref().ok_or(RunError::NoSigningKey)?;
                 jwt::forge_expired(&t, &claim, a_org, s)?
             }
         };
@@ -397,7 +394,7 @@ async fn forgery_variant(
 ) -> Decision {
     let forged = match ctx.forge(f) {
         Ok(t) => t,
-        Err(why) => return Decision::skip(why),
+        Err(why) => return Decision::skip(why.to_string()),
     };
     let control = match control_status {
         Some(c) => *c,
@@ -724,7 +721,7 @@ fn jwt_claims(ctx: &Ctx, plan: &CheckPlan) -> Vec<CheckResult> {
                 Variant::Forgery(f) => match ctx.forge(*f) {
                     // Forgeries are sent per read URL and to identity; here only the
                     // reason a variant cannot run is reported once.
-                    Err(why) => Decision::skip(why),
+                    Err(why) => Decision::skip(why.to_string()),
                     Ok(_) => Decision::skip("sent to every read URL and to identity"),
                 },
                 Variant::Override(..) => Decision::skip("not applicable"),

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
+use super::error::RunError;
 use super::http::{Body, Prepared};
 use super::verdict::twin_of;
 use crate::redact::Redactor;
@@ -172,7 +173,7 @@ impl Preparer<'_> {
         bare: Option<Identity>,
         twins: Option<&Twins>,
         token_override: Option<&str>,
-    ) -> Result<Prepared, String> {
+    ) -> Result<Prepared, RunError> {
         let lookup = self.values.lookup(bare, twins, None);
         let url = req.url.render(&lookup)?;
         let mut headers = Vec::new();

@@ -90,7 +90,7 @@ pub(crate) fn run_info(
 pub(crate) fn setup_error(
     id: &str,
     name: &str,
-    summary: String,
+    summary: impl std::fmt::Display,
     evidence: Vec<(String, String)>,
     redactor: &Redactor,
 ) -> CheckResult {
@@ -100,7 +100,7 @@ pub(crate) fn setup_error(
         "setup",
         Layer::Setup,
         Verdict::Error,
-        one_line(&redactor.redact(&summary)),
+        one_line(&redactor.redact(&summary.to_string())),
     );
     for (l, t) in evidence {
         r = r.with(l, redactor.redact(&t));

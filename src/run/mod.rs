@@ -18,6 +18,7 @@ pub mod checks;
 pub mod context;
 pub mod database;
 mod emit;
+pub mod error;
 pub mod http;
 pub mod jwt;
 pub mod options;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::context::{AuthSpec, OrgState, Preparer, Values};
 use super::emit::{Emitter, setup_error};
+use super::error::RunError;
 use super::http::{self, Http};
 use super::options::{Cancel, Options};
 use super::{jwt, setup, verdict};
@@ -396,11 +397,11 @@ fn mint_org(
     signer: Option<&jwt::Signer>,
     redactor: &Redactor,
 ) -> Result<(), setup::StepError> {
-    let err = |s: String| setup::StepError {
-        summary: s,
+    let err = |e: RunError| setup::StepError {
+        summary: e.to_string(),
         evidence: vec![],
     };
-    let signer = signer.ok_or_else(|| err("no usable signing key for `orgs.mint`".into()))?;
+    let signer = signer.ok_or_else(|| err(RunError::NoMintKey))?;
     let map = if org == Identity::A { &m.a } else { &m.b };
     let state = if org == Identity::A {
         &mut values.a
@@ -416,7 +417,7 @@ fn mint_org(
     for (k, v) in m.claims.iter() {
         let rendered = v
             .render(&values.lookup(Some(org), None, None))
-            .map_err(err)?;
+            .map_err(|e| err(RunError::Template(e)))?;
         claims.insert(k.name.clone(), rendered);
     }
     let now = jwt::now();
@@ -507,7 +508,7 @@ async fn run_steps(
 }
 
 
-pub(crate) fn signer_of(suite: &Suite, redactor: &Redactor) -> Result<Option<jwt::Signer>, String> {
+pub(crate) fn signer_of(suite: &Suite, redactor: &Redactor) -> Result<Option<jwt::Signer>, RunError> {
     let key = suite
         .orgs
         .as_ref()
@@ -537,7 +538,7 @@ pub(crate) fn signer_of(suite: &Suite, redactor: &Redactor) -> Result<Option<jwt
 fn tls_trust(
     target: &Target,
     opts: &Options,
-) -> Result<http::TlsTrust, String> {
+) -> Result<http::TlsTrust, RunError> {
     let extra_roots = match target.tls.as_ref().and_then(|t| t.ca.as_ref()) {
         Some(ca) if !opts.insecure => http::TlsTrust::read_ca(&ca.to_string())?,
         _ => Vec::new(),
