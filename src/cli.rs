@@ -9,8 +9,8 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 
 use crate::exit;
-use crate::plan;
 use crate::outcome::RunSummary;
+use crate::plan;
 use crate::redact::Redactor;
 use crate::report::{Json, Junit, Reporters, Terminal, TerminalOptions};
 use crate::run::{self, Cancel, Options};
@@ -346,7 +346,9 @@ async fn audit_cmd(a: AuditArgs) -> u8 {
     // Before any reporter exists: nothing may print a password first.
     run::database::register_passwords(&cfg, &redactor);
     let mut reps = reporters(&a.out, &redactor);
-    let summary =
-        run::audit_database(&cfg, a.out.deny_warnings, &redactor, &mut |e| reps.event(&e)).await;
+    let summary = run::audit_database(&cfg, a.out.deny_warnings, &redactor, &mut |e| {
+        reps.event(&e)
+    })
+    .await;
     finish(&reps, &summary)
 }

@@ -86,7 +86,10 @@ pub enum Kind {
     /// B's list must hold none of A's markers.
     List { request: Request },
     /// B writes A's resource; A's `verify` read must be unchanged.
-    Write { write: Request, verify: Request },
+    Write {
+        write: Box<Request>,
+        verify: Request,
+    },
     /// A request with a declared expectation.
     Request(Box<RequestCheck>),
     /// The `orgs.identity` endpoint.
@@ -179,9 +182,7 @@ impl Selection {
     pub fn keeps(&self, id: &str, name: &str) -> bool {
         match &self.filter {
             None => true,
-            Some(f) => {
-                id.to_ascii_lowercase().contains(f) || name.to_ascii_lowercase().contains(f)
-            }
+            Some(f) => id.to_ascii_lowercase().contains(f) || name.to_ascii_lowercase().contains(f),
         }
     }
 }
@@ -295,7 +296,7 @@ impl Planner<'_> {
             v.extend(self.overrides(Some(c), is_json_object(&w.value), false));
             (
                 Kind::Write {
-                    write: w.value.clone(),
+                    write: Box::new(w.value.clone()),
                     verify: verify.request.clone(),
                 },
                 v,
@@ -461,14 +462,30 @@ checks:
                 "override header",
             ),
             ("read-it/token_forgery:alg_none", true, "forgery"),
-            ("read-it/token_forgery:expired", false, "no key: not per read"),
-            ("jwt/token_forgery:expired", true, "…but reported once as a gap"),
+            (
+                "read-it/token_forgery:expired",
+                false,
+                "no key: not per read",
+            ),
+            (
+                "jwt/token_forgery:expired",
+                true,
+                "…but reported once as a gap",
+            ),
             ("write-it/tenant_override:body:org_id", true, "JSON body"),
-            ("read-it/tenant_override:body:org_id", false, "no body on the read"),
+            (
+                "read-it/tenant_override:body:org_id",
+                false,
+                "no body on the read",
+            ),
             ("identity/claim_integrity:identity", true, "identity"),
             ("jwt/claim_integrity:token", true, "jwt"),
         ] {
-            assert_eq!(all_ids.contains(&want.to_string()), present, "{why}: {want}");
+            assert_eq!(
+                all_ids.contains(&want.to_string()),
+                present,
+                "{why}: {want}"
+            );
         }
         assert!(all(&s, true).contains(&"read-it/token_forgery:expired".to_string()));
     }
@@ -490,7 +507,11 @@ checks:
         let s = suite("attacks: { tenant_override: false }");
         assert!(!all(&s, false).iter().any(|i| i.contains("tenant_override")));
         let s = suite("    attacks: { token_forgery: false }");
-        assert!(!all(&s, false).iter().any(|i| i.starts_with("write-it/token")));
+        assert!(
+            !all(&s, false)
+                .iter()
+                .any(|i| i.starts_with("write-it/token"))
+        );
         let s = suite("attacks: { tenant_override: { headers: [X-Account] } }");
         assert!(all(&s, false).contains(&"read-it/tenant_override:header:X-Account".to_string()));
     }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
-use super::error::RunError;
 use super::context::{AuthSpec, Preparer, Twins, Values};
+use super::error::RunError;
 use super::http::{Body, Http, Prepared, Resp};
 use super::jwt::{self, Signer};
 use super::setup::unmet;
@@ -171,21 +171,14 @@ impl Ctx {
 
     /// A forged token for a variant, or why there is none.
     fn forge(&self, f: Forgery) -> Result<String, RunError> {
-        let token = self
-            .values
-            .b
-            .token()
-            .ok_or(RunError::NoToken)?;
+        let token = self.values.b.token().ok_or(RunError::NoToken)?;
         if !self.auth.uses_token() {
             return Err(RunError::AuthSendsNoToken);
         }
         let t = jwt::decode(token).ok_or(RunError::NotJwt)?;
         let claim = jwt::tenant_claim_name(&t.payload, self.tenant_claim.as_deref())
             .ok_or(RunError::NoTenantClaim)?;
-        let a_org = self
-            .a_org
-            .as_deref()
-            .ok_or(RunError::NoAOrg)?;
+        let a_org = self.a_org.as_deref().ok_or(RunError::NoAOrg)?;
         let forged = match f {
             Forgery::AlgNone => jwt::forge_alg_none(&t, &claim, a_org),
             Forgery::Tampered => jwt::forge_tampered(&t, &claim, a_org),
@@ -465,7 +458,8 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                         (Variant::Override(..), Verdict::Error, Some(base))
                             if (200..300).contains(&base) =>
                         {
-                            verdict::override_changed(&plan.variant_name(v), base, r.status).unwrap_or(d)
+                            verdict::override_changed(&plan.variant_name(v), base, r.status)
+                                .unwrap_or(d)
                         }
                         _ => d,
                     }
@@ -550,20 +544,37 @@ async fn write_variant(
     ids: &[String],
     markers: &[String],
 ) -> Result<Decision, WriteStop> {
-    let v0 = s.send(verify, "verify as A (before)").await.map_err(WriteStop::Other)?;
+    let v0 = s
+        .send(verify, "verify as A (before)")
+        .await
+        .map_err(WriteStop::Other)?;
     if !v0.is_success() {
-        return Err(WriteStop::VerifyBefore(Decision::error(format!(
-            "verify as A got {} before B's write, not 2xx: the check could not see a change",
-            v0.status
-        ))
-        .with("A got", show(&v0))));
+        return Err(WriteStop::VerifyBefore(
+            Decision::error(format!(
+                "verify as A got {} before B's write, not 2xx: the check could not see a change",
+                v0.status
+            ))
+            .with("A got", show(&v0)),
+        ));
     }
-    let v0b = s.send(verify, "verify as A (before, again)").await.map_err(WriteStop::Other)?;
+    let v0b = s
+        .send(verify, "verify as A (before, again)")
+        .await
+        .map_err(WriteStop::Other)?;
     let volatile = verdict::volatile_paths(&v0.body, &v0b.body);
-    let t1 = s.send(t, "B's write (never-issued id)").await.map_err(WriteStop::Other)?;
-    let t2 = s.send(t, "B's write (never-issued id, again)").await.map_err(WriteStop::Other)?;
+    let t1 = s
+        .send(t, "B's write (never-issued id)")
+        .await
+        .map_err(WriteStop::Other)?;
+    let t2 = s
+        .send(t, "B's write (never-issued id, again)")
+        .await
+        .map_err(WriteStop::Other)?;
     let rb = s.send(b, "B's write").await.map_err(WriteStop::Other)?;
-    let v1 = s.send(verify, "verify as A (after)").await.map_err(WriteStop::Other)?;
+    let v1 = s
+        .send(verify, "verify as A (after)")
+        .await
+        .map_err(WriteStop::Other)?;
     let found = markers_in(&rb.body, markers);
     let d = verdict::write_rule(
         &NotFoundInput {
@@ -684,7 +695,8 @@ async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult
                             if matches!(v, Variant::Base) {
                                 base_status = Some(r.status);
                             }
-                            let d = verdict::echo_rule(&r, ctx.a_org.as_deref(), ctx.b_org.as_deref());
+                            let d =
+                                verdict::echo_rule(&r, ctx.a_org.as_deref(), ctx.b_org.as_deref());
                             match (v, d.verdict, base_status) {
                                 (Variant::Override(..), Verdict::Error, Some(base))
                                     if (200..300).contains(&base) =>
@@ -730,4 +742,3 @@ fn jwt_claims(ctx: &Ctx, plan: &CheckPlan) -> Vec<CheckResult> {
         })
         .collect()
 }
-

@@ -193,12 +193,7 @@ pub fn now() -> i64 {
 }
 
 /// B's claims with A's org id, signed with the real key, expired an hour ago.
-pub fn forge_expired(
-    t: &Jwt,
-    claim: &str,
-    org: &str,
-    signer: &Signer,
-) -> Result<String, RunError> {
+pub fn forge_expired(t: &Jwt, claim: &str, org: &str, signer: &Signer) -> Result<String, RunError> {
     let mut p = t.payload.clone();
     set_claim(&mut p, claim, org);
     let now = now();

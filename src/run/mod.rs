@@ -73,7 +73,13 @@ pub async fn run_suite(
     // 1. Plan.
     let selection = opts.selection();
     let signer = orgs::signer_of(suite, redactor).unwrap_or_else(|e| {
-        em.result(setup_error("setup/signing-key", "signing key", e, vec![], redactor));
+        em.result(setup_error(
+            "setup/signing-key",
+            "signing key",
+            e,
+            vec![],
+            redactor,
+        ));
         None
     });
     let plans = plan::plan(suite, signer.is_some(), &selection);
@@ -85,12 +91,23 @@ pub async fn run_suite(
     let tenants = if plans.is_empty() || em.has_error() {
         None
     } else {
-        orgs::setup(suite, opts, redactor, &cancel, &run_id, signer.as_ref(), &mut em).await
+        orgs::setup(
+            suite,
+            opts,
+            redactor,
+            &cancel,
+            &run_id,
+            signer.as_ref(),
+            &mut em,
+        )
+        .await
     };
 
     // 3. Checks, as B.
     if let Some(t) = tenants.as_ref().filter(|t| t.ready) {
-        let ctx = Arc::new(checks::Ctx::new(&loaded, t, signer, redactor, opts, &cancel));
+        let ctx = Arc::new(checks::Ctx::new(
+            &loaded, t, signer, redactor, opts, &cancel,
+        ));
         schedule::run_checks(&ctx, plans, opts.jobs, &cancel, &mut em).await;
     }
     let mut interrupted = cancel.is_cancelled();
@@ -100,7 +117,8 @@ pub async fn run_suite(
         if cancel.is_cancelled() {
             interrupted = true;
         } else {
-            let cfg = database::audit_config(db, tenants.as_ref().and_then(orgs::Tenants::both_orgs));
+            let cfg =
+                database::audit_config(db, tenants.as_ref().and_then(orgs::Tenants::both_orgs));
             notices.extend(database::audit(&cfg, &selection, redactor, &mut em).await);
             if em.results().is_empty() {
                 no_match(&selection, redactor, &mut em);

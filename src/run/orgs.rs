@@ -507,8 +507,10 @@ async fn run_steps(
     Ok(())
 }
 
-
-pub(crate) fn signer_of(suite: &Suite, redactor: &Redactor) -> Result<Option<jwt::Signer>, RunError> {
+pub(crate) fn signer_of(
+    suite: &Suite,
+    redactor: &Redactor,
+) -> Result<Option<jwt::Signer>, RunError> {
     let key = suite
         .orgs
         .as_ref()
@@ -535,10 +537,7 @@ pub(crate) fn signer_of(suite: &Suite, redactor: &Redactor) -> Result<Option<jwt
 }
 
 /// The TLS trust of a run: `--insecure`, or the system roots plus `target.tls.ca`.
-fn tls_trust(
-    target: &Target,
-    opts: &Options,
-) -> Result<http::TlsTrust, RunError> {
+fn tls_trust(target: &Target, opts: &Options) -> Result<http::TlsTrust, RunError> {
     let extra_roots = match target.tls.as_ref().and_then(|t| t.ca.as_ref()) {
         Some(ca) if !opts.insecure => http::TlsTrust::read_ca(&ca.to_string())?,
         _ => Vec::new(),

@@ -562,7 +562,6 @@ pub fn override_changed(channel_name: &str, base: u16, with_override: u16) -> Op
     })
 }
 
-
 /// A `tenant_override` variant of a read, after the not-found rule: a twin that stops
 /// being not-found only because A's org id was offered is the server reading the tenant
 /// from the request (a failure), not an undecidable check.
@@ -619,7 +618,6 @@ pub fn forgery_rule(r: &Resp, control_status: u16, markers: &[String]) -> Decisi
     d.with("got", show(r))
 }
 
-
 /// The identity endpoint as B must echo B's org and never A's.
 pub fn echo_rule(r: &Resp, a_org: Option<&str>, b_org: Option<&str>) -> Decision {
     if r.is_server_error() {
@@ -644,7 +642,6 @@ pub fn echo_rule(r: &Resp, a_org: Option<&str>, b_org: Option<&str>) -> Decision
         None => Decision::pass("never echoes A's org"),
     }
 }
-
 
 /// What the claim rule looks at: B's token and what the run knows of both orgs.
 #[derive(Clone, Copy, Debug, Default)]
@@ -736,7 +733,11 @@ mod tests {
     fn expect(case: &str, d: &Decision, verdict: Verdict, words: &[&str]) {
         assert_eq!(d.verdict, verdict, "{case}: {d:?}");
         for w in words {
-            assert!(d.summary.contains(w), "{case}: `{w}` not in `{}`", d.summary);
+            assert!(
+                d.summary.contains(w),
+                "{case}: `{w}` not in `{}`",
+                d.summary
+            );
         }
     }
 
@@ -744,22 +745,151 @@ mod tests {
     fn not_found_rule_table() {
         let nf = || json(404, NF);
         // (case, B's answer, the twin's, the twin's second answer, markers in B, verdict, words)
-        let cases: Vec<(&str, Resp, Resp, Resp, Vec<String>, Verdict, Vec<&str>)> = vec![
-            ("both not found", nf(), nf(), nf(), vec![], P, vec!["404", "same as"]),
-            ("B reads A's resource", json(200, "{}"), nf(), nf(), vec![], F, vec!["200", "never-issued id gets 404"]),
-            ("403 tells existence", json(403, NF), nf(), nf(), vec![], F, vec!["403", "exists"]),
-            ("another 4xx tells A's id apart", json(400, NF), nf(), nf(), vec![], F, vec!["400, not 404"]),
-            ("different body is an oracle", json(404, r#"{"error":"not yours"}"#), nf(), nf(), vec![], F, vec!["existence oracle", "body"]),
-            ("echoed ids are masked", json(404, r#"{"id":"AID"}"#), json(404, r#"{"id":"TWIN"}"#), json(404, r#"{"id":"TWIN"}"#), vec![], P, vec!["same as"]),
-            ("volatile twin bodies compare status only", json(404, r#"{"e":1,"rid":"r1"}"#), json(404, r#"{"e":1,"rid":"r2"}"#), json(404, r#"{"e":1,"rid":"r3"}"#), vec![], P, vec!["vary"]),
-            ("a twin that is not not-found decides nothing", nf(), json(401, "{}"), json(401, "{}"), vec![], E, vec!["never-issued id got 401"]),
-            ("server error", resp(500, "text/plain", "boom"), nf(), nf(), vec![], E, vec!["server error 500"]),
-            ("server error on the twin", nf(), resp(502, "", ""), nf(), vec![], E, vec!["server error 502"]),
-            ("markers leak under any status", nf(), nf(), nf(), vec!["Acme 1234".into()], F, vec!["A's data", "Acme 1234"]),
-            ("a redirect is a fault, not an oracle", redirect(302), nf(), nf(), vec![], E, vec!["redirect 302", "/login", "cannot be judged"]),
-            ("a rate limit is a fault", json(429, "{}"), nf(), nf(), vec![], E, vec!["rate limited", "cannot be judged"]),
-            ("a 408 is a fault", resp(408, "", ""), nf(), nf(), vec![], E, vec!["408", "cannot be judged"]),
-            ("a redirect on the twin is a fault", nf(), redirect(301), nf(), vec![], E, vec!["redirect 301"]),
+        type Case<'a> = (
+            &'a str,
+            Resp,
+            Resp,
+            Resp,
+            Vec<String>,
+            Verdict,
+            Vec<&'a str>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "both not found",
+                nf(),
+                nf(),
+                nf(),
+                vec![],
+                P,
+                vec!["404", "same as"],
+            ),
+            (
+                "B reads A's resource",
+                json(200, "{}"),
+                nf(),
+                nf(),
+                vec![],
+                F,
+                vec!["200", "never-issued id gets 404"],
+            ),
+            (
+                "403 tells existence",
+                json(403, NF),
+                nf(),
+                nf(),
+                vec![],
+                F,
+                vec!["403", "exists"],
+            ),
+            (
+                "another 4xx tells A's id apart",
+                json(400, NF),
+                nf(),
+                nf(),
+                vec![],
+                F,
+                vec!["400, not 404"],
+            ),
+            (
+                "different body is an oracle",
+                json(404, r#"{"error":"not yours"}"#),
+                nf(),
+                nf(),
+                vec![],
+                F,
+                vec!["existence oracle", "body"],
+            ),
+            (
+                "echoed ids are masked",
+                json(404, r#"{"id":"AID"}"#),
+                json(404, r#"{"id":"TWIN"}"#),
+                json(404, r#"{"id":"TWIN"}"#),
+                vec![],
+                P,
+                vec!["same as"],
+            ),
+            (
+                "volatile twin bodies compare status only",
+                json(404, r#"{"e":1,"rid":"r1"}"#),
+                json(404, r#"{"e":1,"rid":"r2"}"#),
+                json(404, r#"{"e":1,"rid":"r3"}"#),
+                vec![],
+                P,
+                vec!["vary"],
+            ),
+            (
+                "a twin that is not not-found decides nothing",
+                nf(),
+                json(401, "{}"),
+                json(401, "{}"),
+                vec![],
+                E,
+                vec!["never-issued id got 401"],
+            ),
+            (
+                "server error",
+                resp(500, "text/plain", "boom"),
+                nf(),
+                nf(),
+                vec![],
+                E,
+                vec!["server error 500"],
+            ),
+            (
+                "server error on the twin",
+                nf(),
+                resp(502, "", ""),
+                nf(),
+                vec![],
+                E,
+                vec!["server error 502"],
+            ),
+            (
+                "markers leak under any status",
+                nf(),
+                nf(),
+                nf(),
+                vec!["Acme 1234".into()],
+                F,
+                vec!["A's data", "Acme 1234"],
+            ),
+            (
+                "a redirect is a fault, not an oracle",
+                redirect(302),
+                nf(),
+                nf(),
+                vec![],
+                E,
+                vec!["redirect 302", "/login", "cannot be judged"],
+            ),
+            (
+                "a rate limit is a fault",
+                json(429, "{}"),
+                nf(),
+                nf(),
+                vec![],
+                E,
+                vec!["rate limited", "cannot be judged"],
+            ),
+            (
+                "a 408 is a fault",
+                resp(408, "", ""),
+                nf(),
+                nf(),
+                vec![],
+                E,
+                vec!["408", "cannot be judged"],
+            ),
+            (
+                "a redirect on the twin is a fault",
+                nf(),
+                redirect(301),
+                nf(),
+                vec![],
+                E,
+                vec!["redirect 301"],
+            ),
         ];
         let ids = vec!["AID".to_string(), "TWIN".to_string()];
         for (case, b, twin, again, markers, verdict, words) in cases {
@@ -797,12 +927,42 @@ mod tests {
         let m = vec!["Acme run42".to_string()];
         // (case, B's answer, A's list was JSON, verdict, words)
         let cases = [
-            ("empty list", json(200, r#"{"items":[]}"#), true, P, vec!["200", "none of A's 1 markers"]),
-            ("A's marker in B's list", json(200, r#"{"items":[{"name":"Acme run42"}]}"#), true, F, vec!["A's data", "Acme run42"]),
+            (
+                "empty list",
+                json(200, r#"{"items":[]}"#),
+                true,
+                P,
+                vec!["200", "none of A's 1 markers"],
+            ),
+            (
+                "A's marker in B's list",
+                json(200, r#"{"items":[{"name":"Acme run42"}]}"#),
+                true,
+                F,
+                vec!["A's data", "Acme run42"],
+            ),
             ("not 2xx", json(401, "{}"), true, E, vec!["401, not 2xx"]),
-            ("JSON escaping hides nothing", json(200, r#"["Acme run42\/x"]"#), true, F, vec!["Acme run42"]),
-            ("an HTML page where A's list was JSON", resp(200, "text/html", "<html>maintenance</html>"), true, E, vec!["not JSON"]),
-            ("HTML where A's was HTML too", resp(200, "text/html", "<html>maintenance</html>"), false, P, vec![]),
+            (
+                "JSON escaping hides nothing",
+                json(200, r#"["Acme run42\/x"]"#),
+                true,
+                F,
+                vec!["Acme run42"],
+            ),
+            (
+                "an HTML page where A's list was JSON",
+                resp(200, "text/html", "<html>maintenance</html>"),
+                true,
+                E,
+                vec!["not JSON"],
+            ),
+            (
+                "HTML where A's was HTML too",
+                resp(200, "text/html", "<html>maintenance</html>"),
+                false,
+                P,
+                vec![],
+            ),
         ];
         for (case, b, control_json, verdict, words) in cases {
             expect(case, &list_rule(&b, &m, control_json), verdict, &words);
@@ -820,15 +980,69 @@ mod tests {
         let ids: Vec<String> = vec![];
         // (case, B's write answer, A's verify after, verdict, words)
         let cases = [
-            ("refused and unchanged", nf.clone(), same.clone(), P, vec!["A's data unchanged"]),
-            ("refused but A's data changed", nf.clone(), changed.clone(), F, vec!["A's data changed"]),
-            ("accepted", json(200, r#"{"ok":1}"#), changed.clone(), F, vec!["accepted", "A's data changed"]),
-            ("accepted, nothing visible changed", json(204, ""), same.clone(), F, vec!["accepted"]),
-            ("verify 503 after", nf.clone(), json(503, "{}"), E, vec!["cannot be compared"]),
-            ("verify redirect after", nf.clone(), redirect(302), E, vec!["cannot be compared"]),
-            ("verify HTML after", nf.clone(), resp(200, "text/html", "<html>x</html>"), E, vec!["cannot be compared"]),
-            ("verify body cut short after", nf.clone(), json(200, r#"{"enabled":tr"#), E, vec!["cannot be compared"]),
-            ("B's write 500", resp(500, "", ""), same.clone(), E, vec!["server error 500"]),
+            (
+                "refused and unchanged",
+                nf.clone(),
+                same.clone(),
+                P,
+                vec!["A's data unchanged"],
+            ),
+            (
+                "refused but A's data changed",
+                nf.clone(),
+                changed.clone(),
+                F,
+                vec!["A's data changed"],
+            ),
+            (
+                "accepted",
+                json(200, r#"{"ok":1}"#),
+                changed.clone(),
+                F,
+                vec!["accepted", "A's data changed"],
+            ),
+            (
+                "accepted, nothing visible changed",
+                json(204, ""),
+                same.clone(),
+                F,
+                vec!["accepted"],
+            ),
+            (
+                "verify 503 after",
+                nf.clone(),
+                json(503, "{}"),
+                E,
+                vec!["cannot be compared"],
+            ),
+            (
+                "verify redirect after",
+                nf.clone(),
+                redirect(302),
+                E,
+                vec!["cannot be compared"],
+            ),
+            (
+                "verify HTML after",
+                nf.clone(),
+                resp(200, "text/html", "<html>x</html>"),
+                E,
+                vec!["cannot be compared"],
+            ),
+            (
+                "verify body cut short after",
+                nf.clone(),
+                json(200, r#"{"enabled":tr"#),
+                E,
+                vec!["cannot be compared"],
+            ),
+            (
+                "B's write 500",
+                resp(500, "", ""),
+                same.clone(),
+                E,
+                vec!["server error 500"],
+            ),
         ];
         for (case, b, after, verdict, words) in cases {
             let input = NotFoundInput {
@@ -844,7 +1058,9 @@ mod tests {
             expect(case, &d, verdict, &words);
             if case == "refused but A's data changed" {
                 assert!(
-                    d.evidence.iter().any(|e| e.text.contains("$.enabled: true → false")),
+                    d.evidence
+                        .iter()
+                        .any(|e| e.text.contains("$.enabled: true → false")),
                     "{case}: {d:?}"
                 );
             }
@@ -858,12 +1074,48 @@ mod tests {
         let cases = [
             ("rejected", json(401, "{}"), 200, P, vec!["401", "rejected"]),
             ("accepted", json(200, "{}"), 200, F, vec!["accepted: 200"]),
-            ("accepted with A's data", json(200, r#"{"n":"Acme run42"}"#), 200, F, vec!["A's data", "Acme run42"]),
-            ("403 is not unauthenticated", json(403, "{}"), 200, F, vec!["403, not 401"]),
-            ("B's own token gets 401 too", json(401, "{}"), 401, E, vec!["proves nothing"]),
-            ("a redirect to a login page", redirect(302), 200, E, vec!["redirect 302", "cannot be judged"]),
-            ("a rate limit", json(429, "{}"), 200, E, vec!["rate limited"]),
-            ("a server error", json(503, "{}"), 200, E, vec!["server error 503"]),
+            (
+                "accepted with A's data",
+                json(200, r#"{"n":"Acme run42"}"#),
+                200,
+                F,
+                vec!["A's data", "Acme run42"],
+            ),
+            (
+                "403 is not unauthenticated",
+                json(403, "{}"),
+                200,
+                F,
+                vec!["403, not 401"],
+            ),
+            (
+                "B's own token gets 401 too",
+                json(401, "{}"),
+                401,
+                E,
+                vec!["proves nothing"],
+            ),
+            (
+                "a redirect to a login page",
+                redirect(302),
+                200,
+                E,
+                vec!["redirect 302", "cannot be judged"],
+            ),
+            (
+                "a rate limit",
+                json(429, "{}"),
+                200,
+                E,
+                vec!["rate limited"],
+            ),
+            (
+                "a server error",
+                json(503, "{}"),
+                200,
+                E,
+                vec!["server error 503"],
+            ),
         ];
         for (case, r, control, verdict, words) in cases {
             expect(case, &forgery_rule(&r, control, &m), verdict, &words);
@@ -884,16 +1136,39 @@ mod tests {
             let d = override_changed("header `X-Org-Id`", base, with);
             assert_eq!(d.is_some(), changed, "{case}");
             if let Some(d) = d {
-                expect(case, &d, F, &["X-Org-Id", "reads the tenant from the request"]);
+                expect(
+                    case,
+                    &d,
+                    F,
+                    &["X-Org-Id", "reads the tenant from the request"],
+                );
             }
         }
         let undecided = Decision::error("never-issued id got 200").with("x", "y");
         // (case, decision of the not-found rule, twin status, verdict, words)
         for (case, d, twin, verdict, words) in [
-            ("twin stays not-found", undecided.clone(), 404, E, vec!["never-issued"]),
-            ("twin answered because of the override", undecided.clone(), 200, F, vec!["from 404 to 200"]),
+            (
+                "twin stays not-found",
+                undecided.clone(),
+                404,
+                E,
+                vec!["never-issued"],
+            ),
+            (
+                "twin answered because of the override",
+                undecided.clone(),
+                200,
+                F,
+                vec!["from 404 to 200"],
+            ),
             ("twin 503", undecided.clone(), 503, E, vec!["never-issued"]),
-            ("a pass stays a pass", Decision::pass("404"), 200, P, vec!["404"]),
+            (
+                "a pass stays a pass",
+                Decision::pass("404"),
+                200,
+                P,
+                vec!["404"],
+            ),
         ] {
             let got = read_override_rule(d, twin, 404, "header `X-Org-Id`");
             expect(case, &got, verdict, &words);
@@ -907,21 +1182,46 @@ mod tests {
     fn echo_rule_table() {
         // (case, B's identity answer, verdict, words)
         for (case, r, verdict, words) in [
-            ("B's org only", json(200, r#"{"org":"org-b"}"#), P, vec!["B's org only"]),
-            ("A's org id", json(200, r#"{"org":"org-a"}"#), F, vec!["A's org id"]),
-            ("not B's", json(200, r#"{"org":"org-c"}"#), F, vec!["does not echo B's"]),
+            (
+                "B's org only",
+                json(200, r#"{"org":"org-b"}"#),
+                P,
+                vec!["B's org only"],
+            ),
+            (
+                "A's org id",
+                json(200, r#"{"org":"org-a"}"#),
+                F,
+                vec!["A's org id"],
+            ),
+            (
+                "not B's",
+                json(200, r#"{"org":"org-c"}"#),
+                F,
+                vec!["does not echo B's"],
+            ),
             ("server error", json(500, "{}"), E, vec!["server error 500"]),
             ("not 2xx", json(401, "{}"), E, vec!["401, not 2xx"]),
         ] {
-            expect(case, &echo_rule(&r, Some("org-a"), Some("org-b")), verdict, &words);
+            expect(
+                case,
+                &echo_rule(&r, Some("org-a"), Some("org-b")),
+                verdict,
+                &words,
+            );
         }
-        expect("B's id unknown", &echo_rule(&json(200, "{}"), Some("org-a"), None), P, &["never echoes A's"]);
+        expect(
+            "B's id unknown",
+            &echo_rule(&json(200, "{}"), Some("org-a"), None),
+            P,
+            &["never echoes A's"],
+        );
     }
 
     #[test]
     fn claim_rule_table() {
-        let signer = jwt::Signer::new("HS256", Some("a-test-secret-of-some-length"), None)
-            .expect("signer");
+        let signer =
+            jwt::Signer::new("HS256", Some("a-test-secret-of-some-length"), None).expect("signer");
         let tok = |claims: serde_json::Value| signer.sign(&claims).expect("sign");
         let b_only = tok(serde_json::json!({"org_id": "org-b"}));
         let with_a = tok(serde_json::json!({"org_id": "org-b", "x": "org-a"}));
@@ -930,13 +1230,49 @@ mod tests {
         let none = tok(serde_json::json!({"sub": "u1"}));
         // (case, B's token, tenant_claim, verdict, words)
         for (case, token, claim, verdict, words) in [
-            ("B's org only", Some(b_only.as_str()), None, P, vec!["`org_id` is B's org only"]),
-            ("A's org id anywhere", Some(with_a.as_str()), None, F, vec!["A's org id"]),
-            ("another tenant", Some(other.as_str()), None, F, vec!["`org-c`", "not B's org"]),
-            ("two tenants", Some(two.as_str()), Some("org_ids"), F, vec!["2 tenants"]),
-            ("no tenant claim", Some(none.as_str()), None, E, vec!["none of the usual tenant claims"]),
+            (
+                "B's org only",
+                Some(b_only.as_str()),
+                None,
+                P,
+                vec!["`org_id` is B's org only"],
+            ),
+            (
+                "A's org id anywhere",
+                Some(with_a.as_str()),
+                None,
+                F,
+                vec!["A's org id"],
+            ),
+            (
+                "another tenant",
+                Some(other.as_str()),
+                None,
+                F,
+                vec!["`org-c`", "not B's org"],
+            ),
+            (
+                "two tenants",
+                Some(two.as_str()),
+                Some("org_ids"),
+                F,
+                vec!["2 tenants"],
+            ),
+            (
+                "no tenant claim",
+                Some(none.as_str()),
+                None,
+                E,
+                vec!["none of the usual tenant claims"],
+            ),
             ("no token", None, None, S, vec!["no token"]),
-            ("an opaque token", Some("opaque-token-value"), None, S, vec!["not a JWT"]),
+            (
+                "an opaque token",
+                Some("opaque-token-value"),
+                None,
+                S,
+                vec!["not a JWT"],
+            ),
         ] {
             let d = claim_rule(&ClaimInput {
                 b_token: token,
