@@ -2,14 +2,14 @@
 //! result as an [`Event`]; the runner never prints. Each stage lives in its own file:
 //!
 //! 1. **plan** ([`crate::plan`]): the suite → ordered check plans, selected;
-//! 2. **setup** ([`orgs::setup`]): provision (or mint) org A and org B, seed A → a
-//!    [`orgs::Tenants`] value saying what exists on the target;
-//! 3. **checks** ([`schedule`], [`checks`], decided by [`verdict`]): every check and
+//! 2. **setup** (`orgs::setup`, `src/run/orgs.rs`): provision (or mint) org A and org B, seed A → a
+//!    `Tenants` value saying what exists on the target;
+//! 3. **checks** (`schedule.rs`, [`checks`], decided by [`verdict`]): every check and
 //!    attack variant as B, each with a positive control as A;
 //! 4. **database** ([`database`]): the catalog audit and the live RLS probe;
-//! 5. **teardown** ([`orgs::teardown`]): always, also after a failure, an error or an
+//! 5. **teardown** (`orgs::teardown`): always, also after a failure, an error or an
 //!    interrupt, and after the database probe (which needs both orgs' rows);
-//! 6. **summary** ([`emit`]): the counts and the exit status, decided once.
+//! 6. **summary** (`emit.rs`): the counts and the exit status, decided once.
 //!
 //! The `audit` command is the same pipeline with only the database stage
 //! ([`audit_database`]).
