@@ -9,7 +9,8 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 
 use crate::exit;
-use crate::outcome::{Event, RunInfo, RunSummary};
+use crate::outcome::RunSummary;
+use crate::plan;
 use crate::redact::Redactor;
 use crate::report::{Json, Junit, Reporters, Terminal, TerminalOptions};
 use crate::run::{self, Cancel, Options};
@@ -255,9 +256,7 @@ fn validate(a: ValidateArgs, env: &EnvLookup) -> u8 {
         Err(c) => return c,
     };
     let s = &loaded.suite;
-    let has_signer = s.orgs.as_ref().is_some_and(|o| o.mint.is_some())
-        || matches!(s.attacks.as_ref().and_then(|a| a.token_forgery.as_ref()), Some(crate::suite::model::Toggle::Configured(t)) if t.sign_with.is_some());
-    let plans = run::plan(s, has_signer, None);
+    let plans = plan::plan(s, plan::has_signing_key(s), &plan::Selection::all());
     let variants: usize = plans.iter().map(|p| p.variants.len()).sum();
     // A closed pipe (`| head`) ends the listing quietly: it is not an error of the suite.
     use std::io::Write as _;
@@ -331,21 +330,6 @@ fn finish(reps: &Reporters, summary: &RunSummary) -> u8 {
 
 async fn audit_cmd(a: AuditArgs) -> u8 {
     let redactor = Redactor::new();
-    redactor.add_url_password("database password", &a.database_url);
-    if let Some(p) = &a.probe_url {
-        redactor.add_url_password("probe password", p);
-    }
-    let mut reps = reporters(&a.out, &redactor);
-    let started = std::time::Instant::now();
-    reps.event(&Event::Started(RunInfo {
-        suite_name: "audit".into(),
-        suite_path: None,
-        suite_sha256: None,
-        run_id: run::context::new_run_id(),
-        target: None,
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        started_at: run::now_rfc3339(),
-    }));
     let cfg = crate::db::AuditConfig {
         url: a.database_url.clone(),
         tenant_columns: a.tenant_columns.clone(),
@@ -359,21 +343,12 @@ async fn audit_cmd(a: AuditArgs) -> u8 {
             .clone()
             .map(|url| crate::db::ProbeConfig { url, orgs: None }),
     };
-    reps.event(&Event::Phase("auditing the database".into()));
-    let notices = crate::db::notices(&cfg);
-    let results = crate::db::audit(&cfg, &redactor).await;
-    for r in &results {
-        reps.event(&Event::Finished(r.clone()));
-    }
-    let counts = crate::outcome::Counts::of(&results);
-    let summary = RunSummary {
-        counts,
-        duration: started.elapsed(),
-        exit_code: exit::for_counts(&counts, a.out.deny_warnings, false),
-        incomplete: false,
-        created: vec![],
-        notices,
-    };
-    reps.event(&Event::Ended(summary.clone()));
+    // Before any reporter exists: nothing may print a password first.
+    run::database::register_passwords(&cfg, &redactor);
+    let mut reps = reporters(&a.out, &redactor);
+    let summary = run::audit_database(&cfg, a.out.deny_warnings, &redactor, &mut |e| {
+        reps.event(&e)
+    })
+    .await;
     finish(&reps, &summary)
 }

@@ -1,19 +1,27 @@
 //! tenantgate proves that a multi-tenant API keeps every tenant's data away from every
 //! other tenant, and blocks the deploy when it does not.
 //!
-//! The pipeline: a suite is **parsed** ([`suite`]) into a validated model with source
-//! locations; the runner ([`run`]) provisions org A and org B, seeds A, and runs every
-//! check and built-in attack as B, each negative check with a positive control as A;
-//! the database layer ([`db`]) audits the catalogs and probes RLS live as the app role;
-//! every result is an [`outcome::Event`] consumed by the reporters ([`report`]): the
-//! terminal table, JUnit XML and the JSON report. [`exit`] turns the counts into the
-//! process status: 0 proven, 1 isolation broken, 2 undecided.
+//! The pipeline, in order, and the module that holds each stage:
+//!
+//! 1. **parse** — [`cli`] reads the command line; [`suite`] loads a suite file into a
+//!    validated model with source locations ([`diag`] renders its mistakes);
+//! 2. **plan** — [`plan`] turns the suite into ordered check plans with stable result
+//!    ids, after `--filter` (`validate --list` prints the same plan);
+//! 3. **run** — [`run::run_suite`]: setup (provision org A and org B, seed A), the
+//!    checks and built-in attacks as B, each negative check with a positive control as
+//!    A (rules in [`run::verdict`]), the database audit ([`db`]: catalogs and a live RLS
+//!    probe as the app role), teardown;
+//! 4. **report** — every result is an [`outcome::Event`] consumed by the reporters
+//!    ([`report`]: the terminal table, JUnit XML, the JSON report), with every secret
+//!    removed first ([`redact`]); [`exit`] turns the counts into the process status:
+//!    0 proven, 1 isolation broken, 2 undecided.
 
 pub mod cli;
 pub mod db;
 pub mod diag;
 pub mod exit;
 pub mod outcome;
+pub mod plan;
 pub mod redact;
 pub mod report;
 pub mod run;

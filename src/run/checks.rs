@@ -7,127 +7,19 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use super::context::{AuthSpec, Preparer, Twins, Values};
+use super::error::RunError;
 use super::http::{Body, Http, Prepared, Resp};
 use super::jwt::{self, Signer};
 use super::setup::unmet;
 use super::verdict::{self, Decision, NotFoundInput, markers_in, show};
 use crate::outcome::{CheckResult, Layer, Verdict};
 use crate::redact::Redactor;
-use crate::suite::model::{Expect, Identity, Request};
+use crate::suite::model::{Identity, Request};
 
-/// Where A's org id is offered in a `tenant_override` variant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Channel {
-    Header,
-    Query,
-    Body,
-}
-
-/// A forged-token variant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Forgery {
-    AlgNone,
-    Tampered,
-    RandomKey,
-    Expired,
-}
-
-impl Forgery {
-    pub const ALL: [Forgery; 4] = [
-        Forgery::AlgNone,
-        Forgery::Tampered,
-        Forgery::RandomKey,
-        Forgery::Expired,
-    ];
-    pub fn name(self) -> &'static str {
-        match self {
-            Forgery::AlgNone => "alg_none",
-            Forgery::Tampered => "tampered",
-            Forgery::RandomKey => "random_key",
-            Forgery::Expired => "expired",
-        }
-    }
-}
-
-/// One result-producing variant of a check.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Variant {
-    /// The check itself (for the identity and jwt checks: `claim_integrity`).
-    Base,
-    Override(Channel, String),
-    Forgery(Forgery),
-}
-
-/// What a check does.
-#[derive(Clone, Debug)]
-pub enum Kind {
-    /// Suite check index; kind read by the runner from the suite.
-    Read(usize),
-    List(usize),
-    Write(usize),
-    Request(usize),
-    /// The `orgs.identity` endpoint.
-    Identity,
-    /// B's token's claims.
-    Jwt,
-}
-
-/// A check with its variants, in the order results are reported.
-#[derive(Clone, Debug)]
-pub struct CheckPlan {
-    pub kind: Kind,
-    pub name: String,
-    pub slug: String,
-    pub variants: Vec<Variant>,
-    pub not_found: u16,
-    pub oracle: bool,
-}
-
-impl CheckPlan {
-    /// The variant's name in reports.
-    pub fn variant_name(&self, v: &Variant) -> String {
-        match (v, &self.kind) {
-            (Variant::Base, Kind::Identity) => "claim_integrity:identity".into(),
-            (Variant::Base, Kind::Jwt) => "claim_integrity:token".into(),
-            (Variant::Base, _) => "base".into(),
-            (Variant::Override(c, n), _) => {
-                let c = match c {
-                    Channel::Header => "header",
-                    Channel::Query => "query",
-                    Channel::Body => "body",
-                };
-                format!("tenant_override:{c}:{n}")
-            }
-            (Variant::Forgery(f), _) => format!("token_forgery:{}", f.name()),
-        }
-    }
-
-    /// The variant's result id: `slug` or `slug/variant`.
-    pub fn variant_id(&self, v: &Variant) -> String {
-        match (v, &self.kind) {
-            (Variant::Base, Kind::Read(_) | Kind::List(_) | Kind::Write(_) | Kind::Request(_)) => {
-                self.slug.clone()
-            }
-            _ => format!("{}/{}", self.slug, self.variant_name(v)),
-        }
-    }
-
-    /// Whether the check must run alone (it changes data).
-    pub fn is_write(&self, suite: &crate::suite::Suite) -> bool {
-        match self.kind {
-            Kind::Write(_) => true,
-            Kind::Request(i) => suite.checks[i]
-                .request
-                .as_ref()
-                .is_some_and(|r| !r.value.method.is_safe()),
-            _ => false,
-        }
-    }
-}
+pub use crate::plan::{Channel, CheckPlan, Forgery, Kind, RequestCheck, Variant};
 
 /// Everything a check needs, shared by all check tasks.
 pub struct Ctx {
-    pub loaded: Arc<crate::suite::Loaded>,
     pub http: Http,
     pub redactor: Redactor,
     pub values: Values,
@@ -140,6 +32,37 @@ pub struct Ctx {
     pub check_retries: u32,
     /// Set on an interrupt: a running check stops at its next variant.
     pub cancel: super::Cancel,
+}
+
+impl Ctx {
+    /// The context of the checks once setup has made both orgs.
+    pub(crate) fn new(
+        loaded: &crate::suite::Loaded,
+        t: &super::orgs::Tenants,
+        signer: Option<Signer>,
+        redactor: &Redactor,
+        opts: &super::Options,
+        cancel: &super::Cancel,
+    ) -> Self {
+        let suite = &loaded.suite;
+        Ctx {
+            http: t.http.clone(),
+            redactor: redactor.clone(),
+            values: t.values.clone(),
+            auth: t.auth.clone(),
+            markers: t.markers(suite),
+            a_org: t.a_org.clone(),
+            b_org: t.b_org.clone(),
+            tenant_claim: suite
+                .orgs
+                .as_ref()
+                .and_then(|o| o.tenant_claim.as_ref())
+                .map(|t| t.value.clone()),
+            signer,
+            check_retries: opts.check_retries,
+            cancel: cancel.clone(),
+        }
+    }
 }
 
 /// Sends for one variant, counting transport retries.
@@ -204,7 +127,7 @@ impl Ctx {
         retries: u32,
     ) -> CheckResult {
         let layer = match (v, &plan.kind) {
-            (Variant::Base, Kind::Identity | Kind::Jwt) => Layer::Attack,
+            (Variant::Base, Kind::Identity { .. } | Kind::Jwt) => Layer::Attack,
             (Variant::Base, _) => Layer::Http,
             _ => Layer::Attack,
         };
@@ -214,7 +137,7 @@ impl Ctx {
             plan.variant_name(v),
             layer,
             d.verdict,
-            super::one_line(&self.redactor.redact(&d.summary)),
+            super::emit::one_line(&self.redactor.redact(&d.summary)),
         )
         .timed(start.elapsed());
         if retries > 0 {
@@ -247,32 +170,21 @@ impl Ctx {
     }
 
     /// A forged token for a variant, or why there is none.
-    fn forge(&self, f: Forgery) -> Result<String, String> {
-        let token = self
-            .values
-            .b
-            .token()
-            .ok_or("B has no token (nothing captured as `token`)")?;
+    fn forge(&self, f: Forgery) -> Result<String, RunError> {
+        let token = self.values.b.token().ok_or(RunError::NoToken)?;
         if !self.auth.uses_token() {
-            return Err(
-                "`orgs.auth` does not send `{{token}}`, so a forged token cannot be sent".into(),
-            );
+            return Err(RunError::AuthSendsNoToken);
         }
-        let t = jwt::decode(token).ok_or("B's token is not a JWT: there are no claims to forge")?;
+        let t = jwt::decode(token).ok_or(RunError::NotJwt)?;
         let claim = jwt::tenant_claim_name(&t.payload, self.tenant_claim.as_deref())
-            .ok_or("B's token has none of the usual tenant claims; set `orgs.tenant_claim`")?;
-        let a_org = self
-            .a_org
-            .as_deref()
-            .ok_or("A's org id is unknown: capture `org_id` when provisioning")?;
+            .ok_or(RunError::NoTenantClaim)?;
+        let a_org = self.a_org.as_deref().ok_or(RunError::NoAOrg)?;
         let forged = match f {
             Forgery::AlgNone => jwt::forge_alg_none(&t, &claim, a_org),
             Forgery::Tampered => jwt::forge_tampered(&t, &claim, a_org),
             Forgery::RandomKey => jwt::forge_random_key(&t, &claim, a_org),
             Forgery::Expired => {
-                let s = self.signer.as_ref().ok_or(
-                    "no signing key: mint tokens, or give `attacks.token_forgery.sign_with`, to test expired tokens",
-                )?;
+                let s = self.signer.as_ref().ok_or(RunError::NoSigningKey)?;
                 jwt::forge_expired(&t, &claim, a_org, s)?
             }
         };
@@ -302,19 +214,6 @@ pub fn apply_override(p: &Prepared, ch: Channel, name: &str, a_org: &str) -> Opt
     Some(p)
 }
 
-/// The tenant offered in a header, query parameter or body field must be ignored: when
-/// offering A's org id turns B's usual answer (`base`) into another non-5xx answer, the
-/// server reads the tenant from the request.
-pub fn override_changed(channel_name: &str, base: u16, with_override: u16) -> Option<Decision> {
-    // Only an answer that can be judged counts as "changed": a 503, a redirect or a 429
-    // on the variant's request is the target failing, and stays an error.
-    (base != with_override && verdict::judgeable_status(with_override)).then(|| {
-        Decision::fail(format!(
-            "offering A's org id as {channel_name} changed B's answer from {base} to {with_override}: the server reads the tenant from the request"
-        ))
-    })
-}
-
 /// B's request and its never-issued twin for a variant: as they are for the base check,
 /// both with A's org id offered the same way for a `tenant_override` variant, or why the
 /// variant does not apply (skip).
@@ -341,81 +240,14 @@ fn variant_pair(
     }
 }
 
-/// The rule for a forged token: it must be answered 401.
-pub fn forgery_rule(r: &Resp, control_status: u16, markers: &[String]) -> Decision {
-    if control_status == 401 {
-        return Decision::error(
-            "B's own valid token is answered 401 here too: a 401 for a forged one proves nothing",
-        );
-    }
-    if r.status == 401 {
-        return Decision::pass("401: the forged token was rejected");
-    }
-    // A redirect (to a login page, say) or a 429 neither accepts nor rejects the token
-    // in a way tenantgate can see.
-    if let Some(why) = verdict::unjudgeable(r, |_| false) {
-        return Decision::error(format!("{why}: the answer cannot be judged")).with("got", show(r));
-    }
-    let found = markers_in(&r.body, markers);
-    let d = if r.is_success() {
-        Decision::fail(format!(
-            "the forged token was accepted: {}{}",
-            r.status,
-            if found.is_empty() {
-                String::new()
-            } else {
-                format!(" with A's data ({})", found.join(", "))
-            }
-        ))
-    } else {
-        Decision::fail(format!(
-            "a forged token got {}, not 401: it was not rejected as unauthenticated",
-            r.status
-        ))
-    };
-    d.with("got", show(r))
-}
-
 /// Runs one check and all its variants.
 pub async fn run_check(ctx: Arc<Ctx>, plan: CheckPlan) -> Vec<CheckResult> {
-    let suite = &ctx.loaded.suite;
-    match plan.kind {
-        Kind::Read(i) => {
-            let req = &suite.checks[i]
-                .read
-                .as_ref()
-                .expect("planned as read")
-                .request;
-            read(&ctx, &plan, req).await
-        }
-        Kind::List(i) => {
-            let req = &suite.checks[i]
-                .list
-                .as_ref()
-                .expect("planned as list")
-                .request;
-            list(&ctx, &plan, req).await
-        }
-        Kind::Write(i) => {
-            let c = &suite.checks[i];
-            let write_req = &c.write.as_ref().expect("planned as write").value;
-            let verify = &c
-                .verify
-                .as_ref()
-                .expect("validated: write has verify")
-                .request;
-            write(&ctx, &plan, write_req, verify).await
-        }
-        Kind::Request(i) => request(&ctx, &plan, i).await,
-        Kind::Identity => {
-            let req = &suite
-                .orgs
-                .as_ref()
-                .and_then(|o| o.identity.as_ref())
-                .expect("planned as identity")
-                .request;
-            identity(&ctx, &plan, req).await
-        }
+    match &plan.kind {
+        Kind::Read { request } => read(&ctx, &plan, request).await,
+        Kind::List { request } => list(&ctx, &plan, request).await,
+        Kind::Write { write: w, verify } => write(&ctx, &plan, w, verify).await,
+        Kind::Request(rc) => request(&ctx, &plan, rc).await,
+        Kind::Identity { request } => identity(&ctx, &plan, request).await,
         Kind::Jwt => jwt_claims(&ctx, &plan),
     }
 }
@@ -492,23 +324,17 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                 match pair {
                     Err(d) => d,
                     Ok((b, t)) => {
-                        let d = not_found_variant(&s, plan, &b, &t, &ids, &ctx.markers)
-                            .await
-                            .unwrap_or_else(|d| d);
-                        // A twin that stops being not-found only because A's org id was
-                        // offered is the server reading the tenant from the request.
-                        match (v, d.verdict, twin_status_of(&d)) {
-                            (Variant::Override(..), Verdict::Error, Some(st))
-                                if st != plan.not_found && verdict::judgeable_status(st) =>
-                            {
-                                override_changed(&plan.variant_name(v), plan.not_found, st)
-                                    .map(|f| Decision {
-                                        evidence: d.evidence.clone(),
-                                        ..f
-                                    })
-                                    .unwrap_or(d)
+                        match not_found_variant(&s, plan, &b, &t, &ids, &ctx.markers).await {
+                            Err(d) => d,
+                            Ok((d, twin_status)) if matches!(v, Variant::Override(..)) => {
+                                verdict::read_override_rule(
+                                    d,
+                                    twin_status,
+                                    plan.not_found,
+                                    &plan.variant_name(v),
+                                )
                             }
-                            _ => d,
+                            Ok((d, _)) => d,
                         }
                     }
                 }
@@ -516,29 +342,15 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
             Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await,
         };
         if let (Variant::Base, Verdict::Pass | Verdict::Fail) = (v, d.verdict) {
-            base_status.get_or_insert(ctx.not_found_of(plan));
+            base_status.get_or_insert(plan.not_found);
         }
         out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
     }
     out
 }
 
-/// The twin's status recorded in a not-found decision's evidence.
-fn twin_status_of(d: &Decision) -> Option<u16> {
-    d.evidence
-        .iter()
-        .find(|e| e.label == "B got (never-issued id)")
-        .and_then(|e| e.text.split(' ').next())
-        .and_then(|s| s.parse().ok())
-}
-
-impl Ctx {
-    fn not_found_of(&self, plan: &CheckPlan) -> u16 {
-        plan.not_found
-    }
-}
-
-/// B's request and the twin's (twice), judged by the not-found rule.
+/// B's request and the twin's (twice), judged by the not-found rule; with the twin's
+/// status (a `tenant_override` variant is judged on it too).
 async fn not_found_variant(
     s: &Sender<'_>,
     plan: &CheckPlan,
@@ -546,12 +358,12 @@ async fn not_found_variant(
     t: &Prepared,
     ids: &[String],
     markers: &[String],
-) -> Result<Decision, Decision> {
+) -> Result<(Decision, u16), Decision> {
     let t1 = s.send(t, "B (never-issued id)").await?;
     let t2 = s.send(t, "B (never-issued id, again)").await?;
     let rb = s.send(b, "B").await?;
     let found = markers_in(&rb.body, markers);
-    Ok(verdict::not_found_rule(&NotFoundInput {
+    let d = verdict::not_found_rule(&NotFoundInput {
         b: &rb,
         twin: &t1,
         twin_again: &t2,
@@ -560,7 +372,8 @@ async fn not_found_variant(
         markers_in_b: &found,
         oracle: plan.oracle,
     })
-    .with("request", b.line()))
+    .with("request", b.line());
+    Ok((d, t1.status))
 }
 
 /// A forged token sent where B's own token is accepted (not 401).
@@ -574,7 +387,7 @@ async fn forgery_variant(
 ) -> Decision {
     let forged = match ctx.forge(f) {
         Ok(t) => t,
-        Err(why) => return Decision::skip(why),
+        Err(why) => return Decision::skip(why.to_string()),
     };
     let control = match control_status {
         Some(c) => *c,
@@ -591,7 +404,7 @@ async fn forgery_variant(
         Err(d) => return d,
     };
     match s.send(&p, "B with a forged token").await {
-        Ok(r) => forgery_rule(&r, control, &ctx.markers).with("request", p.line()),
+        Ok(r) => verdict::forgery_rule(&r, control, &ctx.markers).with("request", p.line()),
         Err(d) => d,
     }
 }
@@ -645,7 +458,8 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                         (Variant::Override(..), Verdict::Error, Some(base))
                             if (200..300).contains(&base) =>
                         {
-                            override_changed(&plan.variant_name(v), base, r.status).unwrap_or(d)
+                            verdict::override_changed(&plan.variant_name(v), base, r.status)
+                                .unwrap_or(d)
                         }
                         _ => d,
                     }
@@ -694,14 +508,13 @@ async fn write(ctx: &Ctx, plan: &CheckPlan, req: &Request, verify: &Request) -> 
             Ok((b, t)) => {
                 match write_variant(&s, plan, &b, &t, &verify_p, &ids, &ctx.markers).await {
                     Ok(d) => d,
-                    Err(d) => match &damaged {
-                        Some(by) if d.summary.starts_with("verify as A got") => {
-                            Decision::skip(format!(
-                                "not judged: the accepted write of variant {by} already changed A's data"
-                            ))
-                        }
-                        _ => d,
+                    Err(WriteStop::VerifyBefore(d)) => match &damaged {
+                        Some(by) => Decision::skip(format!(
+                            "not judged: the accepted write of variant {by} already changed A's data"
+                        )),
+                        None => d,
                     },
+                    Err(WriteStop::Other(d)) => d,
                 }
             }
         };
@@ -713,6 +526,15 @@ async fn write(ctx: &Ctx, plan: &CheckPlan, req: &Request, verify: &Request) -> 
     out
 }
 
+/// Why a write variant stopped before its rule could judge it.
+enum WriteStop {
+    /// A's `verify` read was not 2xx before B's write (after an accepted write of an
+    /// earlier variant: A's resource is gone, so this variant is not judged).
+    VerifyBefore(Decision),
+    /// A request could not be sent.
+    Other(Decision),
+}
+
 async fn write_variant(
     s: &Sender<'_>,
     plan: &CheckPlan,
@@ -721,21 +543,38 @@ async fn write_variant(
     verify: &Prepared,
     ids: &[String],
     markers: &[String],
-) -> Result<Decision, Decision> {
-    let v0 = s.send(verify, "verify as A (before)").await?;
+) -> Result<Decision, WriteStop> {
+    let v0 = s
+        .send(verify, "verify as A (before)")
+        .await
+        .map_err(WriteStop::Other)?;
     if !v0.is_success() {
-        return Err(Decision::error(format!(
-            "verify as A got {} before B's write, not 2xx: the check could not see a change",
-            v0.status
-        ))
-        .with("A got", show(&v0)));
+        return Err(WriteStop::VerifyBefore(
+            Decision::error(format!(
+                "verify as A got {} before B's write, not 2xx: the check could not see a change",
+                v0.status
+            ))
+            .with("A got", show(&v0)),
+        ));
     }
-    let v0b = s.send(verify, "verify as A (before, again)").await?;
+    let v0b = s
+        .send(verify, "verify as A (before, again)")
+        .await
+        .map_err(WriteStop::Other)?;
     let volatile = verdict::volatile_paths(&v0.body, &v0b.body);
-    let t1 = s.send(t, "B's write (never-issued id)").await?;
-    let t2 = s.send(t, "B's write (never-issued id, again)").await?;
-    let rb = s.send(b, "B's write").await?;
-    let v1 = s.send(verify, "verify as A (after)").await?;
+    let t1 = s
+        .send(t, "B's write (never-issued id)")
+        .await
+        .map_err(WriteStop::Other)?;
+    let t2 = s
+        .send(t, "B's write (never-issued id, again)")
+        .await
+        .map_err(WriteStop::Other)?;
+    let rb = s.send(b, "B's write").await.map_err(WriteStop::Other)?;
+    let v1 = s
+        .send(verify, "verify as A (after)")
+        .await
+        .map_err(WriteStop::Other)?;
     let found = markers_in(&rb.body, markers);
     let d = verdict::write_rule(
         &NotFoundInput {
@@ -754,14 +593,9 @@ async fn write_variant(
     Ok(d.with("request", b.line()).with("verify", verify.line()))
 }
 
-fn expect_of(plan_i: usize, ctx: &Ctx) -> Option<&Expect> {
-    ctx.loaded.suite.checks[plan_i].expect.as_ref()
-}
-
-async fn request(ctx: &Ctx, plan: &CheckPlan, i: usize) -> Vec<CheckResult> {
+async fn request(ctx: &Ctx, plan: &CheckPlan, c: &RequestCheck) -> Vec<CheckResult> {
     let start = Instant::now();
-    let c = &ctx.loaded.suite.checks[i];
-    let req = &c.request.as_ref().expect("planned as request").value;
+    let req = &c.request;
     let s = Sender::new(ctx);
     let lookup = ctx.values.lookup(None, None, None);
     let d = async {
@@ -778,13 +612,14 @@ async fn request(ctx: &Ctx, plan: &CheckPlan, i: usize) -> Vec<CheckResult> {
                 .with("control got", show(&r)));
             }
         }
-        let p = ctx.prepare(req, c.as_.unwrap_or(Identity::B), None, None)?;
+        let p = ctx.prepare(req, c.as_, None, None)?;
         let r = s.send(&p, "request").await?;
-        let problems = unmet(expect_of(i, ctx), &r, &lookup, false);
+        let problems = unmet(c.expect.as_ref(), &r, &lookup, false);
         // A 5xx, redirect, 429 or 408 the suite did not expect is the target failing:
         // an error, not an unmet expectation (which would be a failure).
         let expected = |st: u16| {
-            expect_of(i, ctx)
+            c.expect
+                .as_ref()
                 .and_then(|e| e.status.as_ref())
                 .is_some_and(|s| s.matches(st))
         };
@@ -860,12 +695,13 @@ async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult
                             if matches!(v, Variant::Base) {
                                 base_status = Some(r.status);
                             }
-                            let d = echo_rule(&r, ctx.a_org.as_deref(), ctx.b_org.as_deref());
+                            let d =
+                                verdict::echo_rule(&r, ctx.a_org.as_deref(), ctx.b_org.as_deref());
                             match (v, d.verdict, base_status) {
                                 (Variant::Override(..), Verdict::Error, Some(base))
                                     if (200..300).contains(&base) =>
                                 {
-                                    override_changed(&plan.variant_name(v), base, r.status)
+                                    verdict::override_changed(&plan.variant_name(v), base, r.status)
                                         .map(|f| f.with("got", show(&r)))
                                         .unwrap_or(d)
                                 }
@@ -882,42 +718,22 @@ async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult
     out
 }
 
-/// The identity endpoint as B must echo B's org and never A's.
-pub fn echo_rule(r: &Resp, a_org: Option<&str>, b_org: Option<&str>) -> Decision {
-    if r.is_server_error() {
-        return Decision::error(format!("server error {}", r.status)).with("got", show(r));
-    }
-    if !r.is_success() {
-        return Decision::error(format!("B's identity got {}, not 2xx", r.status))
-            .with("got", show(r));
-    }
-    if let Some(a) = a_org
-        && r.body.contains(a)
-    {
-        return Decision::fail("the identity endpoint answered B with A's org id: B acts as A")
-            .with("got", show(r));
-    }
-    match b_org {
-        Some(b) if !r.body.contains(b) => {
-            Decision::fail("the identity endpoint does not echo B's org id for B's token")
-                .with("got", show(r))
-        }
-        Some(_) => Decision::pass("echoes B's org only"),
-        None => Decision::pass("never echoes A's org"),
-    }
-}
-
 fn jwt_claims(ctx: &Ctx, plan: &CheckPlan) -> Vec<CheckResult> {
     let start = Instant::now();
     plan.variants
         .iter()
         .map(|v| {
             let d = match v {
-                Variant::Base => claim_rule(ctx),
+                Variant::Base => verdict::claim_rule(&verdict::ClaimInput {
+                    b_token: ctx.values.b.token(),
+                    tenant_claim: ctx.tenant_claim.as_deref(),
+                    a_org: ctx.a_org.as_deref(),
+                    b_org: ctx.b_org.as_deref(),
+                }),
                 Variant::Forgery(f) => match ctx.forge(*f) {
                     // Forgeries are sent per read URL and to identity; here only the
                     // reason a variant cannot run is reported once.
-                    Err(why) => Decision::skip(why),
+                    Err(why) => Decision::skip(why.to_string()),
                     Ok(_) => Decision::skip("sent to every read URL and to identity"),
                 },
                 Variant::Override(..) => Decision::skip("not applicable"),
@@ -925,49 +741,4 @@ fn jwt_claims(ctx: &Ctx, plan: &CheckPlan) -> Vec<CheckResult> {
             ctx.result(plan, v, d, start, 0)
         })
         .collect()
-}
-
-/// B's token carries exactly one tenant, B's, and nowhere A's org id.
-fn claim_rule(ctx: &Ctx) -> Decision {
-    let Some(token) = ctx.values.b.token() else {
-        return Decision::skip("B has no token (nothing captured as `token`)");
-    };
-    let Some(t) = jwt::decode(token) else {
-        return Decision::skip("B's token is not a JWT (an opaque token carries no claims)");
-    };
-    let Some(claim) = jwt::tenant_claim_name(&t.payload, ctx.tenant_claim.as_deref()) else {
-        return Decision::error(
-            "B's token has none of the usual tenant claims; set `orgs.tenant_claim`",
-        );
-    };
-    let payload_text = t.payload.to_string();
-    if let Some(a) = &ctx.a_org
-        && payload_text.contains(a.as_str())
-    {
-        return Decision::fail("B's token carries A's org id").with("claims", payload_text);
-    }
-    match jwt::claim(&t.payload, &claim) {
-        None => {
-            Decision::fail(format!("B's token has no `{claim}` claim")).with("claims", payload_text)
-        }
-        Some(serde_json::Value::Array(v)) if v.len() != 1 => Decision::fail(format!(
-            "B's token carries {} tenants in `{claim}`",
-            v.len()
-        ))
-        .with("claims", payload_text),
-        Some(v) => {
-            let got = match v {
-                serde_json::Value::Array(a) => jwt::claim_text(&a[0]),
-                v => jwt::claim_text(v),
-            };
-            match &ctx.b_org {
-                Some(b) if &got != b => Decision::fail(format!(
-                    "B's token carries tenant `{got}` in `{claim}`, not B's org"
-                ))
-                .with("claims", payload_text),
-                Some(_) => Decision::pass(format!("`{claim}` is B's org only")),
-                None => Decision::pass(format!("`{claim}` holds one tenant, not A's")),
-            }
-        }
-    }
 }

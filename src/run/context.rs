@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
+use super::error::RunError;
 use super::http::{Body, Prepared};
 use super::verdict::twin_of;
 use crate::redact::Redactor;
@@ -38,17 +39,7 @@ pub struct Values {
 pub fn uuid_v4() -> String {
     let mut b = [0u8; 16];
     aws_lc_rs::rand::fill(&mut b).expect("system random source");
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid::Builder::from_random_bytes(b).into_uuid().to_string()
 }
 
 /// A short, URL-safe, unique-enough run id: 10 lowercase base32 characters.
@@ -182,7 +173,7 @@ impl Preparer<'_> {
         bare: Option<Identity>,
         twins: Option<&Twins>,
         token_override: Option<&str>,
-    ) -> Result<Prepared, String> {
+    ) -> Result<Prepared, RunError> {
         let lookup = self.values.lookup(bare, twins, None);
         let url = req.url.render(&lookup)?;
         let mut headers = Vec::new();

@@ -8,6 +8,7 @@
 //! OpenSSL-style bundle, `SSL_CERT_FILE` / `SSL_CERT_DIR` honoured), plus the suite's
 //! `target.tls.ca` roots when given. `--insecure` turns verification off entirely.
 
+use super::error::RunError;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -145,12 +146,18 @@ pub struct TlsTrust {
 impl TlsTrust {
     /// Reads a PEM bundle of CA certificates. The suite loader has checked the file
     /// already; this is the run-time read, so it can still fail (the file changed).
-    pub fn read_ca(path: &str) -> Result<Vec<reqwest::Certificate>, String> {
-        let pem = std::fs::read(path).map_err(|e| format!("`{path}` cannot be read: {e}"))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("`{path}` is not a PEM certificate bundle: {}", chain(&e)))?;
+    pub fn read_ca(path: &str) -> Result<Vec<reqwest::Certificate>, RunError> {
+        let pem = std::fs::read(path).map_err(|e| RunError::CaUnreadable {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| RunError::CaNotPem {
+                path: path.to_string(),
+                reason: chain(&e),
+            })?;
         if certs.is_empty() {
-            return Err(format!("`{path}` holds no PEM certificate"));
+            return Err(RunError::CaEmpty(path.to_string()));
         }
         Ok(certs)
     }
@@ -225,7 +232,7 @@ impl Http {
         timeout: Duration,
         default_headers: Vec<(String, String)>,
         tls: &TlsTrust,
-    ) -> Result<Http, String> {
+    ) -> Result<Http, RunError> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
@@ -236,7 +243,7 @@ impl Http {
         } else if !tls.extra_roots.is_empty() {
             builder = builder.tls_certs_merge(tls.extra_roots.iter().cloned());
         }
-        let client = builder.build().map_err(|e| chain(&e))?;
+        let client = builder.build().map_err(|e| RunError::Client(chain(&e)))?;
         Ok(Http {
             client,
             base: base_url.trim_end_matches('/').to_string(),

@@ -4,6 +4,7 @@
 //! Forgeries carry A's org id in the tenant claim; a target that accepts any of them
 //! lets B act as A.
 
+use super::error::RunError;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Value, json};
@@ -144,25 +145,30 @@ impl Signer {
         algorithm: &str,
         secret: Option<&str>,
         pem_path: Option<&str>,
-    ) -> Result<Signer, String> {
+    ) -> Result<Signer, RunError> {
         use jsonwebtoken::{Algorithm as A, EncodingKey as K};
         let alg: A = algorithm
             .to_ascii_uppercase()
             .parse()
-            .map_err(|_| format!("`{algorithm}` is not a supported algorithm"))?;
+            .map_err(|_| RunError::UnknownAlgorithm(algorithm.to_string()))?;
         let key = match alg {
             A::HS256 | A::HS384 | A::HS512 => {
-                K::from_secret(secret.ok_or("an HMAC algorithm needs a secret")?.as_bytes())
+                K::from_secret(secret.ok_or(RunError::NoSecret)?.as_bytes())
             }
             _ => {
-                let path = pem_path.ok_or("an RSA or EC algorithm needs a key file")?;
-                let pem = std::fs::read(path)
-                    .map_err(|e| format!("cannot read key file `{path}`: {e}"))?;
+                let path = pem_path.ok_or(RunError::NoKeyFile)?;
+                let pem = std::fs::read(path).map_err(|e| RunError::KeyFile {
+                    path: path.to_string(),
+                    reason: e.to_string(),
+                })?;
                 match alg {
                     A::ES256 | A::ES384 => K::from_ec_pem(&pem),
                     _ => K::from_rsa_pem(&pem),
                 }
-                .map_err(|e| format!("key file `{path}` is not a usable PEM private key: {e}"))?
+                .map_err(|e| RunError::BadPem {
+                    path: path.to_string(),
+                    reason: e.to_string(),
+                })?
             }
         };
         Ok(Signer {
@@ -172,9 +178,9 @@ impl Signer {
     }
 
     /// Signs claims.
-    pub fn sign(&self, claims: &Value) -> Result<String, String> {
+    pub fn sign(&self, claims: &Value) -> Result<String, RunError> {
         let header = jsonwebtoken::Header::new(self.algorithm);
-        jsonwebtoken::encode(&header, claims, &self.key).map_err(|e| e.to_string())
+        jsonwebtoken::encode(&header, claims, &self.key).map_err(|e| RunError::Sign(e.to_string()))
     }
 }
 
@@ -187,7 +193,7 @@ pub fn now() -> i64 {
 }
 
 /// B's claims with A's org id, signed with the real key, expired an hour ago.
-pub fn forge_expired(t: &Jwt, claim: &str, org: &str, signer: &Signer) -> Result<String, String> {
+pub fn forge_expired(t: &Jwt, claim: &str, org: &str, signer: &Signer) -> Result<String, RunError> {
     let mut p = t.payload.clone();
     set_claim(&mut p, claim, org);
     let now = now();

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::error::RunError;
 use super::http::{Http, Resp, RetryPolicy};
 use super::verdict::show;
 use crate::suite::model::{CaptureSource, CaptureSpec, Expect};
@@ -15,23 +16,23 @@ pub struct StepError {
 }
 
 /// Reads one capture from an answer.
-pub fn capture(spec: &CaptureSpec, resp: &Resp) -> Result<String, String> {
+pub fn capture(spec: &CaptureSpec, resp: &Resp) -> Result<String, RunError> {
     match &spec.source {
         CaptureSource::Status => Ok(resp.status.to_string()),
         CaptureSource::Header(h) => resp
             .header(h)
             .map(|s| s.to_string())
-            .ok_or_else(|| format!("the answer has no `{h}` header")),
+            .ok_or_else(|| RunError::NoHeader(h.to_string())),
         CaptureSource::Path(path, text) => {
             let json = resp
                 .json()
-                .ok_or_else(|| format!("`{text}` needs a JSON body, and the answer is not JSON"))?;
+                .ok_or_else(|| RunError::NotJson(text.to_string()))?;
             let nodes = path.query(&json);
             match nodes.first() {
                 Some(Value::String(s)) => Ok(s.clone()),
-                Some(Value::Null) => Err(format!("`{text}` is null")),
+                Some(Value::Null) => Err(RunError::Null(text.to_string())),
                 Some(v) => Ok(v.to_string()),
-                None => Err(format!("`{text}` matched nothing")),
+                None => Err(RunError::NoMatch(text.to_string())),
             }
         }
     }

@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::http::Resp;
+use super::jwt;
 use crate::outcome::{Evidence, Verdict};
 
 /// A decided check: the verdict, its one-line reason, and evidence (not yet redacted).
@@ -69,8 +70,8 @@ pub fn judgeable_status(status: u16) -> bool {
 }
 
 /// Why an answer cannot be judged (see [`judgeable_status`]), in a few words, or `None`.
-/// `expected` is a status the suite declared normal here (a not-found status of 302, an
-/// `expect.status`), which is then judged like any other.
+/// `expected` is a status the suite declared normal here (an `expect.status`), which is
+/// then judged like any other.
 pub fn unjudgeable(r: &Resp, expected: impl Fn(u16) -> bool) -> Option<String> {
     if judgeable_status(r.status) || expected(r.status) {
         return None;
@@ -184,9 +185,11 @@ pub fn not_found_rule(i: &NotFoundInput) -> Decision {
         )));
     }
     // A redirect or a rate limit for A's id and a 404 for the twin would otherwise read
-    // as an existence oracle: a transient fault must not become exit 1.
-    let nf = |s: u16| s == not_found;
-    if let Some(why) = unjudgeable(b, nf).or_else(|| unjudgeable(twin, nf)) {
+    // as an existence oracle: a transient fault must not become exit 1. (The loader
+    // accepts only a 4xx not-found status other than 403, so no declared not-found
+    // status is exempt here.)
+    let never = |_: u16| false;
+    if let Some(why) = unjudgeable(b, never).or_else(|| unjudgeable(twin, never)) {
         return evidence(Decision::error(format!(
             "{why}: the answer cannot be judged"
         )));
@@ -500,17 +503,7 @@ fn shape_fill(id: &str, rnd: &[u8; 64]) -> String {
     if is_uuid {
         let mut b = [0u8; 16];
         b.copy_from_slice(&rnd[..16]);
-        b[6] = (b[6] & 0x0f) | 0x40;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        let u = format!(
-            "{}-{}-{}-{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
-        );
+        let u = uuid::Builder::from_random_bytes(b).into_uuid().to_string();
         return if id.chars().any(|c| c.is_ascii_uppercase()) {
             u.to_ascii_uppercase()
         } else {
@@ -556,6 +549,155 @@ fn shape_fill(id: &str, rnd: &[u8; 64]) -> String {
     format!("{prefix}{body}")
 }
 
+/// The tenant offered in a header, query parameter or body field must be ignored: when
+/// offering A's org id turns B's usual answer (`base`) into another non-5xx answer, the
+/// server reads the tenant from the request.
+pub fn override_changed(channel_name: &str, base: u16, with_override: u16) -> Option<Decision> {
+    // Only an answer that can be judged counts as "changed": a 503, a redirect or a 429
+    // on the variant's request is the target failing, and stays an error.
+    (base != with_override && judgeable_status(with_override)).then(|| {
+        Decision::fail(format!(
+            "offering A's org id as {channel_name} changed B's answer from {base} to {with_override}: the server reads the tenant from the request"
+        ))
+    })
+}
+
+/// A `tenant_override` variant of a read, after the not-found rule: a twin that stops
+/// being not-found only because A's org id was offered is the server reading the tenant
+/// from the request (a failure), not an undecidable check.
+pub fn read_override_rule(
+    d: Decision,
+    twin_status: u16,
+    not_found: u16,
+    channel_name: &str,
+) -> Decision {
+    if d.verdict != Verdict::Error || twin_status == not_found {
+        return d;
+    }
+    match override_changed(channel_name, not_found, twin_status) {
+        Some(f) => Decision {
+            evidence: d.evidence,
+            ..f
+        },
+        None => d,
+    }
+}
+
+/// The rule for a forged token: it must be answered 401.
+pub fn forgery_rule(r: &Resp, control_status: u16, markers: &[String]) -> Decision {
+    if control_status == 401 {
+        return Decision::error(
+            "B's own valid token is answered 401 here too: a 401 for a forged one proves nothing",
+        );
+    }
+    if r.status == 401 {
+        return Decision::pass("401: the forged token was rejected");
+    }
+    // A redirect (to a login page, say) or a 429 neither accepts nor rejects the token
+    // in a way tenantgate can see.
+    if let Some(why) = unjudgeable(r, |_| false) {
+        return Decision::error(format!("{why}: the answer cannot be judged")).with("got", show(r));
+    }
+    let found = markers_in(&r.body, markers);
+    let d = if r.is_success() {
+        Decision::fail(format!(
+            "the forged token was accepted: {}{}",
+            r.status,
+            if found.is_empty() {
+                String::new()
+            } else {
+                format!(" with A's data ({})", found.join(", "))
+            }
+        ))
+    } else {
+        Decision::fail(format!(
+            "a forged token got {}, not 401: it was not rejected as unauthenticated",
+            r.status
+        ))
+    };
+    d.with("got", show(r))
+}
+
+/// The identity endpoint as B must echo B's org and never A's.
+pub fn echo_rule(r: &Resp, a_org: Option<&str>, b_org: Option<&str>) -> Decision {
+    if r.is_server_error() {
+        return Decision::error(format!("server error {}", r.status)).with("got", show(r));
+    }
+    if !r.is_success() {
+        return Decision::error(format!("B's identity got {}, not 2xx", r.status))
+            .with("got", show(r));
+    }
+    if let Some(a) = a_org
+        && r.body.contains(a)
+    {
+        return Decision::fail("the identity endpoint answered B with A's org id: B acts as A")
+            .with("got", show(r));
+    }
+    match b_org {
+        Some(b) if !r.body.contains(b) => {
+            Decision::fail("the identity endpoint does not echo B's org id for B's token")
+                .with("got", show(r))
+        }
+        Some(_) => Decision::pass("echoes B's org only"),
+        None => Decision::pass("never echoes A's org"),
+    }
+}
+
+/// What the claim rule looks at: B's token and what the run knows of both orgs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClaimInput<'a> {
+    pub b_token: Option<&'a str>,
+    /// `orgs.tenant_claim`, when the suite names it.
+    pub tenant_claim: Option<&'a str>,
+    pub a_org: Option<&'a str>,
+    pub b_org: Option<&'a str>,
+}
+
+/// B's token carries exactly one tenant, B's, and nowhere A's org id.
+pub fn claim_rule(i: &ClaimInput) -> Decision {
+    let Some(token) = i.b_token else {
+        return Decision::skip("B has no token (nothing captured as `token`)");
+    };
+    let Some(t) = jwt::decode(token) else {
+        return Decision::skip("B's token is not a JWT (an opaque token carries no claims)");
+    };
+    let Some(claim) = jwt::tenant_claim_name(&t.payload, i.tenant_claim) else {
+        return Decision::error(
+            "B's token has none of the usual tenant claims; set `orgs.tenant_claim`",
+        );
+    };
+    let payload_text = t.payload.to_string();
+    if let Some(a) = i.a_org
+        && payload_text.contains(a)
+    {
+        return Decision::fail("B's token carries A's org id").with("claims", payload_text);
+    }
+    match jwt::claim(&t.payload, &claim) {
+        None => {
+            Decision::fail(format!("B's token has no `{claim}` claim")).with("claims", payload_text)
+        }
+        Some(serde_json::Value::Array(v)) if v.len() != 1 => Decision::fail(format!(
+            "B's token carries {} tenants in `{claim}`",
+            v.len()
+        ))
+        .with("claims", payload_text),
+        Some(v) => {
+            let got = match v {
+                serde_json::Value::Array(a) => jwt::claim_text(&a[0]),
+                v => jwt::claim_text(v),
+            };
+            match i.b_org {
+                Some(b) if got != b => Decision::fail(format!(
+                    "B's token carries tenant `{got}` in `{claim}`, not B's org"
+                ))
+                .with("claims", payload_text),
+                Some(_) => Decision::pass(format!("`{claim}` is B's org only")),
+                None => Decision::pass(format!("`{claim}` holds one tenant, not A's")),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -570,212 +712,576 @@ mod tests {
         }
     }
 
-    fn rule(b: &Resp, twin: &Resp, markers: &[String]) -> Decision {
-        let ids = vec!["AID".to_string(), "TWIN".to_string()];
-        not_found_rule(&NotFoundInput {
-            b,
-            twin,
-            twin_again: twin,
-            not_found: 404,
-            ids: &ids,
-            markers_in_b: markers,
-            oracle: true,
-        })
-    }
-
     const NF: &str = r#"{"error":"not_found"}"#;
+    const P: Verdict = Verdict::Pass;
+    const F: Verdict = Verdict::Fail;
+    const E: Verdict = Verdict::Error;
+    const S: Verdict = Verdict::Skip;
 
-    #[test]
-    fn read_rule_cases() {
-        let nf = resp(404, "application/json", NF);
-        assert_eq!(rule(&nf, &nf, &[]).verdict, Verdict::Pass);
-        assert_eq!(
-            rule(&resp(200, "application/json", "{}"), &nf, &[]).verdict,
-            Verdict::Fail
-        );
-        let d = rule(&resp(403, "application/json", NF), &nf, &[]);
-        assert_eq!(d.verdict, Verdict::Fail);
-        assert!(d.summary.contains("403"), "{}", d.summary);
-        // A different body for A's id than for a missing one is an oracle.
-        let d = rule(
-            &resp(404, "application/json", r#"{"error":"not yours"}"#),
-            &nf,
-            &[],
-        );
-        assert_eq!(d.verdict, Verdict::Fail);
-        assert!(d.summary.contains("existence oracle"));
-        // Ids echoed in the body are masked.
-        let d = rule(
-            &resp(404, "application/json", r#"{"id":"AID"}"#),
-            &resp(404, "application/json", r#"{"id":"TWIN"}"#),
-            &[],
-        );
-        assert_eq!(d.verdict, Verdict::Pass, "{d:?}");
-        // A twin that is not not-found makes the check undecidable.
-        assert_eq!(
-            rule(&nf, &resp(401, "application/json", "{}"), &[]).verdict,
-            Verdict::Error
-        );
-        assert_eq!(
-            rule(&resp(500, "text/plain", "boom"), &nf, &[]).verdict,
-            Verdict::Error
-        );
-        // Markers in B's answer are a leak whatever the status.
-        assert_eq!(rule(&nf, &nf, &["Acme 1234".into()]).verdict, Verdict::Fail);
-        // A redirect, a rate limit or a 408 for A's id alone is a fault, not an oracle.
-        let mut redirect = resp(302, "text/html", "");
-        redirect.headers.push(("location".into(), "/login".into()));
-        for b in [
-            redirect,
-            resp(429, "application/json", "{}"),
-            resp(408, "", ""),
-        ] {
-            let d = rule(&b, &nf, &[]);
-            assert_eq!(d.verdict, Verdict::Error, "{} {d:?}", b.status);
-            assert!(d.summary.contains("cannot be judged"), "{}", d.summary);
+    fn json(status: u16, body: &str) -> Resp {
+        resp(status, "application/json", body)
+    }
+
+    fn redirect(status: u16) -> Resp {
+        let mut r = resp(status, "text/html", "");
+        r.headers.push(("location".into(), "/login".into()));
+        r
+    }
+
+    /// Checks one table row: the verdict and the key words of the summary, naming the
+    /// case on failure.
+    fn expect(case: &str, d: &Decision, verdict: Verdict, words: &[&str]) {
+        assert_eq!(d.verdict, verdict, "{case}: {d:?}");
+        for w in words {
+            assert!(
+                d.summary.contains(w),
+                "{case}: `{w}` not in `{}`",
+                d.summary
+            );
         }
-        assert!(
-            rule(&resp(302, "", ""), &nf, &[])
-                .summary
-                .contains("redirect 302")
-        );
-        // ... unless the suite says that status is its not-found answer.
-        let moved = resp(302, "text/html", "");
-        let ids = vec![];
-        let d = not_found_rule(&NotFoundInput {
-            b: &moved,
-            twin: &moved,
-            twin_again: &moved,
-            not_found: 302,
-            ids: &ids,
-            markers_in_b: &[],
-            oracle: true,
-        });
-        assert_eq!(d.verdict, Verdict::Pass, "{d:?}");
     }
 
     #[test]
-    fn volatile_twin_bodies_compare_status_only() {
-        let b = resp(
-            404,
-            "application/json",
-            r#"{"error":"not_found","request_id":"r1"}"#,
+    fn not_found_rule_table() {
+        let nf = || json(404, NF);
+        // (case, B's answer, the twin's, the twin's second answer, markers in B, verdict, words)
+        type Case<'a> = (
+            &'a str,
+            Resp,
+            Resp,
+            Resp,
+            Vec<String>,
+            Verdict,
+            Vec<&'a str>,
         );
-        let t1 = resp(
-            404,
-            "application/json",
-            r#"{"error":"not_found","request_id":"r2"}"#,
-        );
-        let t2 = resp(
-            404,
-            "application/json",
-            r#"{"error":"not_found","request_id":"r3"}"#,
-        );
-        let ids: Vec<String> = vec![];
+        let cases: Vec<Case> = vec![
+            (
+                "both not found",
+                nf(),
+                nf(),
+                nf(),
+                vec![],
+                P,
+                vec!["404", "same as"],
+            ),
+            (
+                "B reads A's resource",
+                json(200, "{}"),
+                nf(),
+                nf(),
+                vec![],
+                F,
+                vec!["200", "never-issued id gets 404"],
+            ),
+            (
+                "403 tells existence",
+                json(403, NF),
+                nf(),
+                nf(),
+                vec![],
+                F,
+                vec!["403", "exists"],
+            ),
+            (
+                "another 4xx tells A's id apart",
+                json(400, NF),
+                nf(),
+                nf(),
+                vec![],
+                F,
+                vec!["400, not 404"],
+            ),
+            (
+                "different body is an oracle",
+                json(404, r#"{"error":"not yours"}"#),
+                nf(),
+                nf(),
+                vec![],
+                F,
+                vec!["existence oracle", "body"],
+            ),
+            (
+                "echoed ids are masked",
+                json(404, r#"{"id":"AID"}"#),
+                json(404, r#"{"id":"TWIN"}"#),
+                json(404, r#"{"id":"TWIN"}"#),
+                vec![],
+                P,
+                vec!["same as"],
+            ),
+            (
+                "volatile twin bodies compare status only",
+                json(404, r#"{"e":1,"rid":"r1"}"#),
+                json(404, r#"{"e":1,"rid":"r2"}"#),
+                json(404, r#"{"e":1,"rid":"r3"}"#),
+                vec![],
+                P,
+                vec!["vary"],
+            ),
+            (
+                "a twin that is not not-found decides nothing",
+                nf(),
+                json(401, "{}"),
+                json(401, "{}"),
+                vec![],
+                E,
+                vec!["never-issued id got 401"],
+            ),
+            (
+                "server error",
+                resp(500, "text/plain", "boom"),
+                nf(),
+                nf(),
+                vec![],
+                E,
+                vec!["server error 500"],
+            ),
+            (
+                "server error on the twin",
+                nf(),
+                resp(502, "", ""),
+                nf(),
+                vec![],
+                E,
+                vec!["server error 502"],
+            ),
+            (
+                "markers leak under any status",
+                nf(),
+                nf(),
+                nf(),
+                vec!["Acme 1234".into()],
+                F,
+                vec!["A's data", "Acme 1234"],
+            ),
+            (
+                "a redirect is a fault, not an oracle",
+                redirect(302),
+                nf(),
+                nf(),
+                vec![],
+                E,
+                vec!["redirect 302", "/login", "cannot be judged"],
+            ),
+            (
+                "a rate limit is a fault",
+                json(429, "{}"),
+                nf(),
+                nf(),
+                vec![],
+                E,
+                vec!["rate limited", "cannot be judged"],
+            ),
+            (
+                "a 408 is a fault",
+                resp(408, "", ""),
+                nf(),
+                nf(),
+                vec![],
+                E,
+                vec!["408", "cannot be judged"],
+            ),
+            (
+                "a redirect on the twin is a fault",
+                nf(),
+                redirect(301),
+                nf(),
+                vec![],
+                E,
+                vec!["redirect 301"],
+            ),
+        ];
+        let ids = vec!["AID".to_string(), "TWIN".to_string()];
+        for (case, b, twin, again, markers, verdict, words) in cases {
+            let d = not_found_rule(&NotFoundInput {
+                b: &b,
+                twin: &twin,
+                twin_again: &again,
+                not_found: 404,
+                ids: &ids,
+                markers_in_b: &markers,
+                oracle: true,
+            });
+            expect(case, &d, verdict, &words);
+        }
+    }
+
+    #[test]
+    fn the_oracle_rule_switches_off() {
+        let ids = vec![];
+        let (b, twin) = (json(404, r#"{"error":"not yours"}"#), json(404, NF));
         let d = not_found_rule(&NotFoundInput {
             b: &b,
-            twin: &t1,
-            twin_again: &t2,
+            twin: &twin,
+            twin_again: &twin,
             not_found: 404,
             ids: &ids,
             markers_in_b: &[],
-            oracle: true,
+            oracle: false,
         });
-        assert_eq!(d.verdict, Verdict::Pass);
-        assert!(d.summary.contains("vary"));
+        expect("oracle off", &d, P, &["404"]);
     }
 
     #[test]
-    fn list_rule_cases() {
+    fn list_rule_table() {
         let m = vec!["Acme run42".to_string()];
-        assert_eq!(
-            list_rule(&resp(200, "application/json", r#"{"items":[]}"#), &m, true).verdict,
-            Verdict::Pass
-        );
-        assert_eq!(
-            list_rule(
-                &resp(
-                    200,
-                    "application/json",
-                    r#"{"items":[{"name":"Acme run42"}]}"#
-                ),
-                &m,
-                true
-            )
-            .verdict,
-            Verdict::Fail
-        );
-        assert_eq!(
-            list_rule(&resp(401, "application/json", "{}"), &m, true).verdict,
-            Verdict::Error
-        );
-        // JSON escaping does not hide a marker.
-        let m2 = vec!["a/b".to_string()];
-        assert_eq!(
-            list_rule(&resp(200, "application/json", r#"["a\/b"]"#), &m2, true).verdict,
-            Verdict::Fail
-        );
-        // An HTML page where A's list was JSON holds no list at all: undecided.
-        let html = resp(200, "text/html", "<html>maintenance</html>");
-        assert_eq!(list_rule(&html, &m, true).verdict, Verdict::Error);
-        assert_eq!(list_rule(&html, &m, false).verdict, Verdict::Pass);
+        // (case, B's answer, A's list was JSON, verdict, words)
+        let cases = [
+            (
+                "empty list",
+                json(200, r#"{"items":[]}"#),
+                true,
+                P,
+                vec!["200", "none of A's 1 markers"],
+            ),
+            (
+                "A's marker in B's list",
+                json(200, r#"{"items":[{"name":"Acme run42"}]}"#),
+                true,
+                F,
+                vec!["A's data", "Acme run42"],
+            ),
+            ("not 2xx", json(401, "{}"), true, E, vec!["401, not 2xx"]),
+            (
+                "JSON escaping hides nothing",
+                json(200, r#"["Acme run42\/x"]"#),
+                true,
+                F,
+                vec!["Acme run42"],
+            ),
+            (
+                "an HTML page where A's list was JSON",
+                resp(200, "text/html", "<html>maintenance</html>"),
+                true,
+                E,
+                vec!["not JSON"],
+            ),
+            (
+                "HTML where A's was HTML too",
+                resp(200, "text/html", "<html>maintenance</html>"),
+                false,
+                P,
+                vec![],
+            ),
+        ];
+        for (case, b, control_json, verdict, words) in cases {
+            expect(case, &list_rule(&b, &m, control_json), verdict, &words);
+        }
     }
 
     #[test]
-    fn write_rule_cases() {
-        let nf = resp(404, "application/json", NF);
-        let before = resp(200, "application/json", r#"{"enabled":true,"read_at":1}"#);
-        let same = resp(200, "application/json", r#"{"enabled":true,"read_at":2}"#);
-        let changed = resp(200, "application/json", r#"{"enabled":false,"read_at":3}"#);
+    fn write_rule_table() {
+        let nf = json(404, NF);
+        let before = json(200, r#"{"enabled":true,"read_at":1}"#);
+        let same = json(200, r#"{"enabled":true,"read_at":2}"#);
+        let changed = json(200, r#"{"enabled":false,"read_at":3}"#);
         let vol = volatile_paths(&before.body, &same.body);
         assert!(vol.contains("$.read_at"));
         let ids: Vec<String> = vec![];
-        let input = |b: &'static str| {
-            resp(
-                if b.is_empty() { 404 } else { 200 },
-                "application/json",
-                if b.is_empty() { NF } else { b },
-            )
-        };
-        let b404 = input("");
-        let nfi = NotFoundInput {
-            b: &b404,
-            twin: &nf,
-            twin_again: &nf,
-            not_found: 404,
-            ids: &ids,
-            markers_in_b: &[],
-            oracle: true,
-        };
-        assert_eq!(
-            write_rule(&nfi, &before, &same, &vol).verdict,
-            Verdict::Pass
-        );
-        let d = write_rule(&nfi, &before, &changed, &vol);
-        assert_eq!(d.verdict, Verdict::Fail);
-        assert!(
-            d.evidence
-                .iter()
-                .any(|e| e.text.contains("$.enabled: true → false")),
-            "{d:?}"
-        );
-        // A's verify failing after the write is the target failing, not a change.
-        for after in [
-            resp(503, "application/json", "{}"),
-            resp(302, "text/html", ""),
-            resp(200, "text/html", "<html>maintenance</html>"),
-            resp(200, "application/json", r#"{"enabled":tr"#),
-        ] {
-            let d = write_rule(&nfi, &before, &after, &vol);
-            assert_eq!(d.verdict, Verdict::Error, "{}: {d:?}", after.body);
-            assert!(d.summary.contains("cannot be compared"), "{}", d.summary);
+        // (case, B's write answer, A's verify after, verdict, words)
+        let cases = [
+            (
+                "refused and unchanged",
+                nf.clone(),
+                same.clone(),
+                P,
+                vec!["A's data unchanged"],
+            ),
+            (
+                "refused but A's data changed",
+                nf.clone(),
+                changed.clone(),
+                F,
+                vec!["A's data changed"],
+            ),
+            (
+                "accepted",
+                json(200, r#"{"ok":1}"#),
+                changed.clone(),
+                F,
+                vec!["accepted", "A's data changed"],
+            ),
+            (
+                "accepted, nothing visible changed",
+                json(204, ""),
+                same.clone(),
+                F,
+                vec!["accepted"],
+            ),
+            (
+                "verify 503 after",
+                nf.clone(),
+                json(503, "{}"),
+                E,
+                vec!["cannot be compared"],
+            ),
+            (
+                "verify redirect after",
+                nf.clone(),
+                redirect(302),
+                E,
+                vec!["cannot be compared"],
+            ),
+            (
+                "verify HTML after",
+                nf.clone(),
+                resp(200, "text/html", "<html>x</html>"),
+                E,
+                vec!["cannot be compared"],
+            ),
+            (
+                "verify body cut short after",
+                nf.clone(),
+                json(200, r#"{"enabled":tr"#),
+                E,
+                vec!["cannot be compared"],
+            ),
+            (
+                "B's write 500",
+                resp(500, "", ""),
+                same.clone(),
+                E,
+                vec!["server error 500"],
+            ),
+        ];
+        for (case, b, after, verdict, words) in cases {
+            let input = NotFoundInput {
+                b: &b,
+                twin: &nf,
+                twin_again: &nf,
+                not_found: 404,
+                ids: &ids,
+                markers_in_b: &[],
+                oracle: true,
+            };
+            let d = write_rule(&input, &before, &after, &vol);
+            expect(case, &d, verdict, &words);
+            if case == "refused but A's data changed" {
+                assert!(
+                    d.evidence
+                        .iter()
+                        .any(|e| e.text.contains("$.enabled: true → false")),
+                    "{case}: {d:?}"
+                );
+            }
         }
-        let b200 = input(r#"{"ok":1}"#);
-        let nfi = NotFoundInput { b: &b200, ..nfi };
-        assert_eq!(
-            write_rule(&nfi, &before, &changed, &vol).verdict,
-            Verdict::Fail
+    }
+
+    #[test]
+    fn forgery_rule_table() {
+        let m = vec!["Acme run42".to_string()];
+        // (case, answer to the forged token, B's own token's status, verdict, words)
+        let cases = [
+            ("rejected", json(401, "{}"), 200, P, vec!["401", "rejected"]),
+            ("accepted", json(200, "{}"), 200, F, vec!["accepted: 200"]),
+            (
+                "accepted with A's data",
+                json(200, r#"{"n":"Acme run42"}"#),
+                200,
+                F,
+                vec!["A's data", "Acme run42"],
+            ),
+            (
+                "403 is not unauthenticated",
+                json(403, "{}"),
+                200,
+                F,
+                vec!["403, not 401"],
+            ),
+            (
+                "B's own token gets 401 too",
+                json(401, "{}"),
+                401,
+                E,
+                vec!["proves nothing"],
+            ),
+            (
+                "a redirect to a login page",
+                redirect(302),
+                200,
+                E,
+                vec!["redirect 302", "cannot be judged"],
+            ),
+            (
+                "a rate limit",
+                json(429, "{}"),
+                200,
+                E,
+                vec!["rate limited"],
+            ),
+            (
+                "a server error",
+                json(503, "{}"),
+                200,
+                E,
+                vec!["server error 503"],
+            ),
+        ];
+        for (case, r, control, verdict, words) in cases {
+            expect(case, &forgery_rule(&r, control, &m), verdict, &words);
+        }
+    }
+
+    #[test]
+    fn override_rules_table() {
+        // (case, B's usual status, with A's org id offered, changed?)
+        for (case, base, with, changed) in [
+            ("same answer", 200, 200, false),
+            ("200 → 404", 200, 404, true),
+            ("404 → 200", 404, 200, true),
+            ("a 503 is the target failing", 200, 503, false),
+            ("a redirect is not a change", 200, 302, false),
+            ("a rate limit is not a change", 200, 429, false),
+        ] {
+            let d = override_changed("header `X-Org-Id`", base, with);
+            assert_eq!(d.is_some(), changed, "{case}");
+            if let Some(d) = d {
+                expect(
+                    case,
+                    &d,
+                    F,
+                    &["X-Org-Id", "reads the tenant from the request"],
+                );
+            }
+        }
+        let undecided = Decision::error("never-issued id got 200").with("x", "y");
+        // (case, decision of the not-found rule, twin status, verdict, words)
+        for (case, d, twin, verdict, words) in [
+            (
+                "twin stays not-found",
+                undecided.clone(),
+                404,
+                E,
+                vec!["never-issued"],
+            ),
+            (
+                "twin answered because of the override",
+                undecided.clone(),
+                200,
+                F,
+                vec!["from 404 to 200"],
+            ),
+            ("twin 503", undecided.clone(), 503, E, vec!["never-issued"]),
+            (
+                "a pass stays a pass",
+                Decision::pass("404"),
+                200,
+                P,
+                vec!["404"],
+            ),
+        ] {
+            let got = read_override_rule(d, twin, 404, "header `X-Org-Id`");
+            expect(case, &got, verdict, &words);
+            if verdict == F {
+                assert_eq!(got.evidence.len(), 1, "{case}: the evidence is kept");
+            }
+        }
+    }
+
+    #[test]
+    fn echo_rule_table() {
+        // (case, B's identity answer, verdict, words)
+        for (case, r, verdict, words) in [
+            (
+                "B's org only",
+                json(200, r#"{"org":"org-b"}"#),
+                P,
+                vec!["B's org only"],
+            ),
+            (
+                "A's org id",
+                json(200, r#"{"org":"org-a"}"#),
+                F,
+                vec!["A's org id"],
+            ),
+            (
+                "not B's",
+                json(200, r#"{"org":"org-c"}"#),
+                F,
+                vec!["does not echo B's"],
+            ),
+            ("server error", json(500, "{}"), E, vec!["server error 500"]),
+            ("not 2xx", json(401, "{}"), E, vec!["401, not 2xx"]),
+        ] {
+            expect(
+                case,
+                &echo_rule(&r, Some("org-a"), Some("org-b")),
+                verdict,
+                &words,
+            );
+        }
+        expect(
+            "B's id unknown",
+            &echo_rule(&json(200, "{}"), Some("org-a"), None),
+            P,
+            &["never echoes A's"],
         );
+    }
+
+    #[test]
+    fn claim_rule_table() {
+        let signer =
+            jwt::Signer::new("HS256", Some("a-test-secret-of-some-length"), None).expect("signer");
+        let tok = |claims: serde_json::Value| signer.sign(&claims).expect("sign");
+        let b_only = tok(serde_json::json!({"org_id": "org-b"}));
+        let with_a = tok(serde_json::json!({"org_id": "org-b", "x": "org-a"}));
+        let other = tok(serde_json::json!({"org_id": "org-c"}));
+        let two = tok(serde_json::json!({"org_ids": ["org-b", "org-c"]}));
+        let none = tok(serde_json::json!({"sub": "u1"}));
+        // (case, B's token, tenant_claim, verdict, words)
+        for (case, token, claim, verdict, words) in [
+            (
+                "B's org only",
+                Some(b_only.as_str()),
+                None,
+                P,
+                vec!["`org_id` is B's org only"],
+            ),
+            (
+                "A's org id anywhere",
+                Some(with_a.as_str()),
+                None,
+                F,
+                vec!["A's org id"],
+            ),
+            (
+                "another tenant",
+                Some(other.as_str()),
+                None,
+                F,
+                vec!["`org-c`", "not B's org"],
+            ),
+            (
+                "two tenants",
+                Some(two.as_str()),
+                Some("org_ids"),
+                F,
+                vec!["2 tenants"],
+            ),
+            (
+                "no tenant claim",
+                Some(none.as_str()),
+                None,
+                E,
+                vec!["none of the usual tenant claims"],
+            ),
+            ("no token", None, None, S, vec!["no token"]),
+            (
+                "an opaque token",
+                Some("opaque-token-value"),
+                None,
+                S,
+                vec!["not a JWT"],
+            ),
+        ] {
+            let d = claim_rule(&ClaimInput {
+                b_token: token,
+                tenant_claim: claim,
+                a_org: Some("org-a"),
+                b_org: Some("org-b"),
+            });
+            expect(case, &d, verdict, &words);
+        }
     }
 
     #[test]

@@ -172,7 +172,7 @@ pub struct Step {
 }
 
 /// `request: { method, url, headers, query, json, body }`
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
     #[serde(default)]
@@ -284,7 +284,7 @@ impl<'de> Deserialize<'de> for ReqOrUrl {
 }
 
 /// `expect: { status, body_contains, body_excludes, json }`
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     #[serde(default)]
@@ -500,7 +500,7 @@ pub struct Check {
 
 /// `control:` of a `request` check: the same request (or another) as A, with its own
 /// expectation; when it is not met the check is undecided.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Control {
     #[serde(default)]

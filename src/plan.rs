@@ -1,0 +1,527 @@
+//! The plan (plan stage, between parse and run): a loaded suite becomes the ordered list
+//! of [`CheckPlan`]s a run executes — each carrying its own request(s), its kind, its
+//! attack variants and their stable result ids — after the command line's selection.
+//! `run` and `validate --list` share it, so what is listed is what runs.
+
+use crate::suite::load::slug;
+use crate::suite::model::{
+    Attacks, Check, Control, Expect, Identity, JValue, Request, Suite, Toggle,
+};
+
+/// Where A's org id is offered in a `tenant_override` variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    Header,
+    Query,
+    Body,
+}
+
+impl Channel {
+    /// The channel's name in variant ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Header => "header",
+            Channel::Query => "query",
+            Channel::Body => "body",
+        }
+    }
+}
+
+/// A forged-token variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forgery {
+    AlgNone,
+    Tampered,
+    RandomKey,
+    Expired,
+}
+
+impl Forgery {
+    pub const ALL: [Forgery; 4] = [
+        Forgery::AlgNone,
+        Forgery::Tampered,
+        Forgery::RandomKey,
+        Forgery::Expired,
+    ];
+    /// The forgery's name in variant ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            Forgery::AlgNone => "alg_none",
+            Forgery::Tampered => "tampered",
+            Forgery::RandomKey => "random_key",
+            Forgery::Expired => "expired",
+        }
+    }
+    /// Whether this forgery needs the suite's signing key.
+    pub fn needs_key(self) -> bool {
+        matches!(self, Forgery::Expired)
+    }
+}
+
+/// One result-producing variant of a check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// The check itself (for the identity and jwt checks: `claim_integrity`).
+    Base,
+    /// A's org id offered through a channel under a name.
+    Override(Channel, String),
+    /// A forged token instead of B's.
+    Forgery(Forgery),
+}
+
+/// A `request` check: the request, who sends it, its expectation and its control.
+#[derive(Clone, Debug)]
+pub struct RequestCheck {
+    pub request: Request,
+    pub as_: Identity,
+    pub expect: Option<Expect>,
+    pub control: Option<Control>,
+}
+
+/// What a check does, with everything it sends.
+#[derive(Clone, Debug)]
+pub enum Kind {
+    /// B reads A's resource; the twin is a never-issued id.
+    Read { request: Request },
+    /// B's list must hold none of A's markers.
+    List { request: Request },
+    /// B writes A's resource; A's `verify` read must be unchanged.
+    Write {
+        write: Box<Request>,
+        verify: Request,
+    },
+    /// A request with a declared expectation.
+    Request(Box<RequestCheck>),
+    /// The `orgs.identity` endpoint.
+    Identity { request: Request },
+    /// B's token's claims.
+    Jwt,
+}
+
+/// A check with its variants, in the order results are reported.
+#[derive(Clone, Debug)]
+pub struct CheckPlan {
+    pub kind: Kind,
+    pub name: String,
+    pub slug: String,
+    pub variants: Vec<Variant>,
+    /// The status a missing resource gets (404 unless the suite says otherwise).
+    pub not_found: u16,
+    /// Whether the existence-oracle rule is on.
+    pub oracle: bool,
+}
+
+impl CheckPlan {
+    /// The variant's name in reports.
+    pub fn variant_name(&self, v: &Variant) -> String {
+        match (v, &self.kind) {
+            (Variant::Base, Kind::Identity { .. }) => "claim_integrity:identity".into(),
+            (Variant::Base, Kind::Jwt) => "claim_integrity:token".into(),
+            (Variant::Base, _) => "base".into(),
+            (Variant::Override(c, n), _) => format!("tenant_override:{}:{n}", c.name()),
+            (Variant::Forgery(f), _) => format!("token_forgery:{}", f.name()),
+        }
+    }
+
+    /// The variant's result id: `slug` or `slug/variant`.
+    pub fn variant_id(&self, v: &Variant) -> String {
+        match (v, &self.kind) {
+            (
+                Variant::Base,
+                Kind::Read { .. } | Kind::List { .. } | Kind::Write { .. } | Kind::Request(_),
+            ) => self.slug.clone(),
+            _ => format!("{}/{}", self.slug, self.variant_name(v)),
+        }
+    }
+
+    /// Whether the check must run alone (it changes data).
+    pub fn is_write(&self) -> bool {
+        match &self.kind {
+            Kind::Write { .. } => true,
+            Kind::Request(r) => !r.request.method.is_safe(),
+            _ => false,
+        }
+    }
+
+    /// Every result id of this check, in order.
+    pub fn ids(&self) -> impl Iterator<Item = String> + '_ {
+        self.variants.iter().map(|v| self.variant_id(v))
+    }
+}
+
+/// The command line's selection of results (`--filter`): a result is kept when its id
+/// or its check's name contains the text, case-insensitively.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// The text as given, for messages.
+    text: Option<String>,
+    /// The text lower-cased, for matching.
+    filter: Option<String>,
+}
+
+impl Selection {
+    /// Everything.
+    pub fn all() -> Self {
+        Selection::default()
+    }
+
+    /// Results whose id or name contains `filter` (case-insensitive).
+    pub fn filter(filter: Option<&str>) -> Self {
+        Selection {
+            text: filter.map(str::to_string),
+            filter: filter.map(str::to_ascii_lowercase),
+        }
+    }
+
+    /// The filter as given, when there is one.
+    pub fn describe(&self) -> Option<&str> {
+        self.text.as_deref()
+    }
+
+    /// Whether a result with this id and check name is selected.
+    pub fn keeps(&self, id: &str, name: &str) -> bool {
+        match &self.filter {
+            None => true,
+            Some(f) => id.to_ascii_lowercase().contains(f) || name.to_ascii_lowercase().contains(f),
+        }
+    }
+}
+
+/// Whether the suite configures a signing key (minted tokens or `sign_with`), so that
+/// key-signed forgeries can be planned.
+pub fn has_signing_key(suite: &Suite) -> bool {
+    suite.orgs.as_ref().is_some_and(|o| o.mint.is_some())
+        || matches!(
+            suite.attacks.as_ref().and_then(|a| a.token_forgery.as_ref()),
+            Some(Toggle::Configured(t)) if t.sign_with.is_some()
+        )
+}
+
+/// The checks and variants a suite asks for, in report order, selected.
+pub fn plan(suite: &Suite, has_signer: bool, selection: &Selection) -> Vec<CheckPlan> {
+    let p = Planner { suite, has_signer };
+    let nf_suite = suite
+        .not_found_status
+        .as_ref()
+        .map(|s| s.value)
+        .unwrap_or(404);
+    let mut plans: Vec<CheckPlan> = suite
+        .checks
+        .iter()
+        .map(|c| p.suite_check(c, nf_suite))
+        .collect();
+    if let Some(orgs) = &suite.orgs {
+        let claims_on = attack_on(suite, None, |a| a.claim_integrity.as_ref());
+        if let Some(id) = &orgs.identity {
+            let mut v = Vec::new();
+            if claims_on {
+                v.push(Variant::Base);
+            }
+            v.extend(p.overrides(None, is_json_object(&id.request), true));
+            v.extend(p.forgeries(None));
+            plans.push(CheckPlan {
+                kind: Kind::Identity {
+                    request: id.request.clone(),
+                },
+                name: "identity echoes B's org only".into(),
+                slug: "identity".into(),
+                variants: v,
+                not_found: nf_suite,
+                oracle: true,
+            });
+        }
+        let mut v = Vec::new();
+        if claims_on {
+            v.push(Variant::Base);
+        }
+        if attack_on(suite, None, |a| a.token_forgery.as_ref()) && !has_signer {
+            // Reported once, so the gap is visible rather than silently untested.
+            v.push(Variant::Forgery(Forgery::Expired));
+        }
+        if !suite.checks.is_empty() {
+            plans.push(CheckPlan {
+                kind: Kind::Jwt,
+                name: "B's token carries B's org only".into(),
+                slug: "jwt".into(),
+                variants: v,
+                not_found: nf_suite,
+                oracle: true,
+            });
+        }
+    }
+    for p in &mut plans {
+        let snapshot = p.clone();
+        p.variants
+            .retain(|v| selection.keeps(&snapshot.variant_id(v), &snapshot.name));
+    }
+    plans.retain(|p| !p.variants.is_empty());
+    plans
+}
+
+/// The suite and what the run can do, for building each check's variants.
+struct Planner<'a> {
+    suite: &'a Suite,
+    has_signer: bool,
+}
+
+impl Planner<'_> {
+    fn suite_check(&self, c: &Check, nf_suite: u16) -> CheckPlan {
+        let not_found = c
+            .not_found_status
+            .as_ref()
+            .map(|s| s.value)
+            .unwrap_or(nf_suite);
+        let base = || vec![Variant::Base];
+        let (kind, variants) = if let Some(r) = &c.read {
+            let mut v = base();
+            v.extend(self.overrides(Some(c), is_json_object(&r.request), true));
+            v.extend(self.forgeries(Some(c)));
+            (
+                Kind::Read {
+                    request: r.request.clone(),
+                },
+                v,
+            )
+        } else if let Some(r) = &c.list {
+            let mut v = base();
+            v.extend(self.overrides(Some(c), is_json_object(&r.request), true));
+            (
+                Kind::List {
+                    request: r.request.clone(),
+                },
+                v,
+            )
+        } else if let (Some(w), Some(verify)) = (&c.write, &c.verify) {
+            let mut v = base();
+            v.extend(self.overrides(Some(c), is_json_object(&w.value), false));
+            (
+                Kind::Write {
+                    write: Box::new(w.value.clone()),
+                    verify: verify.request.clone(),
+                },
+                v,
+            )
+        } else {
+            // The loader guarantees a check has exactly one of read, list, write (with
+            // verify) or request; an empty GET of "" would only be reached by a loader bug.
+            let request = c
+                .request
+                .as_ref()
+                .map(|r| r.value.clone())
+                .unwrap_or_else(|| Request::get(Default::default()));
+            (
+                Kind::Request(Box::new(RequestCheck {
+                    request,
+                    as_: c.as_.unwrap_or(Identity::B),
+                    expect: c.expect.clone(),
+                    control: c.control.clone(),
+                })),
+                base(),
+            )
+        };
+        CheckPlan {
+            kind,
+            name: c.name.value.clone(),
+            slug: slug(&c.name.value),
+            variants,
+            not_found,
+            oracle: attack_on(self.suite, Some(c), |a| a.existence_oracle.as_ref()),
+        }
+    }
+
+    /// The `tenant_override` variants of a check (body fields only for JSON object
+    /// bodies).
+    fn overrides(&self, c: Option<&Check>, json_body: bool, reads: bool) -> Vec<Variant> {
+        if !attack_on(self.suite, c, |a| a.tenant_override.as_ref()) {
+            return vec![];
+        }
+        override_names(self.suite, c)
+            .into_iter()
+            .filter(|(ch, _)| *ch != Channel::Body || json_body)
+            .filter(|(ch, _)| reads || *ch != Channel::Body || json_body)
+            .map(|(ch, n)| Variant::Override(ch, n))
+            .collect()
+    }
+
+    /// The `token_forgery` variants of a check (key-signed ones only with a key).
+    fn forgeries(&self, c: Option<&Check>) -> Vec<Variant> {
+        if !attack_on(self.suite, c, |a| a.token_forgery.as_ref()) {
+            return vec![];
+        }
+        Forgery::ALL
+            .into_iter()
+            .filter(|f| !f.needs_key() || self.has_signer)
+            .map(Variant::Forgery)
+            .collect()
+    }
+}
+
+fn is_json_object(r: &Request) -> bool {
+    matches!(r.json, Some(JValue::Map(_)))
+}
+
+/// Whether an attack is on for a check: the check's own switch, else the suite's, else on.
+fn attack_on<T>(
+    suite: &Suite,
+    check: Option<&Check>,
+    pick: impl Fn(&Attacks) -> Option<&Toggle<T>>,
+) -> bool {
+    check
+        .and_then(|c| c.attacks.as_ref())
+        .and_then(&pick)
+        .or_else(|| suite.attacks.as_ref().and_then(&pick))
+        .is_none_or(|t| t.enabled())
+}
+
+/// The headers, query parameters and body fields A's org id is offered under.
+fn override_names(suite: &Suite, check: Option<&Check>) -> Vec<(Channel, String)> {
+    let mut out: Vec<(Channel, String)> = Vec::new();
+    let mut add = |ch: Channel, n: &str| {
+        if !out
+            .iter()
+            .any(|(c, x)| *c == ch && x.eq_ignore_ascii_case(n))
+        {
+            out.push((ch, n.to_string()));
+        }
+    };
+    for h in ["X-Org-Id", "X-Tenant-Id", "X-Organization-Id"] {
+        add(Channel::Header, h);
+    }
+    for q in ["org_id", "tenant_id", "organization_id"] {
+        add(Channel::Query, q);
+    }
+    for b in ["org_id", "tenant_id"] {
+        add(Channel::Body, b);
+    }
+    for a in [
+        suite.attacks.as_ref(),
+        check.and_then(|c| c.attacks.as_ref()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Some(Toggle::Configured(o)) = &a.tenant_override {
+            o.headers.iter().for_each(|n| add(Channel::Header, n));
+            o.query.iter().for_each(|n| add(Channel::Query, n));
+            o.body.iter().for_each(|n| add(Channel::Body, n));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redact::Redactor;
+
+    fn suite(extra: &str) -> Suite {
+        let text = format!(
+            r#"
+version: 1
+name: t
+target: {{ base_url: "http://x" }}
+orgs:
+  provision:
+    - request: {{ method: POST, url: /signup }}
+      capture: {{ token: $.t, org_id: $.o }}
+  identity: /me
+seed:
+  - request: {{ method: POST, url: /things }}
+    capture: {{ id: $.id }}
+checks:
+  - name: read it
+    read: "/things/{{{{a.id}}}}"
+  - name: write it
+    write: {{ method: PATCH, url: "/things/{{{{a.id}}}}", json: {{ x: 1 }} }}
+    verify: "/things/{{{{a.id}}}}"
+{extra}
+"#
+        );
+        crate::suite::load_str("t.yaml", &text, &|_| None)
+            .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())))
+            .suite
+    }
+
+    fn ids(plans: &[CheckPlan]) -> Vec<String> {
+        plans.iter().flat_map(|p| p.ids()).collect()
+    }
+
+    fn all(s: &Suite, key: bool) -> Vec<String> {
+        ids(&plan(s, key, &Selection::all()))
+    }
+
+    #[test]
+    fn every_attack_variant_is_planned_with_a_stable_id() {
+        let s = suite("");
+        let all_ids = all(&s, false);
+        for (want, present, why) in [
+            ("read-it", true, "the base read"),
+            (
+                "read-it/tenant_override:header:X-Org-Id",
+                true,
+                "override header",
+            ),
+            ("read-it/token_forgery:alg_none", true, "forgery"),
+            (
+                "read-it/token_forgery:expired",
+                false,
+                "no key: not per read",
+            ),
+            (
+                "jwt/token_forgery:expired",
+                true,
+                "…but reported once as a gap",
+            ),
+            ("write-it/tenant_override:body:org_id", true, "JSON body"),
+            (
+                "read-it/tenant_override:body:org_id",
+                false,
+                "no body on the read",
+            ),
+            ("identity/claim_integrity:identity", true, "identity"),
+            ("jwt/claim_integrity:token", true, "jwt"),
+        ] {
+            assert_eq!(
+                all_ids.contains(&want.to_string()),
+                present,
+                "{why}: {want}"
+            );
+        }
+        assert!(all(&s, true).contains(&"read-it/token_forgery:expired".to_string()));
+    }
+
+    #[test]
+    fn plans_carry_their_own_requests() {
+        let s = suite("");
+        let plans = plan(&s, false, &Selection::all());
+        match &plans[0].kind {
+            Kind::Read { request } => assert_eq!(request.url.to_string(), "/things/{{a.id}}"),
+            k => panic!("{k:?}"),
+        }
+        assert!(matches!(plans[1].kind, Kind::Write { .. }));
+        assert!(plans[1].is_write() && !plans[0].is_write());
+    }
+
+    #[test]
+    fn attacks_switch_off_at_suite_and_check_level() {
+        let s = suite("attacks: { tenant_override: false }");
+        assert!(!all(&s, false).iter().any(|i| i.contains("tenant_override")));
+        let s = suite("    attacks: { token_forgery: false }");
+        assert!(
+            !all(&s, false)
+                .iter()
+                .any(|i| i.starts_with("write-it/token"))
+        );
+        let s = suite("attacks: { tenant_override: { headers: [X-Account] } }");
+        assert!(all(&s, false).contains(&"read-it/tenant_override:header:X-Account".to_string()));
+    }
+
+    #[test]
+    fn the_filter_keeps_matching_variants_only() {
+        let s = suite("");
+        let f = ids(&plan(&s, false, &Selection::filter(Some("alg_none"))));
+        assert!(!f.is_empty());
+        assert!(f.iter().all(|i| i.ends_with("alg_none")), "{f:?}");
+        assert!(plan(&s, false, &Selection::filter(Some("no-such-check"))).is_empty());
+    }
+}

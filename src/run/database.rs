@@ -1,0 +1,54 @@
+//! The database stage (run stage): the suite's `database:` section (or the `audit`
+//! command's flags) as a [`db::AuditConfig`], the one place its passwords are registered
+//! with the redactor, and the audit's results emitted through the selection.
+
+use super::emit::Emitter;
+use crate::db;
+use crate::plan::Selection;
+use crate::redact::Redactor;
+
+/// The audit configuration of a suite's `database:` section.
+pub fn audit_config(
+    database: &crate::suite::model::Database,
+    orgs: Option<(String, String)>,
+) -> db::AuditConfig {
+    db::AuditConfig {
+        url: database.url.to_string(),
+        tenant_columns: database.tenant_column.0.clone(),
+        schemas: database.schemas.clone(),
+        tables: database.tables.clone(),
+        exempt: database.exempt.clone(),
+        app_role: database.app_role.as_ref().map(|t| t.to_string()),
+        tenant_setting: database.tenant_setting.clone(),
+        probe: database.probe.as_ref().map(|p| db::ProbeConfig {
+            url: p.url.to_string(),
+            orgs: orgs.map(|(a, b)| db::ProbeOrgs { a, b }),
+        }),
+    }
+}
+
+/// Registers the passwords of the audit's connections (catalog and probe) as secrets.
+pub fn register_passwords(cfg: &db::AuditConfig, redactor: &Redactor) {
+    redactor.add_url_password("database password", &cfg.url);
+    if let Some(p) = &cfg.probe {
+        redactor.add_url_password("app database password", &p.url);
+    }
+}
+
+/// Audits the database and emits the selected results; returns the audit's notices.
+pub(crate) async fn audit(
+    cfg: &db::AuditConfig,
+    selection: &Selection,
+    redactor: &Redactor,
+    em: &mut Emitter<'_>,
+) -> Vec<String> {
+    register_passwords(cfg, redactor);
+    em.phase("auditing the database");
+    let notices = db::notices(cfg);
+    for r in db::audit(cfg, redactor).await {
+        if selection.keeps(&r.id, &r.check) {
+            em.result(r);
+        }
+    }
+    notices
+}

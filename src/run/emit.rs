@@ -1,0 +1,122 @@
+//! The run's output channel (run stage → report): every result and phase as an
+//! [`Event`], in order, and the summary that closes the run — the one place the exit
+//! status is decided from the counts.
+
+use std::time::Instant;
+
+use crate::outcome::{CheckResult, Counts, Created, Event, Layer, RunInfo, RunSummary, Verdict};
+use crate::redact::Redactor;
+
+/// Everything the run emits, collected in order.
+pub(crate) struct Emitter<'a> {
+    sink: &'a mut dyn FnMut(Event),
+    results: Vec<CheckResult>,
+    started: Instant,
+}
+
+impl<'a> Emitter<'a> {
+    /// Opens a run: emits `Started`.
+    pub(crate) fn start(sink: &'a mut dyn FnMut(Event), info: RunInfo) -> Self {
+        sink(Event::Started(info));
+        Emitter {
+            sink,
+            results: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    pub(crate) fn result(&mut self, r: CheckResult) {
+        self.results.push(r.clone());
+        (self.sink)(Event::Finished(r));
+    }
+
+    pub(crate) fn phase(&mut self, s: impl Into<String>) {
+        (self.sink)(Event::Phase(s.into()));
+    }
+
+    /// The results so far.
+    pub(crate) fn results(&self) -> &[CheckResult] {
+        &self.results
+    }
+
+    /// Whether a result so far is an error (a stage that cannot go on).
+    pub(crate) fn has_error(&self) -> bool {
+        self.results.iter().any(|r| r.verdict == Verdict::Error)
+    }
+
+    /// Closes the run: the counts, the exit status (decided here and nowhere else) and
+    /// `Ended`.
+    pub(crate) fn finish(
+        self,
+        created: Vec<Created>,
+        notices: Vec<String>,
+        interrupted: bool,
+        deny_warnings: bool,
+    ) -> RunSummary {
+        let counts = Counts::of(&self.results);
+        let summary = RunSummary {
+            counts,
+            duration: self.started.elapsed(),
+            exit_code: crate::exit::for_counts(&counts, deny_warnings, interrupted),
+            incomplete: interrupted,
+            created,
+            notices,
+        };
+        (self.sink)(Event::Ended(summary.clone()));
+        summary
+    }
+}
+
+/// The `Started` event of a run.
+pub(crate) fn run_info(
+    suite_name: &str,
+    suite: Option<(&str, &str)>,
+    run_id: &str,
+    target: Option<String>,
+) -> RunInfo {
+    RunInfo {
+        suite_name: suite_name.to_string(),
+        suite_path: suite.map(|(p, _)| p.to_string()),
+        suite_sha256: suite.map(|(_, h)| h.to_string()),
+        run_id: run_id.to_string(),
+        target,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: super::options::now_rfc3339(),
+    }
+}
+
+/// An error of the run's own stages (setup, teardown, the command line): redacted, one
+/// line.
+pub(crate) fn setup_error(
+    id: &str,
+    name: &str,
+    summary: impl std::fmt::Display,
+    evidence: Vec<(String, String)>,
+    redactor: &Redactor,
+) -> CheckResult {
+    let mut r = CheckResult::new(
+        id,
+        name,
+        "setup",
+        Layer::Setup,
+        Verdict::Error,
+        one_line(&redactor.redact(&summary.to_string())),
+    );
+    for (l, t) in evidence {
+        r = r.with(l, redactor.redact(&t));
+    }
+    r
+}
+
+/// A summary as the one line every report promises: line breaks (from a server's
+/// message, a suite value, a library's error) become spaces.
+pub(crate) fn one_line(s: &str) -> String {
+    if !s.contains(['\n', '\r']) {
+        return s.to_string();
+    }
+    s.split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,549 @@
+//! The setup and teardown stages (run stage): build the HTTP client, provision (or
+//! mint) org A and org B, seed A — giving a [`Tenants`] value that says what exists on
+//! the target — and, at the very end, tear that value down.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use super::context::{AuthSpec, OrgState, Preparer, Values};
+use super::emit::{Emitter, setup_error};
+use super::error::RunError;
+use super::http::{self, Http};
+use super::options::{Cancel, Options};
+use super::{jwt, setup, verdict};
+use crate::outcome::Created;
+use crate::redact::Redactor;
+use crate::suite::model::{Identity, MarkerSpec, Step, Suite, Target, Toggle};
+use crate::suite::template::{Part, Tpl, is_secret_name};
+
+/// What setup made on the target, and how to reach it again (the checks and teardown
+/// use the same client: the same trust, the same default headers).
+pub(crate) struct Tenants {
+    pub http: Http,
+    pub auth: AuthSpec,
+    pub values: Values,
+    /// The orgs whose provisioning sent something (they are torn down).
+    pub provisioned: Vec<Identity>,
+    /// What was created, per org, for the report.
+    pub created: Vec<Created>,
+    pub a_org: Option<String>,
+    pub b_org: Option<String>,
+    /// Provision and seed all succeeded: the checks can run.
+    pub ready: bool,
+}
+
+impl Tenants {
+    /// Both org ids, when setup completed (the database probe needs both).
+    pub fn both_orgs(&self) -> Option<(String, String)> {
+        match (&self.a_org, &self.b_org) {
+            (Some(a), Some(b)) if self.ready => Some((a.clone(), b.clone())),
+            _ => None,
+        }
+    }
+
+    /// A's markers: what B must never see.
+    pub fn markers(&self, suite: &Suite) -> Vec<String> {
+        markers_of(suite, &self.values)
+    }
+}
+
+/// Provisions both orgs and seeds A. `None` when the suite sends nothing (no target or
+/// no orgs) or the client cannot be built (reported as an error).
+pub(crate) async fn setup(
+    suite: &Suite,
+    opts: &Options,
+    redactor: &Redactor,
+    cancel: &Cancel,
+    run_id: &str,
+    signer: Option<&jwt::Signer>,
+    em: &mut Emitter<'_>,
+) -> Option<Tenants> {
+    let (target, orgs) = (suite.target.as_ref()?, suite.orgs.as_ref()?);
+    let mut values = Values {
+        run_id: run_id.to_string(),
+        ..Values::default()
+    };
+    let http = client(suite, target, opts, redactor, &mut values, em)?;
+    let auth = orgs
+        .auth
+        .as_ref()
+        .map(|a| AuthSpec {
+            header: a.header.value.clone(),
+            value: a.value.clone(),
+        })
+        .unwrap_or_else(|| AuthSpec {
+            header: "Authorization".into(),
+            value: Tpl {
+                parts: vec![Part::Lit("Bearer ".into()), Part::Var("token".into())],
+                loc: Default::default(),
+            },
+        });
+    let mut t = Tenants {
+        http,
+        auth,
+        values,
+        provisioned: Vec::new(),
+        created: Vec::new(),
+        a_org: None,
+        b_org: None,
+        ready: false,
+    };
+    t.ready = provision(&mut t, orgs, opts, redactor, cancel, signer, em).await;
+    for org in [Identity::A, Identity::B] {
+        if let Some(tok) = t.values.org(org).and_then(|s| s.token()) {
+            redactor.add(&format!("token {}", org.as_str()), tok);
+        }
+    }
+    if t.ready && !suite.seed.is_empty() {
+        t.ready = seed(&mut t, suite, opts, redactor, cancel, em).await;
+    }
+    t.a_org = org_id_of(&t.values.a, suite);
+    t.b_org = org_id_of(&t.values.b, suite);
+    Some(t)
+}
+
+/// The vars, the default headers and the HTTP client of a run.
+fn client(
+    suite: &Suite,
+    target: &Target,
+    opts: &Options,
+    redactor: &Redactor,
+    values: &mut Values,
+    em: &mut Emitter<'_>,
+) -> Option<Http> {
+    let timeout = target
+        .timeout
+        .map(|d| d.0)
+        .filter(|d| !d.is_zero())
+        .unwrap_or(Duration::from_secs(10));
+    // Vars, in order: each may use builtins and earlier vars.
+    for (k, t) in suite.vars.iter() {
+        let v = t
+            .render(&values.lookup(None, None, None))
+            .unwrap_or_default();
+        if is_secret_name(&k.name) {
+            redactor.add(&k.name, &v);
+        }
+        values.vars.insert(k.name.clone(), v);
+    }
+    let lookup_plain = values.lookup(None, None, None);
+    let base_url = target.base_url.render(&lookup_plain).unwrap_or_default();
+    let mut default_headers = Vec::new();
+    for (k, t) in target.headers.iter() {
+        let v = t.render(&lookup_plain).unwrap_or_default();
+        if is_secret_name(&k.name) {
+            redactor.add(&k.name, &v);
+        }
+        default_headers.push((k.name.clone(), v));
+    }
+    let tls = match tls_trust(target, opts) {
+        Ok(t) => t,
+        Err(e) => {
+            em.result(setup_error("setup/tls", "target.tls", e, vec![], redactor));
+            return None;
+        }
+    };
+    match Http::new(&base_url, timeout, default_headers, &tls) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            em.result(setup_error(
+                "setup/http-client",
+                "HTTP client",
+                e,
+                vec![],
+                redactor,
+            ));
+            None
+        }
+    }
+}
+
+/// Provisions (or mints) A then B. False when either failed or the run was interrupted.
+async fn provision(
+    t: &mut Tenants,
+    orgs: &crate::suite::model::Orgs,
+    opts: &Options,
+    redactor: &Redactor,
+    cancel: &Cancel,
+    signer: Option<&jwt::Signer>,
+    em: &mut Emitter<'_>,
+) -> bool {
+    for org in [Identity::A, Identity::B] {
+        if cancel.is_cancelled() {
+            return false;
+        }
+        em.phase(format!("provisioning org {}", org.as_str()));
+        let r = match &orgs.mint {
+            Some(m) => mint_org(m, org, &mut t.values, signer, redactor),
+            None => {
+                let r = run_steps(
+                    &t.http,
+                    &t.auth,
+                    &mut t.values,
+                    &orgs.provision,
+                    org,
+                    Some(org),
+                    &opts.setup_policy(),
+                    redactor,
+                    "provision",
+                )
+                .await;
+                if r.is_ok() || t.values.org(org).is_some_and(|s| !s.captures.is_empty()) {
+                    t.provisioned.push(org);
+                    let ids = t
+                        .values
+                        .org(org)
+                        .map(|s| ids_of(&s.captures, redactor))
+                        .unwrap_or_default();
+                    t.created.push(Created {
+                        org: org.as_str().into(),
+                        what: "org".into(),
+                        ids,
+                        removed: false,
+                    });
+                }
+                r
+            }
+        };
+        if let Err(e) = r {
+            em.result(setup_error(
+                &format!("setup/provision-{}", org.as_str()),
+                &format!("provision org {}", org.as_str()),
+                e.summary,
+                e.evidence,
+                redactor,
+            ));
+            return false;
+        }
+    }
+    true
+}
+
+/// Runs the seed steps (as A unless a step says `as: b`). False when one failed or the
+/// run was interrupted.
+async fn seed(
+    t: &mut Tenants,
+    suite: &Suite,
+    opts: &Options,
+    redactor: &Redactor,
+    cancel: &Cancel,
+    em: &mut Emitter<'_>,
+) -> bool {
+    em.phase("seeding org a");
+    for step in &suite.seed {
+        if cancel.is_cancelled() {
+            return false;
+        }
+        let seeder = step.as_.unwrap_or(Identity::A);
+        let captures_of = |v: &Values| {
+            if seeder == Identity::B {
+                v.b.captures.clone()
+            } else {
+                v.a.captures.clone()
+            }
+        };
+        let before: BTreeSet<String> = captures_of(&t.values).into_keys().collect();
+        let r = run_steps(
+            &t.http,
+            &t.auth,
+            &mut t.values,
+            std::slice::from_ref(step),
+            seeder,
+            None,
+            &opts.setup_policy(),
+            redactor,
+            "seed",
+        )
+        .await;
+        let new: BTreeMap<String, String> = captures_of(&t.values)
+            .into_iter()
+            .filter(|(k, _)| !before.contains(k))
+            .collect();
+        t.created.push(Created {
+            org: if seeder == Identity::B { "b" } else { "a" }.into(),
+            what: step
+                .name
+                .clone()
+                .unwrap_or_else(|| step.request.value.url.to_string()),
+            ids: ids_of(&new, redactor),
+            removed: false,
+        });
+        if let Err(e) = r {
+            em.result(setup_error(
+                "setup/seed",
+                "seed org a",
+                e.summary,
+                e.evidence,
+                redactor,
+            ));
+            return false;
+        }
+    }
+    true
+}
+
+/// Tears down what setup made, B first (A's data is the evidence until the end), and
+/// returns the created list with what teardown removed. Runs always: also after
+/// failures, errors and interrupts.
+pub(crate) async fn teardown(
+    mut t: Tenants,
+    suite: &Suite,
+    opts: &Options,
+    redactor: &Redactor,
+    em: &mut Emitter<'_>,
+) -> Vec<Created> {
+    let Some(orgs) = suite.orgs.as_ref().filter(|o| !o.teardown.is_empty()) else {
+        return t.created;
+    };
+    for org in t.provisioned.clone().iter().rev() {
+        em.phase(format!("tearing down org {}", org.as_str()));
+        let mut all_ok = true;
+        for step in &orgs.teardown {
+            let r = run_steps(
+                &t.http,
+                &t.auth,
+                &mut t.values,
+                std::slice::from_ref(step),
+                *org,
+                Some(*org),
+                &opts.setup_policy(),
+                redactor,
+                "teardown",
+            )
+            .await;
+            if let Err(e) = r {
+                all_ok = false;
+                em.result(setup_error(
+                    &format!("setup/teardown-{}", org.as_str()),
+                    &format!("teardown org {}", org.as_str()),
+                    format!("{} (what it created may be left behind)", e.summary),
+                    e.evidence,
+                    redactor,
+                ));
+            }
+        }
+        if all_ok {
+            for c in t.created.iter_mut().filter(|c| c.org == org.as_str()) {
+                c.removed = true;
+            }
+        }
+    }
+    t.created
+}
+
+/// Identifiers for the "created" list: captured values that are not secrets.
+fn ids_of(caps: &BTreeMap<String, String>, redactor: &Redactor) -> Vec<String> {
+    caps.iter()
+        .filter(|(k, _)| k.as_str() != "token")
+        .map(|(k, v)| format!("{k}={}", redactor.redact(v)))
+        .collect()
+}
+
+/// An org's id: its `org_id` capture, else its token's tenant claim.
+fn org_id_of(state: &OrgState, suite: &Suite) -> Option<String> {
+    if let Some(v) = state.captures.get("org_id") {
+        return Some(v.clone());
+    }
+    let t = jwt::decode(state.token()?)?;
+    let preferred = suite
+        .orgs
+        .as_ref()
+        .and_then(|o| o.tenant_claim.as_ref())
+        .map(|t| t.value.as_str());
+    let name = jwt::tenant_claim_name(&t.payload, preferred)?;
+    jwt::claim(&t.payload, &name).map(jwt::claim_text)
+}
+
+/// A's markers: every value captured for A of 8 or more characters, plus the suite's,
+/// minus exclusions and minus anything B also has (a value both orgs hold, such as a
+/// plan name, is no evidence of a leak).
+fn markers_of(suite: &Suite, values: &Values) -> Vec<String> {
+    let lookup = values.lookup(None, None, None);
+    let b_values: BTreeSet<&String> = values.b.captures.values().collect();
+    let mut out: Vec<String> = values
+        .a
+        .captures
+        .values()
+        .filter(|v| v.chars().count() >= 8)
+        .filter(|v| !b_values.contains(v))
+        .cloned()
+        .collect();
+    let mut excluded = Vec::new();
+    for m in &suite.markers {
+        match m {
+            MarkerSpec::Include(t) => out.extend(t.render(&lookup).ok()),
+            MarkerSpec::Exclude(t) => excluded.extend(t.render(&lookup).ok()),
+        }
+    }
+    // Check-level markers are added per check by the plan; suite-wide ones suffice here.
+    for c in &suite.checks {
+        for m in &c.markers {
+            match m {
+                MarkerSpec::Include(t) => out.extend(t.render(&lookup).ok()),
+                MarkerSpec::Exclude(t) => excluded.extend(t.render(&lookup).ok()),
+            }
+        }
+    }
+    out.retain(|m| !m.is_empty() && !excluded.contains(m));
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn mint_org(
+    m: &crate::suite::model::Mint,
+    org: Identity,
+    values: &mut Values,
+    signer: Option<&jwt::Signer>,
+    redactor: &Redactor,
+) -> Result<(), setup::StepError> {
+    let err = |e: RunError| setup::StepError {
+        summary: e.to_string(),
+        evidence: vec![],
+    };
+    let signer = signer.ok_or_else(|| err(RunError::NoMintKey))?;
+    let map = if org == Identity::A { &m.a } else { &m.b };
+    let state = if org == Identity::A {
+        &mut values.a
+    } else {
+        &mut values.b
+    };
+    for (k, t) in map.iter() {
+        state
+            .captures
+            .insert(k.name.clone(), t.as_literal().unwrap_or_default());
+    }
+    let mut claims = serde_json::Map::new();
+    for (k, v) in m.claims.iter() {
+        let rendered = v
+            .render(&values.lookup(Some(org), None, None))
+            .map_err(|e| err(RunError::Template(e)))?;
+        claims.insert(k.name.clone(), rendered);
+    }
+    let now = jwt::now();
+    let ttl = m
+        .ttl
+        .map(|d| d.0.as_secs() as i64)
+        .filter(|t| *t > 0)
+        .unwrap_or(3600);
+    claims.entry("iat").or_insert(serde_json::Value::from(now));
+    claims
+        .entry("exp")
+        .or_insert(serde_json::Value::from(now + ttl));
+    let token = signer
+        .sign(&serde_json::Value::Object(claims))
+        .map_err(err)?;
+    redactor.add(&format!("token {}", org.as_str()), &token);
+    let state = if org == Identity::A {
+        &mut values.a
+    } else {
+        &mut values.b
+    };
+    state.captures.insert("token".into(), token);
+    Ok(())
+}
+
+/// Runs setup steps in order as `as_` (provision/teardown: `bare` = the org), storing
+/// captures in the org the step belongs to (`bare`, else A for seed).
+#[allow(clippy::too_many_arguments)]
+async fn run_steps(
+    http: &Http,
+    auth: &AuthSpec,
+    values: &mut Values,
+    steps: &[Step],
+    as_: Identity,
+    bare: Option<Identity>,
+    retries: &http::RetryPolicy,
+    redactor: &Redactor,
+    what: &str,
+) -> Result<(), setup::StepError> {
+    for (i, step) in steps.iter().enumerate() {
+        let identity = step.as_.unwrap_or(as_);
+        let name = step
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("step {}", i + 1));
+        let p = Preparer {
+            values,
+            auth,
+            redactor,
+        }
+        .prepare(&step.request.value, identity, bare, None, None)
+        .map_err(|e| setup::StepError {
+            summary: format!("{what} `{name}`: {e}"),
+            evidence: vec![],
+        })?;
+        let lookup = values.lookup(bare, None, None);
+        let (resp, _tries) = setup::send_step(http, &p, step.expect.as_ref(), &lookup, retries)
+            .await
+            .map_err(|mut e| {
+                e.summary = format!("{what} `{name}`: {}", e.summary);
+                e
+            })?;
+        drop(lookup);
+        // Provision/teardown captures belong to the org being set up; a seed step's to
+        // the org it ran as (`as: b` seeds B's own rows, for the database probe).
+        let owner = bare.unwrap_or(if identity == Identity::B {
+            Identity::B
+        } else {
+            Identity::A
+        });
+        for (k, spec) in step.capture.iter() {
+            let v = setup::capture(spec, &resp).map_err(|m| setup::StepError {
+                summary: format!("{what} `{name}`: capture `{}`: {m}", k.name),
+                evidence: vec![("answer".into(), verdict::show(&resp))],
+            })?;
+            if k.name == "token" || is_secret_name(&k.name) {
+                redactor.add(&format!("{} {}", k.name, owner.as_str()), &v);
+            }
+            let state = if owner == Identity::A {
+                &mut values.a
+            } else {
+                &mut values.b
+            };
+            state.captures.insert(k.name.clone(), v);
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn signer_of(
+    suite: &Suite,
+    redactor: &Redactor,
+) -> Result<Option<jwt::Signer>, RunError> {
+    let key = suite
+        .orgs
+        .as_ref()
+        .and_then(|o| o.mint.as_ref())
+        .map(|m| (&m.algorithm.value, m.secret.as_ref(), m.key.as_ref()))
+        .or_else(|| {
+            suite.attacks.as_ref().and_then(|a| match &a.token_forgery {
+                Some(Toggle::Configured(tf)) => tf
+                    .sign_with
+                    .as_ref()
+                    .map(|k| (&k.algorithm.value, k.secret.as_ref(), k.key.as_ref())),
+                _ => None,
+            })
+        });
+    let Some((alg, secret, pem)) = key else {
+        return Ok(None);
+    };
+    let secret = secret.and_then(Tpl::as_literal);
+    if let Some(s) = &secret {
+        redactor.add("signing secret", s);
+    }
+    let pem = pem.and_then(Tpl::as_literal);
+    jwt::Signer::new(alg, secret.as_deref(), pem.as_deref()).map(Some)
+}
+
+/// The TLS trust of a run: `--insecure`, or the system roots plus `target.tls.ca`.
+fn tls_trust(target: &Target, opts: &Options) -> Result<http::TlsTrust, RunError> {
+    let extra_roots = match target.tls.as_ref().and_then(|t| t.ca.as_ref()) {
+        Some(ca) if !opts.insecure => http::TlsTrust::read_ca(&ca.to_string())?,
+        _ => Vec::new(),
+    };
+    Ok(http::TlsTrust {
+        insecure: opts.insecure,
+        extra_roots,
+    })
+}

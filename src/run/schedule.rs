@@ -1,0 +1,98 @@
+//! The check stage's scheduling (run stage): non-writes concurrently (bounded by
+//! `jobs`), then writes one at a time — so a write that leaks cannot be blamed on
+//! another variant's change — and results emitted in plan order.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::checks::{self, Ctx};
+use super::emit::Emitter;
+use super::options::Cancel;
+use crate::outcome::CheckResult;
+use crate::plan::CheckPlan;
+
+/// Runs the planned checks: non-writes concurrently (at most `jobs` at once), then
+/// writes one at a time; emits results in plan order. Returns true when interrupted.
+/// On an interrupt no check starts; the running ones finish (each is bounded by the
+/// timeout).
+pub(crate) async fn run_checks(
+    ctx: &Arc<Ctx>,
+    plans: Vec<CheckPlan>,
+    jobs: usize,
+    cancel: &Cancel,
+    em: &mut Emitter<'_>,
+) -> bool {
+    let n = plans.len();
+    em.phase(format!("running {n} checks as org b"));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Vec<CheckResult>)>();
+    let sem = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let mut writes = Vec::new();
+    for (i, p) in plans.into_iter().enumerate() {
+        if p.is_write() {
+            writes.push((i, p));
+            continue;
+        }
+        let (ctx, tx, sem, cancel) = (ctx.clone(), tx.clone(), sem.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let results = if cancel.is_cancelled() {
+                Vec::new()
+            } else {
+                guarded(ctx, p).await
+            };
+            let _ = tx.send((i, results));
+        });
+    }
+    // The channel closes once every task has reported.
+    drop(tx);
+    let mut slots: BTreeMap<usize, Vec<CheckResult>> = BTreeMap::new();
+    let mut next = 0usize;
+    // Emission holds at the first write until the concurrent phase is over.
+    let first_write = writes.first().map(|(i, _)| *i).unwrap_or(n);
+    while let Some((i, rs)) = rx.recv().await {
+        slots.insert(i, rs);
+        emit_ready(&mut slots, &mut next, first_write, em);
+    }
+    for (i, p) in writes {
+        let rs = if cancel.is_cancelled() {
+            Vec::new()
+        } else {
+            guarded(ctx.clone(), p).await
+        };
+        slots.insert(i, rs);
+    }
+    emit_ready(&mut slots, &mut next, n, em);
+    cancel.is_cancelled()
+}
+
+/// Runs one check on its own task, so that a panic in it (a bug in tenantgate) becomes an
+/// `error` result for each of its variants instead of a lost result or a hung run.
+async fn guarded(ctx: Arc<Ctx>, plan: CheckPlan) -> Vec<CheckResult> {
+    match tokio::spawn(checks::run_check(ctx.clone(), plan.clone())).await {
+        Ok(results) => results,
+        Err(e) => checks::all_error(
+            &ctx,
+            &plan,
+            format!(
+                "internal error in tenantgate while running this check ({e}); please report it"
+            ),
+        ),
+    }
+}
+
+/// Emits the results of consecutive checks, from `next` up to (not including) `limit`,
+/// as long as they are available.
+fn emit_ready(
+    slots: &mut BTreeMap<usize, Vec<CheckResult>>,
+    next: &mut usize,
+    limit: usize,
+    em: &mut Emitter<'_>,
+) {
+    while *next < limit {
+        match slots.remove(next) {
+            Some(rs) => rs.into_iter().for_each(|r| em.result(r)),
+            None => break,
+        }
+        *next += 1;
+    }
+}
