@@ -7,3 +7,5 @@ mod clean;
 mod common;
 mod database;
 mod pg_smoke;
+mod scoped;
+mod scoped_bugs;
