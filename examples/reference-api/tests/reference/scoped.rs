@@ -703,3 +703,98 @@ async fn membership_rls_hides_other_orgs_from_the_app_role() {
         .unwrap_err();
     assert!(err.to_string().contains("db error") || err.as_db_error().is_some());
 }
+
+/// Kills the server when the test ends, pass or fail.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_scoped_binary_prepares_serves_and_redacts() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let pg = cluster();
+    let admin = connect(&pg.superuser_url("postgres")).await;
+    admin
+        .batch_execute("DROP DATABASE IF EXISTS sc_bin WITH (FORCE); ")
+        .await
+        .unwrap();
+    admin.batch_execute("CREATE DATABASE sc_bin").await.unwrap();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_reference-api-scoped"))
+            .args(["--database-url", &pg.superuser_url("sc_bin")])
+            .args(["--listen", "127.0.0.1:0", "--role-prefix", "sc_bin"])
+            .args(["--bugs", "guessable-session"])
+            .env_remove("REFAPI_SCOPED_BUGS")
+            .env_remove("DATABASE_URL")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run reference-api-scoped"),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let printed: Vec<String> = (0..3)
+        .map(|_| lines.next().expect("a line").expect("utf-8"))
+        .collect();
+    let base = printed[0]
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{printed:?}"))
+        .to_string();
+    assert!(printed[1].contains("sc_bin_app:***@"), "{printed:?}");
+    assert!(printed[2].ends_with("guessable-session"), "{printed:?}");
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/auth/signup"))
+        .json(&json!({"email": "e@x.test", "password": "p", "org_name": "O", "org_slug": "o-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_reference-api-scoped"))
+        .arg("--list-bugs")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for bug in tenantgate_reference_api::ScopedBug::ALL {
+        assert!(text.contains(bug.name()), "{text}");
+    }
+}
+
+/// Every policy of the public schema as `table.policy: USING | WITH CHECK`, deparsed.
+async fn policies(sql: &tokio_postgres::Client) -> String {
+    sql.query(
+        "SELECT tablename::text || '.' || policyname::text || ': ' || \
+         coalesce(qual, '') || ' | ' || coalesce(with_check, '') FROM pg_policies \
+         WHERE schemaname = 'public' ORDER BY 1",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get::<_, String>(0))
+    .collect::<Vec<_>>()
+    .join("\n")
+}
+
+#[tokio::test]
+async fn the_migration_converges_and_the_catalog_shows_the_typo() {
+    use tenantgate_reference_api::scoped::prepare_scoped_database;
+
+    let env = scoped("sc_converge", "membership-policy-typo").await;
+    let admin = env.admin_sql().await;
+    // PostgreSQL itself resolves the unqualified column to the membership row.
+    let planted = policies(&admin).await;
+    assert!(planted.contains("m.org_id = m.org_id"), "{planted}");
+    prepare_scoped_database(&env.launched.admin_url, "sc_converge", &ScopedBugs::none())
+        .await
+        .unwrap();
+    let clean = policies(&admin).await;
+    assert!(!clean.contains("m.org_id = m.org_id"), "{clean}");
+    assert!(clean.contains("m.org_id = projects.org_id"), "{clean}");
+    assert_eq!(planted.lines().count(), clean.lines().count());
+}
