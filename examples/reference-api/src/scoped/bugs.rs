@@ -30,17 +30,21 @@ pub enum ScopedBug {
     MemberCheckMissing,
     /// An invoice id of another org answers 403, a never-issued one 404.
     IntegerIdOracle,
+    /// Another org's slug answers 403, a never-issued one 404.
+    SlugExistenceOracle,
     /// Creating a project honours `org_id` / `org_slug` in the body.
     MassAssignment,
     /// Reading or renaming a project looks it up by id only, ignoring the path's org.
     CrossScopeId,
+    /// The projects list of one org shows the projects of every org the caller is in.
+    ListAllMemberOrgs,
     /// The membership policies compare `m.org_id = org_id`: every member sees every row.
     MembershipPolicyTypo,
 }
 
 impl ScopedBug {
     /// Every bug, in a stable order (the order of the README's table).
-    pub const ALL: [ScopedBug; 10] = [
+    pub const ALL: [ScopedBug; 12] = [
         ScopedBug::GuessableSession,
         ScopedBug::WeakSessionEntropy,
         ScopedBug::LogoutKeepsSession,
@@ -48,8 +52,10 @@ impl ScopedBug {
         ScopedBug::SlugHeaderOverride,
         ScopedBug::MemberCheckMissing,
         ScopedBug::IntegerIdOracle,
+        ScopedBug::SlugExistenceOracle,
         ScopedBug::MassAssignment,
         ScopedBug::CrossScopeId,
+        ScopedBug::ListAllMemberOrgs,
         ScopedBug::MembershipPolicyTypo,
     ];
 
@@ -63,6 +69,8 @@ impl ScopedBug {
             ScopedBug::SlugHeaderOverride => "slug-header-override",
             ScopedBug::MemberCheckMissing => "member-check-missing",
             ScopedBug::IntegerIdOracle => "integer-id-oracle",
+            ScopedBug::SlugExistenceOracle => "slug-existence-oracle",
+            ScopedBug::ListAllMemberOrgs => "list-all-member-orgs",
             ScopedBug::MassAssignment => "mass-assignment",
             ScopedBug::CrossScopeId => "cross-scope-id",
             ScopedBug::MembershipPolicyTypo => "membership-policy-typo",
@@ -92,6 +100,12 @@ impl ScopedBug {
             }
             ScopedBug::IntegerIdOracle => {
                 "GET /orgs/{slug}/invoices/{id} answers 403 for another org's id, 404 for a never-issued one"
+            }
+            ScopedBug::SlugExistenceOracle => {
+                "/orgs/{slug}/... answers 403 for an org the caller is not in, 404 for a never-issued slug"
+            }
+            ScopedBug::ListAllMemberOrgs => {
+                "GET /orgs/{slug}/projects lists the projects of every org the caller is a member of"
             }
             ScopedBug::MassAssignment => {
                 "POST /orgs/{slug}/projects honours org_id / org_slug in the body"
@@ -123,6 +137,10 @@ impl ScopedBug {
             ScopedBug::SlugHeaderOverride => "tenant_override with A's slug (header, query)",
             ScopedBug::MemberCheckMissing => "read/list/write of invoices, B in A's scope",
             ScopedBug::IntegerIdOracle => "read invoice (existence oracle: 403 vs 404)",
+            ScopedBug::SlugExistenceOracle => {
+                "any check, B in A's scope (existence oracle: 403 vs 404)"
+            }
+            ScopedBug::ListAllMemberOrgs => "list projects as a user in both orgs, in B's scope",
             ScopedBug::MassAssignment => "mass assignment (B creates naming A's org)",
             ScopedBug::CrossScopeId => "read/write project, A's id in B's scope",
             ScopedBug::MembershipPolicyTypo => "database probe with app.user_id = B's user",

@@ -1,5 +1,6 @@
 //! `/orgs/{slug}/projects...`: the org's projects, read and written in the resolved
-//! scope (two planted bugs live here: mass assignment and the id-only lookup).
+//! scope (three planted bugs live here: mass assignment, the id-only lookup and the
+//! list of every member org).
 
 use std::sync::Arc;
 
@@ -46,12 +47,24 @@ pub async fn list(
     let ctx = path.resolve(&state, caller, Area::Projects).await?;
     let mut client = ctx.client(&state).await?;
     let tx = ctx.begin(&mut client).await?;
-    let rows = tx
-        .query(
+    let rows = if state.bugs.contains(ScopedBug::ListAllMemberOrgs) {
+        // Planted: "the caller's projects" instead of "this org's projects"; RLS agrees,
+        // since the caller is a member of every org listed.
+        tx.query(
+            &format!(
+                "SELECT {COLUMNS} FROM projects WHERE org_id IN \
+                 (SELECT org_id FROM memberships WHERE user_id = $1) ORDER BY id"
+            ),
+            &[&ctx.caller.user_id],
+        )
+        .await?
+    } else {
+        tx.query(
             &format!("SELECT {COLUMNS} FROM projects WHERE org_id = $1 ORDER BY id"),
             &[&ctx.org.id],
         )
-        .await?;
+        .await?
+    };
     tx.commit().await?;
     let items: Vec<Value> = rows.iter().map(project_json).collect();
     Ok(Json(json!({ "items": items })))

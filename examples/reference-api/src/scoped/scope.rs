@@ -231,6 +231,22 @@ async fn privileged_lookup(
 }
 
 impl ScopedPath {
+    /// The answer for a slug the caller is not a member of: not found, exactly like a
+    /// never-issued slug, unless the planted oracle tells the two apart.
+    async fn not_a_member(&self, state: &ScopedState) -> Result<ApiError, ApiError> {
+        if state.bugs.contains(ScopedBug::SlugExistenceOracle) {
+            let admin = state.admin.get().await?;
+            if admin
+                .query_opt("SELECT 1 FROM orgs WHERE slug = $1", &[&self.slug])
+                .await?
+                .is_some()
+            {
+                return Ok(ApiError::Forbidden);
+            }
+        }
+        Ok(ApiError::NotFound)
+    }
+
     /// The path's `{id}` as an integer; anything else is not found.
     pub fn id(&self) -> Result<i64, ApiError> {
         self.id
@@ -272,9 +288,11 @@ impl ScopedPath {
                     ),
                     &[&self.slug, &caller.user_id],
                 )
-                .await?
-                .ok_or(ApiError::NotFound)?;
+                .await?;
             tx.commit().await?;
+            let Some(row) = row else {
+                return Err(self.not_a_member(state).await?);
+            };
             Ctx {
                 caller,
                 org: org_from(&row),

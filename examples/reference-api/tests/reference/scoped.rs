@@ -602,6 +602,8 @@ async fn a_user_in_two_orgs_sees_both_and_nothing_else() {
         &env.get("/orgs/org-b/projects", Who::Sid(&c.sid)).await,
         "C in B",
     );
+    let in_a = items_text(&env.get("/orgs/org-a/projects", Who::Sid(&c.sid)).await);
+    assert!(!in_a.contains("marker-c"), "{in_a}");
     // A member is not an admin: no keys, no deleting the org.
     let r = env
         .post(

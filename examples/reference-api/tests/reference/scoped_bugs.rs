@@ -233,3 +233,47 @@ async fn membership_policy_typo() {
     // A user with no membership at all still sees nothing.
     assert_eq!(visible_as(&mut app, 0, "projects", a.org_id).await, 0);
 }
+
+#[tokio::test]
+async fn slug_existence_oracle() {
+    let env = scoped("scb_slug_oracle", "slug-existence-oracle").await;
+    let (_, _, b, _) = env.two_tenants().await;
+    let r = env.get("/orgs/org-a/projects", Who::Sid(&b.sid)).await;
+    assert_eq!(
+        (r.status, r.raw.as_str()),
+        (403, r#"{"error":"forbidden"}"#)
+    );
+    let never = env
+        .get(
+            &format!("/orgs/{NEVER_ISSUED_SLUG}/projects"),
+            Who::Sid(&b.sid),
+        )
+        .await;
+    assert_not_found(&never, "never issued");
+}
+
+#[tokio::test]
+async fn list_all_member_orgs() {
+    let env = scoped("scb_member_orgs", "list-all-member-orgs").await;
+    let (a, _, b, _) = env.two_tenants().await;
+    // B alone is in one org: its list is right.
+    let own = items_text(&env.get("/orgs/org-b/projects", Who::Sid(&b.sid)).await);
+    assert!(!own.contains("marker-a"));
+    // A user in both orgs sees A's projects in B's scope.
+    let m = env.tenant("org-m").await;
+    for t in [&a, &b] {
+        let r = env
+            .post(
+                &format!("/orgs/{}/members", t.slug),
+                Who::Sid(&t.sid),
+                json!({"email": m.email}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+    let in_b = items_text(&env.get("/orgs/org-b/projects", Who::Sid(&m.sid)).await);
+    assert!(
+        in_b.contains("marker-a") && in_b.contains("marker-b"),
+        "{in_b}"
+    );
+}
