@@ -7,7 +7,7 @@
 //!    API key's bot user is a member of its own org only). Headers, query parameters
 //!    and body fields naming an org are ignored.
 //! 2. Every query runs in a transaction that sets `app.user_id` transaction-locally
-//!    ([`begin_as`]) *and* filters by the resolved org id, so either layer alone still
+//!    (`begin_as`) *and* filters by the resolved org id, so either layer alone still
 //!    isolates orgs.
 //! 3. An org the caller is not a member of, a never-issued slug, another org's id and
 //!    a malformed id are all the same `404 {"error":"not_found"}`.
