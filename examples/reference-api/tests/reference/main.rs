@@ -9,3 +9,4 @@ mod database;
 mod pg_smoke;
 mod scoped;
 mod scoped_bugs;
+mod scoped_matrix;
