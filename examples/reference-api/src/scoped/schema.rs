@@ -210,11 +210,14 @@ fn migration_sql(p: &str, password: &str, bugs: &ScopedBugs) -> String {
     sql
 }
 
-/// The tables. Integer identity ids everywhere. Invoices reference projects by
+/// The tables. Integer identity ids everywhere, in ranges that do not overlap for the
+/// first thousands of rows (users from 10001, orgs from 1, projects from 101, invoices
+/// from 501), as real databases' ids rarely line up: a probe that sets `app.user_id` to
+/// an *org* id must not pass by the accident that user 2 owns org 2. Invoices reference projects by
 /// `(org_id, project_id)`, so an invoice can never point at another org's project.
 const TABLES_SQL: &str = r#"
 CREATE TABLE IF NOT EXISTS users (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id bigint GENERATED ALWAYS AS IDENTITY (START WITH 10001) PRIMARY KEY,
     kind text NOT NULL DEFAULT 'person' CHECK (kind IN ('person', 'api_key')),
     email text UNIQUE,
     password_hash text,
@@ -253,14 +256,14 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS projects (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id bigint GENERATED ALWAYS AS IDENTITY (START WITH 101) PRIMARY KEY,
     org_id bigint NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
     name text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
     UNIQUE (org_id, id)
 );
 CREATE TABLE IF NOT EXISTS invoices (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id bigint GENERATED ALWAYS AS IDENTITY (START WITH 501) PRIMARY KEY,
     org_id bigint NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
     project_id bigint NOT NULL,
     customer text NOT NULL,

@@ -299,6 +299,9 @@ pub async fn visible_as(app: &mut tokio_postgres::Client, user: i64, table: &str
 async fn b_in_a_scope_is_a_never_issued_scope() {
     let env = scoped("sc_clean_scope", "").await;
     let (a, sa, b, _) = env.two_tenants().await;
+    // Id ranges that do not line up: user 10002 is not org 2.
+    assert_eq!((a.org_id, b.org_id, b.user_id), (1, 2, 10002));
+    assert!(sa.project > 100 && sa.invoice > 500, "{sa:?}");
     for suffix in [
         String::new(),
         "/projects".to_string(),
