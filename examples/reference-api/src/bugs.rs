@@ -38,7 +38,8 @@ pub enum Bug {
     AppRoleBypassrls,
 }
 
-/// Where a bug shows: in HTTP answers, or only in the database.
+/// Where a bug shows: in HTTP answers, or only in the database. Shared with the
+/// path-scoped target, whose own bug list is [`crate::scoped::ScopedBug`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layer {
     /// The API answers differently from the clean app.

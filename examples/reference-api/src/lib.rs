@@ -13,6 +13,7 @@ mod db;
 pub mod password;
 pub mod pg;
 pub mod schema;
+pub mod scoped;
 pub mod token;
 
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use tokio_postgres::NoTls;
 
 pub use bugs::{Bug, Bugs};
 pub use schema::{AppRole, prepare_database};
+pub use scoped::{ScopedBug, ScopedBugs, ScopedLaunched, launch_scoped, launch_scoped_at};
 
 /// Why the API could not be prepared or started.
 #[derive(Debug, thiserror::Error)]

@@ -7,3 +7,6 @@ mod clean;
 mod common;
 mod database;
 mod pg_smoke;
+mod scoped;
+mod scoped_bugs;
+mod scoped_matrix;
