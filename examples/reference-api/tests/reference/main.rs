@@ -6,4 +6,7 @@ mod bugs;
 mod clean;
 mod common;
 mod database;
+mod features;
+mod openapi;
 mod pg_smoke;
+mod tls;
