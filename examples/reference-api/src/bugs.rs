@@ -40,7 +40,7 @@ pub enum Bug {
     /// The tenant setting is session-level on LIFO-pooled connections, so an endpoint
     /// that sets no tenant sees the previous caller's rows.
     PoolSessionLeak,
-    /// Orgs and subscribers cannot be deleted: what a suite creates stays behind.
+    /// Orgs cannot be deleted: what a suite creates stays behind.
     CannotDelete,
     /// TLS 1.2 handshakes are accepted (the correct app serves TLS 1.3 only).
     Tls12Accepted,
@@ -153,8 +153,8 @@ impl Bug {
                  connections; GET /public/featured-brands, which sets none, shows the last caller's brands"
             }
             Bug::CannotDelete => {
-                "DELETE /orgs/{id} and DELETE /subscribers/{id} answer 405: orgs (with their users, \
-                 brands, mentions, audit rows) and subscribers stay behind"
+                "DELETE /orgs/{id} answers 405: orgs stay behind with their users, mentions and \
+                 audit rows (which have no delete route in any mode)"
             }
             Bug::Tls12Accepted => "served with TLS, TLS 1.2 handshakes are accepted too",
             Bug::NoHsts => "served with TLS, answers carry no Strict-Transport-Security header",

@@ -13,7 +13,6 @@ use uuid::Uuid;
 use super::brands::brand_name;
 use super::extract::{JsonBody, PathId, required};
 use super::{ApiError, AppState, Caller, audit::record};
-use crate::bugs::Bug;
 use crate::db::{begin_tenant, rfc3339};
 
 /// A subscriber as the API shows it.
@@ -123,10 +122,6 @@ pub async fn remove(
     caller: Caller,
     PathId(id): PathId,
 ) -> Result<StatusCode, ApiError> {
-    if state.bugs.contains(Bug::CannotDelete) {
-        // Planted: subscribers cannot be deleted (as if the route did not exist).
-        return Err(ApiError::MethodNotAllowed);
-    }
     let mut client = state.app.get().await?;
     let tx = begin_tenant(&mut client, caller.org_id).await?;
     let row = tx
