@@ -98,6 +98,20 @@ async fn api_keys_are_salted_hashes_and_identify_their_org_only() {
         !everything.contains(&key[key.len() - 64..]),
         "the secret is stored"
     );
+    // Passwords too: a salted PHC string, never the password or its plain digest.
+    let password: String = sql
+        .query_one(
+            "SELECT password_hash FROM users WHERE org_id = $1::text::uuid",
+            &[&a.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        password.starts_with("$pbkdf2-sha256$i=10000,l=32$"),
+        "{password}"
+    );
+    assert!(!password.contains("pw-123456") && !password.contains(&sha256_hex("pw-123456")));
 
     // Wrong, tampered or mismatched keys are 401, exactly like a bad token.
     let last = if key.ends_with('0') { "1" } else { "0" };
