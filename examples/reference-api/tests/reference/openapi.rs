@@ -99,6 +99,27 @@ fn every_served_operation_is_documented_and_vice_versa() {
     }
 }
 
+#[test]
+fn every_reference_in_the_document_resolves() {
+    fn walk(doc: &Value, v: &Value, seen: &mut usize) {
+        match v {
+            Value::Object(map) => {
+                if map.contains_key("$ref") {
+                    resolve(doc, v);
+                    *seen += 1;
+                }
+                map.values().for_each(|x| walk(doc, x, seen));
+            }
+            Value::Array(items) => items.iter().for_each(|x| walk(doc, x, seen)),
+            _ => {}
+        }
+    }
+    let doc = document();
+    let mut seen = 0;
+    walk(&doc, &doc, &mut seen);
+    assert!(seen > 50, "{seen} references");
+}
+
 /// `value`, or what its `$ref` (a local `#/...` pointer) names.
 fn resolve<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
     match value["$ref"].as_str() {
