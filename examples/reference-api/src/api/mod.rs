@@ -117,51 +117,56 @@ impl Routes {
     }
 }
 
-/// Every route, in the README's order. `true` marks the tenant-scoped ones.
+/// Marks an operation that needs a credential and touches the caller's tenant only.
+const TENANT: bool = true;
+/// Marks an operation open to anyone (it must not reveal any tenant's data).
+const PUBLIC: bool = false;
+
+/// Every route, in the README's order.
 fn routes() -> Routes {
     Routes::new()
-        .op("POST", "/auth/signup", false, auth::signup)
-        .op("POST", "/auth/login", false, auth::login)
-        .op("GET", "/me", true, auth::me)
-        .op("DELETE", "/orgs/{id}", true, auth::delete_org)
-        .op("POST", "/brands", true, brands::create)
-        .op("GET", "/brands", true, brands::list)
-        .op("GET", "/brands/{id}", true, brands::read)
-        .op("PATCH", "/brands/{id}", true, brands::rename)
-        .op("DELETE", "/brands/{id}", true, brands::remove)
+        .op("POST", "/auth/signup", PUBLIC, auth::signup)
+        .op("POST", "/auth/login", PUBLIC, auth::login)
+        .op("GET", "/me", TENANT, auth::me)
+        .op("DELETE", "/orgs/{id}", TENANT, auth::delete_org)
+        .op("POST", "/brands", TENANT, brands::create)
+        .op("GET", "/brands", TENANT, brands::list)
+        .op("GET", "/brands/{id}", TENANT, brands::read)
+        .op("PATCH", "/brands/{id}", TENANT, brands::rename)
+        .op("DELETE", "/brands/{id}", TENANT, brands::remove)
         .op(
             "GET",
             "/ghost-presence/{brand_id}/config",
-            true,
+            TENANT,
             brands::read_config,
         )
         .op(
             "PATCH",
             "/ghost-presence/{brand_id}/config",
-            true,
+            TENANT,
             brands::update_config,
         )
-        .op("POST", "/monitoring/mentions", true, monitoring::create)
-        .op("GET", "/monitoring/mentions", true, monitoring::list)
-        .op("GET", "/monitoring/mentions/{id}", true, monitoring::read)
-        .op("POST", "/subscribers", true, subscribers::create)
-        .op("GET", "/subscribers", true, subscribers::list)
-        .op("GET", "/subscribers/{id}", true, subscribers::read)
-        .op("DELETE", "/subscribers/{id}", true, subscribers::remove)
-        .op("GET", "/audit-log", true, audit::list)
-        .op("POST", "/api-keys", true, apikeys::create)
-        .op("GET", "/api-keys", true, apikeys::list)
-        .op("DELETE", "/api-keys/{id}", true, apikeys::remove)
+        .op("POST", "/monitoring/mentions", TENANT, monitoring::create)
+        .op("GET", "/monitoring/mentions", TENANT, monitoring::list)
+        .op("GET", "/monitoring/mentions/{id}", TENANT, monitoring::read)
+        .op("POST", "/subscribers", TENANT, subscribers::create)
+        .op("GET", "/subscribers", TENANT, subscribers::list)
+        .op("GET", "/subscribers/{id}", TENANT, subscribers::read)
+        .op("DELETE", "/subscribers/{id}", TENANT, subscribers::remove)
+        .op("GET", "/audit-log", TENANT, audit::list)
+        .op("POST", "/api-keys", TENANT, apikeys::create)
+        .op("GET", "/api-keys", TENANT, apikeys::list)
+        .op("DELETE", "/api-keys/{id}", TENANT, apikeys::remove)
         .op(
             "GET",
             "/.well-known/tenant-isolation",
-            true,
+            TENANT,
             attestation::report,
         )
         .op(
             "GET",
             "/public/featured-brands",
-            false,
+            PUBLIC,
             public::featured_brands,
         )
 }
