@@ -135,3 +135,36 @@ impl axum::serve::Listener for TlsListener {
         Ok(self.addr)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fixtures/tls")
+            .join(name)
+    }
+
+    // Which versions are negotiated is tested by real handshakes in
+    // tests/reference/tls.rs: rustls does not expose a config's versions.
+
+    #[test]
+    fn unusable_files_are_configuration_errors_naming_the_file() {
+        let cases = [
+            (fixture("missing.pem"), fixture("server.key"), "missing.pem"),
+            (fixture("server.pem"), fixture("missing.key"), "missing.key"),
+            (
+                fixture("README.md"),
+                fixture("server.key"),
+                "no certificate",
+            ),
+            (fixture("server.pem"), fixture("ca.pem"), "ca.pem"),
+        ];
+        for (cert, key, expected) in cases {
+            let err = server_config(&TlsFiles { cert, key }, &Bugs::none()).unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{err}");
+            assert!(err.to_string().contains(expected), "{err}");
+        }
+    }
+}
