@@ -1,5 +1,6 @@
 //! `reference-api`: prepares a database and serves the reference API until Ctrl-C.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -48,8 +49,13 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     if args.list_bugs {
+        // writeln! rather than println!: `--list-bugs | head` must not panic on a closed
+        // pipe.
+        let mut out = std::io::stdout().lock();
         for bug in Bug::ALL {
-            println!("{:<24} {}", bug.name(), bug.description());
+            if writeln!(out, "{:<24} {}", bug.name(), bug.description()).is_err() {
+                break;
+            }
         }
         return ExitCode::SUCCESS;
     }
