@@ -78,6 +78,12 @@ const BUGS: &[(&str, &[&str])] = &[
     ("subscribers-not-forced", &["public.subscribers."]),
     ("fail-open-policy", &["public.brands."]),
     ("app-role-bypassrls", &[".app_role_bypassrls"]),
+    // Caught today through what it plants (a table left without FORCE), not yet
+    // through the attestation it over-claims in.
+    (
+        "attestation-overclaims",
+        &["public.ghost_presence_configs."],
+    ),
 ];
 
 fn assert_caught(bug: &str) {
@@ -146,13 +152,29 @@ bug_tests! {
     catches_subscribers_not_forced => "subscribers-not-forced",
     catches_fail_open_policy => "fail-open-policy",
     catches_app_role_bypassrls => "app-role-bypassrls",
+    catches_attestation_overclaims => "attestation-overclaims",
 }
+
+/// Bugs the reference API plants for checks tenantgate does not have yet (issue 8's
+/// pool-reuse attack and truthful teardown; issue 13's transport, secrets-at-rest, audit
+/// log and attestation checks). When a check lands, move its bug into `BUGS` and
+/// `bug_tests!`.
+const AWAITING: &[&str] = &[
+    "pool-session-leak",
+    "cannot-delete",
+    "tls12-accepted",
+    "no-hsts",
+    "api-key-plaintext",
+    "api-key-unsalted",
+    "audit-updatable",
+    "attestation-leaks-rows",
+];
 
 #[test]
 fn every_planted_bug_has_an_expectation() {
     for b in tenantgate_reference_api::bugs::Bug::ALL {
         assert!(
-            BUGS.iter().any(|(n, _)| *n == b.name()),
+            BUGS.iter().any(|(n, _)| *n == b.name()) || AWAITING.contains(&b.name()),
             "bug {} has no test",
             b.name()
         );

@@ -2,10 +2,11 @@
 //!
 //! A bug set is chosen once, when the database is prepared and the API starts
 //! (`--bugs a,b` or `REFAPI_BUGS`). Every bug breaks exactly one thing and leaves the rest
-//! of the app correct, so a tenantgate check that fires can be traced to one cause. The
-//! first eight change what the HTTP API does; the last three only change the database
-//! (roles, ownership, policies), so the API answers exactly as the clean app does and
-//! only a database audit or a direct-SQL probe can tell.
+//! of the app correct, so a tenantgate check that fires can be traced to one cause.
+//! [`Layer::Http`] bugs change what the API answers (or, for the transport bugs, how it
+//! serves TLS); [`Layer::Database`] bugs change only the database (roles, ownership,
+//! policies, grants, what is stored), so the API answers exactly as the clean app does
+//! and only a database audit or a direct-SQL probe can tell.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -36,6 +37,25 @@ pub enum Bug {
     FailOpenPolicy,
     /// The app role is a member of the BYPASSRLS maintenance role.
     AppRoleBypassrls,
+    /// The tenant setting is session-level on LIFO-pooled connections, so an endpoint
+    /// that sets no tenant sees the previous caller's rows.
+    PoolSessionLeak,
+    /// Orgs cannot be deleted: what a suite creates stays behind.
+    CannotDelete,
+    /// TLS 1.2 handshakes are accepted (the correct app serves TLS 1.3 only).
+    Tls12Accepted,
+    /// HTTPS answers carry no `Strict-Transport-Security` header.
+    NoHsts,
+    /// API keys are stored in plain text.
+    ApiKeyPlaintext,
+    /// API keys are stored as an unsalted SHA-256 hex digest.
+    ApiKeyUnsalted,
+    /// The app role may UPDATE and DELETE the audit log.
+    AuditUpdatable,
+    /// The attestation endpoint claims RLS forced everywhere while one table is not.
+    AttestationOverclaims,
+    /// The attestation endpoint includes other orgs' audit entries.
+    AttestationLeaksRows,
 }
 
 /// Where a bug shows: in HTTP answers, or only in the database. Shared with the
@@ -50,7 +70,7 @@ pub enum Layer {
 
 impl Bug {
     /// Every bug, in a stable order (the order of the README's table).
-    pub const ALL: [Bug; 11] = [
+    pub const ALL: [Bug; 20] = [
         Bug::TenantFromHeader,
         Bug::ForbiddenNot404,
         Bug::MentionsRlsOff,
@@ -62,6 +82,15 @@ impl Bug {
         Bug::SubscribersNotForced,
         Bug::FailOpenPolicy,
         Bug::AppRoleBypassrls,
+        Bug::PoolSessionLeak,
+        Bug::CannotDelete,
+        Bug::Tls12Accepted,
+        Bug::NoHsts,
+        Bug::ApiKeyPlaintext,
+        Bug::ApiKeyUnsalted,
+        Bug::AuditUpdatable,
+        Bug::AttestationOverclaims,
+        Bug::AttestationLeaksRows,
     ];
 
     /// The name used on the command line and in `REFAPI_BUGS`.
@@ -78,6 +107,15 @@ impl Bug {
             Bug::SubscribersNotForced => "subscribers-not-forced",
             Bug::FailOpenPolicy => "fail-open-policy",
             Bug::AppRoleBypassrls => "app-role-bypassrls",
+            Bug::PoolSessionLeak => "pool-session-leak",
+            Bug::CannotDelete => "cannot-delete",
+            Bug::Tls12Accepted => "tls12-accepted",
+            Bug::NoHsts => "no-hsts",
+            Bug::ApiKeyPlaintext => "api-key-plaintext",
+            Bug::ApiKeyUnsalted => "api-key-unsalted",
+            Bug::AuditUpdatable => "audit-updatable",
+            Bug::AttestationOverclaims => "attestation-overclaims",
+            Bug::AttestationLeaksRows => "attestation-leaks-rows",
         }
     }
 
@@ -111,15 +149,44 @@ impl Bug {
             Bug::AppRoleBypassrls => {
                 "the app role is granted the BYPASSRLS maintenance role (database only)"
             }
+            Bug::PoolSessionLeak => {
+                "the tenant is set session-level (set_config(..., false)) on LIFO-pooled \
+                 connections; GET /public/featured-brands, which sets none, shows the last caller's brands"
+            }
+            Bug::CannotDelete => {
+                "DELETE /orgs/{id} answers 405: orgs stay behind with their users, mentions and \
+                 audit rows (which have no delete route in any mode)"
+            }
+            Bug::Tls12Accepted => "served with TLS, TLS 1.2 handshakes are accepted too",
+            Bug::NoHsts => "served with TLS, answers carry no Strict-Transport-Security header",
+            Bug::ApiKeyPlaintext => {
+                "POST /api-keys stores the key itself in api_keys.key_hash (database only)"
+            }
+            Bug::ApiKeyUnsalted => {
+                "POST /api-keys stores an unsalted SHA-256 hex digest of the key (database only)"
+            }
+            Bug::AuditUpdatable => {
+                "the app role may UPDATE and DELETE audit_log rows (database only)"
+            }
+            Bug::AttestationOverclaims => {
+                "GET /.well-known/tenant-isolation claims RLS enabled and forced on every table \
+                 from a static list, while ghost_presence_configs is left without FORCE"
+            }
+            Bug::AttestationLeaksRows => {
+                "GET /.well-known/tenant-isolation adds the latest audit entries of every org"
+            }
         }
     }
 
     /// Whether the bug changes HTTP answers or only the database.
     pub fn layer(self) -> Layer {
         match self {
-            Bug::SubscribersNotForced | Bug::FailOpenPolicy | Bug::AppRoleBypassrls => {
-                Layer::Database
-            }
+            Bug::SubscribersNotForced
+            | Bug::FailOpenPolicy
+            | Bug::AppRoleBypassrls
+            | Bug::ApiKeyPlaintext
+            | Bug::ApiKeyUnsalted
+            | Bug::AuditUpdatable => Layer::Database,
             _ => Layer::Http,
         }
     }
@@ -138,6 +205,21 @@ impl Bug {
             Bug::SubscribersNotForced => "database audit rls_forced / app role owns table; probe",
             Bug::FailOpenPolicy => "database audit (fail-open policy); probe without setting",
             Bug::AppRoleBypassrls => "database audit app_role_bypassrls",
+            Bug::PoolSessionLeak => {
+                "pool_reuse attack (A's request, then the anonymous checks at once)"
+            }
+            Bug::CannotDelete => "truthful teardown: the report lists what was left behind",
+            Bug::Tls12Accepted => "transport check: minimum TLS version 1.3",
+            Bug::NoHsts => "transport check: Strict-Transport-Security max-age on answers",
+            Bug::ApiKeyPlaintext => "secrets at rest: the key's plaintext found by the probe",
+            Bug::ApiKeyUnsalted => "secrets at rest: an unsalted digest found by the probe",
+            Bug::AuditUpdatable => "audit log check: the app role can UPDATE/DELETE it",
+            Bug::AttestationOverclaims => {
+                "attestation check (claimed vs measured forced); database audit rls_forced"
+            }
+            Bug::AttestationLeaksRows => {
+                "attestation check (another tenant's row contents); A's markers seen by B"
+            }
         }
     }
 }

@@ -5,6 +5,11 @@
 //! request opens a transaction and sets `app.current_org_id` *transaction-locally*
 //! ([`begin_tenant`]), so the setting vanishes at commit or rollback and the next user of
 //! the same connection starts with no tenant at all.
+//!
+//! Idle connections are handed out last-in, first-out: the connection a request just
+//! returned is the next one given out. That is what makes the planted
+//! `pool-session-leak` bug reproducible on demand — with the setting made
+//! session-level, the very next request that sets no tenant runs as the previous caller.
 
 use std::sync::Mutex;
 
@@ -19,6 +24,9 @@ pub(crate) struct Pool {
     label: &'static str,
     idle: Mutex<Vec<Client>>,
     permits: Semaphore,
+    /// Planted `pool-session-leak`: [`begin_tenant`] sets the tenant for the whole
+    /// session instead of the transaction.
+    session_level_tenant: bool,
 }
 
 /// A connection checked out of a [`Pool`]; goes back on drop unless it broke.
@@ -36,10 +44,18 @@ impl Pool {
             label,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(size),
+            session_level_tenant: false,
         }
     }
 
-    /// Checks out a connection, opening one if none is idle.
+    /// The same pool with the planted `pool-session-leak` behaviour switched on or off.
+    pub(crate) fn with_session_level_tenant(mut self, on: bool) -> Pool {
+        self.session_level_tenant = on;
+        self
+    }
+
+    /// Checks out a connection, opening one if none is idle; the most recently returned
+    /// idle connection first.
     pub(crate) async fn get(&self) -> Result<PooledClient<'_>, tokio_postgres::Error> {
         let permit = self
             .permits
@@ -102,17 +118,29 @@ impl Drop for PooledClient<'_> {
 
 /// Opens a transaction scoped to `org`: `app.current_org_id` is set with
 /// `set_config(..., true)`, i.e. only until this transaction ends.
-pub(crate) async fn begin_tenant(
-    client: &mut Client,
+pub(crate) async fn begin_tenant<'c>(
+    client: &'c mut PooledClient<'_>,
     org: Uuid,
-) -> Result<Transaction<'_>, tokio_postgres::Error> {
+) -> Result<Transaction<'c>, tokio_postgres::Error> {
+    // Planted `pool-session-leak`: `false` makes the setting outlive the transaction, so
+    // it stays on the connection when it goes back to the pool.
+    let local = !client.pool.session_level_tenant;
     let tx = client.transaction().await?;
     tx.execute(
-        "SELECT set_config('app.current_org_id', $1, true)",
-        &[&org.to_string()],
+        "SELECT set_config('app.current_org_id', $1, $2)",
+        &[&org.to_string(), &local],
     )
     .await?;
     Ok(tx)
+}
+
+/// Opens a transaction that sets no tenant, for endpoints that serve no tenant. Under
+/// RLS such a transaction sees no tenant rows at all — unless a setting leaked onto the
+/// connection.
+pub(crate) async fn begin_anonymous<'c>(
+    client: &'c mut PooledClient<'_>,
+) -> Result<Transaction<'c>, tokio_postgres::Error> {
+    client.transaction().await
 }
 
 /// A database error with its server-side detail (tokio-postgres' own `Display` says only

@@ -4,16 +4,19 @@
 //!
 //! The pieces, in the order a launch uses them: [`pg`] starts a cluster,
 //! [`schema::prepare_database`] creates roles, tables and policies (planting the
-//! database-side [`bugs`]), [`serve`] starts the [`api`] on a socket. [`launch`] does all
-//! of it in one call for demos and tests.
+//! database-side [`bugs`]), [`serve`] starts the [`api`] on a socket (plain HTTP, or
+//! TLS 1.3 with HSTS through [`tls`]). [`launch`] does all of it in one call for demos
+//! and tests.
 
 pub mod api;
+pub mod apikey;
 pub mod bugs;
 mod db;
 pub mod password;
 pub mod pg;
 pub mod schema;
 pub mod scoped;
+pub mod tls;
 pub mod token;
 
 use std::net::SocketAddr;
@@ -27,6 +30,7 @@ use tokio_postgres::NoTls;
 pub use bugs::{Bug, Bugs};
 pub use schema::{AppRole, prepare_database};
 pub use scoped::{ScopedBug, ScopedBugs, ScopedLaunched, launch_scoped, launch_scoped_at};
+pub use tls::TlsFiles;
 
 /// Why the API could not be prepared or started.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +85,8 @@ pub struct Config {
     pub bugs: Bugs,
     /// Where to listen; port 0 picks a free one.
     pub listen: SocketAddr,
+    /// Serve HTTPS with this certificate and key instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl std::fmt::Debug for Config {
@@ -91,6 +97,7 @@ impl std::fmt::Debug for Config {
             .field("jwt_secret", &"***")
             .field("bugs", &self.bugs)
             .field("listen", &self.listen)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -127,19 +134,23 @@ impl Drop for RunningApi {
 /// Binds `config.listen`, starts serving in a background task, and returns at once.
 ///
 /// Before binding it connects once as the app role and refuses a superuser or BYPASSRLS
-/// role: with one, RLS would be decoration.
+/// role: with one, RLS would be decoration. With [`Config::tls`] the certificate and key
+/// are loaded first, so a bad file fails here rather than at the first handshake.
 pub async fn serve(config: Config) -> Result<RunningApi, Error> {
     check_app_role(&config.app_url).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| Error::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| Error::Listen {
+    let tls = match &config.tls {
+        Some(files) => Some(tls::server_config(files, &config.bugs)?),
+        None => None,
+    };
+    let listen_error = |source| Error::Listen {
         addr: config.listen,
         source,
-    })?;
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(listen_error)?;
+    let addr = listener.local_addr().map_err(listen_error)?;
+    let hsts = !config.bugs.contains(Bug::NoHsts);
     let state = Arc::new(api::AppState::new(
         config.app_url,
         config.admin_url,
@@ -147,20 +158,42 @@ pub async fn serve(config: Config) -> Result<RunningApi, Error> {
         config.bugs,
     ));
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        let server = axum::serve(listener, api::router(state)).with_graceful_shutdown(async {
-            // A dropped sender also means stop.
-            let _ = stopped.await;
-        });
-        if let Err(e) = server.await {
-            eprintln!("reference-api: server stopped: {e}");
+    // A dropped sender also means stop.
+    let stopped = async {
+        let _ = stopped.await;
+    };
+    let router = api::router(state);
+    let task = match tls {
+        None => tokio::spawn(run_server(listener, router, stopped)),
+        Some(tls_config) => {
+            let listener = tls::TlsListener::new(listener, tls_config).map_err(listen_error)?;
+            let router = if hsts {
+                router.layer(axum::middleware::map_response(tls::add_hsts))
+            } else {
+                router
+            };
+            tokio::spawn(run_server(listener, router, stopped))
         }
-    });
+    };
     Ok(RunningApi {
         addr,
         stop: Some(stop),
         task: Some(task),
     })
+}
+
+async fn run_server<L>(
+    listener: L,
+    router: axum::Router,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let server = axum::serve(listener, router).with_graceful_shutdown(stopped);
+    if let Err(e) = server.await {
+        eprintln!("reference-api: server stopped: {e}");
+    }
 }
 
 async fn check_app_role(app_url: &str) -> Result<(), Error> {
@@ -189,7 +222,7 @@ async fn check_app_role(app_url: &str) -> Result<(), Error> {
 pub struct Launched {
     /// The running server.
     pub api: RunningApi,
-    /// `http://127.0.0.1:PORT`, no trailing slash.
+    /// `http://127.0.0.1:PORT` (`https://` when launched with TLS), no trailing slash.
     pub base_url: String,
     /// Superuser URL to this database.
     pub admin_url: String,
@@ -224,6 +257,18 @@ pub async fn launch_at(
     role_prefix: &str,
     bugs: Bugs,
 ) -> Result<Launched, Error> {
+    launch_with(superuser_url, dbname, role_prefix, bugs, None).await
+}
+
+/// [`launch_at`], serving HTTPS with `tls` when given (the base URL is then
+/// `https://127.0.0.1:PORT`: the certificate must name `127.0.0.1`).
+pub async fn launch_with(
+    superuser_url: &str,
+    dbname: &str,
+    role_prefix: &str,
+    bugs: Bugs,
+    tls: Option<TlsFiles>,
+) -> Result<Launched, Error> {
     schema::validate_role_prefix(dbname).map_err(|_| {
         Error::Config(format!(
             "database name {dbname:?} must be like a role prefix"
@@ -239,10 +284,12 @@ pub async fn launch_at(
         jwt_secret: jwt_secret.clone(),
         bugs,
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        tls: tls.clone(),
     })
     .await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     Ok(Launched {
-        base_url: format!("http://{}", api.addr),
+        base_url: format!("{scheme}://{}", api.addr),
         api,
         admin_url,
         app_url: role.app_url,

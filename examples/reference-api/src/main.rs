@@ -1,10 +1,11 @@
 //! `reference-api`: prepares a database and serves the reference API until Ctrl-C.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tenantgate_reference_api::{Bug, Bugs, Config, pg, prepare_database, serve};
+use tenantgate_reference_api::{Bug, Bugs, Config, TlsFiles, pg, prepare_database, serve};
 
 /// A multi-tenant JSON API on PostgreSQL RLS with switchable planted isolation bugs:
 /// tenantgate's reference target.
@@ -32,6 +33,13 @@ struct Args {
     /// HS256 signing secret; random when not given.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
+    /// Serve HTTPS (TLS 1.3 only, with HSTS) with this PEM certificate chain; needs
+    /// --tls-key.
+    #[arg(long, requires = "tls_key", value_name = "PEM")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert", value_name = "PEM")]
+    tls_key: Option<std::path::PathBuf>,
     /// Print the planted bugs and exit.
     #[arg(long)]
     list_bugs: bool,
@@ -41,8 +49,13 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     if args.list_bugs {
+        // writeln! rather than println!: `--list-bugs | head` must not panic on a closed
+        // pipe.
+        let mut out = std::io::stdout().lock();
         for bug in Bug::ALL {
-            println!("{:<24} {}", bug.name(), bug.description());
+            if writeln!(out, "{:<24} {}", bug.name(), bug.description()).is_err() {
+                break;
+            }
         }
         return ExitCode::SUCCESS;
     }
@@ -59,15 +72,21 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let database_url = args.database_url.ok_or("--database-url is required")?;
     let role = prepare_database(&database_url, &args.role_prefix, &args.bugs).await?;
     let jwt_secret = args.jwt_secret.unwrap_or_else(|| pg::random_hex(32));
+    let tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        _ => None,
+    };
     let api = serve(Config {
         admin_url: database_url,
         app_url: role.app_url.clone(),
         jwt_secret,
         bugs: args.bugs.clone(),
         listen: args.listen,
+        tls: tls.clone(),
     })
     .await?;
-    println!("listening on http://{}", api.addr);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{}", api.addr);
     println!("app role:  {}", role.redacted_url());
     println!("bugs:      {}", args.bugs);
     tokio::signal::ctrl_c().await?;

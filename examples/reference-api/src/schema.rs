@@ -57,7 +57,7 @@ impl AppRole {
 
 /// Every table holding tenant data, in creation order. `orgs` is keyed by `id`, the
 /// others by `org_id`.
-pub const TENANT_TABLES: [&str; 7] = [
+pub const TENANT_TABLES: [&str; 8] = [
     "orgs",
     "users",
     "brands",
@@ -65,6 +65,7 @@ pub const TENANT_TABLES: [&str; 7] = [
     "ghost_presence_configs",
     "subscribers",
     "audit_log",
+    "api_keys",
 ];
 
 /// Checks that a role prefix is safe to splice into SQL as part of an identifier.
@@ -177,8 +178,9 @@ fn migration_sql(p: &str, password: &str, bugs: &Bugs) -> String {
         let key = if table == "orgs" { "id" } else { "org_id" };
         push(&format!("ALTER TABLE {table} OWNER TO {owner};"));
         push(&format!("REVOKE ALL ON {table} FROM {app};"));
-        // Immutable audit trail: the app can append and read, never rewrite.
-        let privileges = if table == "audit_log" {
+        // Immutable audit trail: the app can append and read, never rewrite (unless the
+        // planted `audit-updatable` hands it UPDATE and DELETE too).
+        let privileges = if table == "audit_log" && !bugs.contains(Bug::AuditUpdatable) {
             "SELECT, INSERT"
         } else {
             "SELECT, INSERT, UPDATE, DELETE"
@@ -194,7 +196,15 @@ fn migration_sql(p: &str, password: &str, bugs: &Bugs) -> String {
             "ALTER TABLE {table} {} ROW LEVEL SECURITY;",
             if rls_off { "DISABLE" } else { "ENABLE" }
         ));
-        push(&format!("ALTER TABLE {table} FORCE ROW LEVEL SECURITY;"));
+        // Planted `attestation-overclaims`: one table loses FORCE, which the static
+        // attestation keeps claiming. (The app role owns nothing, so its own queries are
+        // still filtered; only the table owner would now skip the policy.)
+        let unforced =
+            table == "ghost_presence_configs" && bugs.contains(Bug::AttestationOverclaims);
+        push(&format!(
+            "ALTER TABLE {table} {} ROW LEVEL SECURITY;",
+            if unforced { "NO FORCE" } else { "FORCE" }
+        ));
 
         let tenant =
             format!("{key} = NULLIF(current_setting('app.current_org_id', true), '')::uuid");
@@ -288,6 +298,15 @@ CREATE TABLE IF NOT EXISTS audit_log (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS audit_log_org ON audit_log (org_id, id);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id uuid PRIMARY KEY,
+    org_id uuid NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+    name text NOT NULL,
+    key_hash text NOT NULL,
+    created_by uuid NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS api_keys_org ON api_keys (org_id, id);
 "#;
 
 /// `base` (any libpq-style URL or key-value string) with another user and password, as a
@@ -360,6 +379,19 @@ mod tests {
         assert_eq!(
             role.redacted_url(),
             "postgres://u:***@/x?host=%2Frun%2Fpg&port=5432"
+        );
+    }
+
+    #[test]
+    fn planted_grants_and_flags_appear_only_with_their_bug() {
+        let clean = migration_sql("tg", "00", &Bugs::none());
+        assert!(clean.contains("GRANT SELECT, INSERT ON audit_log TO tg_app;"));
+        assert!(!clean.contains("NO FORCE"));
+        let bugs = Bugs::parse("audit-updatable,attestation-overclaims").unwrap();
+        let planted = migration_sql("tg", "00", &bugs);
+        assert!(planted.contains("GRANT SELECT, INSERT, UPDATE, DELETE ON audit_log TO tg_app;"));
+        assert!(
+            planted.contains("ALTER TABLE ghost_presence_configs NO FORCE ROW LEVEL SECURITY;")
         );
     }
 

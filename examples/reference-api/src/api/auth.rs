@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::extract::{JsonBody, PathId, required};
 use super::{ApiError, AppState, Caller, audit::record};
+use crate::bugs::Bug;
 use crate::db::begin_tenant;
 use crate::{password, token};
 
@@ -178,6 +179,10 @@ pub async fn delete_org(
     caller: Caller,
     PathId(id): PathId,
 ) -> Result<StatusCode, ApiError> {
+    if state.bugs.contains(Bug::CannotDelete) {
+        // Planted: this API offers no way to delete an org (as if the route did not exist).
+        return Err(ApiError::MethodNotAllowed);
+    }
     if id != caller.org_id {
         return Err(ApiError::NotFound);
     }

@@ -9,19 +9,44 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use super::apikeys::caller_for_key;
 use super::{ApiError, AppState};
 use crate::bugs::Bug;
 use crate::token;
 
-/// The authenticated caller, from a verified bearer token.
+/// The authenticated caller: from a verified bearer token, or from one of the org's API
+/// keys (`X-Api-Key: KEY` or `Authorization: ApiKey KEY`).
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// The tenant every query is scoped to.
     pub org_id: Uuid,
-    /// The user the token was issued to.
+    /// The user the token was issued to (for an API key: the user who created it).
     pub user_id: Uuid,
-    /// The user's role in the org.
+    /// The user's role in the org (`api_key` for a key).
     pub role: String,
+}
+
+/// What the request offers as its identity.
+enum Credential<'a> {
+    Bearer(&'a str),
+    ApiKey(&'a str),
+}
+
+/// The credential of a request: the `Authorization` header when present (bearer or
+/// `ApiKey` scheme), else `X-Api-Key`. Anything else is no credential.
+fn credential(parts: &Parts) -> Option<Credential<'_>> {
+    if let Some(value) = parts.headers.get(AUTHORIZATION) {
+        let (scheme, rest) = value.to_str().ok()?.split_once(' ')?;
+        return if scheme.eq_ignore_ascii_case("bearer") {
+            Some(Credential::Bearer(rest.trim()))
+        } else if scheme.eq_ignore_ascii_case("apikey") {
+            Some(Credential::ApiKey(rest.trim()))
+        } else {
+            None
+        };
+    }
+    let key = parts.headers.get("x-api-key")?.to_str().ok()?;
+    Some(Credential::ApiKey(key.trim()))
 }
 
 impl FromRequestParts<Arc<AppState>> for Caller {
@@ -31,18 +56,20 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Caller, ApiError> {
-        let value = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthorized)?;
-        let (scheme, token) = value.split_once(' ').ok_or(ApiError::Unauthorized)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(ApiError::Unauthorized);
-        }
-        let claims = token::verify(token.trim(), &state.jwt_secret, &state.bugs)
-            .ok_or(ApiError::Unauthorized)?;
-        let mut org_id = claims.org_id;
+        let mut caller = match credential(parts).ok_or(ApiError::Unauthorized)? {
+            Credential::Bearer(token) => {
+                let claims = token::verify(token, &state.jwt_secret, &state.bugs)
+                    .ok_or(ApiError::Unauthorized)?;
+                Caller {
+                    org_id: claims.org_id,
+                    user_id: claims.sub,
+                    role: claims.role,
+                }
+            }
+            Credential::ApiKey(key) => caller_for_key(state, key)
+                .await?
+                .ok_or(ApiError::Unauthorized)?,
+        };
         if state.bugs.contains(Bug::TenantFromHeader) {
             // Planted: a client-supplied header outranks the signed token.
             if let Some(header_org) = parts
@@ -51,14 +78,10 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| Uuid::parse_str(v.trim()).ok())
             {
-                org_id = header_org;
+                caller.org_id = header_org;
             }
         }
-        Ok(Caller {
-            org_id,
-            user_id: claims.sub,
-            role: claims.role,
-        })
+        Ok(caller)
     }
 }
 

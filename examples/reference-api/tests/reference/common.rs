@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tenantgate_reference_api::pg::TempPostgres;
-use tenantgate_reference_api::{Bugs, Launched, launch};
+use tenantgate_reference_api::{Bugs, Launched, TlsFiles, launch, launch_with};
 use tokio_postgres::{Client, NoTls};
 
 /// The cluster shared by the tests that are running. It stops when the last test using
@@ -37,6 +37,8 @@ pub struct Env {
 pub struct Resp {
     pub status: u16,
     pub content_type: String,
+    /// The `Strict-Transport-Security` header, when sent.
+    pub hsts: Option<String>,
     pub raw: String,
     pub body: Value,
 }
@@ -66,6 +68,45 @@ pub async fn env(name: &str, bugs: &str) -> Env {
     Env {
         launched,
         http: reqwest::Client::new(),
+        _pg: pg,
+    }
+}
+
+/// The test-only TLS material shared with tenantgate's own tests: a server certificate
+/// for `127.0.0.1` and `localhost`, and the CA that signed it.
+pub fn tls_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tls")
+}
+
+/// The server certificate and key of [`tls_dir`].
+pub fn tls_files() -> TlsFiles {
+    TlsFiles {
+        cert: tls_dir().join("server.pem"),
+        key: tls_dir().join("server.key"),
+    }
+}
+
+/// Like [`env`], serving HTTPS with [`tls_files`]; the client trusts the test CA.
+pub async fn env_tls(name: &str, bugs: &str) -> Env {
+    let pg = cluster();
+    let bugs = Bugs::parse(bugs).expect("bug names");
+    let launched = launch_with(
+        &pg.superuser_url("postgres"),
+        name,
+        name,
+        bugs,
+        Some(tls_files()),
+    )
+    .await
+    .expect("launch with TLS");
+    let ca = std::fs::read(tls_dir().join("ca.pem")).expect("test CA");
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA PEM"))
+        .build()
+        .expect("HTTPS client");
+    Env {
+        launched,
+        http,
         _pg: pg,
     }
 }
@@ -100,11 +141,17 @@ impl Env {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
+        let hsts = resp
+            .headers()
+            .get("strict-transport-security")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let raw = resp.text().await.expect("HTTP body");
         let body = serde_json::from_str(&raw).unwrap_or(Value::Null);
         Resp {
             status,
             content_type,
+            hsts,
             raw,
             body,
         }
@@ -127,6 +174,26 @@ impl Env {
     pub async fn delete(&self, path: &str, token: &str) -> Resp {
         self.call(Method::DELETE, path, Some(token), None, &[])
             .await
+    }
+
+    /// A request with no credential at all.
+    pub async fn anon(&self, method: Method, path: &str) -> Resp {
+        self.call(method, path, None, None, &[]).await
+    }
+
+    /// A request identified by an API key in `X-Api-Key`.
+    pub async fn with_key(&self, method: Method, path: &str, key: &str) -> Resp {
+        self.call(method, path, None, None, &[("X-Api-Key", key)])
+            .await
+    }
+
+    /// Creates an API key named `name` for `org`; returns `(key id, plaintext key)`.
+    pub async fn api_key(&self, org: &Org, name: &str) -> (String, String) {
+        let r = self
+            .post("/api-keys", &org.token, json!({"name": name}))
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+        (str_at(&r.body, "/id"), str_at(&r.body, "/key"))
     }
 
     /// Signs up an org named `name` with owner `owner@{name}.test`.

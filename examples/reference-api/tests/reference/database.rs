@@ -116,7 +116,7 @@ async fn prepare_database_converges_to_the_requested_bugs() {
     let database_bugs: Bugs = Bug::ALL
         .into_iter()
         .filter(|b| b.layer() == tenantgate_reference_api::bugs::Layer::Database)
-        .chain([Bug::MentionsRlsOff])
+        .chain([Bug::MentionsRlsOff, Bug::AttestationOverclaims])
         .collect();
     prepare_database(url, "db_converge", &database_bugs)
         .await
@@ -129,6 +129,12 @@ async fn prepare_database_converges_to_the_requested_bugs() {
             .iter()
             .any(|t| t.0 == "subscribers" && !t.2 && t.3 == "db_converge_app")
     );
+    assert!(
+        broken
+            .iter()
+            .any(|t| t.0 == "ghost_presence_configs" && t.1 && !t.2)
+    );
+    assert_eq!(audit_privileges(&admin).await, (true, true));
 
     let role = prepare_database(url, "db_converge", &Bugs::none())
         .await
@@ -146,6 +152,7 @@ async fn prepare_database_converges_to_the_requested_bugs() {
         .unwrap()
         .get(0);
     assert!(!member);
+    assert_eq!(audit_privileges(&admin).await, (false, false));
     let policies: i64 = admin
         .query_one(
             "SELECT count(*) FROM pg_policies WHERE policyname = 'tenant_isolation' \
@@ -156,4 +163,17 @@ async fn prepare_database_converges_to_the_requested_bugs() {
         .unwrap()
         .get(0);
     assert_eq!(policies, TENANT_TABLES.len() as i64);
+}
+
+/// Whether `db_converge_app` holds `(UPDATE, DELETE)` on `audit_log`.
+async fn audit_privileges(admin: &Client) -> (bool, bool) {
+    let row = admin
+        .query_one(
+            "SELECT has_table_privilege('db_converge_app', 'audit_log', 'UPDATE'), \
+             has_table_privilege('db_converge_app', 'audit_log', 'DELETE')",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
 }
