@@ -5,6 +5,7 @@
 
 pub mod load;
 pub mod model;
+mod recover;
 pub mod template;
 pub mod validate;
 mod yaml_error;
