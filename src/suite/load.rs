@@ -294,7 +294,7 @@ fn declared_env(text: &str) -> Option<BTreeSet<String>> {
 }
 
 /// How many entries loading blanks, at most, to read past wrong keys and values...
-const MAX_BLANKS: usize = 200;
+const MAX_BLANKS: usize = 50;
 /// ...and how many bytes it parses in all: each blank means parsing the text again, and
 /// a large suite full of mistakes must still be refused quickly.
 const MAX_PARSED_BYTES: usize = 4 * 1024 * 1024;
@@ -688,6 +688,139 @@ checks:
             );
             assert!(load_str("s.yaml", &suite, &env(&[])).is_ok(), "{status}");
         }
+    }
+
+    #[test]
+    fn teardown_takes_the_torn_down_orgs_own_captures() {
+        // A seed capture, bare in teardown: the current org's (the runner renders
+        // teardown with the org being torn down).
+        let text = GOOD.replace(
+            "    - request: { method: DELETE, url: \"/orgs/{{org_id}}\" }\n",
+            "    - request: { method: DELETE, url: \"/brands/{{brand_id}}\" }\n    - request: { method: DELETE, url: \"/orgs/{{org_id}}\" }\n",
+        );
+        load_str("s.yaml", &text, &env(&[]))
+            .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
+        // A typo there is explained with the bare name, never with `{{a.NAME}}`: B's
+        // teardown would delete A's brand.
+        let out = errors(&text.replace("/brands/{{brand_id}}", "/brands/{{brand_idd}}"));
+        assert!(out.contains("did you mean `{{brand_id}}`?"), "{out}");
+        let out = errors(&text.replace("/brands/{{brand_id}}", "/brands/{{zzzzzzzzzz}}"));
+        assert!(out.contains("known here:"), "{out}");
+        assert!(!out.contains("a.brand_id"), "{out}");
+    }
+
+    #[test]
+    fn a_lone_placeholder_keeps_its_json_type() {
+        let text = GOOD.replace(
+            "json: { enabled: false }",
+            "json: { id: \"{{a.n}}\", on: \"{{a.flag}}\", label: \"n={{a.n}}\", obj: \"{{a.o}}\", s: \"{{a.s}}\", lit: 7 }",
+        );
+        let text = text.replace(
+            "capture: { brand_id: $.id, brand_name: $.name }",
+            "capture: { brand_id: $.id, brand_name: $.name, n: $.n, flag: $.f, o: $.o, s: $.s }",
+        );
+        let l = load_str("s.yaml", &text, &env(&[]))
+            .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
+        let json = l.suite.checks[2]
+            .write
+            .as_ref()
+            .unwrap()
+            .value
+            .json
+            .as_ref()
+            .unwrap();
+        let values = serde_json::json!({
+            "a.n": 501, "a.flag": true, "a.o": { "k": [1] }, "a.s": "501"
+        });
+        let got = json.render_typed(&|n| values.get(n).cloned()).unwrap();
+        assert_eq!(
+            got,
+            serde_json::json!({ "id": 501, "on": true, "label": "n=501", "obj": { "k": [1] }, "s": "501", "lit": 7 })
+        );
+        let missing = json.render_typed(&|_| None).unwrap_err();
+        assert_eq!(missing.to_string(), "`{{a.n}}` has no value here");
+    }
+
+    #[test]
+    fn no_env_reads_nothing_and_lists_the_needs() {
+        let text = GOOD.replace(
+            "${SEED_PASSWORD:-correct-horse-battery}",
+            "${SEED_PASSWORD}",
+        ) + "database:\n  url: ${DATABASE_URL}\n";
+        let read = std::cell::Cell::new(0);
+        let counting = |_: &str| {
+            read.set(read.get() + 1);
+            Some("x".to_string())
+        };
+        let opts = LoadOptions {
+            env: &counting,
+            no_env: true,
+            allow_origins: &[],
+        };
+        let l = load_str_with("s.yaml", &text, &opts)
+            .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
+        assert_eq!(read.get(), 0);
+        assert!(l.env_names().is_empty());
+        let needs: Vec<(&str, bool)> = l
+            .env_refs
+            .iter()
+            .map(|r| (r.name.as_str(), r.required))
+            .collect();
+        assert_eq!(
+            needs,
+            [
+                ("DATABASE_URL", true),
+                ("SEED_PASSWORD", true),
+                ("TARGET_URL", false)
+            ]
+        );
+        assert_eq!(l.origins, ["http://127.0.0.1:8080"]);
+        assert!(l.notices[0].contains("no `env:` list"), "{:?}", l.notices);
+    }
+
+    #[test]
+    fn origins_are_the_targets_the_suites_and_the_command_lines() {
+        let text = GOOD.replace(
+            "  timeout: 10s\n",
+            "  timeout: 10s\n  allowed_origins: [\"https://auth.example.com\"]\n",
+        );
+        let cli = ["https://sso.example.com:8443".to_string()];
+        let opts = LoadOptions {
+            env: &|_| None,
+            no_env: false,
+            allow_origins: &cli,
+        };
+        let l = load_str_with("s.yaml", &text, &opts)
+            .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
+        assert_eq!(
+            l.origins,
+            [
+                "http://127.0.0.1:8080",
+                "https://auth.example.com",
+                "https://sso.example.com:8443"
+            ]
+        );
+        assert!(l.allows_url("/brands/1"));
+        assert!(l.allows_url("https://auth.example.com/token"));
+        assert!(!l.allows_url("https://evil.example/steal"));
+        assert!(!l.allows_url("//evil.example/steal"));
+        // A bad origin, and an absolute URL of another origin built from `${VAR}`.
+        let out = errors(
+            &text
+                .replace(
+                    "https://auth.example.com\"",
+                    "https://auth.example.com/path\"",
+                )
+                .replace(
+                    "url: /auth/signup",
+                    "url: \"${EVIL_URL:-https://evil.example}/signup\"",
+                ),
+        );
+        assert!(out.contains("is not an origin"), "{out}");
+        assert!(
+            out.contains("this request would go to `https://evil.example`"),
+            "{out}"
+        );
     }
 
     #[test]

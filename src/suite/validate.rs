@@ -986,7 +986,11 @@ impl<'a> Validator<'a> {
             urls.extend(control.map(|r| &r.value.url));
         }
         for t in urls {
-            if self.broken.contains(&t.loc.offset) {
+            // A value with a problem already reported (an unknown placeholder): one
+            // mistake, one message.
+            if self.broken.contains(&t.loc.offset)
+                || self.diags.iter().any(|d| d.loc == Some(t.loc))
+            {
                 continue;
             }
             match url_origin(t, vars, s, base) {
