@@ -293,7 +293,8 @@ fn declared_env(text: &str) -> Option<BTreeSet<String>> {
     head.env.map(|v| v.into_iter().collect())
 }
 
-/// How many entries loading blanks, at most, to read past wrong keys and values...
+/// How many entries loading blanks or renames, at most, to read past wrong keys and
+/// values...
 const MAX_BLANKS: usize = 50;
 /// ...and how many bytes it parses in all: each blank means parsing the text again, and
 /// a large suite full of mistakes must still be refused quickly.
@@ -325,6 +326,7 @@ fn parse(name: &str, text: &str, opts: &LoadOptions) -> Parsed {
         declared: declared.clone(),
     };
     let mut masked = text.to_string();
+    let mut renamed: Vec<usize> = Vec::new();
     let mut env: BTreeMap<String, EnvUse> = BTreeMap::new();
     loop {
         let table = table.clone();
@@ -342,7 +344,9 @@ fn parse(name: &str, text: &str, opts: &LoadOptions) -> Parsed {
             *out.refs.entry(n).or_insert(false) |= needed;
         }
         out.unread.extend(collected.unread);
-        let first = out.blanks.is_empty();
+        let first = out.blanks.is_empty() && renamed.is_empty();
+        let budget = (MAX_PARSED_BYTES / text.len().max(1)).min(MAX_BLANKS);
+        let more = out.blanks.len() + renamed.len() < budget;
         for e in collected.errors {
             let d = Diagnostic::at(name, e.loc, e.message, e.hint);
             if !out.diags.contains(&d) {
@@ -366,6 +370,20 @@ fn parse(name: &str, text: &str, opts: &LoadOptions) -> Parsed {
             }
             break;
         }
+        // A typo of a known key: go on as if the known key was written (checked once
+        // per place, so a wrong guess cannot loop).
+        if let (Some((from, to)), Some(l)) = (&p.typo, p.diagnostic.loc)
+            && more
+            && !renamed.contains(&l.offset)
+            && let Some(t) = recover::rename(&masked, l.offset, from, to)
+        {
+            renamed.push(l.offset);
+            if !out.diags.contains(&p.diagnostic) {
+                out.diags.push(p.diagnostic);
+            }
+            masked = t;
+            continue;
+        }
         let blank = match (p.recover, p.diagnostic.loc) {
             (Some(r), Some(l)) => recover::entry_at(&masked, l.offset, r == Recover::Key),
             _ => None,
@@ -383,13 +401,11 @@ fn parse(name: &str, text: &str, opts: &LoadOptions) -> Parsed {
             out.diags.push(p.diagnostic);
         }
         // Stop when nothing can be blanked, or the error is in what was blanked already.
-        let budget = (MAX_PARSED_BYTES / text.len().max(1)).min(MAX_BLANKS);
         let Some(blank) = blank.filter(|b| {
-            out.blanks.len() < budget
-                && !out
-                    .blanks
-                    .iter()
-                    .any(|o| o.range.start < b.range.end && b.range.start < o.range.end)
+            more && !out
+                .blanks
+                .iter()
+                .any(|o| o.range.start < b.range.end && b.range.start < o.range.end)
         }) else {
             break;
         };
@@ -821,6 +837,33 @@ checks:
             out.contains("this request would go to `https://evil.example`"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn a_typo_of_a_required_key_does_not_end_the_load() {
+        // `urll` is read as the `url` it meant, so the load goes on to the next mistakes
+        // instead of stopping at "missing key `url`".
+        let text = GOOD
+            .replace(
+                "request: { method: POST, url: /brands,",
+                "request: { method: POST, urll: /brands,",
+            )
+            .replace(
+                "    list: /brands\n",
+                "    lisst: /brands\n    markers: [\"{{a.brand_idd}}\"]\n",
+            )
+            .replace("timeout: 10s", "timeout: 10");
+        let out = errors(&text);
+        assert!(out.contains("unknown key `urll`"), "{out}");
+        assert!(out.contains("unknown key `lisst`"), "{out}");
+        assert!(
+            out.contains("unknown placeholder `{{a.brand_idd}}`"),
+            "{out}"
+        );
+        assert!(out.contains("has no unit"), "{out}");
+        assert!(!out.contains("missing key"), "{out}");
+        assert!(!out.contains("says nothing to do"), "{out}");
+        assert!(out.contains("4 problems"), "{out}");
     }
 
     #[test]

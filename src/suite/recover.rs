@@ -62,6 +62,47 @@ pub(super) fn entry_at(text: &str, off: usize, key: bool) -> Option<Blank> {
     })
 }
 
+/// `text` with the key `from` at `off` renamed to `to` (padded with spaces before the
+/// colon, so nothing moves), when `to` is no longer than `from` and the mapping does not
+/// already have `to`: loading goes on as if the likely meant key was written, and what
+/// follows in that mapping is checked as such.
+pub(super) fn rename(text: &str, off: usize, from: &str, to: &str) -> Option<String> {
+    if to.len() > from.len() || !text.get(off..)?.starts_with(from) {
+        return None;
+    }
+    let after = text[off + from.len()..].trim_start_matches(' ');
+    if !after.starts_with(':') {
+        return None;
+    }
+    // The mapping's own text: its lines, or the top level's unindented lines.
+    let range = off..off + from.len();
+    let siblings: Vec<&str> = match owner_lines(text, &range) {
+        Some((a, b)) => text
+            .lines()
+            .skip(a as usize - 1)
+            .take((b - a + 1) as usize)
+            .collect(),
+        None => text
+            .lines()
+            .filter(|l| !l.starts_with([' ', '-']))
+            .collect(),
+    };
+    let has_key = |l: &str| {
+        l.match_indices(to).any(|(i, _)| {
+            let before = l[..i].trim_end_matches(' ');
+            let rest = l[i + to.len()..].trim_start_matches(' ');
+            rest.starts_with(':') && (before.is_empty() || before.ends_with(['{', ',', '-']))
+        })
+    };
+    if siblings.iter().any(|l| has_key(l)) {
+        return None;
+    }
+    let mut out = text.to_string();
+    let padded = format!("{to}{}", " ".repeat(from.len() - to.len()));
+    out.replace_range(range, &padded);
+    Some(out)
+}
+
 /// Where the innermost flow collection (`{` or `[`) open at `off` starts, if any.
 fn flow_open(text: &str, off: usize) -> Option<usize> {
     let mut stack: Vec<usize> = Vec::new();
@@ -313,6 +354,26 @@ mod tests {
             "r: { a: 1          }\n"
         );
         assert_eq!(blank("r: { reed: x }\n", "reed"), "r: {         }\n");
+    }
+
+    #[test]
+    fn renames_a_typo_to_the_key_meant_when_it_fits() {
+        let t = "checks:\n  - name: x\n    reed: /y\n";
+        let off = t.find("reed").unwrap();
+        assert_eq!(
+            rename(t, off, "reed", "read").unwrap(),
+            "checks:\n  - name: x\n    read: /y\n"
+        );
+        let t = "r: { method: POST, urll: /x }\n";
+        let off = t.find("urll").unwrap();
+        assert_eq!(
+            rename(t, off, "urll", "url").unwrap(),
+            "r: { method: POST, url : /x }\n"
+        );
+        // Longer than the typo, or already there: not renamed.
+        assert_eq!(rename("nme: x\n", 0, "nme", "name"), None);
+        let t = "targett: {}\ntarget: {}\n";
+        assert_eq!(rename(t, 0, "targett", "target"), None);
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub(super) struct YamlProblem {
     pub recover: Option<Recover>,
     /// The required key that is missing, for a missing-key error.
     pub missing: Option<&'static str>,
+    /// An unknown key and the known key it is likely a typo of: loading can go on as
+    /// if the known one was written.
+    pub typo: Option<(String, &'static str)>,
 }
 
 /// What a recoverable error's location points at.
@@ -131,9 +134,16 @@ pub(super) fn yaml_diagnostic(name: &str, text: &str, e: &E) -> YamlProblem {
         E::SerdeMissingField { field, .. } => Some(*field),
         _ => None,
     };
+    let typo = match e {
+        E::SerdeUnknownField {
+            field, expected, ..
+        } => did_you_mean(field, expected.iter().copied()).map(|s| (field.clone(), s)),
+        _ => None,
+    };
     YamlProblem {
         recover,
         missing,
+        typo,
         diagnostic: Diagnostic {
             file: name.into(),
             loc: cx.loc,
