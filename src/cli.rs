@@ -94,7 +94,7 @@ pub struct ValidateArgs {
     /// secrets) and list the variables a run will need.
     #[arg(long)]
     pub no_env: bool,
-    /// Also allow requests to this origin (repeatable), e.g. https://auth.example.com.
+    /// Also allow requests to this origin (repeatable), e.g. `https://auth.example.com`.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     pub allow_origins: Vec<String>,
 }

@@ -1,6 +1,7 @@
 //! Loading a suite (parse stage): bytes → YAML → [`Suite`] → validation. This file
-//! reads the file and runs the stages; [`super::yaml_error`] turns YAML errors into
-//! diagnostics and [`super::validate`] checks what the types cannot. Every problem
+//! reads the file and runs the stages; `yaml_error` turns YAML errors into
+//! diagnostics, `recover` reads past a wrong key or value (so one load finds them all)
+//! and [`super::validate`] checks what the types cannot. Every problem
 //! found is reported, each with file, line and column, before a single request is
 //! sent: unknown keys (with "did you mean"), wrong types, bad durations, bad JSONPath,
 //! missing environment variables, and placeholders that name nothing.

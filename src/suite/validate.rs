@@ -1,6 +1,6 @@
 //! Validation of a parsed suite (parse stage, after YAML → [`Suite`]): the rules the
 //! types cannot express — structure, placeholders that name nothing, signing keys, CA
-//! files. A [`Validator`] owns the file name and collects every problem it finds, so
+//! files. A `Validator` owns the file name and collects every problem it finds, so
 //! one load reports them all.
 
 use std::collections::BTreeSet;
