@@ -954,8 +954,13 @@ impl<'a> Validator<'a> {
             }
         }
         for o in self.cli_origins {
-            if let Ok(u) = Url::parse(o) {
-                origins.push(u.origin().ascii_serialization());
+            match Url::parse(o).ok().filter(|u| matches!(u.scheme(), "http" | "https")) {
+                Some(u) => origins.push(u.origin().ascii_serialization()),
+                None => self.diags.push(Diagnostic::file(
+                    self.file,
+                    format!("`--allow-origin {o}` is not an origin"),
+                    Some("give an origin such as `https://auth.example.com` or `http://127.0.0.1:8081`".into()),
+                )),
             }
         }
         origins.dedup();
