@@ -91,6 +91,13 @@ pub struct ValidateArgs {
     /// List the result ids the suite would produce.
     #[arg(long)]
     pub list: bool,
+    /// Check the suite without reading any environment variable (a lint step without
+    /// secrets) and list the variables a run will need.
+    #[arg(long)]
+    pub no_env: bool,
+    /// Also allow requests to this origin (repeatable), e.g. `https://auth.example.com`.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origins: Vec<String>,
 }
 
 #[derive(Args, Debug)]
@@ -251,10 +258,22 @@ fn load(path: &std::path::Path, env: &EnvLookup) -> Result<suite::Loaded, u8> {
 }
 
 fn validate(a: ValidateArgs, env: &EnvLookup) -> u8 {
-    let loaded = match load(&a.suite, env) {
-        Ok(l) => l,
-        Err(c) => return c,
+    let lookup = |n: &str| env(n);
+    let opts = suite::load::LoadOptions {
+        env: &lookup,
+        no_env: a.no_env,
+        allow_origins: &a.allow_origins,
     };
+    let loaded = match suite::load::load_file_with(&a.suite, &opts) {
+        Ok(l) => l,
+        Err(e) => {
+            eprint!("{}", e.render(&Redactor::new()));
+            return exit::UNDECIDED;
+        }
+    };
+    for n in &loaded.notices {
+        eprintln!("notice: {n}");
+    }
     let s = &loaded.suite;
     let plans = plan::plan(s, plan::has_signing_key(s), &plan::Selection::all());
     let variants: usize = plans.iter().map(|p| p.variants.len()).sum();
@@ -274,6 +293,27 @@ fn validate(a: ValidateArgs, env: &EnvLookup) -> u8 {
         },
         loaded.sha256
     );
+    if a.no_env {
+        let names = |required: bool| {
+            let v: Vec<&str> = loaded
+                .env_refs
+                .iter()
+                .filter(|r| r.required == required)
+                .map(|r| r.name.as_str())
+                .collect();
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        let _ = writeln!(out, "environment a run needs: {}", names(true));
+        let _ = writeln!(
+            out,
+            "environment read when set (has a default): {}",
+            names(false)
+        );
+    }
     if a.list {
         for p in &plans {
             for v in &p.variants {

@@ -1,6 +1,7 @@
 //! Loading a suite (parse stage): bytes → YAML → [`Suite`] → validation. This file
-//! reads the file and runs the stages; [`super::yaml_error`] turns YAML errors into
-//! diagnostics and [`super::validate`] checks what the types cannot. Every problem
+//! reads the file and runs the stages; `yaml_error` turns YAML errors into
+//! diagnostics, `recover` reads past a wrong key or value (so one load finds them all)
+//! and [`super::validate`] checks what the types cannot. Every problem
 //! found is reported, each with file, line and column, before a single request is
 //! sent: unknown keys (with "did you mean"), wrong types, bad durations, bad JSONPath,
 //! missing environment variables, and placeholders that name nothing.
@@ -9,9 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::model::*;
+use super::recover::{self, Blank};
 use super::template::{self, EnvUse, Loc};
 use super::validate::Validator;
-use super::yaml_error::yaml_diagnostic;
+use super::yaml_error::{Recover, yaml_diagnostic};
 use crate::diag::Diagnostic;
 use crate::redact::Redactor;
 
@@ -20,6 +22,39 @@ pub use super::validate::{ALGORITHMS, BUILTINS, slug};
 /// The largest suite file accepted; suites are hand-written and small, and a limit keeps
 /// a mistaken path (a log, a binary) from being read into memory.
 pub const MAX_SUITE_BYTES: usize = 1024 * 1024;
+
+/// How a suite is loaded.
+#[derive(Clone, Copy)]
+pub struct LoadOptions<'a> {
+    /// Reads an environment variable (`${NAME}`).
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    /// `validate --no-env`: no variable is read; a `${NAME}` without a default is
+    /// listed in [`Loaded::env_refs`] as required instead of being an error, and the
+    /// checks of the values holding one are left to the run.
+    pub no_env: bool,
+    /// Origins the command line allows requests to, besides the target's and the
+    /// suite's (`--allow-origin`).
+    pub allow_origins: &'a [String],
+}
+
+impl<'a> LoadOptions<'a> {
+    /// Loading with `${NAME}` read through `env`, nothing else allowed.
+    pub fn new(env: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        LoadOptions {
+            env,
+            no_env: false,
+            allow_origins: &[],
+        }
+    }
+}
+
+/// An environment variable a suite names (never its value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvRef {
+    pub name: String,
+    /// A run needs it set: at least one reference has no default.
+    pub required: bool,
+}
 
 /// A suite that loaded and validated.
 pub struct Loaded {
@@ -30,8 +65,35 @@ pub struct Loaded {
     pub sha256: String,
     /// The file's text (for diagnostics found later, e.g. at run time).
     pub source: String,
-    /// Environment variables the suite read.
+    /// Environment variables the suite read (with their values: for redaction only).
     pub env: Vec<EnvUse>,
+    /// The suite's `env:` list; `None` when it has none (every name it uses then counts
+    /// as declared, and [`Loaded::notices`] says so).
+    pub env_declared: Option<Vec<String>>,
+    /// Every environment variable the suite names, in name order.
+    pub env_refs: Vec<EnvRef>,
+    /// The origins requests may go to: the target's first, then
+    /// `target.allowed_origins`, then the command line's. Empty without a target.
+    pub origins: Vec<String>,
+    /// What the user should know that is not an error (e.g. no `env:` list).
+    pub notices: Vec<String>,
+}
+
+impl Loaded {
+    /// The names of the environment variables the suite read (never their values).
+    pub fn env_names(&self) -> Vec<&str> {
+        self.env.iter().map(|e| e.name.as_str()).collect()
+    }
+
+    /// Whether a request may go to `url`: a relative URL (joined to the target), or an
+    /// absolute one of an allowed origin. For URLs known only at run time (built from
+    /// a capture).
+    pub fn allows_url(&self, url: &str) -> bool {
+        match super::validate::origin_of_url(url) {
+            Some(o) => self.origins.contains(&o),
+            None => !super::validate::is_absolute(url),
+        }
+    }
 }
 
 /// A suite that could not be loaded: every problem found.
@@ -74,6 +136,11 @@ pub fn load_file_with_env(
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, LoadError> {
+    load_file_with(path, &LoadOptions::new(env))
+}
+
+/// [`load_file`] with options (`--no-env`, `--allow-origin`).
+pub fn load_file_with(path: &Path, opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let shown = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| {
         LoadError::one(Diagnostic::file(
@@ -99,7 +166,7 @@ pub fn load_file_with_env(
             Some("check that the file is readable by the user running tenantgate".into()),
         ))
     })?;
-    load_bytes(&shown, &bytes, env)
+    load_bytes(&shown, &bytes, opts)
 }
 
 /// Loads a suite from text (tests, stdin). `env` reads an environment variable.
@@ -108,7 +175,12 @@ pub fn load_str(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, LoadError> {
-    load_bytes(name, text.as_bytes(), env)
+    load_bytes(name, text.as_bytes(), &LoadOptions::new(env))
+}
+
+/// [`load_str`] with options (`--no-env`, `--allow-origin`).
+pub fn load_str_with(name: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, LoadError> {
+    load_bytes(name, text.as_bytes(), opts)
 }
 
 fn too_large(name: &str, len: usize) -> Diagnostic {
@@ -180,25 +252,22 @@ fn text_of<'b>(name: &str, bytes: &'b [u8]) -> Result<&'b str, LoadError> {
 }
 
 /// What deserializing the text gave: the suite (unless the YAML or a type was wrong),
-/// the problems found on the way, and the environment variables read.
+/// the problems found on the way, and what was read of the environment.
 struct Parsed {
     suite: Option<Suite>,
     diags: Vec<Diagnostic>,
     env: Vec<EnvUse>,
+    /// Every `${NAME}` referenced, and whether a run needs it (no default).
+    refs: BTreeMap<String, bool>,
+    /// Values that hold a `${NAME}` not read (`--no-env`).
+    unread: Vec<Loc>,
+    /// Entries blanked to read past wrong keys and values.
+    blanks: Vec<Blank>,
+    declared: Option<BTreeSet<String>>,
 }
 
-/// YAML → [`Suite`], collecting every template and value problem on the way.
-fn parse(name: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Parsed {
-    // The collector wants an owned 'static closure: read every `${NAME}` the text can
-    // mention up front, then serve lookups from that table.
-    let table: BTreeMap<String, Option<String>> = env_names_in(text)
-        .into_iter()
-        .map(|n| {
-            let v = env(&n);
-            (n, v)
-        })
-        .collect();
-    let opts = serde_saphyr::options! {
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
         with_snippet: false,
         strict_booleans: true,
         budget: serde_saphyr::budget! {
@@ -209,65 +278,188 @@ fn parse(name: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Parsed
             max_documents: 1,
             max_recorded_anchor_bytes: 4 * 1024 * 1024,
         },
-    };
-    let (parsed, collected) = template::collecting(
-        Box::new(move |n: &str| table.get(n).cloned().flatten()),
-        || serde_saphyr::from_str_with_options::<Suite>(text, opts),
-    );
-    let mut diags: Vec<Diagnostic> = collected
-        .errors
-        .into_iter()
-        .map(|e| Diagnostic::at(name, e.loc, e.message, e.hint))
-        .collect();
-    let suite = match parsed {
-        Ok(s) => Some(s),
-        Err(e) => {
-            let p = yaml_diagnostic(name, text, &e);
-            if p.syntax {
-                diags.clear();
-            }
-            diags.push(p.diagnostic);
-            sort(&mut diags);
-            None
-        }
-    };
-    Parsed {
-        suite,
-        diags,
-        env: collected.env.into_values().collect(),
     }
+}
+
+/// The suite's `env:` list, read before anything else so that no other variable is
+/// read. `None` when the suite has none (or its YAML does not read: the full parse
+/// reports why).
+fn declared_env(text: &str) -> Option<BTreeSet<String>> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(default)]
+        env: Option<Vec<String>>,
+    }
+    let head: Head = serde_saphyr::from_str_with_options(text, yaml_options()).ok()?;
+    head.env.map(|v| v.into_iter().collect())
+}
+
+/// How many entries loading blanks or renames, at most, to read past wrong keys and
+/// values...
+const MAX_BLANKS: usize = 50;
+/// ...and how many bytes it parses in all: each blank means parsing the text again, and
+/// a large suite full of mistakes must still be refused quickly.
+const MAX_PARSED_BYTES: usize = 4 * 1024 * 1024;
+
+/// YAML → [`Suite`], collecting every template and value problem on the way; after a
+/// wrong key, type or value, the entry is blanked and the text parsed again
+/// ([`super::recover`]) so that every such mistake is reported at once.
+fn parse(name: &str, text: &str, opts: &LoadOptions) -> Parsed {
+    let declared = declared_env(text);
+    // The collector wants an owned 'static closure: read every `${NAME}` the suite may
+    // read up front (the declared ones, or every one it names when it has no `env:`
+    // list; none with `--no-env`), then serve lookups from that table.
+    let table: BTreeMap<String, Option<String>> = env_names_in(text)
+        .into_iter()
+        .filter(|n| !opts.no_env && declared.as_ref().is_none_or(|d| d.contains(n)))
+        .map(|n| {
+            let v = (opts.env)(&n);
+            (n, v)
+        })
+        .collect();
+    let mut out = Parsed {
+        suite: None,
+        diags: Vec::new(),
+        env: Vec::new(),
+        refs: BTreeMap::new(),
+        unread: Vec::new(),
+        blanks: Vec::new(),
+        declared: declared.clone(),
+    };
+    let mut masked = text.to_string();
+    let mut renamed: Vec<usize> = Vec::new();
+    let mut env: BTreeMap<String, EnvUse> = BTreeMap::new();
+    loop {
+        let table = table.clone();
+        let start = template::Collector {
+            lookup: Some(Box::new(move |n: &str| table.get(n).cloned().flatten())),
+            declared: declared.clone(),
+            no_env: opts.no_env,
+            ..Default::default()
+        };
+        let (parsed, collected) = template::collecting_with(start, || {
+            serde_saphyr::from_str_with_options::<Suite>(&masked, yaml_options())
+        });
+        env.extend(collected.env);
+        for (n, needed) in collected.refs {
+            *out.refs.entry(n).or_insert(false) |= needed;
+        }
+        out.unread.extend(collected.unread);
+        let first = out.blanks.is_empty() && renamed.is_empty();
+        let budget = (MAX_PARSED_BYTES / text.len().max(1)).min(MAX_BLANKS);
+        let more = out.blanks.len() + renamed.len() < budget;
+        for e in collected.errors {
+            let d = Diagnostic::at(name, e.loc, e.message, e.hint);
+            if !out.diags.contains(&d) {
+                out.diags.push(d);
+            }
+        }
+        let e = match parsed {
+            Ok(s) => {
+                out.suite = Some(s);
+                break;
+            }
+            Err(e) => e,
+        };
+        let p = yaml_diagnostic(name, &masked, &e);
+        if p.syntax {
+            // Broken YAML: what was read before it may be a misreading. (After a blank
+            // it can only be the blank's doing: what was found so far stands.)
+            if first {
+                out.diags.clear();
+                out.diags.push(p.diagnostic);
+            }
+            break;
+        }
+        // A typo of a known key: go on as if the known key was written (checked once
+        // per place, so a wrong guess cannot loop).
+        if let (Some((from, to)), Some(l)) = (&p.typo, p.diagnostic.loc)
+            && more
+            && !renamed.contains(&l.offset)
+            && let Some(t) = recover::rename(&masked, l.offset, from, to)
+        {
+            renamed.push(l.offset);
+            if !out.diags.contains(&p.diagnostic) {
+                out.diags.push(p.diagnostic);
+            }
+            masked = t;
+            continue;
+        }
+        let blank = match (p.recover, p.diagnostic.loc) {
+            (Some(r), Some(l)) => recover::entry_at(&masked, l.offset, r == Recover::Key),
+            _ => None,
+        };
+        // A required key blanked for a wrong value is not missing: it was reported.
+        let consequence = p.missing.is_some_and(|f| {
+            out.blanks.iter().any(|b| {
+                b.text
+                    .trim_start()
+                    .trim_start_matches("- ")
+                    .starts_with(&format!("{f}:"))
+            })
+        });
+        if !consequence && !out.diags.contains(&p.diagnostic) {
+            out.diags.push(p.diagnostic);
+        }
+        // Stop when nothing can be blanked, or the error is in what was blanked already.
+        let Some(blank) = blank.filter(|b| {
+            more && !out
+                .blanks
+                .iter()
+                .any(|o| o.range.start < b.range.end && b.range.start < o.range.end)
+        }) else {
+            break;
+        };
+        recover::apply(&mut masked, &blank);
+        out.blanks.push(blank);
+    }
+    sort(&mut out.diags);
+    out.env = env.into_values().collect();
+    out
 }
 
 fn sort(diags: &mut [Diagnostic]) {
     diags.sort_by_key(|d| d.loc.map(|l| (l.line, l.col)).unwrap_or((0, 0)));
 }
 
-fn load_bytes(
-    name: &str,
-    bytes: &[u8],
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Loaded, LoadError> {
+fn load_bytes(name: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let text = text_of(name, bytes)?;
     let sha256 = hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref());
     let Parsed {
         suite,
         mut diags,
         env,
-    } = parse(name, text, env);
+        refs,
+        unread,
+        blanks,
+        declared,
+    } = parse(name, text, opts);
     let Some(suite) = suite else {
         return Err(failed(name, text, diags, env));
     };
     // Values that already have a problem (a missing variable, a bad placeholder) are
-    // not checked again: one mistake, one message.
+    // not checked again: one mistake, one message. Nor are values `--no-env` left
+    // unread.
     let broken: BTreeSet<usize> = diags
         .iter()
         .filter_map(|d| d.loc.map(|l| l.offset))
+        .chain(unread.iter().map(|l| l.offset))
         .collect();
-    diags.extend(Validator::new(name, &broken).validate(&suite));
+    let checked = Validator::new(name, &broken, &blanks, opts.allow_origins).validate(&suite);
+    diags.extend(checked.diags);
     sort(&mut diags);
     diags.dedup();
     if !diags.is_empty() {
         return Err(failed(name, text, diags, env));
+    }
+    let mut notices = Vec::new();
+    if declared.is_none() && !refs.is_empty() {
+        let names: Vec<&str> = refs.keys().map(String::as_str).collect();
+        notices.push(format!(
+            "the suite has no `env:` list, so it may read every environment variable it names ({}); declare them (`env: [{}]`) and it can read no other",
+            names.join(", "),
+            names.join(", ")
+        ));
     }
     Ok(Loaded {
         suite,
@@ -275,6 +467,13 @@ fn load_bytes(
         sha256,
         source: text.to_string(),
         env,
+        env_declared: declared.map(|d| d.into_iter().collect()),
+        env_refs: refs
+            .into_iter()
+            .map(|(name, required)| EnvRef { name, required })
+            .collect(),
+        origins: checked.origins,
+        notices,
     })
 }
 
@@ -509,12 +708,176 @@ checks:
     }
 
     #[test]
+    fn teardown_takes_the_torn_down_orgs_own_captures() {
+        // A seed capture, bare in teardown: the current org's (the runner renders
+        // teardown with the org being torn down).
+        let text = GOOD.replace(
+            "    - request: { method: DELETE, url: \"/orgs/{{org_id}}\" }\n",
+            "    - request: { method: DELETE, url: \"/brands/{{brand_id}}\" }\n    - request: { method: DELETE, url: \"/orgs/{{org_id}}\" }\n",
+        );
+        load_str("s.yaml", &text, &env(&[]))
+            .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
+        // A typo there is explained with the bare name, never with `{{a.NAME}}`: B's
+        // teardown would delete A's brand.
+        let out = errors(&text.replace("/brands/{{brand_id}}", "/brands/{{brand_idd}}"));
+        assert!(out.contains("did you mean `{{brand_id}}`?"), "{out}");
+        let out = errors(&text.replace("/brands/{{brand_id}}", "/brands/{{zzzzzzzzzz}}"));
+        assert!(out.contains("known here:"), "{out}");
+        assert!(!out.contains("a.brand_id"), "{out}");
+    }
+
+    #[test]
+    fn a_lone_placeholder_keeps_its_json_type() {
+        let text = GOOD.replace(
+            "json: { enabled: false }",
+            "json: { id: \"{{a.n}}\", on: \"{{a.flag}}\", label: \"n={{a.n}}\", obj: \"{{a.o}}\", s: \"{{a.s}}\", lit: 7 }",
+        );
+        let text = text.replace(
+            "capture: { brand_id: $.id, brand_name: $.name }",
+            "capture: { brand_id: $.id, brand_name: $.name, n: $.n, flag: $.f, o: $.o, s: $.s }",
+        );
+        let l = load_str("s.yaml", &text, &env(&[]))
+            .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
+        let json = l.suite.checks[2]
+            .write
+            .as_ref()
+            .unwrap()
+            .value
+            .json
+            .as_ref()
+            .unwrap();
+        let values = serde_json::json!({
+            "a.n": 501, "a.flag": true, "a.o": { "k": [1] }, "a.s": "501"
+        });
+        let got = json.render_typed(&|n| values.get(n).cloned()).unwrap();
+        assert_eq!(
+            got,
+            serde_json::json!({ "id": 501, "on": true, "label": "n=501", "obj": { "k": [1] }, "s": "501", "lit": 7 })
+        );
+        let missing = json.render_typed(&|_| None).unwrap_err();
+        assert_eq!(missing.to_string(), "`{{a.n}}` has no value here");
+    }
+
+    #[test]
+    fn no_env_reads_nothing_and_lists_the_needs() {
+        let text = GOOD.replace(
+            "${SEED_PASSWORD:-correct-horse-battery}",
+            "${SEED_PASSWORD}",
+        ) + "database:\n  url: ${DATABASE_URL}\n";
+        let read = std::cell::Cell::new(0);
+        let counting = |_: &str| {
+            read.set(read.get() + 1);
+            Some("x".to_string())
+        };
+        let opts = LoadOptions {
+            env: &counting,
+            no_env: true,
+            allow_origins: &[],
+        };
+        let l = load_str_with("s.yaml", &text, &opts)
+            .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
+        assert_eq!(read.get(), 0);
+        assert!(l.env_names().is_empty());
+        let needs: Vec<(&str, bool)> = l
+            .env_refs
+            .iter()
+            .map(|r| (r.name.as_str(), r.required))
+            .collect();
+        assert_eq!(
+            needs,
+            [
+                ("DATABASE_URL", true),
+                ("SEED_PASSWORD", true),
+                ("TARGET_URL", false)
+            ]
+        );
+        assert_eq!(l.origins, ["http://127.0.0.1:8080"]);
+        assert!(l.notices[0].contains("no `env:` list"), "{:?}", l.notices);
+    }
+
+    #[test]
+    fn origins_are_the_targets_the_suites_and_the_command_lines() {
+        let text = GOOD.replace(
+            "  timeout: 10s\n",
+            "  timeout: 10s\n  allowed_origins: [\"https://auth.example.com\"]\n",
+        );
+        let cli = ["https://sso.example.com:8443".to_string()];
+        let opts = LoadOptions {
+            env: &|_| None,
+            no_env: false,
+            allow_origins: &cli,
+        };
+        let l = load_str_with("s.yaml", &text, &opts)
+            .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
+        assert_eq!(
+            l.origins,
+            [
+                "http://127.0.0.1:8080",
+                "https://auth.example.com",
+                "https://sso.example.com:8443"
+            ]
+        );
+        assert!(l.allows_url("/brands/1"));
+        assert!(l.allows_url("https://auth.example.com/token"));
+        assert!(!l.allows_url("https://evil.example/steal"));
+        assert!(!l.allows_url("//evil.example/steal"));
+        // A bad origin, and an absolute URL of another origin built from `${VAR}`.
+        let out = errors(
+            &text
+                .replace(
+                    "https://auth.example.com\"",
+                    "https://auth.example.com/path\"",
+                )
+                .replace(
+                    "url: /auth/signup",
+                    "url: \"${EVIL_URL:-https://evil.example}/signup\"",
+                ),
+        );
+        assert!(out.contains("is not an origin"), "{out}");
+        assert!(
+            out.contains("this request would go to `https://evil.example`"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_typo_of_a_required_key_does_not_end_the_load() {
+        // `urll` is read as the `url` it meant, so the load goes on to the next mistakes
+        // instead of stopping at "missing key `url`".
+        let text = GOOD
+            .replace(
+                "request: { method: POST, url: /brands,",
+                "request: { method: POST, urll: /brands,",
+            )
+            .replace(
+                "    list: /brands\n",
+                "    lisst: /brands\n    markers: [\"{{a.brand_idd}}\"]\n",
+            )
+            .replace("timeout: 10s", "timeout: 10");
+        let out = errors(&text);
+        assert!(out.contains("unknown key `urll`"), "{out}");
+        assert!(out.contains("unknown key `lisst`"), "{out}");
+        assert!(
+            out.contains("unknown placeholder `{{a.brand_idd}}`"),
+            "{out}"
+        );
+        assert!(out.contains("has no unit"), "{out}");
+        assert!(!out.contains("missing key"), "{out}");
+        assert!(!out.contains("says nothing to do"), "{out}");
+        assert!(out.contains("4 problems"), "{out}");
+    }
+
+    #[test]
     fn bad_files() {
         assert!(errors("").contains("the suite is empty"));
         assert!(errors("# only a comment\n").contains("the suite is empty"));
-        let e = load_bytes("s.yaml", b"version: 1\n\xff\xfe", &|_| None)
-            .err()
-            .unwrap();
+        let e = load_bytes(
+            "s.yaml",
+            b"version: 1\n\xff\xfe",
+            &LoadOptions::new(&|_| None),
+        )
+        .err()
+        .unwrap();
         assert!(e.render(&Redactor::new()).contains("not UTF-8"));
         let bomb = "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n";
         let out = errors(bomb);

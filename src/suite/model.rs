@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use super::template::{Loc, Tpl, collect_error};
+use super::template::{Loc, Part, RenderError, Tpl, collect_error};
 
 /// A whole suite file.
 #[derive(Debug, Deserialize)]
@@ -24,6 +24,10 @@ pub struct Suite {
     /// Free text for the reader (extension).
     #[serde(default)]
     pub description: Option<String>,
+    /// The environment variables the suite may read as `${NAME}` (extension). When
+    /// absent, every name the suite uses counts as declared (and a notice says so).
+    #[serde(default)]
+    pub env: Option<Vec<Spanned<String>>>,
     /// Where requests go.
     #[serde(default)]
     pub target: Option<Target>,
@@ -66,6 +70,10 @@ pub struct Target {
     /// How the target's TLS certificate is verified (extension).
     #[serde(default)]
     pub tls: Option<Tls>,
+    /// Origins (`https://auth.example.com`) requests may go to besides `base_url`'s
+    /// (extension); any other absolute URL is refused at load.
+    #[serde(default)]
+    pub allowed_origins: Vec<Tpl>,
 }
 
 /// `target.tls:` (extension): trust for targets behind a private CA.
@@ -907,6 +915,54 @@ impl JValue {
                 J::Object(o)
             }
         })
+    }
+}
+
+impl JValue {
+    /// Renders to JSON with typed placeholders: a string that is exactly one
+    /// placeholder (`"{{a.client_id}}"`) becomes the value `lookup` gives, with its JSON
+    /// type (a captured number stays a number, a boolean a boolean, an object an
+    /// object); a placeholder inside other text is replaced by the value's text (a
+    /// string as it is, anything else as its JSON). `lookup` returns a plain text value
+    /// (a var, `run_id`, a header capture) as a JSON string.
+    pub fn render_typed(
+        &self,
+        lookup: &dyn Fn(&str) -> Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, RenderError> {
+        use serde_json::Value as J;
+        Ok(match self {
+            JValue::Str(t) => match t.parts.as_slice() {
+                [Part::Var(v)] => lookup(v).ok_or_else(|| RenderError::NoValue(v.clone()))?,
+                _ => J::String(t.try_render(&|n| lookup(n).map(|v| json_text(&v)))?),
+            },
+            JValue::Seq(s) => J::Array(
+                s.iter()
+                    .map(|v| v.render_typed(lookup))
+                    .collect::<Result<_, _>>()?,
+            ),
+            JValue::Map(m) => {
+                let mut o = serde_json::Map::new();
+                for (k, v) in &m.0 {
+                    o.insert(k.name.clone(), v.render_typed(lookup)?);
+                }
+                J::Object(o)
+            }
+            JValue::Null => J::Null,
+            JValue::Bool(b) => J::Bool(*b),
+            JValue::Int(n) => J::from(*n),
+            JValue::Float(f) => serde_json::Number::from_f64(*f)
+                .map(J::Number)
+                .unwrap_or(J::Null),
+        })
+    }
+}
+
+/// The text a JSON value stands for inside a longer string: a string as it is, anything
+/// else as its JSON.
+pub fn json_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 

@@ -90,6 +90,15 @@ pub(crate) struct Collector {
     pub errors: Vec<TplError>,
     pub env: BTreeMap<String, EnvUse>,
     pub lookup: Option<EnvFn>,
+    /// The suite's `env:` list: a `${NAME}` of another name is an error and is not read.
+    /// `None`: no list, every name counts as declared.
+    pub declared: Option<std::collections::BTreeSet<String>>,
+    /// `validate --no-env`: a `${NAME}` without a default is recorded, not an error.
+    pub no_env: bool,
+    /// Every name referenced, and whether a run needs it (no default).
+    pub refs: BTreeMap<String, bool>,
+    /// Values holding a `${NAME}` that was not read (`no_env`): their checks are skipped.
+    pub unread: Vec<Loc>,
 }
 
 thread_local! {
@@ -100,13 +109,20 @@ thread_local! {
 
 /// Runs `f` (a YAML deserialization) with a collector installed; returns what it
 /// collected. `lookup` reads an environment variable.
+#[cfg(test)]
 pub(crate) fn collecting<R>(lookup: EnvFn, f: impl FnOnce() -> R) -> (R, Collector) {
-    COLLECTOR.with(|c| {
-        *c.borrow_mut() = Some(Collector {
+    collecting_with(
+        Collector {
             lookup: Some(lookup),
             ..Collector::default()
-        })
-    });
+        },
+        f,
+    )
+}
+
+/// [`collecting`] with the collector's settings (`declared`, `no_env`) given.
+pub(crate) fn collecting_with<R>(start: Collector, f: impl FnOnce() -> R) -> (R, Collector) {
+    COLLECTOR.with(|c| *c.borrow_mut() = Some(start));
     let r = f();
     let collected = COLLECTOR
         .with(|c| c.borrow_mut().take())
@@ -149,6 +165,36 @@ fn record_env(name: &str, value: &str) {
                 value: value.to_string(),
                 secret: is_secret_name(name),
             });
+        }
+    })
+}
+
+/// Whether the suite may read `name`: `None` outside loading or without an `env:` list.
+fn declared(name: &str) -> Option<bool> {
+    COLLECTOR.with(|c| {
+        let c = c.borrow();
+        let d = c.as_ref()?.declared.as_ref()?;
+        Some(d.contains(name))
+    })
+}
+
+fn no_env() -> bool {
+    COLLECTOR.with(|c| c.borrow().as_ref().is_some_and(|c| c.no_env))
+}
+
+fn record_ref(name: &str, needed: bool) {
+    COLLECTOR.with(|c| {
+        if let Some(c) = c.borrow_mut().as_mut() {
+            let e = c.refs.entry(name.to_string()).or_insert(false);
+            *e |= needed;
+        }
+    })
+}
+
+fn record_unread(loc: Loc) {
+    COLLECTOR.with(|c| {
+        if let Some(c) = c.borrow_mut().as_mut() {
+            c.unread.push(loc);
         }
     })
 }
@@ -214,6 +260,7 @@ impl Tpl {
                 rest = &r[end + 1..];
                 match resolve_env(inner) {
                     Ok(v) => lit.push_str(&v),
+                    Err(EnvError::NotRead) => record_unread(loc),
                     Err(e) => errors.push(err(e.to_string(), Some(e.hint()))),
                 }
             } else if let Some(r) = rest.strip_prefix("{{") {
@@ -329,6 +376,12 @@ enum EnvError {
     /// `${NAME:?message}`: the suite's own message.
     #[error("environment variable `{name}` is not set: {message}")]
     Required { name: String, message: String },
+    /// A name missing from the suite's `env:` list: it is not read.
+    #[error("`${{{0}}}` reads an environment variable the suite does not declare in `env:`")]
+    Undeclared(String),
+    /// `--no-env`: a variable without a default is not read (a need, not an error).
+    #[error("not read (--no-env)")]
+    NotRead,
 }
 
 impl EnvError {
@@ -340,6 +393,10 @@ impl EnvError {
             }
             EnvError::Unset(name) => format!("set it, or give a default: `${{{name}:-value}}`"),
             EnvError::Required { name, .. } => format!("set `{name}` before running the suite"),
+            EnvError::Undeclared(name) => format!(
+                "a suite reads only the environment variables it lists: add `{name}` to `env:`, or remove the reference"
+            ),
+            EnvError::NotRead => String::new(),
         }
     }
 }
@@ -353,7 +410,15 @@ fn resolve_env(inner: &str) -> Result<String, EnvError> {
     if !valid_var_name(name) {
         return Err(EnvError::Invalid(inner.to_string()));
     }
-    let value = lookup_env(name);
+    if declared(name) == Some(false) {
+        return Err(EnvError::Undeclared(name.to_string()));
+    }
+    let has_default = op.is_some_and(|op| op.starts_with(":-") || op.starts_with('-'));
+    record_ref(name, !has_default);
+    let value = if no_env() { None } else { lookup_env(name) };
+    if value.is_none() && !has_default && no_env() {
+        return Err(EnvError::NotRead);
+    }
     let got = |v: String| {
         record_env(name, &v);
         Ok(v)

@@ -1,12 +1,15 @@
 //! Validation of a parsed suite (parse stage, after YAML → [`Suite`]): the rules the
 //! types cannot express — structure, placeholders that name nothing, signing keys, CA
-//! files. A [`Validator`] owns the file name and collects every problem it finds, so
+//! files. A `Validator` owns the file name and collects every problem it finds, so
 //! one load reports them all.
 
 use std::collections::BTreeSet;
 
+use reqwest::Url;
+
 use super::model::*;
-use super::template::{Loc, Tpl};
+use super::recover::Blank;
+use super::template::{Loc, Part, Tpl};
 use crate::diag::{Diagnostic, did_you_mean};
 
 /// Names every template may use.
@@ -30,6 +33,77 @@ pub fn slug(name: &str) -> String {
     s.trim_end_matches('-').to_string()
 }
 
+/// Whether `url` is absolute (a scheme, or `//host`): it does not go to the target
+/// unless its origin is the target's.
+pub fn is_absolute(url: &str) -> bool {
+    let u = url.trim_start();
+    u.starts_with("//")
+        || u.split_once("://").is_some_and(|(scheme, _)| {
+            !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        })
+}
+
+/// The origin (`https://host:port`) of an absolute URL; `None` for a relative one or
+/// one that does not parse.
+pub fn origin_of_url(url: &str) -> Option<String> {
+    let u = url.trim_start();
+    let u = if u.starts_with("//") {
+        Url::parse(&format!("https:{u}")).ok()?
+    } else {
+        Url::parse(u).ok()?
+    };
+    Some(u.origin().ascii_serialization())
+}
+
+/// Where a request URL goes, as far as the load can tell.
+enum UrlOrigin {
+    /// A path: joined to the target.
+    Relative,
+    /// An absolute URL of this origin.
+    Of(String),
+    /// Absolute, with a placeholder in its host: unknown before the run.
+    Host,
+    /// The URL starts with a capture: only the run can tell (it checks then).
+    RunTime,
+}
+
+/// The URL's text up to its first placeholder that is not a literal var, and whether
+/// it stopped there.
+fn url_origin(t: &Tpl, vars: &[String], s: &Suite, base: &Url) -> UrlOrigin {
+    let mut known = String::new();
+    let mut stopped = false;
+    for p in &t.parts {
+        match p {
+            Part::Lit(l) => known.push_str(l),
+            Part::Var(v) => match s.vars.get(v).and_then(Tpl::as_literal) {
+                Some(val) if vars.iter().any(|x| x == v) => known.push_str(&val),
+                _ => {
+                    stopped = true;
+                    break;
+                }
+            },
+        }
+    }
+    if known.trim().is_empty() && stopped {
+        return UrlOrigin::RunTime;
+    }
+    if !is_absolute(&known) {
+        return UrlOrigin::Relative;
+    }
+    // The authority must be complete before the first placeholder.
+    let after = known.split_once("//").map(|(_, r)| r).unwrap_or("");
+    if stopped && !after.contains(['/', '?', '#']) {
+        return UrlOrigin::Host;
+    }
+    match base.join(known.trim()) {
+        Ok(u) => UrlOrigin::Of(u.origin().ascii_serialization()),
+        Err(_) => UrlOrigin::Host,
+    }
+}
+
 /// The names a template may use in one place of the suite.
 struct Scope<'a> {
     vars: &'a [String],
@@ -38,6 +112,9 @@ struct Scope<'a> {
     /// `a.NAME` / `b.NAME` allowed with these names.
     a: Option<&'a BTreeSet<String>>,
     b: Option<&'a BTreeSet<String>>,
+    /// `a.NAME` / `b.NAME` may be suggested. Not in teardown: it runs once per org, as
+    /// that org, and a hint towards `{{a.NAME}}` would have B's teardown touch A's data.
+    suggest_orgs: bool,
 }
 
 impl Scope<'_> {
@@ -64,6 +141,9 @@ impl Scope<'_> {
         if let Some(b) = self.bare {
             k.push("org".into());
             k.extend(b.iter().cloned());
+        }
+        if !self.suggest_orgs {
+            return k;
         }
         if let Some(a) = self.a {
             k.extend(a.iter().map(|n| format!("a.{n}")));
@@ -111,8 +191,6 @@ fn step_templates(s: &Step) -> Vec<&Tpl> {
 
 /// The names captures give each side, built up in the order the suite runs.
 struct Captures {
-    /// What provision (or mint) gives each org: bare names in provision and teardown.
-    org: BTreeSet<String>,
     /// `a.NAME`: the org captures and A's seed captures.
     a: BTreeSet<String>,
     /// `b.NAME`: the org captures and B's own seed captures (`as: b`).
@@ -123,25 +201,46 @@ struct Captures {
 pub(super) struct Validator<'a> {
     file: &'a str,
     /// Offsets of values that already have a problem (a missing variable, a bad
-    /// placeholder): not checked again, one mistake, one message.
+    /// placeholder) or were not read (`--no-env`): not checked again, one mistake, one
+    /// message.
     broken: &'a BTreeSet<usize>,
+    /// Entries blanked after a wrong key or value: what they held is not reported as
+    /// missing, nor is a problem of the mapping that held them (likely a consequence).
+    blanks: &'a [Blank],
+    /// Origins the command line allows (`--allow-origin`).
+    cli_origins: &'a [String],
     diags: Vec<Diagnostic>,
 }
 
+/// What validation found: the problems, and the origins requests may go to.
+pub(super) struct Checked {
+    pub diags: Vec<Diagnostic>,
+    pub origins: Vec<String>,
+}
+
 impl<'a> Validator<'a> {
-    pub(super) fn new(file: &'a str, broken: &'a BTreeSet<usize>) -> Self {
+    pub(super) fn new(
+        file: &'a str,
+        broken: &'a BTreeSet<usize>,
+        blanks: &'a [Blank],
+        cli_origins: &'a [String],
+    ) -> Self {
         Validator {
             file,
             broken,
+            blanks,
+            cli_origins,
             diags: Vec::new(),
         }
     }
 
     /// Every problem of `s` the types cannot express, in the order found.
-    pub(super) fn validate(mut self, s: &Suite) -> Vec<Diagnostic> {
+    pub(super) fn validate(mut self, s: &Suite) -> Checked {
         self.header(s);
+        self.env_list(s);
         let vars = self.vars(s);
         self.target(s, &vars);
+        let origins = self.origins(s);
         let org = self.orgs(s, &vars);
         let caps = self.seed(s, &vars, org);
         let full = Scope {
@@ -149,6 +248,7 @@ impl<'a> Validator<'a> {
             bare: None,
             a: Some(&caps.a),
             b: Some(&caps.b),
+            suggest_orgs: true,
         };
         if let Some(o) = &s.orgs {
             self.identity_and_teardown(o, &vars, &caps, &full);
@@ -167,15 +267,28 @@ impl<'a> Validator<'a> {
         if let Some(db) = &s.database {
             self.database(db);
         }
-        self.diags
+        if let Some((base, allowed)) = &origins {
+            self.request_origins(s, &vars, base, allowed);
+        }
+        Checked {
+            diags: self.diags,
+            origins: origins.map(|(_, o)| o).unwrap_or_default(),
+        }
     }
 
     fn at(&mut self, loc: Loc, message: impl Into<String>, hint: Option<String>) {
+        if self.blanks.iter().any(|b| b.covers_line(loc.line)) {
+            return;
+        }
         self.diags
             .push(Diagnostic::at(self.file, loc, message, hint));
     }
 
     fn whole(&mut self, message: &str, hint: &str) {
+        // A section that is missing may be one that was blanked for a wrong value.
+        if !self.blanks.is_empty() {
+            return;
+        }
         self.diags
             .push(Diagnostic::file(self.file, message, Some(hint.into())));
     }
@@ -184,6 +297,11 @@ impl<'a> Validator<'a> {
     fn placeholders(&mut self, scope: &Scope, t: &Tpl, place: &str) {
         for v in t.vars() {
             if scope.allows(v) {
+                continue;
+            }
+            // A capture or var given in a blanked entry: its mistake is reported there.
+            let bare = v.rsplit('.').next().unwrap_or(v);
+            if self.blanks.iter().any(|b| b.text.contains(bare)) {
                 continue;
             }
             let known = scope.known();
@@ -257,6 +375,7 @@ impl<'a> Validator<'a> {
                 bare: None,
                 a: None,
                 b: None,
+                suggest_orgs: true,
             };
             self.placeholders(&scope, t, &format!("var `{}`", k.name));
             if BUILTINS.contains(&k.name.as_str())
@@ -281,6 +400,7 @@ impl<'a> Validator<'a> {
             bare: None,
             a: None,
             b: None,
+            suggest_orgs: true,
         };
         let Some(t) = &s.target else {
             if !s.checks.is_empty() {
@@ -345,6 +465,7 @@ impl<'a> Validator<'a> {
                 bare: Some(&org_caps),
                 a: None,
                 b: None,
+                suggest_orgs: true,
             };
             for t in step_templates(step) {
                 self.placeholders(&scope, t, "a provision step");
@@ -366,6 +487,7 @@ impl<'a> Validator<'a> {
                 bare: Some(&org_caps),
                 a: None,
                 b: None,
+                suggest_orgs: true,
             };
             self.placeholders(&scope, &auth.value, "orgs.auth.value");
         } else if o.auth.is_none()
@@ -394,15 +516,17 @@ impl<'a> Validator<'a> {
     }
 
     /// Seed steps run as A (or `as: b`); their captures become `a.NAME` (`b.NAME`).
+    /// `org` holds what provision (or mint) gives each org.
     fn seed(&mut self, s: &Suite, vars: &[String], org: BTreeSet<String>) -> Captures {
         let mut a = org.clone();
-        let mut b = org.clone();
+        let mut b = org;
         for step in &s.seed {
             let scope = Scope {
                 vars,
                 bare: None,
                 a: Some(&a),
                 b: Some(&b),
+                suggest_orgs: true,
             };
             for t in step_templates(step) {
                 self.placeholders(&scope, t, "a seed step");
@@ -416,7 +540,7 @@ impl<'a> Validator<'a> {
             };
             owner.extend(step.capture.iter().map(|(k, _)| k.name.clone()));
         }
-        Captures { org, a, b }
+        Captures { a, b }
     }
 
     fn identity_and_teardown(&mut self, o: &Orgs, vars: &[String], caps: &Captures, full: &Scope) {
@@ -425,11 +549,16 @@ impl<'a> Validator<'a> {
                 self.placeholders(full, t, "orgs.identity");
             }
         }
+        // Teardown runs once per org, as that org: a bare name is the torn-down org's own
+        // capture (provision, or its own seed steps). `a.NAME` / `b.NAME` still load,
+        // for suites written before, but are never suggested.
+        let own: BTreeSet<String> = caps.a.union(&caps.b).cloned().collect();
         let teardown = Scope {
             vars,
-            bare: Some(&caps.org),
+            bare: Some(&own),
             a: Some(&caps.a),
             b: Some(&caps.b),
+            suggest_orgs: false,
         };
         for step in &o.teardown {
             for t in step_templates(step) {
@@ -773,6 +902,122 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// `env:` names must be environment variable names.
+    fn env_list(&mut self, s: &Suite) {
+        for n in s.env.iter().flatten() {
+            let ok = !n.value.is_empty()
+                && n.value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !n.value.starts_with(|c: char| c.is_ascii_digit());
+            if !ok {
+                self.at(
+                    Loc::of(n),
+                    format!("`{}` in `env:` is not an environment variable name", n.value),
+                    Some("list names such as `TARGET_URL` (letters, digits and `_`, not starting with a digit)".into()),
+                );
+            }
+        }
+    }
+
+    /// The target's base URL and every origin requests may go to (the target's first,
+    /// then `target.allowed_origins`, then the command line's); `None` when the base
+    /// URL is not known at load (unset with `--no-env`, or already reported).
+    fn origins(&mut self, s: &Suite) -> Option<(Url, Vec<String>)> {
+        let t = s.target.as_ref()?;
+        if self.broken.contains(&t.base_url.loc.offset) {
+            return None;
+        }
+        let base = Url::parse(&t.base_url.as_literal()?).ok()?;
+        let mut origins = vec![base.origin().ascii_serialization()];
+        for o in &t.allowed_origins {
+            if self.broken.contains(&o.loc.offset) {
+                continue;
+            }
+            let text = o.as_literal().unwrap_or_else(|| o.to_string());
+            match Url::parse(&text).ok().filter(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.path() == "/"
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+            }) {
+                Some(u) => origins.push(u.origin().ascii_serialization()),
+                None => self.at(
+                    o.loc,
+                    format!("`{text}` in target.allowed_origins is not an origin"),
+                    Some(
+                        "write an origin only: `https://host` or `https://host:port`, no path"
+                            .into(),
+                    ),
+                ),
+            }
+        }
+        for o in self.cli_origins {
+            match Url::parse(o).ok().filter(|u| matches!(u.scheme(), "http" | "https")) {
+                Some(u) => origins.push(u.origin().ascii_serialization()),
+                None => self.diags.push(Diagnostic::file(
+                    self.file,
+                    format!("`--allow-origin {o}` is not an origin"),
+                    Some("give an origin such as `https://auth.example.com` or `http://127.0.0.1:8081`".into()),
+                )),
+            }
+        }
+        origins.dedup();
+        Some((base, origins))
+    }
+
+    /// Every request URL known at load goes to an allowed origin: a suite is untrusted
+    /// input, and a URL of another origin (written out or built from `${VAR}`) could
+    /// carry the runner's secrets away.
+    fn request_origins(&mut self, s: &Suite, vars: &[String], base: &Url, allowed: &[String]) {
+        let mut urls: Vec<&Tpl> = Vec::new();
+        if let Some(o) = &s.orgs {
+            let steps = o.provision.iter().chain(&o.teardown);
+            urls.extend(steps.map(|st| &st.request.value.url));
+            urls.extend(o.identity.iter().map(|i| &i.request.url));
+        }
+        urls.extend(s.seed.iter().map(|st| &st.request.value.url));
+        for c in &s.checks {
+            urls.extend(
+                c.read
+                    .iter()
+                    .chain(&c.list)
+                    .chain(&c.verify)
+                    .map(|r| &r.request.url),
+            );
+            urls.extend(c.write.iter().chain(&c.request).map(|r| &r.value.url));
+            let control = c.control.as_ref().and_then(|c| c.request.as_ref());
+            urls.extend(control.map(|r| &r.value.url));
+        }
+        for t in urls {
+            // A value with a problem already reported (an unknown placeholder): one
+            // mistake, one message.
+            if self.broken.contains(&t.loc.offset)
+                || self.diags.iter().any(|d| d.loc == Some(t.loc))
+            {
+                continue;
+            }
+            match url_origin(t, vars, s, base) {
+                UrlOrigin::Relative | UrlOrigin::RunTime => {}
+                UrlOrigin::Host => self.at(
+                    t.loc,
+                    "the host of this URL comes from a placeholder: where it goes cannot be checked before the run",
+                    Some("write a path (joined to `target.base_url`) or an origin listed in `target.allowed_origins`".into()),
+                ),
+                UrlOrigin::Of(o) if allowed.contains(&o) => {}
+                UrlOrigin::Of(o) => self.at(
+                    t.loc,
+                    format!(
+                        "this request would go to `{o}`, not to the target's origin `{}` or one the suite allows",
+                        allowed[0]
+                    ),
+                    Some("requests go only to `target.base_url`'s origin: write a path, or declare the origin in `target.allowed_origins` (the command line can allow one with `--allow-origin`)".into()),
+                ),
+            }
+        }
+    }
+
     fn mint(&mut self, m: &Mint, vars: &[String]) {
         self.key(&m.algorithm, m.secret.as_ref(), m.key.as_ref());
         for (which, map) in [("a", &m.a), ("b", &m.b)] {
@@ -809,6 +1054,7 @@ impl<'a> Validator<'a> {
             bare: Some(&both),
             a: None,
             b: None,
+            suggest_orgs: true,
         };
         for (_, v) in m.claims.iter() {
             for t in v.templates() {

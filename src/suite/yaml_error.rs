@@ -17,6 +17,21 @@ pub(super) struct YamlProblem {
     /// The YAML itself is broken (not a wrong key, type or value): what was read before
     /// it may be a misreading, so nothing else is reported until it is fixed.
     pub syntax: bool,
+    /// How loading can go on past it: blank the entry whose key (`Key`) or value
+    /// (`Value`) is at the location and parse again; `None` when it cannot.
+    pub recover: Option<Recover>,
+    /// The required key that is missing, for a missing-key error.
+    pub missing: Option<&'static str>,
+    /// An unknown key and the known key it is likely a typo of: loading can go on as
+    /// if the known one was written.
+    pub typo: Option<(String, &'static str)>,
+}
+
+/// What a recoverable error's location points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Recover {
+    Key,
+    Value,
 }
 
 /// What an error says and where: the message, the hint, whether the YAML is broken.
@@ -109,7 +124,26 @@ pub(super) fn yaml_diagnostic(name: &str, text: &str, e: &E) -> YamlProblem {
         found,
     };
     let said = value_problem(e, &mut cx).unwrap_or_else(|| syntax_problem(e, &mut cx));
+    let recover = match e {
+        _ if said.syntax => None,
+        E::SerdeUnknownField { .. } | E::DuplicateMappingKey { .. } => Some(Recover::Key),
+        E::SerdeMissingField { .. } => None,
+        _ => Some(Recover::Value),
+    };
+    let missing = match e {
+        E::SerdeMissingField { field, .. } => Some(*field),
+        _ => None,
+    };
+    let typo = match e {
+        E::SerdeUnknownField {
+            field, expected, ..
+        } => did_you_mean(field, expected.iter().copied()).map(|s| (field.clone(), s)),
+        _ => None,
+    };
     YamlProblem {
+        recover,
+        missing,
+        typo,
         diagnostic: Diagnostic {
             file: name.into(),
             loc: cx.loc,

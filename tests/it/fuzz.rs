@@ -6,7 +6,8 @@
 //! Each target checks properties, not just "no panic":
 //! - `load_str`: `Ok`, or `Err` with at least one diagnostic, each saying what to do,
 //!   each located one on a line of the input; the report renders; a suite that loads
-//!   can be planned.
+//!   can be planned. With unknown keys put at random places of a valid suite, one load
+//!   reports every one of them.
 //! - `Tpl::parse` / `render`: errors carry the value's location; a template without
 //!   `$` or `{` is its own text; rendering each placeholder as itself gives the
 //!   template's display.
@@ -502,6 +503,98 @@ fn load_str_mutated_suites() {
         record(&text);
         let r = check_load(&text, &env);
         (text, r)
+    });
+}
+
+/// Keys of the format's structs (never of a free mapping such as `vars`), which reject
+/// a key they do not know.
+const STRUCT_KEYS: &[&str] = &[
+    "version",
+    "name",
+    "target",
+    "base_url",
+    "timeout",
+    "orgs",
+    "provision",
+    "request",
+    "method",
+    "url",
+    "json",
+    "expect",
+    "capture",
+    "auth",
+    "tenant_claim",
+    "identity",
+    "teardown",
+    "seed",
+    "checks",
+    "read",
+    "list",
+    "write",
+    "verify",
+    "database",
+    "tenant_column",
+    "app_role",
+    "tenant_setting",
+];
+
+#[test]
+fn load_str_reports_every_unknown_key() {
+    // One load names every unknown key, wherever the keys are: 1 to 6 keys that are no
+    // typo of anything are put before random keys of the contract's example.
+    run("load_str_reports_every_unknown_key", 100, |rng| {
+        let lines: Vec<&str> = CONTRACT_EXAMPLE.lines().collect();
+        let candidates: Vec<usize> = (0..lines.len())
+            .filter(|&i| {
+                let t = lines[i].trim_start();
+                !t.starts_with("- ")
+                    && t.split_once(':')
+                        .is_some_and(|(k, _)| STRUCT_KEYS.contains(&k))
+            })
+            .collect();
+        let mut at: Vec<usize> = (0..1 + rng.below(6))
+            .map(|_| *rng.pick(&candidates))
+            .collect();
+        at.sort();
+        at.dedup();
+        let mut out = String::new();
+        let mut names = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            if at.contains(&i) {
+                let indent = line.len() - line.trim_start().len();
+                let name = format!(
+                    "zqx{}{i}",
+                    (0..6)
+                        .map(|_| (b'a' + rng.below(26) as u8) as char)
+                        .collect::<String>()
+                );
+                out.push_str(&format!(
+                    "{}{name}: {}\n",
+                    " ".repeat(indent),
+                    rng.pick(&["1", "[a, b]", "{ k: v }", "\"{{a.x}}\""])
+                ));
+                names.push(name);
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        record(&out);
+        let env = suite_env(rng);
+        let lookup = |n: &str| env.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        let r = match tenantgate::suite::load_str("fuzz.yaml", &out, &lookup) {
+            Ok(_) => Err("loaded".to_string()),
+            Err(e) => {
+                let report = e.render(&Redactor::new());
+                match names
+                    .iter()
+                    .find(|n| !report.contains(&format!("unknown key `{n}`")))
+                {
+                    Some(n) => Err(format!("`{n}` not reported:\n{report}")),
+                    None => check_load(&out, &env),
+                }
+            }
+        };
+        (out, r)
     });
 }
 
