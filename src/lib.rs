@@ -14,6 +14,7 @@ pub mod db;
 pub mod diag;
 pub mod exit;
 pub mod outcome;
+pub mod promise;
 pub mod redact;
 pub mod report;
 pub mod run;
