@@ -159,6 +159,20 @@ pub(crate) fn qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(name))
 }
 
+/// The URL-safe slug of a step name, as result ids use it (the suite loader's rule,
+/// copied so this module does not depend on where the loader keeps it).
+pub(crate) fn slug(name: &str) -> String {
+    let mut s = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            s.push(c.to_ascii_lowercase());
+        } else if !s.ends_with('-') && !s.is_empty() {
+            s.push('-');
+        }
+    }
+    s.trim_end_matches('-').to_string()
+}
+
 /// Splits `schema.table` (or `table`, in `public`).
 pub(crate) fn split_table(name: &str) -> (String, String) {
     match name.split_once('.') {
