@@ -105,9 +105,14 @@ fn needles(plaintext: &str) -> Vec<Needle> {
         ("MD5", md5::Md5::digest(p).to_vec()),
         (
             "SHA-1",
-            digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, p).as_ref().to_vec(),
+            digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, p)
+                .as_ref()
+                .to_vec(),
         ),
-        ("SHA-256", digest::digest(&digest::SHA256, p).as_ref().to_vec()),
+        (
+            "SHA-256",
+            digest::digest(&digest::SHA256, p).as_ref().to_vec(),
+        ),
     ];
     for (alg, raw) in digests {
         let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
@@ -167,7 +172,11 @@ struct Seen {
 /// Searches as the tenant for `s.plaintext` and its unsalted digests; three results:
 /// `promise.secrets_at_rest.NAME.plaintext`, `.unsalted_digest`, `.salted_hash`.
 /// `client` must be connected as the application's role.
-pub async fn search(client: &Client, s: &SecretSearch<'_>, redactor: &Redactor) -> Vec<CheckResult> {
+pub async fn search(
+    client: &Client,
+    s: &SecretSearch<'_>,
+    redactor: &Redactor,
+) -> Vec<CheckResult> {
     let started = Instant::now();
     let needles = needles(s.plaintext);
     redactor.add(&format!("capture {}", s.name), s.plaintext);
@@ -290,7 +299,8 @@ async fn scan(
         })
         .collect();
     if !s.tables.is_empty() {
-        let wanted: Vec<(String, String)> = s.tables.iter().map(|t| super::split_table(t)).collect();
+        let wanted: Vec<(String, String)> =
+            s.tables.iter().map(|t| super::split_table(t)).collect();
         let missing: Vec<&String> = s
             .tables
             .iter()
@@ -303,11 +313,19 @@ async fn scan(
                 step: "find the named tables",
                 reason: format!(
                     "{} not found, or no text, JSON or bytea column of it is readable by this role",
-                    missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+                    missing
+                        .iter()
+                        .map(|m| format!("`{m}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             });
         }
-        cols.retain(|c| wanted.iter().any(|(sc, t)| &c.schema == sc && &c.table == t));
+        cols.retain(|c| {
+            wanted
+                .iter()
+                .any(|(sc, t)| &c.schema == sc && &c.table == t)
+        });
     }
     let mut seen = Seen::default();
     let mut i = 0;
@@ -370,7 +388,8 @@ async fn scan_table(
     seen.columns += table.len();
     let limit = s.limits.max_rows_per_table as usize;
     if rows.len() > limit {
-        seen.truncated.push(format!("{place} (more than {limit} rows)"));
+        seen.truncated
+            .push(format!("{place} (more than {limit} rows)"));
     }
     let rows = &rows[..rows.len().min(limit)];
     seen.rows += rows.len();
@@ -381,7 +400,10 @@ async fn scan_table(
                 if c.bytea {
                     r.try_get::<_, Option<Vec<u8>>>(k).ok().flatten()
                 } else {
-                    r.try_get::<_, Option<String>>(k).ok().flatten().map(String::into_bytes)
+                    r.try_get::<_, Option<String>>(k)
+                        .ok()
+                        .flatten()
+                        .map(String::into_bytes)
                 }
             })
             .collect();
@@ -406,7 +428,8 @@ async fn scan_table(
                 .filter_map(|v| std::str::from_utf8(v).ok().and_then(salted_hash_kind))
                 .collect();
             if let Some(k) = kinds.first() {
-                seen.salted.push(format!("{at}: {} row(s) hold {k} hashes", kinds.len()));
+                seen.salted
+                    .push(format!("{at}: {} row(s) hold {k} hashes", kinds.len()));
             }
         }
     }
@@ -419,7 +442,9 @@ fn matches(hay: &[u8], n: &Needle) -> bool {
     }
     if n.case_insensitive {
         let lower = hay.to_ascii_lowercase();
-        return lower.windows(n.bytes.len()).any(|w| w == n.bytes.as_slice());
+        return lower
+            .windows(n.bytes.len())
+            .any(|w| w == n.bytes.as_slice());
     }
     hay.windows(n.bytes.len()).any(|w| w == n.bytes.as_slice())
 }
@@ -430,10 +455,22 @@ fn named_like_credential(column: &str, capture: &str) -> bool {
     let c = column.to_ascii_lowercase();
     let cap = capture.to_ascii_lowercase();
     c.contains(&cap)
-        || cap.split('_').filter(|p| p.len() >= 3).any(|p| c.contains(p))
-        || ["key", "secret", "token", "password", "passwd", "hash", "digest", "credential"]
-            .iter()
-            .any(|w| c.contains(w))
+        || cap
+            .split('_')
+            .filter(|p| p.len() >= 3)
+            .any(|p| c.contains(p))
+        || [
+            "key",
+            "secret",
+            "token",
+            "password",
+            "passwd",
+            "hash",
+            "digest",
+            "credential",
+        ]
+        .iter()
+        .any(|w| c.contains(w))
 }
 
 /// The algorithm of a salted password-hash string (PHC or modular crypt), or `None`.
@@ -496,7 +533,10 @@ fn judge(name: &str, seen: &Seen, max_rows: u32) -> Vec<CheckResult> {
             .collect();
         if !bounded.is_empty() {
             for r in &mut out {
-                r.evidence.push(crate::outcome::Evidence::new("not searched", bounded.join("\n")));
+                r.evidence.push(crate::outcome::Evidence::new(
+                    "not searched",
+                    bounded.join("\n"),
+                ));
             }
         }
         return out;
@@ -579,15 +619,32 @@ mod tests {
     #[test]
     fn recognises_salted_hashes() {
         for (v, k) in [
-            ("$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG", "argon2"),
-            ("$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW", "bcrypt"),
-            ("$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E", "scrypt"),
-            ("$pbkdf2-sha256$29000$N2bMWSvFmLOWEgKAMAaA8A$t4Vu9Y5G2JGy6hwk9kSwtVbzPiRA3eWYQvF2r8qZPQw", "PBKDF2"),
+            (
+                "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG",
+                "argon2",
+            ),
+            (
+                "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
+                "bcrypt",
+            ),
+            (
+                "$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E",
+                "scrypt",
+            ),
+            (
+                "$pbkdf2-sha256$29000$N2bMWSvFmLOWEgKAMAaA8A$t4Vu9Y5G2JGy6hwk9kSwtVbzPiRA3eWYQvF2r8qZPQw",
+                "PBKDF2",
+            ),
             ("pbkdf2_sha256$600000$salt$aGFzaA==", "PBKDF2"),
         ] {
             assert_eq!(salted_hash_kind(v), Some(k), "{v}");
         }
-        for v in ["5e884898da28047151d0e56f8dc62927", "$argon2id$v=19$m=1$$hash", "$2b$12$short", "plain"] {
+        for v in [
+            "5e884898da28047151d0e56f8dc62927",
+            "$argon2id$v=19$m=1$$hash",
+            "$2b$12$short",
+            "plain",
+        ] {
             assert_eq!(salted_hash_kind(v), None, "{v}");
         }
     }
@@ -599,9 +656,15 @@ mod tests {
         assert_eq!(n.len(), 1 + 3 * 4);
         assert!(forms.contains(&"unsalted SHA-256 (hex)"));
         let md5hex = n.iter().find(|n| n.form == "unsalted MD5 (hex)").unwrap();
-        assert_eq!(md5hex.text.as_deref(), Some("5f4dcc3b5aa765d61d8327deb882cf99"));
+        assert_eq!(
+            md5hex.text.as_deref(),
+            Some("5f4dcc3b5aa765d61d8327deb882cf99")
+        );
         assert!(matches(b"X5F4DCC3B5AA765D61D8327DEB882CF99", md5hex));
-        let sha1b64 = n.iter().find(|n| n.form == "unsalted SHA-1 (base64)").unwrap();
+        let sha1b64 = n
+            .iter()
+            .find(|n| n.form == "unsalted SHA-1 (base64)")
+            .unwrap();
         assert!(matches(b"W6ph5Mm5Pz8GgiULbPgzG37mj9g=", sha1b64));
     }
 

@@ -213,7 +213,10 @@ impl Tally {
         } else if !self.confirmed.is_empty() {
             r(
                 Verdict::Pass,
-                format!("{} {what} claim(s) match the measurement", self.confirmed.len()),
+                format!(
+                    "{} {what} claim(s) match the measurement",
+                    self.confirmed.len()
+                ),
             )
         } else {
             r(
@@ -259,17 +262,26 @@ pub fn compare(answer: &Value, mapping: &Mapping, measured: &Measured) -> Vec<Ch
         };
         let found = measured.find(name);
         for (field, tally, pick) in [
-            (&mapping.rls_enabled, &mut enabled, (|m: &MeasuredTable| m.rls) as fn(&MeasuredTable) -> bool),
-            (&mapping.rls_forced, &mut forced, |m: &MeasuredTable| m.rls && m.forced),
+            (
+                &mapping.rls_enabled,
+                &mut enabled,
+                (|m: &MeasuredTable| m.rls) as fn(&MeasuredTable) -> bool,
+            ),
+            (&mapping.rls_forced, &mut forced, |m: &MeasuredTable| {
+                m.rls && m.forced
+            }),
         ] {
             let Some(claim) = e.get(field.as_str()).and_then(Value::as_bool) else {
                 continue;
             };
             match found {
-                None => tally.unverified.push(format!("{name}: {field} = {claim} (table not measured)")),
+                None => tally
+                    .unverified
+                    .push(format!("{name}: {field} = {claim} (table not measured)")),
                 Some((real, m)) => {
                     let truth = pick(m);
-                    let line = format!("{name}: claims {field} = {claim}, measured {truth} ({real})");
+                    let line =
+                        format!("{name}: claims {field} = {claim}, measured {truth} ({real})");
                     if truth == claim {
                         tally.confirmed.push(line);
                     } else if claim {
@@ -291,9 +303,15 @@ pub fn compare(answer: &Value, mapping: &Mapping, measured: &Measured) -> Vec<Ch
             continue;
         };
         match measured.count(name) {
-            None => counts.unverified.push(format!("{name} = {claim} (not a count tenantgate measures)")),
-            Some(real) if real == claim => counts.confirmed.push(format!("{name}: claims {claim}, measured {real}")),
-            Some(real) => counts.contradicted.push(format!("{name}: claims {claim}, measured {real}")),
+            None => counts.unverified.push(format!(
+                "{name} = {claim} (not a count tenantgate measures)"
+            )),
+            Some(real) if real == claim => counts
+                .confirmed
+                .push(format!("{name}: claims {claim}, measured {real}")),
+            Some(real) => counts
+                .contradicted
+                .push(format!("{name}: claims {claim}, measured {real}")),
         }
     }
     vec![
@@ -342,7 +360,10 @@ pub fn check_row_contents(answer: &Value, foreign_markers: &[String], viewer: &s
             "row_contents",
             Layer::Http,
             Verdict::Pass,
-            format!("the attestation {viewer} got holds none of the other org's {} marker(s)", markers.len()),
+            format!(
+                "the attestation {viewer} got holds none of the other org's {} marker(s)",
+                markers.len()
+            ),
         )
     } else {
         result(
@@ -384,8 +405,22 @@ mod tests {
 
     fn measured() -> Measured {
         let mut m = Measured::default();
-        m.tables.insert("public.brands".into(), MeasuredTable { rls: true, forced: true, policies: 2 });
-        m.tables.insert("public.notes".into(), MeasuredTable { rls: true, forced: false, policies: 1 });
+        m.tables.insert(
+            "public.brands".into(),
+            MeasuredTable {
+                rls: true,
+                forced: true,
+                policies: 2,
+            },
+        );
+        m.tables.insert(
+            "public.notes".into(),
+            MeasuredTable {
+                rls: true,
+                forced: false,
+                policies: 1,
+            },
+        );
         m
     }
 
@@ -411,7 +446,11 @@ mod tests {
         });
         let r = compare(&a, &Mapping::default(), &measured());
         assert_eq!(r[0].verdict, Verdict::Pass);
-        assert!(r[0].evidence.iter().any(|e| e.label == "unverified" && e.text.contains("ghost")));
+        assert!(
+            r[0].evidence
+                .iter()
+                .any(|e| e.label == "unverified" && e.text.contains("ghost"))
+        );
         assert_eq!(r[1].verdict, Verdict::Fail);
         assert!(r[1].evidence[0].text.contains("over-claims"));
         assert_eq!(r[2].verdict, Verdict::Fail);
@@ -430,7 +469,10 @@ mod tests {
         assert_eq!(r[0].verdict, Verdict::Skip);
         assert_eq!(r[1].verdict, Verdict::Pass);
         assert_eq!(r[2].verdict, Verdict::Skip);
-        let bad = Mapping { tables: "$[".into(), ..Mapping::default() };
+        let bad = Mapping {
+            tables: "$[".into(),
+            ..Mapping::default()
+        };
         assert_eq!(compare(&a, &bad, &measured())[0].verdict, Verdict::Error);
     }
 
@@ -440,7 +482,15 @@ mod tests {
         let r = check_row_contents(&a, &["acme-secret-brand-x1".into()], "b");
         assert_eq!(r.verdict, Verdict::Fail);
         assert!(r.evidence[0].text.contains("$.sample[0].brand"));
-        assert_eq!(check_row_contents(&json!({"counts": {"tables": 2}}), &["acme-secret-brand-x1".into()], "b").verdict, Verdict::Pass);
+        assert_eq!(
+            check_row_contents(
+                &json!({"counts": {"tables": 2}}),
+                &["acme-secret-brand-x1".into()],
+                "b"
+            )
+            .verdict,
+            Verdict::Pass
+        );
         assert_eq!(check_row_contents(&a, &[], "b").verdict, Verdict::Skip);
     }
 }

@@ -112,7 +112,11 @@ async fn find_tables(client: &Client, tables: &[String]) -> Result<Vec<AuditTabl
     Ok(out)
 }
 
-async fn catalog_rules(client: &Client, tables: &[String], app_role: &str) -> Result<Vec<CheckResult>, PromiseError> {
+async fn catalog_rules(
+    client: &Client,
+    tables: &[String],
+    app_role: &str,
+) -> Result<Vec<CheckResult>, PromiseError> {
     let role = client
         .query_opt(
             "SELECT oid, rolsuper FROM pg_roles WHERE rolname = $1",
@@ -174,9 +178,13 @@ async fn privilege_rules(
         .await
         .map_err(|e| PromiseError::query("audit table privileges", &e))?;
     let mut out = Vec::new();
-    for (k, (rule, cmd)) in [("no_update", "UPDATE"), ("no_delete", "DELETE"), ("no_truncate", "TRUNCATE")]
-        .into_iter()
-        .enumerate()
+    for (k, (rule, cmd)) in [
+        ("no_update", "UPDATE"),
+        ("no_delete", "DELETE"),
+        ("no_truncate", "TRUNCATE"),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let mut ways: Vec<String> = Vec::new();
         if superuser {
@@ -188,9 +196,13 @@ async fn privilege_rules(
             if owner {
                 ways.push(format!("{app_role} can act as {name}, the table's owner"));
             } else if can && direct {
-                ways.push(format!("{app_role} holds {cmd} directly (or through PUBLIC or an inherited role)"));
+                ways.push(format!(
+                    "{app_role} holds {cmd} directly (or through PUBLIC or an inherited role)"
+                ));
             } else if can {
-                ways.push(format!("{app_role} can act as {name} (membership), which holds {cmd}"));
+                ways.push(format!(
+                    "{app_role} can act as {name} (membership), which holds {cmd}"
+                ));
             }
         }
         let table = qualified(&t.schema, &t.name);
@@ -211,7 +223,11 @@ async fn privilege_rules(
     Ok(out)
 }
 
-async fn definer_rule(client: &Client, t: &AuditTable, app_role: &str) -> Result<CheckResult, PromiseError> {
+async fn definer_rule(
+    client: &Client,
+    t: &AuditTable,
+    app_role: &str,
+) -> Result<CheckResult, PromiseError> {
     let rows = client
         .query(
             "SELECT n.nspname::text || '.' || p.proname::text || '(' || \
@@ -290,7 +306,15 @@ fn modifies(body: &str, schema: &str, table: &str) -> Option<&'static str> {
     let heads = [
         ("UPDATE", vec!["update ", "update only "]),
         ("DELETE", vec!["delete from ", "delete from only "]),
-        ("TRUNCATE", vec!["truncate ", "truncate table ", "truncate only ", "truncate table only "]),
+        (
+            "TRUNCATE",
+            vec![
+                "truncate ",
+                "truncate table ",
+                "truncate only ",
+                "truncate table only ",
+            ],
+        ),
     ];
     for (cmd, prefixes) in heads {
         for p in &prefixes {
@@ -301,7 +325,9 @@ fn modifies(body: &str, schema: &str, table: &str) -> Option<&'static str> {
                     let end = from + i + needle.len();
                     let next = b[end..].chars().next();
                     let before = b[..from + i].chars().next_back();
-                    let boundary = |c: Option<char>| !c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.');
+                    let boundary = |c: Option<char>| {
+                        !c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
+                    };
                     if boundary(next) && boundary(before) {
                         return Some(cmd);
                     }
@@ -328,19 +354,33 @@ fn rls_rule(t: &AuditTable) -> CheckResult {
             "rls_forced",
             Layer::Database,
             Verdict::Fail,
-            format!("RLS is not {} on the audit table {table}", if t.rls { "forced" } else { "enabled" }),
+            format!(
+                "RLS is not {} on the audit table {table}",
+                if t.rls { "forced" } else { "enabled" }
+            ),
         )
-        .with("fix", format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;"))
+        .with(
+            "fix",
+            format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;"),
+        )
     } else if t.policies == 0 {
         result(
             &object(t),
             "rls_forced",
             Layer::Database,
             Verdict::Warn,
-            format!("RLS is forced on {table} but it has no policy: no tenant can read its own audit rows"),
+            format!(
+                "RLS is forced on {table} but it has no policy: no tenant can read its own audit rows"
+            ),
         )
     } else {
-        result(&object(t), "rls_forced", Layer::Database, Verdict::Pass, format!("RLS enabled and forced on {table}"))
+        result(
+            &object(t),
+            "rls_forced",
+            Layer::Database,
+            Verdict::Pass,
+            format!("RLS enabled and forced on {table}"),
+        )
     };
     r.with("catalog", state)
 }
@@ -359,7 +399,8 @@ pub struct SeededWrite {
 /// `items`, `data`, `rows`, `entries`, `events` or `results`.
 pub fn rows_at(body: &Value, path: Option<&str>) -> Result<Vec<Value>, String> {
     if let Some(p) = path {
-        let jp = serde_json_path::JsonPath::parse(p).map_err(|e| format!("`{p}` is not a JSONPath: {e}"))?;
+        let jp = serde_json_path::JsonPath::parse(p)
+            .map_err(|e| format!("`{p}` is not a JSONPath: {e}"))?;
         let mut out = Vec::new();
         for v in jp.query(body).all() {
             match v {
@@ -394,33 +435,103 @@ fn mentions(v: &Value, id: &str) -> bool {
 /// The runtime rule: for each of A's seeded writes, `recorded` (a row A sees mentions
 /// one of its ids) and `isolated` (no row B sees does). `promise.audit_log.STEP.*`,
 /// `Layer::Http`.
-pub fn judge_runtime(writes: &[SeededWrite], a_rows: &[Value], b_rows: &[Value]) -> Vec<CheckResult> {
+pub fn judge_runtime(
+    writes: &[SeededWrite],
+    a_rows: &[Value],
+    b_rows: &[Value],
+) -> Vec<CheckResult> {
     let mut out = Vec::new();
     for w in writes {
         let obj = format!("audit_log.{}", super::slug(&w.step));
         let ids: Vec<&String> = w.ids.iter().filter(|i| !i.is_empty()).collect();
         if ids.is_empty() {
             for claim in ["recorded", "isolated"] {
-                out.push(result(&obj, claim, Layer::Http, Verdict::Skip, format!("seed step `{}` captured no id to look for", w.step)));
+                out.push(result(
+                    &obj,
+                    claim,
+                    Layer::Http,
+                    Verdict::Skip,
+                    format!("seed step `{}` captured no id to look for", w.step),
+                ));
             }
             continue;
         }
-        let hit = |rows: &[Value]| rows.iter().filter(|r| ids.iter().any(|i| mentions(r, i))).count();
+        let hit = |rows: &[Value]| {
+            rows.iter()
+                .filter(|r| ids.iter().any(|i| mentions(r, i)))
+                .count()
+        };
         let (in_a, in_b) = (hit(a_rows), hit(b_rows));
-        let seen = format!("A sees {} audit row(s), B sees {}; ids looked for: {}", a_rows.len(), b_rows.len(), ids.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "));
-        out.push(if in_a > 0 {
-            result(&obj, "recorded", Layer::Http, Verdict::Pass, format!("{in_a} audit row(s) visible to A record `{}`", w.step))
-        } else {
-            result(&obj, "recorded", Layer::Http, Verdict::Fail, format!("no audit row visible to A records the seeded write `{}`", w.step))
-        }.with("audit rows", seen.clone()));
-        out.push(if in_b > 0 {
-            result(&obj, "isolated", Layer::Http, Verdict::Fail, format!("B sees {in_b} audit row(s) of A's write `{}`", w.step))
-                .with("B got", b_rows.iter().filter(|r| ids.iter().any(|i| mentions(r, i))).take(3).map(|r| r.to_string()).collect::<Vec<_>>().join("\n"))
-        } else if in_a == 0 {
-            result(&obj, "isolated", Layer::Http, Verdict::Skip, format!("A has no audit row of `{}` that B could see", w.step))
-        } else {
-            result(&obj, "isolated", Layer::Http, Verdict::Pass, format!("B sees none of A's audit rows of `{}`", w.step))
-        }.with("audit rows", seen));
+        let seen = format!(
+            "A sees {} audit row(s), B sees {}; ids looked for: {}",
+            a_rows.len(),
+            b_rows.len(),
+            ids.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        out.push(
+            if in_a > 0 {
+                result(
+                    &obj,
+                    "recorded",
+                    Layer::Http,
+                    Verdict::Pass,
+                    format!("{in_a} audit row(s) visible to A record `{}`", w.step),
+                )
+            } else {
+                result(
+                    &obj,
+                    "recorded",
+                    Layer::Http,
+                    Verdict::Fail,
+                    format!(
+                        "no audit row visible to A records the seeded write `{}`",
+                        w.step
+                    ),
+                )
+            }
+            .with("audit rows", seen.clone()),
+        );
+        out.push(
+            if in_b > 0 {
+                result(
+                    &obj,
+                    "isolated",
+                    Layer::Http,
+                    Verdict::Fail,
+                    format!("B sees {in_b} audit row(s) of A's write `{}`", w.step),
+                )
+                .with(
+                    "B got",
+                    b_rows
+                        .iter()
+                        .filter(|r| ids.iter().any(|i| mentions(r, i)))
+                        .take(3)
+                        .map(|r| r.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            } else if in_a == 0 {
+                result(
+                    &obj,
+                    "isolated",
+                    Layer::Http,
+                    Verdict::Skip,
+                    format!("A has no audit row of `{}` that B could see", w.step),
+                )
+            } else {
+                result(
+                    &obj,
+                    "isolated",
+                    Layer::Http,
+                    Verdict::Pass,
+                    format!("B sees none of A's audit rows of `{}`", w.step),
+                )
+            }
+            .with("audit rows", seen),
+        );
     }
     out
 }
@@ -432,19 +543,48 @@ mod tests {
 
     #[test]
     fn finds_modifying_statements() {
-        assert_eq!(modifies("BEGIN UPDATE public.audit_log SET x = 1; END", "public", "audit_log"), Some("UPDATE"));
-        assert_eq!(modifies("delete  from \"audit_log\" where true", "public", "audit_log"), Some("DELETE"));
-        assert_eq!(modifies("TRUNCATE TABLE audit_log", "public", "audit_log"), Some("TRUNCATE"));
-        assert_eq!(modifies("insert into audit_log values (1)", "public", "audit_log"), None);
-        assert_eq!(modifies("update audit_log_archive set x=1", "public", "audit_log"), None);
+        assert_eq!(
+            modifies(
+                "BEGIN UPDATE public.audit_log SET x = 1; END",
+                "public",
+                "audit_log"
+            ),
+            Some("UPDATE")
+        );
+        assert_eq!(
+            modifies(
+                "delete  from \"audit_log\" where true",
+                "public",
+                "audit_log"
+            ),
+            Some("DELETE")
+        );
+        assert_eq!(
+            modifies("TRUNCATE TABLE audit_log", "public", "audit_log"),
+            Some("TRUNCATE")
+        );
+        assert_eq!(
+            modifies("insert into audit_log values (1)", "public", "audit_log"),
+            None
+        );
+        assert_eq!(
+            modifies("update audit_log_archive set x=1", "public", "audit_log"),
+            None
+        );
     }
 
     #[test]
     fn runtime_rule() {
-        let w = vec![SeededWrite { step: "create brand".into(), ids: vec!["b-123".into()] }];
+        let w = vec![SeededWrite {
+            step: "create brand".into(),
+            ids: vec!["b-123".into()],
+        }];
         let a = vec![json!({"action": "create", "entity_id": "b-123"})];
         let r = judge_runtime(&w, &a, &[]);
-        assert_eq!(r.iter().map(|r| r.verdict).collect::<Vec<_>>(), [Verdict::Pass, Verdict::Pass]);
+        assert_eq!(
+            r.iter().map(|r| r.verdict).collect::<Vec<_>>(),
+            [Verdict::Pass, Verdict::Pass]
+        );
         assert_eq!(r[0].id, "promise.audit_log.create-brand.recorded");
         let r = judge_runtime(&w, &a, &a);
         assert_eq!(r[1].verdict, Verdict::Fail);
@@ -457,7 +597,12 @@ mod tests {
     fn rows_in_answers() {
         assert_eq!(rows_at(&json!([1, 2]), None).unwrap().len(), 2);
         assert_eq!(rows_at(&json!({"items": [1]}), None).unwrap().len(), 1);
-        assert_eq!(rows_at(&json!({"x": {"y": [1, 2, 3]}}), Some("$.x.y")).unwrap().len(), 3);
+        assert_eq!(
+            rows_at(&json!({"x": {"y": [1, 2, 3]}}), Some("$.x.y"))
+                .unwrap()
+                .len(),
+            3
+        );
         assert!(rows_at(&json!({"x": 1}), None).is_err());
     }
 }

@@ -190,7 +190,10 @@ mod tests {
         assert_eq!(quote_ident("audit_log"), "audit_log");
         assert_eq!(quote_ident("Audit"), "\"Audit\"");
         assert_eq!(qualified("app", "x\"y"), "app.\"x\"\"y\"");
-        assert_eq!(split_table("audit_log"), ("public".into(), "audit_log".into()));
+        assert_eq!(
+            split_table("audit_log"),
+            ("public".into(), "audit_log".into())
+        );
         assert_eq!(split_table("app.events"), ("app".into(), "events".into()));
     }
 

@@ -23,8 +23,8 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
-    CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme,
-    SupportedCipherSuite, SupportedProtocolVersion,
+    CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme, SupportedCipherSuite,
+    SupportedProtocolVersion,
 };
 
 use super::{PromiseError, result};
@@ -220,7 +220,10 @@ pub async fn check(
                     "the target is plain http: no TLS to check, and the suite asks for TLS",
                 )
                 .with("target", url)
-                .with("fix", "point target.base_url at the https:// address of the API"),
+                .with(
+                    "fix",
+                    "point target.base_url at the https:// address of the API",
+                ),
             ];
         }
         Err(e) => {
@@ -235,7 +238,10 @@ pub async fn check(
     };
     let started = std::time::Instant::now();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let at = UnixTime::since_unix_epoch(now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default());
+    let at = UnixTime::since_unix_epoch(
+        now.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default(),
+    );
     let probe = Probe {
         ep: &ep,
         trust,
@@ -361,7 +367,9 @@ fn judge_versions(min: Option<TlsVersion>, v12: &Attempt, v13: &Attempt) -> Chec
         Attempt::Accepted(h) => format!(
             "{} only: accepted ({}, {})",
             v.as_str(),
-            h.version.map(TlsVersion::as_str).unwrap_or("unknown version"),
+            h.version
+                .map(TlsVersion::as_str)
+                .unwrap_or("unknown version"),
             h.suite
         ),
         Attempt::Refused(why) => format!("{} only: refused ({why})", v.as_str()),
@@ -390,7 +398,10 @@ fn judge_versions(min: Option<TlsVersion>, v12: &Attempt, v13: &Attempt) -> Chec
         } else {
             "the server refused both TLS 1.2 and TLS 1.3"
         };
-        return r(Verdict::Error, format!("{v}: the lowest accepted version is unknown"));
+        return r(
+            Verdict::Error,
+            format!("{v}: the lowest accepted version is unknown"),
+        );
     };
     match min {
         None => r(
@@ -452,13 +463,16 @@ fn judge_certificate(a: &Accepted, min_days: u32, now: SystemTime) -> CheckResul
     };
     let parsed = match describe(leaf) {
         Ok(p) => p,
-        Err(e) => return r(Verdict::Error, format!("the certificate does not parse: {e}")),
+        Err(e) => {
+            return r(
+                Verdict::Error,
+                format!("the certificate does not parse: {e}"),
+            );
+        }
     };
     let evidence = format!(
         "subject: {}\nissuer: {}\nnot before: {}\nnot after: {}",
-        parsed.subject,
-        parsed.issuer,
-        parsed.not_before_text, parsed.not_after_text
+        parsed.subject, parsed.issuer, parsed.not_before_text, parsed.not_after_text
     );
     let days = match parsed.not_after.duration_since(now) {
         Ok(d) => (d.as_secs() / 86_400) as i64,
@@ -477,7 +491,10 @@ fn judge_certificate(a: &Accepted, min_days: u32, now: SystemTime) -> CheckResul
             "fix",
             "give target.tls.ca, the PEM file of the CA that signed it, if it is a private CA",
         ),
-        Err(why) => r(Verdict::Fail, format!("the certificate was refused ({why})")),
+        Err(why) => r(
+            Verdict::Fail,
+            format!("the certificate was refused ({why})"),
+        ),
         Ok(()) if days < i64::from(min_days) => r(
             Verdict::Fail,
             format!("the certificate expires in {days} day(s), under the {min_days}-day minimum"),
@@ -512,7 +529,6 @@ fn describe(der: &CertificateDer<'_>) -> Result<CertFacts, String> {
     })
 }
 
-
 /// Records the chain the server showed and the WebPKI verdict on it, and lets the
 /// handshake go on: the probe sends nothing, and the certificate is judged on its own.
 #[derive(Debug)]
@@ -526,9 +542,10 @@ struct Recorder {
 
 impl Recorder {
     fn new(trust: &Trust, provider: Arc<CryptoProvider>, at: UnixTime) -> Recorder {
-        let webpki = WebPkiServerVerifier::builder_with_provider(trust.roots.clone(), provider.clone())
-            .build()
-            .ok();
+        let webpki =
+            WebPkiServerVerifier::builder_with_provider(trust.roots.clone(), provider.clone())
+                .build()
+                .ok();
         Recorder {
             webpki,
             provider,
@@ -539,7 +556,10 @@ impl Recorder {
 
     fn take(&self) -> (Vec<CertificateDer<'static>>, Result<(), String>, bool) {
         let mut g = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        std::mem::replace(&mut *g, (Vec::new(), Err("no certificate seen".into()), false))
+        std::mem::replace(
+            &mut *g,
+            (Vec::new(), Err("no certificate seen".into()), false),
+        )
     }
 }
 
@@ -553,7 +573,9 @@ impl ServerCertVerifier for Recorder {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let verdict = match &self.webpki {
-            None => Err(rustls::Error::General("no trusted root certificates".into())),
+            None => Err(rustls::Error::General(
+                "no trusted root certificates".into(),
+            )),
             Some(v) => v
                 .verify_server_cert(end_entity, intermediates, server_name, ocsp, self.at)
                 .map(|_| ()),
@@ -603,7 +625,9 @@ impl ServerCertVerifier for Recorder {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -618,8 +642,10 @@ pub fn check_hsts(headers: &HeaderMap, https: bool, min_max_age: u64) -> CheckRe
             "the answer came over plain http: HSTS only counts on https answers".into(),
         );
     }
-    let all: Vec<&reqwest::header::HeaderValue> =
-        headers.get_all("strict-transport-security").iter().collect();
+    let all: Vec<&reqwest::header::HeaderValue> = headers
+        .get_all("strict-transport-security")
+        .iter()
+        .collect();
     let Some(first) = all.first() else {
         return r(
             Verdict::Fail,
@@ -634,15 +660,24 @@ pub fn check_hsts(headers: &HeaderMap, https: bool, min_max_age: u64) -> CheckRe
     let mut evidence = format!("Strict-Transport-Security: {text}");
     if all.len() > 1 {
         // RFC 6797 §8.1: only the first header is processed.
-        evidence.push_str(&format!("\n({} headers; browsers use the first)", all.len()));
+        evidence.push_str(&format!(
+            "\n({} headers; browsers use the first)",
+            all.len()
+        ));
     }
     let res = match parse_max_age(&text) {
-        Err(why) => r(Verdict::Fail, format!("the header is malformed ({why}): browsers ignore it")),
+        Err(why) => r(
+            Verdict::Fail,
+            format!("the header is malformed ({why}): browsers ignore it"),
+        ),
         Ok(age) if age < min_max_age => r(
             Verdict::Fail,
             format!("max-age={age} is under the {min_max_age} the suite asks for"),
         ),
-        Ok(age) => r(Verdict::Pass, format!("max-age={age} (minimum {min_max_age})")),
+        Ok(age) => r(
+            Verdict::Pass,
+            format!("max-age={age} (minimum {min_max_age})"),
+        ),
     };
     res.with("header", evidence)
 }
@@ -653,7 +688,10 @@ pub fn parse_max_age(value: &str) -> Result<u64, String> {
     let mut found = None;
     for d in value.split(';') {
         let d = d.trim();
-        let (name, v) = d.split_once('=').map(|(n, v)| (n.trim(), Some(v.trim()))).unwrap_or((d, None));
+        let (name, v) = d
+            .split_once('=')
+            .map(|(n, v)| (n.trim(), Some(v.trim())))
+            .unwrap_or((d, None));
         if name.eq_ignore_ascii_case("max-age") {
             if found.is_some() {
                 return Err("max-age given twice".into());
@@ -712,7 +750,10 @@ mod tests {
 
     #[test]
     fn max_age_is_parsed_strictly() {
-        assert_eq!(parse_max_age("max-age=31536000; includeSubDomains"), Ok(31_536_000));
+        assert_eq!(
+            parse_max_age("max-age=31536000; includeSubDomains"),
+            Ok(31_536_000)
+        );
         assert_eq!(parse_max_age("includeSubDomains; MAX-AGE=\"10\""), Ok(10));
         assert!(parse_max_age("max-age=1y").is_err());
         assert!(parse_max_age("max-age=1; max-age=2").is_err());
@@ -722,18 +763,39 @@ mod tests {
     #[test]
     fn hsts_verdicts() {
         let year = 31_536_000;
-        assert_eq!(check_hsts(&hsts("max-age=31536000"), true, year).verdict, Verdict::Pass);
-        assert_eq!(check_hsts(&hsts("max-age=300"), true, year).verdict, Verdict::Fail);
-        assert_eq!(check_hsts(&hsts("max-age=x"), true, year).verdict, Verdict::Fail);
-        assert_eq!(check_hsts(&HeaderMap::new(), true, year).verdict, Verdict::Fail);
-        assert_eq!(check_hsts(&hsts("max-age=31536000"), false, year).verdict, Verdict::Error);
+        assert_eq!(
+            check_hsts(&hsts("max-age=31536000"), true, year).verdict,
+            Verdict::Pass
+        );
+        assert_eq!(
+            check_hsts(&hsts("max-age=300"), true, year).verdict,
+            Verdict::Fail
+        );
+        assert_eq!(
+            check_hsts(&hsts("max-age=x"), true, year).verdict,
+            Verdict::Fail
+        );
+        assert_eq!(
+            check_hsts(&HeaderMap::new(), true, year).verdict,
+            Verdict::Fail
+        );
+        assert_eq!(
+            check_hsts(&hsts("max-age=31536000"), false, year).verdict,
+            Verdict::Error
+        );
         let r = check_hsts(&HeaderMap::new(), true, year);
         assert_eq!(r.id, "promise.transport.hsts");
     }
 
     #[tokio::test]
     async fn plain_http_is_an_error() {
-        let r = check("http://127.0.0.1:1/", &TransportPolicy::default(), &Trust::system(), SystemTime::now()).await;
+        let r = check(
+            "http://127.0.0.1:1/",
+            &TransportPolicy::default(),
+            &Trust::system(),
+            SystemTime::now(),
+        )
+        .await;
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].verdict, Verdict::Error);
         assert!(r[0].summary.contains("plain http"));

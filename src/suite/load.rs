@@ -931,6 +931,7 @@ fn validate(file: &str, s: &Suite, broken: &BTreeSet<usize>, diags: &mut Vec<Dia
     if let Some(nf) = &s.not_found_status {
         check_not_found(file, nf, diags);
     }
+    super::promises::validate(file, s, diags);
 
     // vars: each may use builtins and earlier vars.
     let mut vars: Vec<String> = Vec::new();

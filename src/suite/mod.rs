@@ -4,6 +4,7 @@
 
 pub mod load;
 pub mod model;
+pub mod promises;
 pub mod template;
 
 pub use load::{LoadError, Loaded, load_file, load_str};

@@ -35,14 +35,18 @@ fn get<'a>(results: &'a [CheckResult], id: &str) -> &'a CheckResult {
 
 /// A TLS server on 127.0.0.1 speaking `versions`, answering every request with 200
 /// and, when given, a `Strict-Transport-Security` header. Returns its https URL.
-async fn tls_server(versions: &[&'static rustls::SupportedProtocolVersion], hsts: Option<&str>) -> String {
+async fn tls_server(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    hsts: Option<&str>,
+) -> String {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let cert = std::fs::read(tls_dir().join("server.pem")).unwrap();
     let key = std::fs::read(tls_dir().join("server.key")).unwrap();
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(&cert).map(|c| c.unwrap()).collect();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert)
+        .map(|c| c.unwrap())
+        .collect();
     let key = PrivateKeyDer::from_pem_slice(&key).unwrap();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -55,17 +59,25 @@ async fn tls_server(versions: &[&'static rustls::SupportedProtocolVersion], hsts
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let header = hsts.map(|h| format!("Strict-Transport-Security: {h}\r\n")).unwrap_or_default();
+    let header = hsts
+        .map(|h| format!("Strict-Transport-Security: {h}\r\n"))
+        .unwrap_or_default();
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
             let acceptor = acceptor.clone();
             let header = header.clone();
             tokio::spawn(async move {
-                let Ok(mut s) = acceptor.accept(tcp).await else { return };
+                let Ok(mut s) = acceptor.accept(tcp).await else {
+                    return;
+                };
                 let mut buf = [0u8; 4096];
                 let _ = s.read(&mut buf).await;
-                let resp = format!("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n{header}Connection: close\r\n\r\nok");
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n{header}Connection: close\r\n\r\nok"
+                );
                 let _ = s.write_all(resp.as_bytes()).await;
                 let _ = s.shutdown().await;
             });
@@ -96,29 +108,54 @@ fn at(rfc: &str) -> SystemTime {
 #[tokio::test]
 async fn a_server_accepting_tls12_fails_a_tls13_minimum() {
     let url = tls_server(&[&rustls::version::TLS12, &rustls::version::TLS13], None).await;
-    let r = transport::check(&url, &policy(TlsVersion::Tls13), &trust_test_ca(), SystemTime::now()).await;
+    let r = transport::check(
+        &url,
+        &policy(TlsVersion::Tls13),
+        &trust_test_ca(),
+        SystemTime::now(),
+    )
+    .await;
     let min = get(&r, "promise.transport.min_tls");
     assert_eq!(min.verdict, Verdict::Fail, "{min:#?}");
     assert!(min.summary.contains("accepts TLS 1.2"), "{}", min.summary);
     let suites = get(&r, "promise.transport.cipher_suites");
     assert_eq!(suites.verdict, Verdict::Pass);
     let listed = &suites.evidence[0].text;
-    assert!(listed.contains("TLS 1.2 TLS_ECDHE_ECDSA") && listed.contains("TLS 1.3 TLS13_"), "{listed}");
+    assert!(
+        listed.contains("TLS 1.2 TLS_ECDHE_ECDSA") && listed.contains("TLS 1.3 TLS13_"),
+        "{listed}"
+    );
     let cert = get(&r, "promise.transport.certificate");
     assert_eq!(cert.verdict, Verdict::Pass, "{cert:#?}");
     assert!(cert.evidence[0].text.contains("CN=localhost"));
     // The same server meets a 1.2 minimum.
-    let r = transport::check(&url, &policy(TlsVersion::Tls12), &trust_test_ca(), SystemTime::now()).await;
+    let r = transport::check(
+        &url,
+        &policy(TlsVersion::Tls12),
+        &trust_test_ca(),
+        SystemTime::now(),
+    )
+    .await;
     assert_eq!(get(&r, "promise.transport.min_tls").verdict, Verdict::Pass);
 }
 
 #[tokio::test]
 async fn a_tls13_only_server_meets_a_tls13_minimum() {
     let url = tls_server(&[&rustls::version::TLS13], None).await;
-    let r = transport::check(&url, &policy(TlsVersion::Tls13), &trust_test_ca(), SystemTime::now()).await;
+    let r = transport::check(
+        &url,
+        &policy(TlsVersion::Tls13),
+        &trust_test_ca(),
+        SystemTime::now(),
+    )
+    .await;
     let min = get(&r, "promise.transport.min_tls");
     assert_eq!(min.verdict, Verdict::Pass, "{min:#?}");
-    assert!(min.evidence[0].text.contains("TLS 1.2 only: refused"), "{}", min.evidence[0].text);
+    assert!(
+        min.evidence[0].text.contains("TLS 1.2 only: refused"),
+        "{}",
+        min.evidence[0].text
+    );
     let listed = &get(&r, "promise.transport.cipher_suites").evidence[0].text;
     assert!(!listed.contains("TLS 1.2"), "{listed}");
 }
@@ -126,20 +163,45 @@ async fn a_tls13_only_server_meets_a_tls13_minimum() {
 #[tokio::test]
 async fn the_certificate_window_is_judged_at_the_given_clock() {
     let url = tls_server(&[&rustls::version::TLS13], None).await;
-    let near = transport::check(&url, &policy(TlsVersion::Tls13), &trust_test_ca(), at("2126-10-25")).await;
+    let near = transport::check(
+        &url,
+        &policy(TlsVersion::Tls13),
+        &trust_test_ca(),
+        at("2126-10-25"),
+    )
+    .await;
     let c = get(&near, "promise.transport.certificate");
     assert_eq!(c.verdict, Verdict::Fail, "{c:#?}");
-    assert!(c.summary.contains("under the 14-day minimum"), "{}", c.summary);
-    let expired = transport::check(&url, &policy(TlsVersion::Tls13), &trust_test_ca(), at("2127-01-01")).await;
+    assert!(
+        c.summary.contains("under the 14-day minimum"),
+        "{}",
+        c.summary
+    );
+    let expired = transport::check(
+        &url,
+        &policy(TlsVersion::Tls13),
+        &trust_test_ca(),
+        at("2127-01-01"),
+    )
+    .await;
     let c = get(&expired, "promise.transport.certificate");
     assert_eq!(c.verdict, Verdict::Fail, "{c:#?}");
     assert!(c.summary.contains("not valid now"), "{}", c.summary);
     // Without the private CA the chain is unverified, never a pass.
-    let untrusted = transport::check(&url, &policy(TlsVersion::Tls13), &Trust::system(), SystemTime::now()).await;
+    let untrusted = transport::check(
+        &url,
+        &policy(TlsVersion::Tls13),
+        &Trust::system(),
+        SystemTime::now(),
+    )
+    .await;
     let c = get(&untrusted, "promise.transport.certificate");
     assert_eq!(c.verdict, Verdict::Error, "{c:#?}");
     // The probes themselves still ran.
-    assert_eq!(get(&untrusted, "promise.transport.min_tls").verdict, Verdict::Pass);
+    assert_eq!(
+        get(&untrusted, "promise.transport.min_tls").verdict,
+        Verdict::Pass
+    );
 }
 
 #[tokio::test]
@@ -147,28 +209,53 @@ async fn nothing_listening_is_undecided() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     drop(l);
-    let r = transport::check(&format!("https://127.0.0.1:{port}/"), &policy(TlsVersion::Tls13), &trust_test_ca(), SystemTime::now()).await;
+    let r = transport::check(
+        &format!("https://127.0.0.1:{port}/"),
+        &policy(TlsVersion::Tls13),
+        &trust_test_ca(),
+        SystemTime::now(),
+    )
+    .await;
     assert!(r.iter().all(|r| r.verdict == Verdict::Error), "{r:#?}");
 }
 
 #[tokio::test]
 async fn hsts_on_a_real_answer() {
     let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(tls_dir().join("ca.pem")).unwrap()).unwrap())
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(tls_dir().join("ca.pem")).unwrap())
+                .unwrap(),
+        )
         .build()
         .unwrap();
     let none = reqwest::header::HeaderMap::new();
-    let with = tls_server(&[&rustls::version::TLS13], Some("max-age=31536000; includeSubDomains")).await;
-    let h = transport::fetch_headers(&client, &with, &none).await.unwrap();
-    assert_eq!(transport::check_hsts(&h, true, 31_536_000).verdict, Verdict::Pass);
+    let with = tls_server(
+        &[&rustls::version::TLS13],
+        Some("max-age=31536000; includeSubDomains"),
+    )
+    .await;
+    let h = transport::fetch_headers(&client, &with, &none)
+        .await
+        .unwrap();
+    assert_eq!(
+        transport::check_hsts(&h, true, 31_536_000).verdict,
+        Verdict::Pass
+    );
     let short = tls_server(&[&rustls::version::TLS13], Some("max-age=600")).await;
-    let h = transport::fetch_headers(&client, &short, &none).await.unwrap();
+    let h = transport::fetch_headers(&client, &short, &none)
+        .await
+        .unwrap();
     let r = transport::check_hsts(&h, true, 31_536_000);
     assert_eq!(r.verdict, Verdict::Fail);
     assert!(r.summary.contains("max-age=600"));
     let without = tls_server(&[&rustls::version::TLS13], None).await;
-    let h = transport::fetch_headers(&client, &without, &none).await.unwrap();
-    assert_eq!(transport::check_hsts(&h, true, 31_536_000).verdict, Verdict::Fail);
+    let h = transport::fetch_headers(&client, &without, &none)
+        .await
+        .unwrap();
+    assert_eq!(
+        transport::check_hsts(&h, true, 31_536_000).verdict,
+        Verdict::Fail
+    );
 }
 
 // ---- secrets at rest ----------------------------------------------------------
@@ -206,7 +293,10 @@ async fn search_as_a(db: &mut TestDb, plaintext: &str, redactor: &Redactor) -> V
         name: "api_key",
         plaintext,
         tables: &[],
-        tenant: Some(Tenant { setting: "app.current_org_id", value: ORG_A }),
+        tenant: Some(Tenant {
+            setting: "app.current_org_id",
+            value: ORG_A,
+        }),
         limits: Limits::default(),
     };
     let r = at_rest::search(&client, &s, redactor).await;
@@ -231,7 +321,10 @@ async fn a_plaintext_key_at_rest_fails() {
     assert_eq!(p.verdict, Verdict::Fail, "{r:#?}");
     assert!(p.summary.contains("public.api_keys"), "{}", p.summary);
     assert!(p.evidence[0].text.contains("public.api_keys.key_hash"));
-    assert_eq!(get(&r, "promise.secrets_at_rest.api_key.unsalted_digest").verdict, Verdict::Pass);
+    assert_eq!(
+        get(&r, "promise.secrets_at_rest.api_key.unsalted_digest").verdict,
+        Verdict::Pass
+    );
     db.drop().await;
 }
 
@@ -241,8 +334,15 @@ async fn unsalted_digests_at_rest_fail_in_text_and_bytea() {
     let r = search_as_a(&mut db, KEY_A, &Redactor::new()).await;
     let d = get(&r, "promise.secrets_at_rest.api_key.unsalted_digest");
     assert_eq!(d.verdict, Verdict::Fail, "{r:#?}");
-    assert!(d.evidence[0].text.contains("SHA-256 (hex)"), "{}", d.evidence[0].text);
-    assert_eq!(get(&r, "promise.secrets_at_rest.api_key.plaintext").verdict, Verdict::Pass);
+    assert!(
+        d.evidence[0].text.contains("SHA-256 (hex)"),
+        "{}",
+        d.evidence[0].text
+    );
+    assert_eq!(
+        get(&r, "promise.secrets_at_rest.api_key.plaintext").verdict,
+        Verdict::Pass
+    );
     db.exec(&format!(
         "UPDATE api_keys SET key_hash = NULL, raw = decode(md5('{KEY_A}'), 'hex') WHERE org_id = '{ORG_A}'"
     ))
@@ -250,7 +350,13 @@ async fn unsalted_digests_at_rest_fail_in_text_and_bytea() {
     let r = search_as_a(&mut db, KEY_A, &Redactor::new()).await;
     let d = get(&r, "promise.secrets_at_rest.api_key.unsalted_digest");
     assert_eq!(d.verdict, Verdict::Fail, "{r:#?}");
-    assert!(d.evidence[0].text.contains("public.api_keys.raw: unsalted MD5 (raw bytes)"), "{}", d.evidence[0].text);
+    assert!(
+        d.evidence[0]
+            .text
+            .contains("public.api_keys.raw: unsalted MD5 (raw bytes)"),
+        "{}",
+        d.evidence[0].text
+    );
     db.drop().await;
 }
 
@@ -268,10 +374,18 @@ async fn a_salted_hash_is_recognised_and_other_tenants_rows_stay_hidden() {
         ],
         "{r:#?}"
     );
-    assert!(get(&r, "promise.secrets_at_rest.api_key.salted_hash").summary.contains("argon2"));
+    assert!(
+        get(&r, "promise.secrets_at_rest.api_key.salted_hash")
+            .summary
+            .contains("argon2")
+    );
     // B's key is stored in plain text, but as A the probe cannot see B's row.
     let r = search_as_a(&mut db, KEY_B, &Redactor::new()).await;
-    assert_eq!(get(&r, "promise.secrets_at_rest.api_key.plaintext").verdict, Verdict::Pass, "{r:#?}");
+    assert_eq!(
+        get(&r, "promise.secrets_at_rest.api_key.plaintext").verdict,
+        Verdict::Pass,
+        "{r:#?}"
+    );
     db.drop().await;
 }
 
@@ -283,16 +397,31 @@ async fn a_search_that_sees_nothing_or_is_bounded_decides_nothing() {
         name: "api_key",
         plaintext: KEY_A,
         tables: &[],
-        tenant: Some(Tenant { setting: "app.current_org_id", value: "org-nobody" }),
+        tenant: Some(Tenant {
+            setting: "app.current_org_id",
+            value: "org-nobody",
+        }),
         limits: Limits::default(),
     };
     let r = at_rest::search(&client, &other, &Redactor::new()).await;
     assert!(r.iter().all(|r| r.verdict == Verdict::Skip), "{r:#?}");
     let missing = ["public.nope".to_string()];
-    let r = at_rest::search(&client, &SecretSearch { tables: &missing, ..other }, &Redactor::new()).await;
+    let r = at_rest::search(
+        &client,
+        &SecretSearch {
+            tables: &missing,
+            ..other
+        },
+        &Redactor::new(),
+    )
+    .await;
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].verdict, Verdict::Error);
-    assert!(r[0].summary.contains("`public.nope` not found"), "{}", r[0].summary);
+    assert!(
+        r[0].summary.contains("`public.nope` not found"),
+        "{}",
+        r[0].summary
+    );
     // As a superuser the search would see every tenant: refused.
     let admin = connect(&db.url()).await;
     let r = at_rest::search(&admin, &other, &Redactor::new()).await;
@@ -302,12 +431,22 @@ async fn a_search_that_sees_nothing_or_is_bounded_decides_nothing() {
     db.exec(&format!("INSERT INTO api_keys (org_id, label) SELECT '{ORG_A}', 'k' || g FROM generate_series(1, 5) g")).await;
     let bounded = SecretSearch {
         plaintext: "tgk_never_stored_anywhere",
-        tenant: Some(Tenant { setting: "app.current_org_id", value: ORG_A }),
-        limits: Limits { max_rows_per_table: 2, max_duration: Duration::from_secs(10) },
+        tenant: Some(Tenant {
+            setting: "app.current_org_id",
+            value: ORG_A,
+        }),
+        limits: Limits {
+            max_rows_per_table: 2,
+            max_duration: Duration::from_secs(10),
+        },
         ..other
     };
     let r = at_rest::search(&client, &bounded, &Redactor::new()).await;
-    assert_eq!(get(&r, "promise.secrets_at_rest.api_key.plaintext").verdict, Verdict::Error, "{r:#?}");
+    assert_eq!(
+        get(&r, "promise.secrets_at_rest.api_key.plaintext").verdict,
+        Verdict::Error,
+        "{r:#?}"
+    );
     db.drop().await;
 }
 
@@ -343,7 +482,10 @@ async fn an_append_only_audit_table_passes_every_rule() {
     let r = audit_rules(&mut db, &[]).await;
     assert_eq!(r.len(), 5, "{r:#?}");
     assert!(r.iter().all(|r| r.verdict == Verdict::Pass), "{r:#?}");
-    assert!(r.iter().any(|r| r.id == "promise.audit_log.public.audit_log.no_update"));
+    assert!(
+        r.iter()
+            .any(|r| r.id == "promise.audit_log.public.audit_log.no_update")
+    );
     db.drop().await;
 }
 
@@ -367,7 +509,11 @@ async fn every_way_to_rewrite_the_audit_log_fails_its_rule() {
     }
     assert_eq!(get(&r, &id("no_truncate")).verdict, Verdict::Pass);
     assert!(get(&r, &id("no_delete")).evidence[0].text.contains(&writer));
-    assert!(get(&r, &id("no_definer_writes")).evidence[0].text.contains("purge_audit() (owner"));
+    assert!(
+        get(&r, &id("no_definer_writes")).evidence[0]
+            .text
+            .contains("purge_audit() (owner")
+    );
     db.drop().await;
 }
 
@@ -377,7 +523,12 @@ async fn a_named_audit_table_that_does_not_exist_is_an_error() {
     let r = audit_rules(&mut db, &["public.events_audit".to_string()]).await;
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].verdict, Verdict::Error);
-    assert!(r[0].summary.contains("`public.events_audit` does not exist"), "{}", r[0].summary);
+    assert!(
+        r[0].summary
+            .contains("`public.events_audit` does not exist"),
+        "{}",
+        r[0].summary
+    );
     db.drop().await;
 }
 
@@ -387,7 +538,9 @@ async fn a_named_audit_table_that_does_not_exist_is_an_error() {
 async fn an_over_claiming_attestation_fails_against_the_measured_catalog() {
     let mut db = audit_db("attest", "SET ROLE {{owner_role}}; CREATE TABLE notes (org_id text, body text); ALTER TABLE notes ENABLE ROW LEVEL SECURITY; RESET ROLE;").await;
     let client = connect(&db.url()).await;
-    let measured = attestation::measure(&client, &["audit_log".into(), "notes".into()]).await.unwrap();
+    let measured = attestation::measure(&client, &["audit_log".into(), "notes".into()])
+        .await
+        .unwrap();
     assert_eq!(measured.count("tables_forced"), Some(1));
     let honest = serde_json::json!({
         "tables": [{"name": "public.audit_log", "rls_enabled": true, "rls_forced": true},
@@ -401,7 +554,10 @@ async fn an_over_claiming_attestation_fails_against_the_measured_catalog() {
         "counts": {"tables_forced": 2}
     });
     let r = attestation::compare(&over, &Mapping::default(), &measured);
-    assert_eq!(get(&r, "promise.attestation.rls_forced").verdict, Verdict::Fail);
+    assert_eq!(
+        get(&r, "promise.attestation.rls_forced").verdict,
+        Verdict::Fail
+    );
     assert_eq!(get(&r, "promise.attestation.counts").verdict, Verdict::Fail);
     let _ = db.role("app_role");
     db.drop().await;
