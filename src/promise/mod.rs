@@ -125,8 +125,9 @@ pub(crate) fn result(
     )
 }
 
-/// Passes every string of every result through the redactor.
-pub(crate) fn redact_all(results: &mut [CheckResult], redactor: &Redactor) {
+/// Passes every string of every result through the redactor (for the transport and
+/// attestation results, whose functions take no redactor: the caller's is applied once).
+pub fn redact_all(results: &mut [CheckResult], redactor: &Redactor) {
     for r in results {
         for s in [&mut r.id, &mut r.check, &mut r.variant, &mut r.summary] {
             *s = redactor.redact(s);
