@@ -6,8 +6,9 @@
 //! what the server *accepts*, not merely what a modern client negotiates. No request is
 //! ever sent on these connections: the certificate is recorded and judged (against the
 //! system roots and the suite's CA, at a clock the caller gives) but never stops a
-//! probe. rustls cannot offer TLS 1.0/1.1, so "lowest accepted" means lowest of 1.2
-//! and 1.3; the evidence says so.
+//! probe. rustls cannot speak TLS 1.0/1.1, so those two are offered with a hand-built
+//! ClientHello and judged by the version of the ServerHello (the connection is dropped
+//! before any key exchange).
 //!
 //! [`check_hsts`] judges `Strict-Transport-Security` on the headers of an answer the
 //! runner already has (an authenticated one); [`fetch_headers`] gets one when it has
@@ -62,14 +63,6 @@ impl TlsVersion {
         match self {
             TlsVersion::Tls12 => &rustls::version::TLS12,
             TlsVersion::Tls13 => &rustls::version::TLS13,
-        }
-    }
-
-    fn of(v: rustls::ProtocolVersion) -> Option<TlsVersion> {
-        match v {
-            rustls::ProtocolVersion::TLSv1_2 => Some(TlsVersion::Tls12),
-            rustls::ProtocolVersion::TLSv1_3 => Some(TlsVersion::Tls13),
-            _ => None,
         }
     }
 }
@@ -182,7 +175,6 @@ fn endpoint(url: &str) -> Result<Option<Endpoint>, PromiseError> {
 /// What one handshake showed.
 #[derive(Clone, Debug)]
 struct Accepted {
-    version: Option<TlsVersion>,
     suite: String,
     chain: Vec<CertificateDer<'static>>,
     /// The WebPKI verdict on the chain and name, at the caller's clock.
@@ -249,9 +241,33 @@ pub async fn check(
         at,
         timeout: policy.timeout,
     };
+    let v10 = legacy_attempt(&ep, 1, policy.timeout).await;
+    let v11 = legacy_attempt(&ep, 2, policy.timeout).await;
     let v12 = probe.attempt(TlsVersion::Tls12, None).await;
     let v13 = probe.attempt(TlsVersion::Tls13, None).await;
-    let mut out = vec![judge_versions(policy.min_tls, &v12, &v13).timed(started.elapsed())];
+    let offers = [
+        Offer {
+            label: "TLS 1.0",
+            rank: 10,
+            attempt: &v10,
+        },
+        Offer {
+            label: "TLS 1.1",
+            rank: 11,
+            attempt: &v11,
+        },
+        Offer {
+            label: "TLS 1.2",
+            rank: 12,
+            attempt: &v12,
+        },
+        Offer {
+            label: "TLS 1.3",
+            rank: 13,
+            attempt: &v13,
+        },
+    ];
+    let mut out = vec![judge_versions(policy.min_tls, &offers).timed(started.elapsed())];
     let mut suites = Vec::new();
     let mut suite_errors = Vec::new();
     for s in provider.cipher_suites.iter().copied() {
@@ -332,7 +348,6 @@ impl Probe<'_> {
         let (_, conn) = stream.get_ref();
         let (chain, verified, expired_or_not_yet) = recorder.take();
         Attempt::Accepted(Accepted {
-            version: conn.protocol_version().and_then(TlsVersion::of),
             suite: conn
                 .negotiated_cipher_suite()
                 .map(|s| format!("{:?}", s.suite()))
@@ -362,71 +377,191 @@ fn refusal(e: std::io::Error) -> Attempt {
     }
 }
 
-fn judge_versions(min: Option<TlsVersion>, v12: &Attempt, v13: &Attempt) -> CheckResult {
-    let line = |v: TlsVersion, a: &Attempt| match a {
-        Attempt::Accepted(h) => format!(
-            "{} only: accepted ({}, {})",
-            v.as_str(),
-            h.version
-                .map(TlsVersion::as_str)
-                .unwrap_or("unknown version"),
-            h.suite
-        ),
-        Attempt::Refused(why) => format!("{} only: refused ({why})", v.as_str()),
-        Attempt::Failed(why) => format!("{} only: undecided ({why})", v.as_str()),
+/// One offer of the version probe: its label, its order, what happened.
+struct Offer<'a> {
+    label: &'static str,
+    rank: u8,
+    attempt: &'a Attempt,
+}
+
+fn rank(v: TlsVersion) -> u8 {
+    match v {
+        TlsVersion::Tls12 => 12,
+        TlsVersion::Tls13 => 13,
+    }
+}
+
+fn judge_versions(min: Option<TlsVersion>, offers: &[Offer<'_>]) -> CheckResult {
+    let line = |o: &Offer<'_>| match o.attempt {
+        Attempt::Accepted(h) => format!("{} only: accepted ({})", o.label, h.suite),
+        Attempt::Refused(why) => format!("{} only: refused ({why})", o.label),
+        Attempt::Failed(why) => format!("{} only: undecided ({why})", o.label),
     };
-    let evidence = format!(
-        "{}\n{}\nTLS 1.0 and 1.1 are not offered (the client cannot speak them)",
-        line(TlsVersion::Tls12, v12),
-        line(TlsVersion::Tls13, v13)
-    );
-    let accepted = |a: &Attempt| matches!(a, Attempt::Accepted(_));
-    let failed = |a: &Attempt| matches!(a, Attempt::Failed(_));
+    let evidence = offers.iter().map(line).collect::<Vec<_>>().join("\n");
     let r = |verdict, summary: String| {
         result("transport", "min_tls", Layer::Http, verdict, summary).with("handshakes", &evidence)
     };
-    let lowest = if accepted(v12) {
-        Some(TlsVersion::Tls12)
-    } else if accepted(v13) {
-        Some(TlsVersion::Tls13)
-    } else {
-        None
-    };
+    let lowest = offers
+        .iter()
+        .filter(|o| matches!(o.attempt, Attempt::Accepted(_)))
+        .min_by_key(|o| o.rank);
     let Some(lowest) = lowest else {
-        let v = if failed(v12) || failed(v13) {
+        let v = if offers
+            .iter()
+            .any(|o| matches!(o.attempt, Attempt::Failed(_)))
+        {
             "no handshake could be completed"
         } else {
-            "the server refused both TLS 1.2 and TLS 1.3"
+            "the server refused every version offered"
         };
         return r(
             Verdict::Error,
             format!("{v}: the lowest accepted version is unknown"),
         );
     };
-    match min {
-        None => r(
+    let Some(m) = min else {
+        return r(
             Verdict::Pass,
-            format!("lowest accepted version: {} (no minimum asked)", lowest.as_str()),
-        ),
-        Some(m) if lowest < m => r(
+            format!(
+                "lowest accepted version: {} (no minimum asked)",
+                lowest.label
+            ),
+        );
+    };
+    if lowest.rank < rank(m) {
+        return r(
             Verdict::Fail,
             format!(
                 "the server accepts {} but the suite asks for {} minimum",
-                lowest.as_str(),
+                lowest.label,
                 m.as_str()
             ),
         )
-        .with("fix", format!("disable {} on the server or its load balancer", lowest.as_str())),
-        // 1.3 accepted and 1.2 undecided: the minimum is not proven.
-        Some(m) if m == TlsVersion::Tls13 && failed(v12) => r(
-            Verdict::Error,
-            "a handshake offering only TLS 1.2 could not be completed or refused: the minimum is unverified".into(),
-        ),
-        Some(m) => r(
-            Verdict::Pass,
-            format!("lowest accepted version: {} (minimum {})", lowest.as_str(), m.as_str()),
-        ),
+        .with(
+            "fix",
+            format!(
+                "disable {} on the server or its load balancer",
+                lowest.label
+            ),
+        );
     }
+    // An offer below the minimum that was neither accepted nor refused leaves the
+    // minimum unproven.
+    if let Some(o) = offers
+        .iter()
+        .find(|o| o.rank < rank(m) && matches!(o.attempt, Attempt::Failed(_)))
+    {
+        return r(
+            Verdict::Error,
+            format!(
+                "a handshake offering only {} could be neither completed nor refused: the minimum is unverified",
+                o.label
+            ),
+        );
+    }
+    r(
+        Verdict::Pass,
+        format!(
+            "lowest accepted version: {} (minimum {})",
+            lowest.label,
+            m.as_str()
+        ),
+    )
+}
+
+/// TLS 1.0 or 1.1 (`minor` 1 or 2), which rustls cannot speak: a hand-built
+/// ClientHello offering only that version and the usual legacy suites. A ServerHello
+/// of that version is an acceptance (the connection is dropped right after); an alert,
+/// another version or a closed connection is a refusal.
+async fn legacy_attempt(ep: &Endpoint, minor: u8, timeout: Duration) -> Attempt {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hello = legacy_client_hello(ep, minor);
+    let fut = async {
+        let mut tcp = tokio::net::TcpStream::connect(&ep.addr)
+            .await
+            .map_err(|e| Attempt::Failed(format!("connect {}: {e}", ep.addr)))?;
+        tcp.write_all(&hello)
+            .await
+            .map_err(|e| Attempt::Refused(format!("the server closed the connection ({e})")))?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while buf.len() < 11 {
+            match tcp.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        Ok::<_, Attempt>(buf)
+    };
+    let buf = match tokio::time::timeout(timeout, fut).await {
+        Err(_) => return Attempt::Failed(format!("no answer from {} within {timeout:?}", ep.addr)),
+        Ok(Err(a)) => return a,
+        Ok(Ok(b)) => b,
+    };
+    match buf.as_slice() {
+        [0x15, _, _, _, _, _, desc, ..] => Attempt::Refused(format!("alert {desc}")),
+        [0x16, _, _, _, _, 0x02, _, _, _, 3, m, ..] if *m == minor => {
+            let suite = buf
+                .get(11 + 32..)
+                .and_then(|rest| {
+                    let sid = *rest.first()? as usize;
+                    let c = rest.get(1 + sid..3 + sid)?;
+                    Some(format!("cipher suite 0x{:02x}{:02x}", c[0], c[1]))
+                })
+                .unwrap_or_else(|| "cipher suite unknown".into());
+            Attempt::Accepted(Accepted {
+                suite,
+                chain: Vec::new(),
+                verified: Err("not checked on a legacy handshake".into()),
+                expired_or_not_yet: false,
+            })
+        }
+        [0x16, _, _, _, _, 0x02, _, _, _, 3, m, ..] => {
+            Attempt::Refused(format!("the server answered with version 3.{m}"))
+        }
+        [] => Attempt::Refused("the server closed the handshake without an alert".into()),
+        _ => Attempt::Refused("the server did not answer with a ServerHello".into()),
+    }
+}
+
+/// The bytes of a TLS 1.0/1.1 ClientHello record for `ep`.
+fn legacy_client_hello(ep: &Endpoint, minor: u8) -> Vec<u8> {
+    let u16b = |n: usize| [(n >> 8) as u8, n as u8];
+    let mut random = [0u8; 32];
+    let _ = aws_lc_rs::rand::fill(&mut random);
+    let mut body = vec![3, minor];
+    body.extend_from_slice(&random);
+    body.push(0); // no session id
+    // ECDHE-RSA/ECDSA with AES-CBC-SHA, RSA AES-CBC-SHA, 3DES, and the renegotiation SCSV.
+    let suites: [u8; 16] = [
+        0xc0, 0x13, 0xc0, 0x14, 0xc0, 0x09, 0xc0, 0x0a, 0x00, 0x2f, 0x00, 0x35, 0x00, 0x0a, 0x00,
+        0xff,
+    ];
+    body.extend_from_slice(&u16b(suites.len()));
+    body.extend_from_slice(&suites);
+    body.extend_from_slice(&[1, 0]); // null compression only
+    let mut ext = Vec::new();
+    if let ServerName::DnsName(d) = &ep.name {
+        let name = d.as_ref().as_bytes();
+        ext.extend_from_slice(&[0, 0]);
+        ext.extend_from_slice(&u16b(name.len() + 5));
+        ext.extend_from_slice(&u16b(name.len() + 3));
+        ext.push(0);
+        ext.extend_from_slice(&u16b(name.len()));
+        ext.extend_from_slice(name);
+    }
+    // supported_groups: secp256r1, secp384r1, x25519; ec_point_formats: uncompressed.
+    ext.extend_from_slice(&[0, 0x0a, 0, 8, 0, 6, 0, 0x17, 0, 0x18, 0, 0x1d]);
+    ext.extend_from_slice(&[0, 0x0b, 0, 2, 1, 0]);
+    body.extend_from_slice(&u16b(ext.len()));
+    body.extend_from_slice(&ext);
+    let mut hs = vec![1, 0];
+    hs.extend_from_slice(&u16b(body.len()));
+    hs.extend_from_slice(&body);
+    let mut record = vec![0x16, 3, 1];
+    record.extend_from_slice(&u16b(hs.len()));
+    record.extend_from_slice(&hs);
+    record
 }
 
 fn judge_suites(accepted: &[String], errors: &[String]) -> CheckResult {

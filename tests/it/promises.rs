@@ -160,6 +160,72 @@ async fn a_tls13_only_server_meets_a_tls13_minimum() {
     assert!(!listed.contains("TLS 1.2"), "{listed}");
 }
 
+/// `openssl s_server` speaking only TLS 1.0 (rustls cannot): the hand-built legacy
+/// ClientHello must find it. Skipped, with a note, where no `openssl` binary exists.
+#[tokio::test]
+async fn a_server_accepting_tls10_is_found_by_the_legacy_probe() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    let d = tls_dir();
+    let child = std::process::Command::new("openssl")
+        .args([
+            "s_server",
+            "-quiet",
+            "-www",
+            "-tls1",
+            "-cipher",
+            "ALL:@SECLEVEL=0",
+        ])
+        .arg("-accept")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(d.join("server.pem"))
+        .arg("-key")
+        .arg(d.join("server.key"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("no openssl binary: the TLS 1.0 acceptance test is skipped");
+        return;
+    };
+    let up = async {
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    };
+    assert!(up.await, "openssl s_server did not start");
+    let url = format!("https://localhost:{port}/");
+    let r = transport::check(
+        &url,
+        &policy(TlsVersion::Tls12),
+        &trust_test_ca(),
+        SystemTime::now(),
+    )
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let min = get(&r, "promise.transport.min_tls");
+    assert_eq!(min.verdict, Verdict::Fail, "{min:#?}");
+    assert!(min.summary.contains("accepts TLS 1.0"), "{}", min.summary);
+    assert!(
+        min.evidence[0]
+            .text
+            .contains("TLS 1.0 only: accepted (cipher suite 0x"),
+        "{}",
+        min.evidence[0].text
+    );
+}
+
 #[tokio::test]
 async fn the_certificate_window_is_judged_at_the_given_clock() {
     let url = tls_server(&[&rustls::version::TLS13], None).await;
