@@ -270,7 +270,11 @@ pub async fn check(
     let mut out = vec![judge_versions(policy.min_tls, &offers).timed(started.elapsed())];
     let mut suites = Vec::new();
     let mut suite_errors = Vec::new();
-    for s in provider.cipher_suites.iter().copied() {
+    // Nothing accepted: one handshake per suite would only wait out more timeouts.
+    let any = [&v12, &v13]
+        .iter()
+        .any(|a| matches!(a, Attempt::Accepted(_)));
+    for s in provider.cipher_suites.iter().copied().filter(|_| any) {
         let v = match s {
             SupportedCipherSuite::Tls12(_) => TlsVersion::Tls12,
             SupportedCipherSuite::Tls13(_) => TlsVersion::Tls13,

@@ -59,6 +59,31 @@ impl Transport {
     }
 }
 
+impl From<&Transport> for crate::promise::transport::TransportPolicy {
+    fn from(t: &Transport) -> Self {
+        let mut p = crate::promise::transport::TransportPolicy {
+            min_tls: t.min_tls(),
+            hsts_min_max_age: t.hsts_max_age.as_ref().map(|v| v.value),
+            ..Default::default()
+        };
+        if let Some(d) = &t.cert_min_days {
+            p.cert_min_days = d.value;
+        }
+        p
+    }
+}
+
+impl SecretAtRest {
+    /// The search bounds (`max_rows`, else the default).
+    pub fn limits(&self) -> crate::promise::at_rest::Limits {
+        let mut l = crate::promise::at_rest::Limits::default();
+        if let Some(m) = &self.max_rows {
+            l.max_rows_per_table = m.value;
+        }
+        l
+    }
+}
+
 /// One `promises.secrets_at_rest[]` entry.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -314,6 +339,12 @@ database:
             p.transport.as_ref().unwrap().min_tls(),
             Some(crate::promise::transport::TlsVersion::Tls13)
         );
+        let t: crate::promise::transport::TransportPolicy = p.transport.as_ref().unwrap().into();
+        assert_eq!(
+            (t.cert_min_days, t.hsts_min_max_age),
+            (14, Some(31_536_000))
+        );
+        assert_eq!(p.secrets_at_rest[0].limits().max_rows_per_table, 10_000);
         let m = p.attestation.as_ref().unwrap().mapping();
         assert_eq!(m.counts["tables_forced"], "$.summary.forced");
         assert_eq!(m.counts["tables"], "$.counts.tables");
