@@ -285,7 +285,17 @@ pub async fn check(
             Attempt::Failed(why) => suite_errors.push(format!("{:?}: {why}", s.suite())),
         }
     }
-    out.push(judge_suites(&suites, &suite_errors));
+    out.push(if any {
+        judge_suites(&suites, &suite_errors)
+    } else {
+        result(
+            "transport",
+            "cipher_suites",
+            Layer::Http,
+            Verdict::Error,
+            "no TLS 1.2 or 1.3 handshake completed: the cipher suites were not probed",
+        )
+    });
     let first = [&v13, &v12].into_iter().find_map(|a| match a {
         Attempt::Accepted(a) => Some(a.clone()),
         _ => None,

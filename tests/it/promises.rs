@@ -283,6 +283,11 @@ async fn nothing_listening_is_undecided() {
     )
     .await;
     assert!(r.iter().all(|r| r.verdict == Verdict::Error), "{r:#?}");
+    assert!(
+        get(&r, "promise.transport.cipher_suites")
+            .summary
+            .contains("not probed")
+    );
 }
 
 #[tokio::test]
