@@ -22,6 +22,7 @@ pub mod diag;
 pub mod exit;
 pub mod outcome;
 pub mod plan;
+pub mod promise;
 pub mod redact;
 pub mod report;
 pub mod run;

@@ -6,6 +6,7 @@
 
 pub mod load;
 pub mod model;
+pub mod promises;
 mod recover;
 pub mod template;
 pub mod validate;

@@ -55,6 +55,9 @@ pub struct Suite {
     /// The status a not-found answer has (default 404).
     #[serde(default)]
     pub not_found_status: Option<Spanned<u16>>,
+    /// The vendor's other promises, opt-in (extension; [`super::promises`]).
+    #[serde(default)]
+    pub promises: Option<super::promises::Promises>,
 }
 
 /// `target:`

@@ -364,6 +364,7 @@ impl<'a> Validator<'a> {
         if let Some(nf) = &s.not_found_status {
             self.not_found(nf);
         }
+        super::promises::validate(self.file, s, &mut self.diags);
     }
 
     /// `vars:` each may use builtins and earlier vars; returns their names in order.
