@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::exit;
 use crate::outcome::{Event, RunInfo, RunSummary};
 use crate::redact::Redactor;
-use crate::report::{Json, Junit, Reporters, Terminal, TerminalOptions};
+use crate::report::{ReportFlags, ReportPaths, Reporters, Terminal, TerminalOptions};
 use crate::run::{self, Cancel, Options};
 use crate::suite;
 
@@ -45,6 +45,8 @@ pub struct Outputs {
     /// Write the JSON report here (schema_version 1).
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub files: ReportFlags,
     /// Warnings fail the gate (exit 1).
     #[arg(long)]
     pub deny_warnings: bool,
@@ -126,7 +128,7 @@ fn parse_backoff(s: &str) -> Result<std::time::Duration, String> {
     crate::suite::model::parse_duration(s)
 }
 
-fn reporters(out: &Outputs, redactor: &Redactor) -> Reporters {
+fn reporters(out: &Outputs, redactor: &Redactor, suite: Option<&suite::Loaded>) -> Reporters {
     let color = match out.color.as_str() {
         "always" => true,
         "never" => false,
@@ -142,16 +144,8 @@ fn reporters(out: &Outputs, redactor: &Redactor) -> Reporters {
             deny_warnings: out.deny_warnings,
         },
     )));
-    if let Some(p) = &out.junit {
-        r.push(Box::new(
-            Junit::new(p.clone(), out.deny_warnings).with_redactor(redactor.clone()),
-        ));
-    }
-    if let Some(p) = &out.json {
-        r.push(Box::new(
-            Json::new(p.clone()).with_redactor(redactor.clone()),
-        ));
-    }
+    let paths = ReportPaths::resolve(&out.files, out.junit.as_deref(), out.json.as_deref());
+    crate::report::push_reporters(&mut r, &paths, out.deny_warnings, redactor, suite);
     r
 }
 
@@ -293,7 +287,7 @@ async fn run_cmd(a: RunArgs, env: &EnvLookup, cancel: Option<Cancel>) -> u8 {
         Err(c) => return c,
     };
     let redactor = Redactor::new();
-    let mut reps = reporters(&a.out, &redactor);
+    let mut reps = reporters(&a.out, &redactor, Some(&loaded));
     let opts = Options {
         jobs: a.jobs.map(usize::from).unwrap_or_else(run::default_jobs),
         filter: a.filter.clone(),
@@ -335,7 +329,7 @@ async fn audit_cmd(a: AuditArgs) -> u8 {
     if let Some(p) = &a.probe_url {
         redactor.add_url_password("probe password", p);
     }
-    let mut reps = reporters(&a.out, &redactor);
+    let mut reps = reporters(&a.out, &redactor, None);
     let started = std::time::Instant::now();
     reps.event(&Event::Started(RunInfo {
         suite_name: "audit".into(),
