@@ -236,7 +236,7 @@ mod tests {
             attestation_statement(i, rs, &summary_for(rs, deny), deny, None)["predicate"]["result"]
                 .clone()
         };
-        assert_eq!(word(&[pass.clone()], false, &i), "PASSED");
+        assert_eq!(word(std::slice::from_ref(&pass), false, &i), "PASSED");
         assert_eq!(word(&[pass.clone(), warn.clone()], false, &i), "WARNED");
         assert_eq!(word(&[pass.clone(), warn.clone()], true, &i), "FAILED");
         assert_eq!(word(&[], false, &i), "FAILED", "nothing ran: exit 2");
@@ -245,8 +245,8 @@ mod tests {
         i.target = None;
         let v = attestation_statement(
             &i,
-            &[pass.clone()],
-            &summary_for(&[pass.clone()], false),
+            std::slice::from_ref(&pass),
+            &summary_for(std::slice::from_ref(&pass), false),
             false,
             None,
         );
