@@ -6,6 +6,7 @@ mod bad_input;
 mod common;
 mod db;
 mod dbtls;
+mod distribution;
 mod faultproxy;
 mod faults;
 mod fuzz;
