@@ -42,7 +42,7 @@ dl.meta dt { font-weight: bold; } code, pre { font-family: ui-monospace, monospa
 ul.counts { list-style: none; padding: 0; display: flex; gap: 1em; }
 ul.counts li { padding: .4em .8em; border-radius: 4px; } ul.counts b { font-size: 1.3em; }
 table { border-collapse: collapse; margin: .5em 0; } th, td { border: 1px solid #ddd; padding: .25em .5em; text-align: left; vertical-align: top; }
-table.matrix td { text-align: center; min-width: 2.5em; } table.matrix thead th { font-size: 11px; font-weight: normal; }
+div.scroll { overflow-x: auto; } table.matrix tbody th { min-width: 16em; } table.matrix td { text-align: center; min-width: 2.5em; } table.matrix thead th { font-size: 11px; font-weight: normal; }
 .v-pass { background: #d4f7dc; } .v-fail { background: #ff9f99; font-weight: bold; } .v-error { background: #ffd27a; font-weight: bold; }
 .v-warn { background: #fff1c2; } .v-skip { background: #eee; color: #555; } .v-none { color: #bbb; }
 td a { color: inherit; } article { border-left: 4px solid #ccc; padding: .2em 1em; margin: 1em 0; }
@@ -269,7 +269,7 @@ fn matrix(h: &mut String, results: &[CheckResult], anchors: &HashMap<usize, Stri
         return;
     }
     h.push_str("<p><label><input type=\"checkbox\" id=\"only-problems\"> show only checks with a failure, error or warning</label></p>\n");
-    h.push_str("<table class=\"matrix\">\n<thead><tr><th>check</th>");
+    h.push_str("<div class=\"scroll\"><table class=\"matrix\">\n<thead><tr><th>check</th>");
     for c in &cols {
         let _ = write!(h, "<th>{}</th>", esc(c));
     }
@@ -307,7 +307,7 @@ fn matrix(h: &mut String, results: &[CheckResult], anchors: &HashMap<usize, Stri
         }
         h.push_str("</tr>\n");
     }
-    h.push_str("</tbody>\n</table>\n</section>\n");
+    h.push_str("</tbody>\n</table></div>\n</section>\n");
 }
 
 /// One block per audited object (table, role, function, the database): every finding
