@@ -20,7 +20,7 @@ use crate::suite;
 /// Exit status: 0 isolation proven; 1 isolation broken (a proven leak, and nothing
 /// else); 2 undecided (errors, bad suite, bad command line, interrupted).
 #[derive(Parser, Debug)]
-#[command(name = "tenantgate", version, about, long_about = None)]
+#[command(name = "tenantgate", version, about, long_about = None, after_help = crate::manual::EXIT_CODES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -34,6 +34,13 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Audit a database's Row-Level Security without a suite.
     Audit(AuditArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `tenantgate man > tenantgate.1`.
+    Man,
 }
 
 /// Report outputs shared by `run` and `audit`.
@@ -233,6 +240,10 @@ pub async fn main_with(args: Vec<OsString>, env: EnvLookup, cancel: Option<Cance
         Command::Validate(a) => validate(a, &env),
         Command::Run(a) => run_cmd(a, &env, cancel).await,
         Command::Audit(a) => audit_cmd(a).await,
+        Command::Completions { shell } => {
+            crate::manual::print(|o| crate::manual::completions(shell, o))
+        }
+        Command::Man => crate::manual::print(crate::manual::man),
     }
 }
 

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod db;
 pub mod diag;
 pub mod exit;
+pub mod manual;
 pub mod outcome;
 pub mod redact;
 pub mod report;
