@@ -189,15 +189,15 @@ impl SuiteLines {
                 "jwt" | "identity" => "orgs",
                 _ => "checks",
             },
-            Layer::Setup => {
-                if r.id.contains("seed") {
-                    "seed"
-                } else if r.id.contains("tls") || r.id.contains("target") {
-                    "target"
-                } else {
-                    "orgs"
-                }
-            }
+            // Setup ids: setup/provision-a, setup/seed, setup/teardown-b, setup/tls,
+            // setup/http-client, setup/signing-key, setup/filter (the command line).
+            Layer::Setup => match r.id.strip_prefix("setup/").unwrap_or(&r.id) {
+                s if s.starts_with("seed") => "seed",
+                s if s.starts_with("provision") || s.starts_with("teardown") => "orgs",
+                "tls" | "http-client" => "target",
+                "signing-key" => "attacks",
+                _ => "name",
+            },
             Layer::Database | Layer::Probe => "database",
         };
         match r.layer {
@@ -282,7 +282,9 @@ database:
         assert_eq!(at("second-check", Layer::Http), Some(13));
         assert_eq!(at("public.brands.rls_forced", Layer::Database), Some(15));
         assert_eq!(at("jwt/claim_integrity:token", Layer::Attack), Some(4));
-        assert_eq!(at("setup/provision", Layer::Setup), Some(4));
+        assert_eq!(at("setup/provision-a", Layer::Setup), Some(4));
+        assert_eq!(at("setup/tls", Layer::Setup), Some(3));
+        assert_eq!(at("setup/filter", Layer::Setup), Some(2));
     }
 
     #[test]

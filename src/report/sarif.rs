@@ -432,7 +432,7 @@ fn rule_json(id: &str) -> Value {
         "fullDescription": { "text": format!("{short}. Fix: {fix}") },
         "help": {
             "text": format!("{short}.\n\nFix: {fix}"),
-            "markdown": format!("{short}.\n\n**Fix:** `{}`", fix.replace('`', "'")),
+            "markdown": format!("{short}.\n\n**Fix:** {fix}"),
         },
         "defaultConfiguration": { "level": level },
         "properties": {
