@@ -49,10 +49,15 @@ pub struct ReportFlags {
 /// The paths every report goes to once `--reports DIR` has filled the gaps.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ReportPaths {
+    /// JUnit XML (`--junit`, or `DIR/junit.xml`).
     pub junit: Option<PathBuf>,
+    /// The JSON report (`--json`, or `DIR/report.json`).
     pub json: Option<PathBuf>,
+    /// SARIF 2.1.0 (`--sarif`, or `DIR/report.sarif`).
     pub sarif: Option<PathBuf>,
+    /// The HTML page (`--html`, or `DIR/report.html`).
     pub html: Option<PathBuf>,
+    /// The in-toto Statement (`--attestation`, or `DIR/attestation.intoto.json`).
     pub attestation: Option<PathBuf>,
 }
 
@@ -129,7 +134,9 @@ pub fn ci_run_url(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
 /// A 1-based line and column in the suite file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LineCol {
+    /// 1-based line.
     pub line: u32,
+    /// 1-based column.
     pub col: u32,
 }
 
