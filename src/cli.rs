@@ -29,10 +29,12 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a suite: provision org A and org B, seed A, check as B, audit the database.
+    #[command(after_help = crate::manual::EXIT_CODES)]
     Run(RunArgs),
     /// Load and check a suite without sending anything.
     Validate(ValidateArgs),
     /// Audit a database's Row-Level Security without a suite.
+    #[command(after_help = crate::manual::EXIT_CODES)]
     Audit(AuditArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {

@@ -105,6 +105,19 @@ mod tests {
     }
 
     #[test]
+    fn help_ends_with_the_exit_codes() {
+        let mut cmd = Cli::command();
+        assert!(cmd.render_help().to_string().trim_end().ends_with(EXIT_CODES));
+        for sub in ["run", "audit"] {
+            let mut s = cmd.find_subcommand_mut(sub).unwrap().clone();
+            assert!(
+                s.render_help().to_string().contains("2  undecided"),
+                "{sub}"
+            );
+        }
+    }
+
+    #[test]
     fn the_man_page_has_every_subcommand_and_the_exit_codes() {
         let mut out = Vec::new();
         man(&mut out).unwrap();
