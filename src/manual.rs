@@ -107,7 +107,12 @@ mod tests {
     #[test]
     fn help_ends_with_the_exit_codes() {
         let mut cmd = Cli::command();
-        assert!(cmd.render_help().to_string().trim_end().ends_with(EXIT_CODES));
+        assert!(
+            cmd.render_help()
+                .to_string()
+                .trim_end()
+                .ends_with(EXIT_CODES)
+        );
         for sub in ["run", "audit"] {
             let mut s = cmd.find_subcommand_mut(sub).unwrap().clone();
             assert!(

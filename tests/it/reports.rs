@@ -240,7 +240,9 @@ fn html_in_a_browser(page: &Path, counts: &Value) {
         return;
     };
     let profile = tempfile::tempdir().unwrap();
-    let out = Command::new(chromium)
+    let dom_file = profile.path().join("dom.html");
+    let log_file = profile.path().join("chromium.log");
+    let mut child = Command::new(chromium)
         .args([
             "--headless",
             "--no-sandbox",
@@ -252,14 +254,32 @@ fn html_in_a_browser(page: &Path, counts: &Value) {
             "--enable-logging=stderr",
             "--log-level=0",
         ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!(
+            "--user-data-dir={}",
+            profile.path().join("p").display()
+        ))
         .arg("--dump-dom")
         .arg(format!("file://{}", page.display()))
-        .output()
+        .stdout(std::fs::File::create(&dom_file).unwrap())
+        .stderr(std::fs::File::create(&log_file).unwrap())
+        .spawn()
         .expect("run chromium");
-    let dom = String::from_utf8_lossy(&out.stdout);
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "chromium failed:\n{log}");
+    // Bounded: a browser that hangs fails the test instead of stalling the suite.
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish within 120 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let dom = std::fs::read_to_string(&dom_file).unwrap();
+    let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+    assert!(status.success(), "chromium failed:\n{log}");
     let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
     assert!(
         console.is_empty(),
