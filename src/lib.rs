@@ -6,9 +6,8 @@
 //! check and built-in attack as B, each negative check with a positive control as A;
 //! the database layer ([`db`]) audits the catalogs and probes RLS live as the app role;
 //! every result is an [`outcome::Event`] consumed by the reporters ([`report`]): the
-//! terminal table, JUnit XML, the JSON report, SARIF, a self-contained HTML page and an
-//! in-toto attestation. [`exit`] turns the counts into the process status: 0 proven,
-//! 1 isolation broken, 2 undecided. [`manual`] prints shell completions and the man page.
+//! terminal table, JUnit XML and the JSON report. [`exit`] turns the counts into the
+//! process status: 0 proven, 1 isolation broken, 2 undecided.
 
 pub mod cli;
 pub mod db;

@@ -5,8 +5,9 @@
 //!
 //! It also holds [`SuiteLines`]: where each check stands in the suite file, which the
 //! SARIF report needs for its locations. The run does not carry source positions in its
-//! results, so they are computed here from the loaded suite and the same plan the runner
-//! follows (result ids are `check-slug` or `check-slug/variant`).
+//! results, so they are computed here from the loaded suite: result ids are
+//! `check-slug` or `check-slug/variant`, and the slug is the check's name as the loader
+//! slugs it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,8 +16,8 @@ use clap::Args;
 
 use super::{Attestation, Html, Json, Junit, Reporters, Sarif};
 use crate::redact::Redactor;
-use crate::run::checks::Kind;
 use crate::suite::Loaded;
+use crate::suite::load::slug;
 use crate::suite::template::Loc;
 
 /// The file names `--reports DIR` writes.
@@ -159,26 +160,19 @@ pub struct SuiteLines {
 }
 
 impl SuiteLines {
-    /// The lines of every planned check of `loaded` and of its top-level sections.
+    /// The lines of every check of `loaded` and of its top-level sections. Keyed the way
+    /// the planner names checks (the slug of the check's name; `identity` for the
+    /// built-in identity check), without depending on the planner itself.
     pub fn of(loaded: &Loaded) -> Self {
         let suite = &loaded.suite;
         let mut checks = HashMap::new();
-        // The same plan the runner follows, so ids match; `true`: every variant kind.
-        for p in crate::run::plan(suite, true, None) {
-            let at = match p.kind {
-                Kind::Read(i) | Kind::List(i) | Kind::Write(i) | Kind::Request(i) => {
-                    suite.checks.get(i).map(|c| Loc::of(&c.name).into())
-                }
-                Kind::Identity => suite
-                    .orgs
-                    .as_ref()
-                    .and_then(|o| o.identity.as_ref())
-                    .map(|r| r.loc.into()),
-                Kind::Jwt => None,
-            };
-            if let Some(at) = at {
-                checks.insert(p.slug.clone(), at);
-            }
+        for c in &suite.checks {
+            checks
+                .entry(slug(&c.name.value))
+                .or_insert_with(|| Loc::of(&c.name).into());
+        }
+        if let Some(identity) = suite.orgs.as_ref().and_then(|o| o.identity.as_ref()) {
+            checks.insert("identity".to_string(), identity.loc.into());
         }
         SuiteLines {
             checks,
@@ -253,6 +247,7 @@ orgs:
     - name: sign up
       request: { method: POST, url: /signup }
       capture: { token: $.token }
+  identity: /me
 checks:
   - name: brand is invisible to B
     read: /brands/1
@@ -278,16 +273,20 @@ database:
         let lines = SuiteLines::of(&loaded());
         let r = |id: &str, layer| CheckResult::new(id, "c", "v", layer, Verdict::Fail, "s");
         let at = |id, layer| lines.of_result(&r(id, layer)).map(|l| l.line);
-        assert_eq!(at("brand-is-invisible-to-b", Layer::Http), Some(10));
+        assert_eq!(at("brand-is-invisible-to-b", Layer::Http), Some(11));
         assert_eq!(
             at(
                 "brand-is-invisible-to-b/tenant_override:header:X-Org-Id",
                 Layer::Attack
             ),
-            Some(10)
+            Some(11)
         );
-        assert_eq!(at("second-check", Layer::Http), Some(13));
-        assert_eq!(at("public.brands.rls_forced", Layer::Database), Some(15));
+        assert_eq!(at("second-check", Layer::Http), Some(14));
+        assert_eq!(at("public.brands.rls_forced", Layer::Database), Some(16));
+        assert_eq!(
+            at("identity/claim_integrity:identity", Layer::Attack),
+            Some(9)
+        );
         assert_eq!(at("jwt/claim_integrity:token", Layer::Attack), Some(4));
         assert_eq!(at("setup/provision-a", Layer::Setup), Some(4));
         assert_eq!(at("setup/tls", Layer::Setup), Some(3));
