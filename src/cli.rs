@@ -137,7 +137,16 @@ fn parse_backoff(s: &str) -> Result<std::time::Duration, String> {
     crate::suite::model::parse_duration(s)
 }
 
-fn reporters(out: &Outputs, redactor: &Redactor, suite: Option<&suite::Loaded>) -> Reporters {
+fn reporters(out: &Outputs, redactor: &Redactor) -> Reporters {
+    reporters_with_suite(out, redactor, None)
+}
+
+/// [`reporters`] for a run from a suite file: SARIF places results on its lines.
+fn reporters_with_suite(
+    out: &Outputs,
+    redactor: &Redactor,
+    suite: Option<&suite::Loaded>,
+) -> Reporters {
     let color = match out.color.as_str() {
         "always" => true,
         "never" => false,
@@ -300,7 +309,7 @@ async fn run_cmd(a: RunArgs, env: &EnvLookup, cancel: Option<Cancel>) -> u8 {
         Err(c) => return c,
     };
     let redactor = Redactor::new();
-    let mut reps = reporters(&a.out, &redactor, Some(&loaded));
+    let mut reps = reporters_with_suite(&a.out, &redactor, Some(&loaded));
     let opts = Options {
         jobs: a.jobs.map(usize::from).unwrap_or_else(run::default_jobs),
         filter: a.filter.clone(),
@@ -342,7 +351,7 @@ async fn audit_cmd(a: AuditArgs) -> u8 {
     if let Some(p) = &a.probe_url {
         redactor.add_url_password("probe password", p);
     }
-    let mut reps = reporters(&a.out, &redactor, None);
+    let mut reps = reporters(&a.out, &redactor);
     let started = std::time::Instant::now();
     reps.event(&Event::Started(RunInfo {
         suite_name: "audit".into(),
