@@ -323,6 +323,12 @@ fn database(h: &mut String, results: &[CheckResult], anchors: &HashMap<usize, St
             by_object.entry(&r.check).or_default().push(i);
         }
     }
+    // Objects with a finding or a skip first (in audit order), then the clean ones.
+    objects.sort_by_key(|o| {
+        !by_object[o]
+            .iter()
+            .any(|&i| results[i].verdict != Verdict::Pass)
+    });
     h.push_str("<section id=\"database\">\n<h2>Database findings per table</h2>\n");
     if objects.is_empty() {
         h.push_str("<p>No database audit ran.</p>\n</section>\n");
