@@ -8,6 +8,7 @@
 //! cargo run --example demo -- --list-bugs
 //! cargo run --example demo -- --suite suites/quickstart.yaml --bug forbidden-not-404
 //! cargo run --example demo -- --bug alg-none -- --junit report.xml --json report.json
+//! cargo run --example demo -- --reports reports   # JUnit, JSON, SARIF, HTML, attestation
 //! ```
 //! Arguments after `--` go to `tenantgate run`.
 
@@ -20,7 +21,7 @@ use tenantgate_reference_api::bugs::{Bug, Bugs};
 use tenantgate_reference_api::pg::TempPostgres;
 
 fn usage() -> &'static str {
-    "usage: cargo run --example demo -- [--bug NAME]... [--suite PATH] [--list-bugs] [-- TENANTGATE-RUN-ARGS...]"
+    "usage: cargo run --example demo -- [--bug NAME]... [--suite PATH] [--reports DIR] [--list-bugs] [-- TENANTGATE-RUN-ARGS...]"
 }
 
 fn main() -> ExitCode {
@@ -41,6 +42,14 @@ fn main() -> ExitCode {
                 Some(p) => suite = Some(p),
                 None => {
                     eprintln!("demo: --suite needs a path\n{}", usage());
+                    return ExitCode::from(2);
+                }
+            },
+            // Every report into DIR: the same flag as `tenantgate run --reports`.
+            Some("--reports") => match args.next() {
+                Some(d) => passthrough.extend(["--reports".into(), d]),
+                None => {
+                    eprintln!("demo: --reports needs a directory\n{}", usage());
                     return ExitCode::from(2);
                 }
             },

@@ -12,7 +12,7 @@ use crate::exit;
 use crate::outcome::RunSummary;
 use crate::plan;
 use crate::redact::Redactor;
-use crate::report::{Json, Junit, Reporters, Terminal, TerminalOptions};
+use crate::report::{ReportFlags, ReportPaths, Reporters, Terminal, TerminalOptions};
 use crate::run::{self, Cancel, Options};
 use crate::suite;
 
@@ -21,7 +21,7 @@ use crate::suite;
 /// Exit status: 0 isolation proven; 1 isolation broken (a proven leak, and nothing
 /// else); 2 undecided (errors, bad suite, bad command line, interrupted).
 #[derive(Parser, Debug)]
-#[command(name = "tenantgate", version, about, long_about = None)]
+#[command(name = "tenantgate", version, about, long_about = None, after_help = crate::manual::EXIT_CODES)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -30,11 +30,20 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a suite: provision org A and org B, seed A, check as B, audit the database.
+    #[command(after_help = crate::manual::EXIT_CODES)]
     Run(RunArgs),
     /// Load and check a suite without sending anything.
     Validate(ValidateArgs),
     /// Audit a database's Row-Level Security without a suite.
+    #[command(after_help = crate::manual::EXIT_CODES)]
     Audit(AuditArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `tenantgate man > tenantgate.1`.
+    Man,
 }
 
 /// Report outputs shared by `run` and `audit`.
@@ -46,6 +55,8 @@ pub struct Outputs {
     /// Write the JSON report here (schema_version 1).
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub files: ReportFlags,
     /// Warnings fail the gate (exit 1).
     #[arg(long)]
     pub deny_warnings: bool,
@@ -135,6 +146,15 @@ fn parse_backoff(s: &str) -> Result<std::time::Duration, String> {
 }
 
 fn reporters(out: &Outputs, redactor: &Redactor) -> Reporters {
+    reporters_with_suite(out, redactor, None)
+}
+
+/// [`reporters`] for a run from a suite file: SARIF places results on its lines.
+fn reporters_with_suite(
+    out: &Outputs,
+    redactor: &Redactor,
+    suite: Option<&suite::Loaded>,
+) -> Reporters {
     let color = match out.color.as_str() {
         "always" => true,
         "never" => false,
@@ -150,16 +170,8 @@ fn reporters(out: &Outputs, redactor: &Redactor) -> Reporters {
             deny_warnings: out.deny_warnings,
         },
     )));
-    if let Some(p) = &out.junit {
-        r.push(Box::new(
-            Junit::new(p.clone(), out.deny_warnings).with_redactor(redactor.clone()),
-        ));
-    }
-    if let Some(p) = &out.json {
-        r.push(Box::new(
-            Json::new(p.clone()).with_redactor(redactor.clone()),
-        ));
-    }
+    let paths = ReportPaths::resolve(&out.files, out.junit.as_deref(), out.json.as_deref());
+    crate::report::push_reporters(&mut r, &paths, out.deny_warnings, redactor, suite);
     r
 }
 
@@ -247,6 +259,10 @@ pub async fn main_with(args: Vec<OsString>, env: EnvLookup, cancel: Option<Cance
         Command::Validate(a) => validate(a, &env),
         Command::Run(a) => run_cmd(a, &env, cancel).await,
         Command::Audit(a) => audit_cmd(a).await,
+        Command::Completions { shell } => {
+            crate::manual::print(|o| crate::manual::completions(shell, o))
+        }
+        Command::Man => crate::manual::print(crate::manual::man),
     }
 }
 
@@ -332,7 +348,7 @@ async fn run_cmd(a: RunArgs, env: &EnvLookup, cancel: Option<Cancel>) -> u8 {
         Err(c) => return c,
     };
     let redactor = Redactor::new();
-    let mut reps = reporters(&a.out, &redactor);
+    let mut reps = reporters_with_suite(&a.out, &redactor, Some(&loaded));
     let opts = Options {
         jobs: a.jobs.map(usize::from).unwrap_or_else(run::default_jobs),
         filter: a.filter.clone(),

@@ -20,6 +20,7 @@ pub mod cli;
 pub mod db;
 pub mod diag;
 pub mod exit;
+pub mod manual;
 pub mod outcome;
 pub mod plan;
 pub mod promise;

@@ -11,11 +11,14 @@
 //! | warn | passed, `<system-out>warning: ...`; with `--deny-warnings` a `<failure type="warning">` |
 //! | skip | `<skipped message=REASON>` |
 //!
-//! One `<testsuite name="tenantgate.LAYER">` per layer present, in [`Layer`] order; a
+//! One `<testsuite>` per group present: `tenantgate.setup`, `tenantgate.checks` (a
+//! check's base result and all its attack variants, under one classname per check) and
+//! `tenantgate.database` (catalog rules and probes, one classname per object); a
 //! `tenantgate.run` suite holds a synthetic error testcase when the run was interrupted
 //! or nothing ran, so that a CI viewer never shows such a run as green. The XML itself
 //! (escaping, structure) is written by quick-junit, the serializer cargo-nextest uses.
 
+use std::collections::HashSet;
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -86,17 +89,20 @@ pub fn junit_report(
     let mut report = Report::new(xml_text(&info.suite_name, true));
     report.set_time(summary.duration);
 
-    let mut layers: Vec<Layer> = results.iter().map(|r| r.layer).collect();
-    layers.sort();
-    layers.dedup();
+    let groups = GROUPS
+        .into_iter()
+        .filter(|g| results.iter().any(|r| group(r.layer) == *g));
+    let mut taken = HashSet::new();
     let mut suites = Vec::new();
-    for layer in layers {
-        let mut suite = TestSuite::new(format!("tenantgate.{}", layer.as_str()));
+    for g in groups {
+        let mut suite = TestSuite::new(format!("tenantgate.{g}"));
         suite.add_properties(properties.iter().cloned());
         let mut time = Duration::ZERO;
-        for r in results.iter().filter(|r| r.layer == layer) {
+        for r in results.iter().filter(|r| group(r.layer) == g) {
             time += r.duration;
-            suite.add_test_case(test_case(r, deny_warnings));
+            let mut case = test_case(r, deny_warnings, info.suite_path.as_deref());
+            unique_name(&mut case, &mut taken);
+            suite.add_test_case(case);
         }
         suite.set_time(time);
         suites.push(suite);
@@ -191,7 +197,7 @@ fn properties(info: &RunInfo, summary: &RunSummary, deny_warnings: bool) -> Vec<
     p
 }
 
-fn test_case(r: &CheckResult, deny_warnings: bool) -> TestCase {
+fn test_case(r: &CheckResult, deny_warnings: bool, suite_path: Option<&str>) -> TestCase {
     let message = xml_text(&r.summary, true);
     let details = || {
         let mut text = format!("{}\nid: {}\n", r.summary, r.id);
@@ -218,16 +224,64 @@ fn test_case(r: &CheckResult, deny_warnings: bool) -> TestCase {
         }
     };
     let mut case = TestCase::new(xml_text(&display_name(r), true), status);
-    case.set_classname(format!(
-        "tenantgate.{}.{}",
-        r.layer.as_str(),
-        slug(&r.check)
-    ))
-    .set_time(r.duration);
+    case.set_classname(classname(r)).set_time(r.duration);
+    if let (Some(file), Layer::Setup | Layer::Http | Layer::Attack) = (suite_path, r.layer) {
+        // GitLab and Buildkite show (and link) the file a test case comes from.
+        case.extra
+            .insert("file".into(), xml_text(file, true).into());
+    }
     if r.verdict == Verdict::Warn && !deny_warnings {
         case.set_system_out(format!("warning: {}", details()));
     }
     case
+}
+
+/// The testsuites, in report order: setup; the suite's checks with their attack
+/// variants; the database audit with its live probe.
+const GROUPS: [&str; 3] = ["setup", "checks", "database"];
+
+/// The testsuite of a layer: a check's base result (`http`) and its variants (`attack`)
+/// share one, and so do a table's catalog rules (`database`) and probes (`probe`).
+fn group(layer: Layer) -> &'static str {
+    match layer {
+        Layer::Setup => GROUPS[0],
+        Layer::Http | Layer::Attack => GROUPS[1],
+        Layer::Database | Layer::Probe => GROUPS[2],
+    }
+}
+
+/// `tenantgate.GROUP.KEY`: one classname per check holding its base result and every
+/// variant (GitLab shows it as the suite column, Jenkins as package and class). The key
+/// comes from the result id (stable across runs): the check slug before `/` for checks,
+/// the audited object for the database, the step for setup.
+fn classname(r: &CheckResult) -> String {
+    let key = match r.layer {
+        Layer::Http | Layer::Attack => slug(r.id.split('/').next().unwrap_or(&r.id)),
+        Layer::Setup => slug(r.id.strip_prefix("setup/").unwrap_or(&r.id)),
+        Layer::Database | Layer::Probe => slug(&r.check),
+    };
+    format!("tenantgate.{}.{key}", group(r.layer))
+}
+
+/// Makes (`classname`, `name`) unique in the report: GitLab keeps only the first of
+/// several test cases with the same pair. Result ids are unique, so this only acts on a
+/// runner bug; the suffix is deterministic so names stay stable across runs.
+fn unique_name(case: &mut TestCase, taken: &mut HashSet<(String, String)>) {
+    let class = case
+        .classname
+        .as_ref()
+        .map(|c| c.as_str().to_string())
+        .unwrap_or_default();
+    let base = case.name.as_str().to_string();
+    let mut name = base.clone();
+    let mut n = 1;
+    while !taken.insert((class.clone(), name.clone())) {
+        n += 1;
+        name = format!("{base} #{n}");
+    }
+    if n > 1 {
+        case.name = name.into();
+    }
 }
 
 /// The check's name as one classname segment: lowercase letters and digits joined by
@@ -292,14 +346,7 @@ mod tests {
             (5, 1, 1, 1)
         );
         let suites: Vec<_> = back.test_suites.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(
-            suites,
-            [
-                "tenantgate.http",
-                "tenantgate.attack",
-                "tenantgate.database"
-            ]
-        );
+        assert_eq!(suites, ["tenantgate.checks", "tenantgate.database"]);
 
         let fail = case(
             &back,
@@ -307,7 +354,7 @@ mod tests {
         );
         assert_eq!(
             fail.classname.as_ref().unwrap().as_str(),
-            "tenantgate.attack.brand-is-invisible-to-b"
+            "tenantgate.checks.brand-is-invisible-to-b"
         );
         assert_eq!(fail.time, Some(Duration::from_millis(120)));
         let TestCaseStatus::NonSuccess {
@@ -378,6 +425,40 @@ mod tests {
                 "{expected:?} missing from {props:?}"
             );
         }
+    }
+
+    #[test]
+    fn one_classname_per_check_and_unique_pairs() {
+        let (mut results, _) = fixture();
+        // The base result and its variant share the check's classname.
+        let classes: Vec<String> = results.iter().take(2).map(classname).collect();
+        assert_eq!(classes[0], classes[1]);
+        assert_eq!(classes[0], "tenantgate.checks.brand-is-invisible-to-b");
+        // A probe of a table sits with the table's catalog rules.
+        let probe = CheckResult::new(
+            "public.unique_email.probe_no_tenant",
+            "public.unique_email",
+            "probe_no_tenant",
+            Layer::Probe,
+            Verdict::Pass,
+            "no rows",
+        );
+        assert_eq!(classname(&probe), classname(&results[3]));
+        // A duplicated result (a runner bug) still gets a unique, stable pair.
+        results.push(results[0].clone());
+        let summary = summary_for(&results, false);
+        let back = parse(&junit_report(&info(), &results, &summary, false));
+        let mut pairs = std::collections::HashSet::new();
+        for c in back.test_suites.iter().flat_map(|s| &s.test_cases) {
+            let class = c.classname.as_ref().unwrap().as_str().to_string();
+            assert!(pairs.insert((class, c.name.as_str().to_string())));
+        }
+        case(&back, "brand is invisible to B #2");
+        let fail = case(&back, "brand is invisible to B");
+        assert_eq!(
+            fail.extra.get("file").map(|f| f.as_str()),
+            Some("suites/reference.yaml")
+        );
     }
 
     #[test]

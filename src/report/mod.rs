@@ -8,7 +8,12 @@
 //!   failure and error, and the verdict line on stdout ([`render_table`] is its pure core);
 //! - [`Junit`]: JUnit XML for CI test viewers, written once at `Ended`;
 //! - [`Json`]: the JSON report an auditor keeps, a versioned contract, written once at
-//!   `Ended`.
+//!   `Ended`;
+//! - [`Sarif`]: SARIF 2.1.0 for code-scanning viewers (GitHub), one result per finding;
+//! - [`Html`]: one self-contained HTML page an auditor opens offline;
+//! - [`Attestation`]: an in-toto test-result Statement, for signing and verification.
+//!
+//! [`files`] holds the flags that ask for the file reports and adds their reporters.
 //!
 //! A reporter that cannot write (full disk, closed pipe, unwritable path) must not change
 //! the verdict or stop the run: [`Reporters`] keeps the first error of each reporter and
@@ -17,8 +22,12 @@
 //!
 //! The layout of every output is documented in `docs/reports.md`.
 
+mod attestation;
+pub mod files;
+mod html;
 mod json;
 mod junit;
+mod sarif;
 mod terminal;
 
 use std::fs;
@@ -31,8 +40,12 @@ use crate::exit;
 use crate::outcome::{CheckResult, Created, Event, RunInfo, RunSummary};
 use crate::redact::Redactor;
 
+pub use attestation::{Attestation, PREDICATE_TYPE, STATEMENT_TYPE, attestation_statement};
+pub use files::{ReportFlags, ReportPaths, SuiteLines, push_reporters};
+pub use html::{Html, html_report};
 pub use json::{Json, JsonReport, JsonSuite, JsonTool, SCHEMA_VERSION};
 pub use junit::{Junit, junit_report};
+pub use sarif::{FINGERPRINT_KEY, SARIF_SCHEMA, Sarif, rule_id, sarif_report};
 pub use terminal::{PASS_ROWS_PER_LAYER, Terminal, TerminalOptions, render_table};
 
 /// One consumer of run events. Implementations buffer what they need and write when they
@@ -283,6 +296,23 @@ fn display_name(r: &CheckResult) -> String {
     } else {
         format!("{} [{}]", r.check, r.variant)
     }
+}
+
+/// SHA-256 of `bytes`, lowercase hex: the digests of the SARIF fingerprints and of the
+/// attestation.
+fn sha256_hex(bytes: &[u8]) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// SHA-256 of `bytes`, base64: the hash a Content-Security-Policy names a script by.
+fn sha256_b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
 }
 
 /// `1 check` / `2 checks`.

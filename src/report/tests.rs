@@ -257,6 +257,40 @@ fn the_file_writers_redact_what_slipped_through() {
 }
 
 #[test]
+fn the_new_file_writers_redact_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let redactor = Redactor::new();
+    redactor.add("token b", "eyJ\"secret\\token");
+    let (mut results, summary) = fixture();
+    results[1] = results[1]
+        .clone()
+        .with("header", "Authorization: Bearer eyJ\"secret\\token");
+    let mut info = info();
+    info.target = Some("https://u:eyJ\"secret\\token@example.test".into());
+    let paths = ReportPaths::resolve(
+        &ReportFlags {
+            reports: Some(dir.path().join("all")),
+            ..Default::default()
+        },
+        None,
+        None,
+    );
+    let mut reporters = Reporters::new();
+    push_reporters(&mut reporters, &paths, false, &redactor, None);
+    reporters.event(&Event::Started(info));
+    for r in &results {
+        reporters.event(&Event::Finished(r.clone()));
+    }
+    reporters.event(&Event::Ended(summary));
+    assert_eq!(reporters.errors(), [] as [String; 0]);
+    for name in files::REPORT_FILES {
+        let text = std::fs::read_to_string(dir.path().join("all").join(name)).unwrap();
+        assert!(!text.contains("secret"), "{name} leaks the secret");
+        assert!(text.contains("[redacted:token b]"), "{name}");
+    }
+}
+
+#[test]
 fn a_rerun_replaces_the_file_whole() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.json");
