@@ -39,6 +39,7 @@ impl Ctx {
     pub(crate) fn new(
         loaded: &crate::suite::Loaded,
         t: &super::orgs::Tenants,
+        markers: Vec<String>,
         signer: Option<Signer>,
         redactor: &Redactor,
         opts: &super::Options,
@@ -50,7 +51,7 @@ impl Ctx {
             redactor: redactor.clone(),
             values: t.values.clone(),
             auth: t.auth.clone(),
-            markers: t.markers(suite),
+            markers,
             a_org: t.a_org.clone(),
             b_org: t.b_org.clone(),
             tenant_claim: suite
@@ -326,15 +327,18 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                     Ok((b, t)) => {
                         match not_found_variant(&s, plan, &b, &t, &ids, &ctx.markers).await {
                             Err(d) => d,
-                            Ok((d, twin_status)) if matches!(v, Variant::Override(..)) => {
+                            Ok((d, b_status, twin_status))
+                                if matches!(v, Variant::Override(..)) =>
+                            {
                                 verdict::read_override_rule(
                                     d,
+                                    b_status,
                                     twin_status,
                                     plan.not_found,
                                     &plan.variant_name(v),
                                 )
                             }
-                            Ok((d, _)) => d,
+                            Ok((d, _, _)) => d,
                         }
                     }
                 }
@@ -358,7 +362,7 @@ async fn not_found_variant(
     t: &Prepared,
     ids: &[String],
     markers: &[String],
-) -> Result<(Decision, u16), Decision> {
+) -> Result<(Decision, u16, u16), Decision> {
     let t1 = s.send(t, "B (never-issued id)").await?;
     let t2 = s.send(t, "B (never-issued id, again)").await?;
     let rb = s.send(b, "B").await?;
@@ -373,7 +377,7 @@ async fn not_found_variant(
         oracle: plan.oracle,
     })
     .with("request", b.line());
-    Ok((d, t1.status))
+    Ok((d, rb.status, t1.status))
 }
 
 /// A forged token sent where B's own token is accepted (not 401).
@@ -654,7 +658,7 @@ async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult
         Err(d) => return all(ctx, plan, d, start),
         Ok(r) => {
             if let Some(a) = &ctx.a_org
-                && !r.body.contains(a.as_str())
+                && !verdict::holds_value(&r.body, a)
             {
                 let d = Decision::error("A's identity answer does not contain A's org id: it does not echo the tenant, so it proves nothing")
                         .with("A got", show(&r));
@@ -726,6 +730,7 @@ fn jwt_claims(ctx: &Ctx, plan: &CheckPlan) -> Vec<CheckResult> {
             let d = match v {
                 Variant::Base => verdict::claim_rule(&verdict::ClaimInput {
                     b_token: ctx.values.b.token(),
+                    a_token: ctx.values.a.token(),
                     tenant_claim: ctx.tenant_claim.as_deref(),
                     a_org: ctx.a_org.as_deref(),
                     b_org: ctx.b_org.as_deref(),

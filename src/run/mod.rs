@@ -105,9 +105,10 @@ pub async fn run_suite(
 
     // 3. Checks, as B.
     if let Some(t) = tenants.as_ref().filter(|t| t.ready) {
-        let ctx = Arc::new(checks::Ctx::new(
-            &loaded, t, signer, redactor, opts, &cancel,
-        ));
+        let (markers, dropped) = t.markers(suite);
+        notices.extend(dropped);
+        let ctx = checks::Ctx::new(&loaded, t, markers, signer, redactor, opts, &cancel);
+        let ctx = Arc::new(ctx);
         schedule::run_checks(&ctx, plans, opts.jobs, &cancel, &mut em).await;
     }
     let mut interrupted = cancel.is_cancelled();

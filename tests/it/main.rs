@@ -11,3 +11,4 @@ mod faults;
 mod fuzz;
 mod gate;
 mod support;
+mod trust;

@@ -1,0 +1,71 @@
+//! Trust on a new user's own suite (issue 8), end to end through the real binary against
+//! the reference API: exit 1 only for a proven leak, markers that cannot false-alarm,
+//! secrets that never leave, teardown that tells the truth.
+
+use crate::support::{Run, Target, edited_suite};
+
+fn result<'a>(r: &'a Run, id: &str) -> &'a serde_json::Value {
+    r.json.as_ref().expect("a JSON report")["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|x| x["id"] == id)
+        .unwrap_or_else(|| panic!("no result {id}\n{}", r.explain()))
+}
+
+fn notices(r: &Run) -> Vec<String> {
+    r.json.as_ref().expect("a JSON report")["notices"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| n.as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn a_misspelt_tenant_claim_is_the_suites_mistake_not_a_leak() {
+    let t = Target::start("");
+    let suite = edited_suite(
+        t.dir.path(),
+        &[("tenant_claim: org_id", "tenant_claim: orgid")],
+    );
+    let r = t.run(&suite, &[]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    assert!(
+        r.ids("fail").is_empty(),
+        "{:?}\n{}",
+        r.ids("fail"),
+        r.explain()
+    );
+    let jwt = result(&r, "jwt/claim_integrity:token");
+    assert_eq!(jwt["verdict"], "error", "{jwt}");
+    let summary = jwt["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("did you mean `org_id`?"),
+        "{summary}\n{}",
+        r.explain()
+    );
+}
+
+#[test]
+fn a_marker_inside_bs_own_value_never_fails_a_correct_app() {
+    let t = Target::start("");
+    // B gets a subscriber whose address contains A's: `b-reader-…` holds `reader-…`.
+    let suite = edited_suite(
+        t.dir.path(),
+        &[(
+            "    capture: { brand_id: $.id }\n",
+            "    capture: { brand_id: $.id }\n  - name: give B a subscriber\n    as: b\n    request: { method: POST, url: /subscribers, json: { email: \"b-reader-{{run_id}}@example.test\", brand_id: \"{{b.brand_id}}\" } }\n    expect: { status: 201 }\n    capture: { subscriber_email: $.email }\n",
+        )],
+    );
+    let r = t.run(&suite, &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert!(r.ids("fail").is_empty(), "{:?}", r.ids("fail"));
+    let n = notices(&r);
+    assert!(
+        n.iter()
+            .any(|x| x.contains("A's `subscriber_email` is not used as a marker")),
+        "{n:?}"
+    );
+}
