@@ -64,7 +64,7 @@ pub async fn run_suite(
         &run_id,
         target.map(|u| redactor.redact(&u)),
     );
-    let mut em = Emitter::start(sink, info);
+    let mut em = Emitter::start(sink, info, redactor);
     let mut notices = Vec::new();
     if opts.insecure {
         notices.push("--insecure: TLS certificates were NOT verified; a verdict over an unverified connection proves less".to_string());
@@ -146,7 +146,7 @@ pub async fn audit_database(
 ) -> RunSummary {
     database::register_passwords(cfg, redactor);
     let info = run_info("audit", None, &context::new_run_id(), None);
-    let mut em = Emitter::start(sink, info);
+    let mut em = Emitter::start(sink, info, redactor);
     let notices = database::audit(cfg, &Selection::all(), redactor, &mut em).await;
     em.finish(Vec::new(), notices, false, deny_warnings)
 }

@@ -511,7 +511,7 @@ async fn run_steps(
                 summary: format!("{what} `{name}`: capture `{}`: {m}", k.name),
                 evidence: vec![("answer".into(), verdict::show(&resp))],
             })?;
-            if k.name == "token" || is_secret_name(&k.name) {
+            if k.name == "token" || is_secret_name(&k.name) || from_secret_field(spec) {
                 redactor.add(&format!("{} {}", k.name, owner.as_str()), &v);
             }
             let state = if owner == Identity::A {
@@ -564,4 +564,28 @@ fn tls_trust(target: &Target, opts: &Options) -> Result<http::TlsTrust, RunError
         insecure: opts.insecure,
         extra_roots,
     })
+}
+
+/// Whether a capture reads a field whose name says it is a secret (`$.access_token`,
+/// `$.auth.refresh_token`, a `Set-Cookie` header).
+fn from_secret_field(spec: &crate::suite::model::CaptureSpec) -> bool {
+    use crate::suite::model::CaptureSource;
+    let secretish = |n: &str| {
+        let n = n.to_ascii_lowercase();
+        [
+            "token",
+            "password",
+            "passwd",
+            "secret",
+            "authorization",
+            "cookie",
+        ]
+        .iter()
+        .any(|w| n.contains(w))
+    };
+    match &spec.source {
+        CaptureSource::Status => false,
+        CaptureSource::Header(h) => secretish(h),
+        CaptureSource::Path(_, text) => secretish(text),
+    }
 }

@@ -69,3 +69,30 @@ fn a_marker_inside_bs_own_value_never_fails_a_correct_app() {
         "{n:?}"
     );
 }
+
+#[test]
+fn a_typo_in_the_token_capture_never_prints_the_token() {
+    let t = Target::start("");
+    let suite = edited_suite(
+        t.dir.path(),
+        &[(
+            "capture: { token: $.access_token,",
+            "capture: { token: $.acces_token,",
+        )],
+    );
+    let r = t.run(&suite, &[]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    let setup = result(&r, "setup/provision-a");
+    assert_eq!(setup["verdict"], "error");
+    let evidence = setup["evidence"].to_string();
+    assert!(
+        evidence.contains("access_token"),
+        "the answer is shown: {evidence}"
+    );
+    // Neither stdout, stderr, the JSON report nor JUnit holds a token (JWTs start `eyJ`).
+    let all = r.all_output();
+    assert!(!all.contains("eyJ"), "a token leaked:\n{all}");
+    for s in t.secrets() {
+        assert!(!all.contains(&s), "secret {s:?} leaked");
+    }
+}
