@@ -34,14 +34,17 @@ pub enum Forgery {
     Tampered,
     RandomKey,
     Expired,
+    /// Validly signed with the suite's key, but without `exp`: a token that never expires.
+    NoExp,
 }
 
 impl Forgery {
-    pub const ALL: [Forgery; 4] = [
+    pub const ALL: [Forgery; 5] = [
         Forgery::AlgNone,
         Forgery::Tampered,
         Forgery::RandomKey,
         Forgery::Expired,
+        Forgery::NoExp,
     ];
     /// The forgery's name in variant ids.
     pub fn name(self) -> &'static str {
@@ -50,11 +53,12 @@ impl Forgery {
             Forgery::Tampered => "tampered",
             Forgery::RandomKey => "random_key",
             Forgery::Expired => "expired",
+            Forgery::NoExp => "no_exp",
         }
     }
     /// Whether this forgery needs the suite's signing key.
     pub fn needs_key(self) -> bool {
-        matches!(self, Forgery::Expired)
+        matches!(self, Forgery::Expired | Forgery::NoExp)
     }
 }
 
@@ -236,7 +240,12 @@ pub fn plan(suite: &Suite, has_signer: bool, selection: &Selection) -> Vec<Check
         }
         if attack_on(suite, None, |a| a.token_forgery.as_ref()) && !has_signer {
             // Reported once, so the gap is visible rather than silently untested.
-            v.push(Variant::Forgery(Forgery::Expired));
+            v.extend(
+                Forgery::ALL
+                    .into_iter()
+                    .filter(|f| f.needs_key())
+                    .map(Variant::Forgery),
+            );
         }
         if !suite.checks.is_empty() {
             plans.push(CheckPlan {
@@ -285,6 +294,7 @@ impl Planner<'_> {
         } else if let Some(r) = &c.list {
             let mut v = base();
             v.extend(self.overrides(Some(c), is_json_object(&r.request), true));
+            v.extend(self.forgeries(Some(c)));
             (
                 Kind::List {
                     request: r.request.clone(),

@@ -188,6 +188,10 @@ impl Ctx {
                 let s = self.signer.as_ref().ok_or(RunError::NoSigningKey)?;
                 jwt::forge_expired(&t, &claim, a_org, s)?
             }
+            Forgery::NoExp => {
+                let s = self.signer.as_ref().ok_or(RunError::NoSigningKey)?;
+                jwt::forge_no_exp(&t, &claim, a_org, s)?
+            }
         };
         self.redactor
             .add(&format!("forged token ({})", f.name()), &forged);
@@ -437,6 +441,11 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
         let s = Sender::new(ctx);
         if let Some(d) = interrupted(ctx) {
             out.push(ctx.result(plan, v, d, vstart, 0));
+            continue;
+        }
+        if let Variant::Forgery(f) = v {
+            let d = forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await;
+            out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
             continue;
         }
         let p = match v {
@@ -739,7 +748,7 @@ fn jwt_claims(ctx: &Ctx, plan: &CheckPlan) -> Vec<CheckResult> {
                     // Forgeries are sent per read URL and to identity; here only the
                     // reason a variant cannot run is reported once.
                     Err(why) => Decision::skip(why.to_string()),
-                    Ok(_) => Decision::skip("sent to every read URL and to identity"),
+                    Ok(_) => Decision::skip("sent to every read and list URL and to identity"),
                 },
                 Variant::Override(..) => Decision::skip("not applicable"),
             };

@@ -96,3 +96,35 @@ fn a_typo_in_the_token_capture_never_prints_the_token() {
         assert!(!all.contains(&s), "secret {s:?} leaked");
     }
 }
+
+#[test]
+fn forged_tokens_reach_lists_and_a_token_without_exp_is_sent() {
+    let t = Target::start("");
+    let r = t.run(&crate::support::bundled_suite(), &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    let passed = r.ids("pass");
+    for id in [
+        "brand-is-invisible-to-b/token_forgery:no_exp",
+        "identity/token_forgery:no_exp",
+        "brands-list-holds-none-of-a-s-rows/token_forgery:alg_none",
+        "brands-list-holds-none-of-a-s-rows/token_forgery:no_exp",
+    ] {
+        assert!(
+            passed.iter().any(|p| p == id),
+            "{id} did not pass\n{}",
+            r.explain()
+        );
+    }
+    drop(t);
+    // A list answering a forged token with A's org id is caught on the list too.
+    let t = Target::start("alg-none");
+    let r = t.run(&crate::support::bundled_suite(), &[]);
+    assert_eq!(r.code, 1, "{}", r.explain());
+    let failed = r.ids("fail");
+    assert!(
+        failed
+            .iter()
+            .any(|f| f == "brands-list-holds-none-of-a-s-rows/token_forgery:alg_none"),
+        "{failed:?}"
+    );
+}
