@@ -153,14 +153,15 @@ impl CheckPlan {
     }
 }
 
-/// The command line's selection of results (`--filter`): a result is kept when its id
-/// or its check's name contains the text, case-insensitively.
+/// The command line's selection of results: `--filter` (repeatable; a result is kept
+/// when any filter matches it) and `--exclude` (repeatable; a result any exclude matches
+/// is left out). A pattern matches a result id exactly, or as a check's slug (all of its
+/// variants: `brand-is-invisible-to-b` keeps `brand-is-invisible-to-b/…`), or as a glob
+/// over the whole id when it holds `*` or `?` (`*/token_forgery:*`, `public.brands.*`).
 #[derive(Clone, Debug, Default)]
 pub struct Selection {
-    /// The text as given, for messages.
-    text: Option<String>,
-    /// The text lower-cased, for matching.
-    filter: Option<String>,
+    filters: Vec<String>,
+    excludes: Vec<String>,
 }
 
 impl Selection {
@@ -169,26 +170,69 @@ impl Selection {
         Selection::default()
     }
 
-    /// Results whose id or name contains `filter` (case-insensitive).
+    /// The results `filters` keep, minus those `excludes` leave out.
+    pub fn new(filters: Vec<String>, excludes: Vec<String>) -> Self {
+        Selection { filters, excludes }
+    }
+
+    /// One filter, or none.
     pub fn filter(filter: Option<&str>) -> Self {
-        Selection {
-            text: filter.map(str::to_string),
-            filter: filter.map(str::to_ascii_lowercase),
-        }
+        Selection::new(filter.map(str::to_string).into_iter().collect(), vec![])
     }
 
-    /// The filter as given, when there is one.
-    pub fn describe(&self) -> Option<&str> {
-        self.text.as_deref()
+    /// The filters as given.
+    pub fn filters(&self) -> &[String] {
+        &self.filters
     }
 
-    /// Whether a result with this id and check name is selected.
-    pub fn keeps(&self, id: &str, name: &str) -> bool {
-        match &self.filter {
-            None => true,
-            Some(f) => id.to_ascii_lowercase().contains(f) || name.to_ascii_lowercase().contains(f),
+    /// Whether a result with this id is selected. (`_name`, the check's name, is kept in
+    /// the signature for callers; names are not matched: ids are the stable handle.)
+    pub fn keeps(&self, id: &str, _name: &str) -> bool {
+        (self.filters.is_empty() || self.filters.iter().any(|f| pattern_matches(f, id)))
+            && !self.excludes.iter().any(|x| pattern_matches(x, id))
+    }
+
+    /// The filters that match none of `ids`.
+    pub fn unmatched<'a>(&'a self, ids: &[String]) -> Vec<&'a str> {
+        self.filters
+            .iter()
+            .filter(|f| !ids.iter().any(|id| pattern_matches(f, id)))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// Whether `pattern` selects the result `id` (see [`Selection`]).
+pub fn pattern_matches(pattern: &str, id: &str) -> bool {
+    if pattern.contains(['*', '?']) {
+        return glob(pattern.as_bytes(), id.as_bytes());
+    }
+    id == pattern
+        || id
+            .strip_prefix(pattern)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// A whole-string glob: `*` any run of characters (`/` and `.` included), `?` one.
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && (p[pi] == b'?' || p[pi] == s[si]) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, si));
+            pi += 1;
+        } else if let Some((sp, ss)) = star {
+            pi = sp + 1;
+            si = ss + 1;
+            star = Some((sp, ss + 1));
+        } else {
+            return false;
         }
     }
+    p[pi..].iter().all(|c| *c == b'*')
 }
 
 /// Whether the suite configures a signing key (minted tokens or `sign_with`), so that
@@ -529,9 +573,51 @@ checks:
     #[test]
     fn the_filter_keeps_matching_variants_only() {
         let s = suite("");
-        let f = ids(&plan(&s, false, &Selection::filter(Some("alg_none"))));
+        let f = ids(&plan(
+            &s,
+            false,
+            &Selection::filter(Some("*/token_forgery:alg_none")),
+        ));
         assert!(!f.is_empty());
         assert!(f.iter().all(|i| i.ends_with("alg_none")), "{f:?}");
         assert!(plan(&s, false, &Selection::filter(Some("no-such-check"))).is_empty());
+        let sel = Selection::new(vec!["read-it".into()], vec!["*:alg_none".into()]);
+        let f = ids(&plan(&s, false, &sel));
+        assert!(
+            f.contains(&"read-it".to_string())
+                && f.contains(&"read-it/token_forgery:tampered".to_string()),
+            "{f:?}"
+        );
+        assert!(
+            !f.iter()
+                .any(|i| i.ends_with("alg_none") || i.starts_with("write-it")),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn patterns_match_exact_ids_slugs_and_globs() {
+        // (pattern, id, matches)
+        for (p, id, want) in [
+            (
+                "public.brands.rls_enabled",
+                "public.brands.rls_enabled",
+                true,
+            ),
+            ("public", "public.brands.rls_enabled", false),
+            ("public.*", "public.brands.rls_enabled", true),
+            ("public.*.rls_*", "public.brands.rls_enabled", true),
+            ("read-it", "read-it/token_forgery:tampered", true),
+            ("read", "read-it/token_forgery:tampered", false),
+            ("read-it/", "read-it/token_forgery:tampered", false),
+            ("*/token_forgery:*", "read-it/token_forgery:tampered", true),
+            ("*/token_forgery:*", "read-it", false),
+            ("read-i?", "read-it", true),
+            ("*", "anything", true),
+        ] {
+            assert_eq!(pattern_matches(p, id), want, "{p} vs {id}");
+        }
+        let sel = Selection::new(vec!["a".into(), "b*".into()], vec![]);
+        assert_eq!(sel.unmatched(&["a/x".to_string()]), vec!["b*"]);
     }
 }

@@ -62,6 +62,7 @@ impl<'a> Emitter<'a> {
         created: Vec<Created>,
         notices: Vec<String>,
         interrupted: bool,
+        undecided: bool,
         deny_warnings: bool,
     ) -> RunSummary {
         let mut created = created;
@@ -73,7 +74,7 @@ impl<'a> Emitter<'a> {
         let summary = RunSummary {
             counts,
             duration: self.started.elapsed(),
-            exit_code: crate::exit::for_counts(&counts, deny_warnings, interrupted),
+            exit_code: crate::exit::for_counts(&counts, deny_warnings, interrupted || undecided),
             incomplete: interrupted,
             created,
             notices,

@@ -301,7 +301,7 @@ fn a_redirect_is_never_a_pass_nor_a_failure() {
 
     // Every read and list of B redirected: the twins are redirected too.
     let p = Proxy::start(&t, vec![Rule::on(b_get("/brands"), Fault::RedirectLoop)]);
-    let r = run_via(&t, &p.url, &s, &["--filter", "brand"]);
+    let r = run_via(&t, &p.url, &s, &["--filter", "brand*"]);
     assert_closed(
         &t,
         &r,
@@ -383,7 +383,8 @@ fn answers_that_say_nothing_about_isolation_are_errors_not_failures() {
     ];
     for (name, rule, check, reason) in cases {
         let p = Proxy::start(&t, vec![rule]);
-        let r = run_via(&t, &p.url, &s, &["--filter", check]);
+        let pattern = format!("{check}*");
+        let r = run_via(&t, &p.url, &s, &["--filter", &pattern]);
         assert_closed(
             &t,
             &r,
@@ -661,7 +662,7 @@ fn teardown_runs_after_a_proven_failure() {
     // Success, error and interrupt are covered above; here, a planted bug.
     let t = Target::start("tenant-from-header");
     let s = suite(t.dir.path(), &[]);
-    let r = t.run(&s, &["--filter", "tenant_override:header:X-Org-Id"]);
+    let r = t.run(&s, &["--filter", "*/tenant_override:header:X-Org-Id"]);
     assert_eq!(r.code, 1, "{}", r.explain());
     assert_torn_down(&r);
     assert_no_secret(&t, &r);

@@ -128,3 +128,63 @@ fn forged_tokens_reach_lists_and_a_token_without_exp_is_sent() {
         "{failed:?}"
     );
 }
+
+#[test]
+fn filters_and_excludes_select_by_id_or_glob_and_a_dead_filter_is_an_error() {
+    let t = Target::start("");
+    let suite = crate::support::bundled_suite();
+    let r = t.run(
+        &suite,
+        &[
+            "--filter",
+            "brand-is-invisible-to-b",
+            "--filter",
+            "public.brands.*",
+            "--exclude",
+            "*/token_forgery:*",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.explain());
+    let ids: Vec<String> = ["pass", "skip", "warn"]
+        .iter()
+        .flat_map(|v| r.ids(v))
+        .collect();
+    assert!(
+        ids.iter().any(|i| i == "brand-is-invisible-to-b"),
+        "{ids:?}"
+    );
+    assert!(
+        ids.iter().any(|i| i.starts_with("public.brands.")),
+        "{ids:?}"
+    );
+    assert!(
+        ids.iter().all(|i| (i.starts_with("brand-is-invisible-to-b")
+            || i.starts_with("public.brands."))
+            && !i.contains("token_forgery")),
+        "{ids:?}"
+    );
+    // `public` alone is no longer a substring of every database id.
+    let r = t.run(&suite, &["--filter", "public"]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    let n = notices(&r);
+    assert!(
+        n.iter().any(|x| x.contains("--filter `public` matches no")),
+        "{n:?}"
+    );
+    assert!(
+        r.ids("error").iter().all(|i| i != "setup/filter"),
+        "not a result row"
+    );
+    // Without a database section the mistake is caught before anything is sent.
+    let nodb = t.dir.path().join("nodb.yaml");
+    let text = std::fs::read_to_string(&suite).unwrap();
+    std::fs::write(&nodb, text.split_once("\ndatabase:").unwrap().0).unwrap();
+    let r = t.run(&nodb, &["--filter", "brand-is-invisibel-to-b"]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    assert!(
+        r.stderr.contains("did you mean `brand-is-invisible-to-b`?"),
+        "{}",
+        r.explain()
+    );
+    assert!(r.json.is_none(), "nothing ran");
+}
