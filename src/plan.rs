@@ -100,7 +100,24 @@ pub enum Kind {
     Identity { request: Request },
     /// B's token's claims.
     Jwt,
+    /// The pool-reuse attack: per round, A's authenticated request (`primer`), then
+    /// every probe right after it.
+    PoolReuse(Box<PoolReuse>),
 }
+
+/// The pool-reuse attack's requests.
+#[derive(Clone, Debug)]
+pub struct PoolReuse {
+    /// Rounds of (A's request, then every probe).
+    pub rounds: u32,
+    /// An authenticated request sent as A before each probe.
+    pub primer: Request,
+    /// What is sent right after it, and as whom (anonymous, or B).
+    pub probes: Vec<(Identity, Request)>,
+}
+
+/// Rounds of the pool-reuse attack unless the suite says otherwise.
+pub const POOL_REUSE_ROUNDS: u32 = 20;
 
 /// A check with its variants, in the order results are reported.
 #[derive(Clone, Debug)]
@@ -121,6 +138,7 @@ impl CheckPlan {
         match (v, &self.kind) {
             (Variant::Base, Kind::Identity { .. }) => "claim_integrity:identity".into(),
             (Variant::Base, Kind::Jwt) => "claim_integrity:token".into(),
+            (Variant::Base, Kind::PoolReuse(_)) => "pool_reuse".into(),
             (Variant::Base, _) => "base".into(),
             (Variant::Override(c, n), _) => format!("tenant_override:{}:{n}", c.name()),
             (Variant::Forgery(f), _) => format!("token_forgery:{}", f.name()),
@@ -132,7 +150,11 @@ impl CheckPlan {
         match (v, &self.kind) {
             (
                 Variant::Base,
-                Kind::Read { .. } | Kind::List { .. } | Kind::Write { .. } | Kind::Request(_),
+                Kind::Read { .. }
+                | Kind::List { .. }
+                | Kind::Write { .. }
+                | Kind::Request(_)
+                | Kind::PoolReuse(_),
             ) => self.slug.clone(),
             _ => format!("{}/{}", self.slug, self.variant_name(v)),
         }
@@ -143,6 +165,9 @@ impl CheckPlan {
         match &self.kind {
             Kind::Write { .. } => true,
             Kind::Request(r) => !r.request.method.is_safe(),
+            // Alone, so nothing else reorders the connections between A's request and
+            // the probe.
+            Kind::PoolReuse(_) => true,
             _ => false,
         }
     }
@@ -302,6 +327,7 @@ pub fn plan(suite: &Suite, has_signer: bool, selection: &Selection) -> Vec<Check
             });
         }
     }
+    plans.extend(pool_reuse(suite, &plans, nf_suite));
     for p in &mut plans {
         let snapshot = p.clone();
         p.variants
@@ -408,6 +434,58 @@ impl Planner<'_> {
             .map(Variant::Forgery)
             .collect()
     }
+}
+
+/// The pool-reuse attack over the planned checks: the anonymous `request` checks, the
+/// lists (as B) and the identity endpoint (as B), each right after an authenticated
+/// request as A (the first list, else the identity endpoint, else the first read).
+fn pool_reuse(suite: &Suite, plans: &[CheckPlan], not_found: u16) -> Option<CheckPlan> {
+    let toggle = suite.attacks.as_ref().and_then(|a| a.pool_reuse.as_ref());
+    if !toggle.is_none_or(|t| t.enabled()) {
+        return None;
+    }
+    let rounds = toggle
+        .and_then(|t| t.options())
+        .and_then(|o| o.rounds)
+        .unwrap_or(POOL_REUSE_ROUNDS)
+        .max(1);
+    let mut probes = Vec::new();
+    for p in plans {
+        match &p.kind {
+            Kind::Request(r) if r.as_ == Identity::Anon && r.request.method.is_safe() => {
+                probes.push((Identity::Anon, r.request.clone()))
+            }
+            Kind::List { request } | Kind::Identity { request } => {
+                probes.push((Identity::B, request.clone()))
+            }
+            _ => {}
+        }
+    }
+    let primer = plans
+        .iter()
+        .find_map(|p| match &p.kind {
+            Kind::List { request } => Some(request),
+            _ => None,
+        })
+        .or_else(|| {
+            plans.iter().find_map(|p| match &p.kind {
+                Kind::Identity { request } | Kind::Read { request } => Some(request),
+                _ => None,
+            })
+        })?
+        .clone();
+    (!probes.is_empty()).then(|| CheckPlan {
+        kind: Kind::PoolReuse(Box::new(PoolReuse {
+            rounds,
+            primer,
+            probes,
+        })),
+        name: "no tenant outlives A's request on a pooled connection".into(),
+        slug: "pool-reuse".into(),
+        variants: vec![Variant::Base],
+        not_found,
+        oracle: true,
+    })
 }
 
 fn is_json_object(r: &Request) -> bool {

@@ -105,15 +105,26 @@ impl Redactor {
         structural(&out)
     }
 
-    /// True when `text` holds a registered secret, or a password where it stands as one
-    /// (used by tests and by the JSON writer's last-line-of-defence assertion).
+    /// True when `text` holds a registered secret or password anywhere — conservative:
+    /// a password that is also an ordinary word counts wherever it stands (used by tests
+    /// that scan outputs).
     pub fn contains_secret(&self, text: &str) -> bool {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        inner.secrets.iter().any(|(s, _)| text.contains(s.as_str()))
-            || inner
-                .passwords
-                .iter()
-                .any(|(p, _)| redact_password(text, p, "") != text)
+        inner
+            .secrets
+            .iter()
+            .chain(&inner.passwords)
+            .any(|(s, _)| text.contains(s.as_str()))
+    }
+
+    /// True when `text` holds a password where it stands as a secret (see the module
+    /// documentation).
+    pub fn contains_password_as_secret(&self, text: &str) -> bool {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        inner
+            .passwords
+            .iter()
+            .any(|(p, _)| redact_password(text, p, "") != text)
     }
 
     /// Every registered secret value (for tests that grep outputs).
@@ -347,8 +358,8 @@ mod tests {
         ] {
             assert_eq!(r.redact(text), want, "{case}");
         }
-        assert!(!r.contains_secret("REVOKE postgres FROM user_a;"));
-        assert!(r.contains_secret("password=postgres"));
+        assert!(!r.contains_password_as_secret("REVOKE postgres FROM user_a;"));
+        assert!(r.contains_password_as_secret("password=postgres"));
     }
 
     #[test]

@@ -128,7 +128,9 @@ impl Ctx {
         retries: u32,
     ) -> CheckResult {
         let layer = match (v, &plan.kind) {
-            (Variant::Base, Kind::Identity { .. } | Kind::Jwt) => Layer::Attack,
+            (Variant::Base, Kind::Identity { .. } | Kind::Jwt | Kind::PoolReuse(_)) => {
+                Layer::Attack
+            }
             (Variant::Base, _) => Layer::Http,
             _ => Layer::Attack,
         };
@@ -254,6 +256,7 @@ pub async fn run_check(ctx: Arc<Ctx>, plan: CheckPlan) -> Vec<CheckResult> {
         Kind::Request(rc) => request(&ctx, &plan, rc).await,
         Kind::Identity { request } => identity(&ctx, &plan, request).await,
         Kind::Jwt => jwt_claims(&ctx, &plan),
+        Kind::PoolReuse(pr) => pool_reuse(&ctx, &plan, pr).await,
     }
 }
 
@@ -755,4 +758,77 @@ fn jwt_claims(ctx: &Ctx, plan: &CheckPlan) -> Vec<CheckResult> {
             ctx.result(plan, v, d, start, 0)
         })
         .collect()
+}
+
+/// The pool-reuse attack: per round, A's authenticated request, then each probe (an
+/// anonymous check, B's list, B's identity) right after it; judged by
+/// [`verdict::pool_reuse_rule`].
+async fn pool_reuse(ctx: &Ctx, plan: &CheckPlan, pr: &crate::plan::PoolReuse) -> Vec<CheckResult> {
+    let start = Instant::now();
+    let s = Sender::new(ctx);
+    let primer = match ctx.prepare(&pr.primer, Identity::A, None, None) {
+        Ok(p) => p,
+        Err(d) => return all(ctx, plan, d, start),
+    };
+    let mut probes = Vec::new();
+    for (who, req) in &pr.probes {
+        match ctx.prepare(req, *who, None, None) {
+            Ok(p) => probes.push((*who, p)),
+            Err(d) => return all(ctx, plan, d, start),
+        }
+    }
+    let mut seen = Vec::new();
+    'rounds: for round in 1..=pr.rounds {
+        for (who, probe) in &probes {
+            if let Some(d) = interrupted(ctx) {
+                return all(ctx, plan, d, start);
+            }
+            // A failed primer only weakens this round; the probe is still judged.
+            let _ = s.send(&primer, "A's request before the probe").await;
+            let what = if *who == Identity::Anon {
+                "anonymous"
+            } else {
+                "B"
+            };
+            let obs = match s.send(probe, what).await {
+                Err(d) => verdict::PoolObservation {
+                    round,
+                    request: format!("{what}: {}", probe.line()),
+                    status: None,
+                    leaked: vec![],
+                    got: d.summary,
+                },
+                Ok(r) => {
+                    let mut leaked = markers_in(&r.body, &ctx.markers);
+                    if let Some(a) = ctx.a_org.as_deref()
+                        && verdict::holds_value(&r.body, a)
+                        && !leaked.iter().any(|m| m == a)
+                    {
+                        leaked.push(a.to_string());
+                    }
+                    verdict::PoolObservation {
+                        round,
+                        request: format!("{what}: {}", probe.line()),
+                        status: Some(r.status),
+                        leaked,
+                        got: show(&r),
+                    }
+                }
+            };
+            let leak = !obs.leaked.is_empty();
+            seen.push(obs);
+            if leak {
+                break 'rounds;
+            }
+        }
+    }
+    let d = verdict::pool_reuse_rule(&seen, pr.rounds, probes.len())
+        .with("before each probe", format!("as A: {}", primer.line()));
+    vec![ctx.result(
+        plan,
+        &Variant::Base,
+        d,
+        start,
+        s.retries.load(Ordering::Relaxed),
+    )]
 }

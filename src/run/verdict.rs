@@ -857,6 +857,50 @@ pub fn did_you_mean(wanted: &str, names: &[String]) -> String {
         .unwrap_or_default()
 }
 
+/// One probe of the pool-reuse attack, right after A's authenticated request.
+#[derive(Clone, Debug, Default)]
+pub struct PoolObservation {
+    pub round: u32,
+    /// Who sent what (`anonymous: GET /public/summary`).
+    pub request: String,
+    /// The answer's status; `None` when no answer came (a transport error).
+    pub status: Option<u16>,
+    /// A's markers (and A's org id) found in the answer.
+    pub leaked: Vec<String>,
+    /// The answer in evidence form, or why there was none.
+    pub got: String,
+}
+
+/// The pool-reuse rule: any of A's data in an answer to an anonymous request or to B,
+/// right after A's request, is a failure (a tenant setting outlived A's request on a
+/// pooled connection); otherwise a transport error or a 5xx leaves it undecided; else a
+/// pass over `rounds` × `probes`.
+pub fn pool_reuse_rule(seen: &[PoolObservation], rounds: u32, probes: usize) -> Decision {
+    if let Some(o) = seen.iter().find(|o| !o.leaked.is_empty()) {
+        return Decision::fail(format!(
+            "right after A's request, {} got A's data ({}) in round {}: a tenant setting outlived A's request on a pooled connection",
+            o.request,
+            o.leaked.join(", "),
+            o.round
+        ))
+        .with("got", o.got.clone());
+    }
+    let failed = |o: &&PoolObservation| o.status.is_none_or(|s| s >= 500);
+    if let Some(o) = seen.iter().find(failed) {
+        let n = seen.iter().filter(failed).count();
+        return Decision::error(format!(
+            "{n} of {} probes got no judgeable answer (first: {} in round {}): the pool cannot be shown clean",
+            seen.len(),
+            o.request,
+            o.round
+        ))
+        .with("got", o.got.clone());
+    }
+    Decision::pass(format!(
+        "{rounds} rounds × {probes} probes right after A's requests: none held A's data"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1363,6 +1407,43 @@ mod tests {
             if verdict == F {
                 assert_eq!(got.evidence.len(), 1, "{case}: the evidence is kept");
             }
+        }
+    }
+
+    #[test]
+    fn pool_reuse_rule_table() {
+        let ok = |round| PoolObservation {
+            round,
+            request: "anonymous: GET /public".into(),
+            status: Some(200),
+            leaked: vec![],
+            got: "200 {}".into(),
+        };
+        let leak = PoolObservation {
+            leaked: vec!["Acme run42".into()],
+            ..ok(3)
+        };
+        let down = PoolObservation {
+            status: Some(503),
+            ..ok(2)
+        };
+        // (case, observations, verdict, words)
+        for (case, seen, verdict, words) in [
+            ("clean", vec![ok(1), ok(2)], P, vec!["20 rounds × 2 probes"]),
+            (
+                "A's data after A's request",
+                vec![ok(1), down.clone(), leak],
+                F,
+                vec!["round 3", "Acme run42", "pooled connection"],
+            ),
+            (
+                "a 503 leaves it undecided",
+                vec![ok(1), down],
+                E,
+                vec!["1 of 2 probes", "round 2"],
+            ),
+        ] {
+            expect(case, &pool_reuse_rule(&seen, 20, 2), verdict, &words);
         }
     }
 

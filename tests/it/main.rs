@@ -10,5 +10,6 @@ mod faultproxy;
 mod faults;
 mod fuzz;
 mod gate;
+mod pool;
 mod support;
 mod trust;
