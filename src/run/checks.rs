@@ -647,6 +647,7 @@ async fn request(ctx: &Ctx, plan: &CheckPlan, c: &RequestCheck) -> Vec<CheckResu
         }
         Ok(if problems.is_empty() {
             Decision::pass(format!("{} as expected", r.status))
+                .with("observed", verdict::observed(&r))
         } else {
             Decision::fail(problems.join("; "))
                 .with("got", show(&r))

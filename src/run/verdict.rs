@@ -103,6 +103,14 @@ pub fn show(r: &Resp) -> String {
     )
 }
 
+/// What B got, briefly, as evidence on a pass (status, content type, a short excerpt):
+/// an auditor can see what was observed, not only that it passed.
+pub fn observed(r: &Resp) -> String {
+    let ct = r.content_type();
+    let sep = if ct.is_empty() { "" } else { " " };
+    format!("{} {ct}{sep}{}", r.status, r.excerpt(120))
+}
+
 /// Replaces every identifier (A's and the twin's) in a body by `<id>`.
 pub fn mask(body: &str, ids: &[String]) -> String {
     let mut ids: Vec<&String> = ids.iter().filter(|i| !i.is_empty()).collect();
@@ -231,9 +239,10 @@ pub fn not_found_rule(i: &NotFoundInput) -> Decision {
         } else {
             " (bodies vary per request: compared status and type)"
         };
-        return Decision::pass(format!("{not_found}, same as a never-issued id{note}"));
+        return Decision::pass(format!("{not_found}, same as a never-issued id{note}"))
+            .with("observed", observed(b));
     }
-    Decision::pass(format!("{not_found}"))
+    Decision::pass(format!("{not_found}")).with("observed", observed(b))
 }
 
 /// The markers (A's values) that occur in a body (see [`holds_value`]).
@@ -396,6 +405,7 @@ pub fn list_rule(b: &Resp, markers: &[String], control_is_json: bool) -> Decisio
         b.status,
         markers.len()
     ))
+    .with("observed", observed(b))
 }
 
 /// The JSON paths whose values differ between two JSON values (`$.a.b: 1 → 2`), or a
@@ -542,7 +552,10 @@ pub fn write_rule(
     }
     let d = not_found_rule(nf);
     if d.verdict == Verdict::Pass {
-        Decision::pass(format!("{}; A's data unchanged", d.summary))
+        Decision {
+            summary: format!("{}; A's data unchanged", d.summary),
+            ..d
+        }
     } else {
         d
     }
@@ -673,7 +686,7 @@ pub fn forgery_rule(r: &Resp, control_status: u16, markers: &[String]) -> Decisi
         );
     }
     if r.status == 401 {
-        return Decision::pass("401: the forged token was rejected");
+        return Decision::pass("401: the forged token was rejected").with("observed", observed(r));
     }
     // A redirect (to a login page, say) or a 429 neither accepts nor rejects the token
     // in a way tenantgate can see.
@@ -720,8 +733,8 @@ pub fn echo_rule(r: &Resp, a_org: Option<&str>, b_org: Option<&str>) -> Decision
             Decision::fail("the identity endpoint does not echo B's org id for B's token")
                 .with("got", show(r))
         }
-        Some(_) => Decision::pass("echoes B's org only"),
-        None => Decision::pass("never echoes A's org"),
+        Some(_) => Decision::pass("echoes B's org only").with("observed", observed(r)),
+        None => Decision::pass("never echoes A's org").with("observed", observed(r)),
     }
 }
 

@@ -115,6 +115,18 @@ fn forged_tokens_reach_lists_and_a_token_without_exp_is_sent() {
             r.explain()
         );
     }
+    // Evidence on passes: what B actually got, briefly.
+    for (id, starts) in [
+        ("brand-is-invisible-to-b", "404 application/json"),
+        ("brands-list-holds-none-of-a-s-rows", "200 application/json"),
+        ("brand-is-invisible-to-b/token_forgery:alg_none", "401"),
+    ] {
+        let ev = result(&r, id)["evidence"].to_string();
+        assert!(
+            ev.contains("\"observed\"") && ev.contains(starts),
+            "{id}: {ev}"
+        );
+    }
     drop(t);
     // A list answering a forged token with A's org id is caught on the list too.
     let t = Target::start("alg-none");
@@ -187,4 +199,30 @@ fn filters_and_excludes_select_by_id_or_glob_and_a_dead_filter_is_an_error() {
         r.explain()
     );
     assert!(r.json.is_none(), "nothing ran");
+}
+
+#[test]
+fn one_bug_reads_as_one_block_per_check() {
+    let t = Target::start("forbidden-not-404");
+    let r = t.run(&crate::support::bundled_suite(), &[]);
+    assert_eq!(r.code, 1, "{}", r.explain());
+    let failed = r.ids("fail");
+    assert!(failed.len() > 5, "{failed:?}");
+    // Every failing variant is named, but its evidence is printed once per check.
+    assert!(r.stdout.contains("variants, same finding"), "{}", r.stdout);
+    for id in &failed {
+        assert!(
+            r.stdout.contains(id.as_str()),
+            "{id} not named\n{}",
+            r.stdout
+        );
+    }
+    let blocks = r.stdout.matches("\nFAIL  ").count();
+    assert!(
+        blocks < failed.len(),
+        "{blocks} blocks for {} failures",
+        failed.len()
+    );
+    let lines = r.stdout.lines().count();
+    assert!(lines < 150, "{lines} lines\n{}", r.stdout);
 }
