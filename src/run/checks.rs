@@ -767,15 +767,26 @@ fn jwt_claims(ctx: &Ctx, plan: &CheckPlan) -> Vec<CheckResult> {
 async fn pool_reuse(ctx: &Ctx, plan: &CheckPlan, pr: &crate::plan::PoolReuse) -> Vec<CheckResult> {
     let start = Instant::now();
     let s = Sender::new(ctx);
-    let primer = match ctx.prepare(&pr.primer, Identity::A, None, None) {
-        Ok(p) => p,
-        Err(d) => return all(ctx, plan, d, start),
+    let (primer, b_primer) = match (
+        ctx.prepare(&pr.primer, Identity::A, None, None),
+        ctx.prepare(&pr.primer, Identity::B, None, None),
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(d), _) | (_, Err(d)) => return all(ctx, plan, d, start),
     };
     let mut probes = Vec::new();
+    let mut notes = Vec::new();
     for (who, req) in &pr.probes {
-        match ctx.prepare(req, *who, None, None) {
-            Ok(p) => probes.push((*who, p)),
+        let p = match ctx.prepare(req, *who, None, None) {
+            Ok(p) => p,
             Err(d) => return all(ctx, plan, d, start),
+        };
+        // A probe whose answer holds A's data even right after B's request (not A's) is
+        // its own check's finding, not a pooled connection's: left out, and said.
+        let _ = s.send(&b_primer, "B's request before the probe").await;
+        match s.send(&p, "the probe after B's request").await {
+            Ok(r) if !leaks(ctx, &r).is_empty() => notes.push(p.line()),
+            _ => probes.push((*who, p)),
         }
     }
     let mut seen = Vec::new();
@@ -799,22 +810,13 @@ async fn pool_reuse(ctx: &Ctx, plan: &CheckPlan, pr: &crate::plan::PoolReuse) ->
                     leaked: vec![],
                     got: d.summary,
                 },
-                Ok(r) => {
-                    let mut leaked = markers_in(&r.body, &ctx.markers);
-                    if let Some(a) = ctx.a_org.as_deref()
-                        && verdict::holds_value(&r.body, a)
-                        && !leaked.iter().any(|m| m == a)
-                    {
-                        leaked.push(a.to_string());
-                    }
-                    verdict::PoolObservation {
-                        round,
-                        request: format!("{what}: {}", probe.line()),
-                        status: Some(r.status),
-                        leaked,
-                        got: show(&r),
-                    }
-                }
+                Ok(r) => verdict::PoolObservation {
+                    round,
+                    request: format!("{what}: {}", probe.line()),
+                    status: Some(r.status),
+                    leaked: leaks(ctx, &r),
+                    got: show(&r),
+                },
             };
             let leak = !obs.leaked.is_empty();
             seen.push(obs);
@@ -823,8 +825,21 @@ async fn pool_reuse(ctx: &Ctx, plan: &CheckPlan, pr: &crate::plan::PoolReuse) ->
             }
         }
     }
-    let d = verdict::pool_reuse_rule(&seen, pr.rounds, probes.len())
+    let mut d = verdict::pool_reuse_rule(&seen, pr.rounds, probes.len())
         .with("before each probe", format!("as A: {}", primer.line()));
+    if !notes.is_empty() {
+        d = d.with(
+            "left out",
+            format!(
+                "holds A's data after B's request too (its own check reports it): {}",
+                notes.join(", ")
+            ),
+        );
+    }
+    if probes.is_empty() && d.verdict == Verdict::Pass {
+        d = Decision::skip("every probe already holds A's data on its own: nothing left to attribute to a pooled connection")
+            .with("left out", notes.join(", "));
+    }
     vec![ctx.result(
         plan,
         &Variant::Base,
@@ -832,4 +847,16 @@ async fn pool_reuse(ctx: &Ctx, plan: &CheckPlan, pr: &crate::plan::PoolReuse) ->
         start,
         s.retries.load(Ordering::Relaxed),
     )]
+}
+
+/// A's markers, and A's org id as a value, in an answer to an anonymous request or to B.
+fn leaks(ctx: &Ctx, r: &Resp) -> Vec<String> {
+    let mut leaked = markers_in(&r.body, &ctx.markers);
+    if let Some(a) = ctx.a_org.as_deref()
+        && verdict::holds_value(&r.body, a)
+        && !leaked.iter().any(|m| m == a)
+    {
+        leaked.push(a.to_string());
+    }
+    leaked
 }
