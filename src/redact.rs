@@ -457,7 +457,7 @@ mod tests {
             let mut secrets = Vec::new();
             let mut fields = Vec::new();
             for _ in 0..(1 + g.next() % 6) {
-                if g.next() % 2 == 0 {
+                if g.next().is_multiple_of(2) {
                     let n = 12 + (g.next() % 20) as usize;
                     let v = g.word(n, ALNUM);
                     fields.push(format!("\"{}\": \"{v}\"", g.pick(&names)));
@@ -481,7 +481,11 @@ mod tests {
             ));
             let body = format!(
                 "{{{}}}",
-                fields.join(if g.next() % 2 == 0 { "," } else { ", " })
+                fields.join(if g.next().is_multiple_of(2) {
+                    ","
+                } else {
+                    ", "
+                })
             );
             // A registered capture and a database password, as a run registers them.
             let captured = g.word(16, ALNUM);

@@ -1516,16 +1516,17 @@ mod tests {
         let none = tok(serde_json::json!({"sub": "u1"}));
         let b_num = tok(serde_json::json!({"org_id": 2, "sub": "u-1-x"}));
         // (case, B's token, A's token, tenant_claim, A's org, B's org, verdict, words)
-        let cases: Vec<(
-            &str,
-            Option<&str>,
-            Option<&str>,
-            Option<&str>,
-            &str,
-            &str,
+        type Case<'a> = (
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+            &'a str,
+            &'a str,
             Verdict,
-            Vec<&str>,
-        )> = vec![
+            Vec<&'a str>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "B's org only",
                 Some(&b_only),
