@@ -38,8 +38,8 @@ use crate::suite::Loaded;
 use crate::suite::model::Suite;
 use emit::{Emitter, run_info, setup_error};
 
-/// The checks and variants a suite asks for (see [`crate::plan::plan`]), with a
-/// substring `filter`.
+/// The checks and variants a suite asks for (see [`crate::plan::plan`]), selected by
+/// one `--filter` pattern (kept for callers of the earlier signature).
 pub fn plan(suite: &Suite, has_signer: bool, filter: Option<&str>) -> Vec<CheckPlan> {
     plan::plan(suite, has_signer, &Selection::filter(filter))
 }
