@@ -77,9 +77,13 @@ pub struct RunArgs {
     /// Checks run at once (default: 4 per CPU).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,
-    /// Only checks and variants whose id or name contains TEXT.
-    #[arg(long, value_name = "TEXT")]
-    pub filter: Option<String>,
+    /// Only the results PATTERN selects (repeatable): an exact id, a check's slug (all
+    /// its variants), or a glob (`*/token_forgery:*`, `public.brands.*`).
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Vec<String>,
+    /// Leave out the results PATTERN selects (repeatable; same patterns as --filter).
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
     /// Accept any TLS certificate. Reported in every output.
     #[arg(long)]
     pub insecure: bool,
@@ -347,11 +351,15 @@ async fn run_cmd(a: RunArgs, env: &EnvLookup, cancel: Option<Cancel>) -> u8 {
         Ok(l) => Arc::new(l),
         Err(c) => return c,
     };
+    if let Some(code) = unmatched_filters(&loaded.suite, &a.filter) {
+        return code;
+    }
     let redactor = Redactor::new();
     let mut reps = reporters_with_suite(&a.out, &redactor, Some(&loaded));
     let opts = Options {
         jobs: a.jobs.map(usize::from).unwrap_or_else(run::default_jobs),
-        filter: a.filter.clone(),
+        filters: a.filter.clone(),
+        excludes: a.exclude.clone(),
         deny_warnings: a.out.deny_warnings,
         insecure: a.insecure,
         setup_retries: a.setup_retries,
@@ -371,6 +379,29 @@ async fn run_cmd(a: RunArgs, env: &EnvLookup, cancel: Option<Cancel>) -> u8 {
     });
     let summary = run::run_suite(loaded, &opts, &redactor, cancel, &mut |e| reps.event(&e)).await;
     finish(&reps, &summary)
+}
+
+/// A `--filter` that matches no planned check or variant, in a suite without a database
+/// section (whose results are only known once the audit ran): an error before anything
+/// is sent.
+fn unmatched_filters(s: &suite::Suite, filters: &[String]) -> Option<u8> {
+    if filters.is_empty() || s.database.is_some() {
+        return None;
+    }
+    let plans = plan::plan(s, plan::has_signing_key(s), &plan::Selection::all());
+    let ids: Vec<String> = plans.iter().flat_map(|p| p.ids()).collect();
+    let sel = plan::Selection::new(filters.to_vec(), vec![]);
+    let unmatched = sel.unmatched(&ids);
+    if unmatched.is_empty() {
+        return None;
+    }
+    for f in unmatched {
+        eprintln!(
+            "tenantgate: --filter `{f}` matches no check or variant of this suite{} (list them with `tenantgate validate --list`)",
+            crate::run::verdict::did_you_mean(f, &ids)
+        );
+    }
+    Some(exit::UNDECIDED)
 }
 
 fn finish(reps: &Reporters, summary: &RunSummary) -> u8 {

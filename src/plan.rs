@@ -34,14 +34,17 @@ pub enum Forgery {
     Tampered,
     RandomKey,
     Expired,
+    /// Validly signed with the suite's key, but without `exp`: a token that never expires.
+    NoExp,
 }
 
 impl Forgery {
-    pub const ALL: [Forgery; 4] = [
+    pub const ALL: [Forgery; 5] = [
         Forgery::AlgNone,
         Forgery::Tampered,
         Forgery::RandomKey,
         Forgery::Expired,
+        Forgery::NoExp,
     ];
     /// The forgery's name in variant ids.
     pub fn name(self) -> &'static str {
@@ -50,11 +53,12 @@ impl Forgery {
             Forgery::Tampered => "tampered",
             Forgery::RandomKey => "random_key",
             Forgery::Expired => "expired",
+            Forgery::NoExp => "no_exp",
         }
     }
     /// Whether this forgery needs the suite's signing key.
     pub fn needs_key(self) -> bool {
-        matches!(self, Forgery::Expired)
+        matches!(self, Forgery::Expired | Forgery::NoExp)
     }
 }
 
@@ -96,7 +100,24 @@ pub enum Kind {
     Identity { request: Request },
     /// B's token's claims.
     Jwt,
+    /// The pool-reuse attack: per round, A's authenticated request (`primer`), then
+    /// every probe right after it.
+    PoolReuse(Box<PoolReuse>),
 }
+
+/// The pool-reuse attack's requests.
+#[derive(Clone, Debug)]
+pub struct PoolReuse {
+    /// Rounds of (A's request, then every probe).
+    pub rounds: u32,
+    /// An authenticated request sent as A before each probe.
+    pub primer: Request,
+    /// What is sent right after it, and as whom (anonymous, or B).
+    pub probes: Vec<(Identity, Request)>,
+}
+
+/// Rounds of the pool-reuse attack unless the suite says otherwise.
+pub const POOL_REUSE_ROUNDS: u32 = 20;
 
 /// A check with its variants, in the order results are reported.
 #[derive(Clone, Debug)]
@@ -117,6 +138,7 @@ impl CheckPlan {
         match (v, &self.kind) {
             (Variant::Base, Kind::Identity { .. }) => "claim_integrity:identity".into(),
             (Variant::Base, Kind::Jwt) => "claim_integrity:token".into(),
+            (Variant::Base, Kind::PoolReuse(_)) => "pool_reuse".into(),
             (Variant::Base, _) => "base".into(),
             (Variant::Override(c, n), _) => format!("tenant_override:{}:{n}", c.name()),
             (Variant::Forgery(f), _) => format!("token_forgery:{}", f.name()),
@@ -128,7 +150,11 @@ impl CheckPlan {
         match (v, &self.kind) {
             (
                 Variant::Base,
-                Kind::Read { .. } | Kind::List { .. } | Kind::Write { .. } | Kind::Request(_),
+                Kind::Read { .. }
+                | Kind::List { .. }
+                | Kind::Write { .. }
+                | Kind::Request(_)
+                | Kind::PoolReuse(_),
             ) => self.slug.clone(),
             _ => format!("{}/{}", self.slug, self.variant_name(v)),
         }
@@ -139,6 +165,9 @@ impl CheckPlan {
         match &self.kind {
             Kind::Write { .. } => true,
             Kind::Request(r) => !r.request.method.is_safe(),
+            // Alone, so nothing else reorders the connections between A's request and
+            // the probe.
+            Kind::PoolReuse(_) => true,
             _ => false,
         }
     }
@@ -149,14 +178,15 @@ impl CheckPlan {
     }
 }
 
-/// The command line's selection of results (`--filter`): a result is kept when its id
-/// or its check's name contains the text, case-insensitively.
+/// The command line's selection of results: `--filter` (repeatable; a result is kept
+/// when any filter matches it) and `--exclude` (repeatable; a result any exclude matches
+/// is left out). A pattern matches a result id exactly, or as a check's slug (all of its
+/// variants: `brand-is-invisible-to-b` keeps `brand-is-invisible-to-b/…`), or as a glob
+/// over the whole id when it holds `*` or `?` (`*/token_forgery:*`, `public.brands.*`).
 #[derive(Clone, Debug, Default)]
 pub struct Selection {
-    /// The text as given, for messages.
-    text: Option<String>,
-    /// The text lower-cased, for matching.
-    filter: Option<String>,
+    filters: Vec<String>,
+    excludes: Vec<String>,
 }
 
 impl Selection {
@@ -165,26 +195,69 @@ impl Selection {
         Selection::default()
     }
 
-    /// Results whose id or name contains `filter` (case-insensitive).
+    /// The results `filters` keep, minus those `excludes` leave out.
+    pub fn new(filters: Vec<String>, excludes: Vec<String>) -> Self {
+        Selection { filters, excludes }
+    }
+
+    /// One filter, or none.
     pub fn filter(filter: Option<&str>) -> Self {
-        Selection {
-            text: filter.map(str::to_string),
-            filter: filter.map(str::to_ascii_lowercase),
-        }
+        Selection::new(filter.map(str::to_string).into_iter().collect(), vec![])
     }
 
-    /// The filter as given, when there is one.
-    pub fn describe(&self) -> Option<&str> {
-        self.text.as_deref()
+    /// The filters as given.
+    pub fn filters(&self) -> &[String] {
+        &self.filters
     }
 
-    /// Whether a result with this id and check name is selected.
-    pub fn keeps(&self, id: &str, name: &str) -> bool {
-        match &self.filter {
-            None => true,
-            Some(f) => id.to_ascii_lowercase().contains(f) || name.to_ascii_lowercase().contains(f),
+    /// Whether a result with this id is selected. (`_name`, the check's name, is kept in
+    /// the signature for callers; names are not matched: ids are the stable handle.)
+    pub fn keeps(&self, id: &str, _name: &str) -> bool {
+        (self.filters.is_empty() || self.filters.iter().any(|f| pattern_matches(f, id)))
+            && !self.excludes.iter().any(|x| pattern_matches(x, id))
+    }
+
+    /// The filters that match none of `ids`.
+    pub fn unmatched<'a>(&'a self, ids: &[String]) -> Vec<&'a str> {
+        self.filters
+            .iter()
+            .filter(|f| !ids.iter().any(|id| pattern_matches(f, id)))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// Whether `pattern` selects the result `id` (see [`Selection`]).
+pub fn pattern_matches(pattern: &str, id: &str) -> bool {
+    if pattern.contains(['*', '?']) {
+        return glob(pattern.as_bytes(), id.as_bytes());
+    }
+    id == pattern
+        || id
+            .strip_prefix(pattern)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// A whole-string glob: `*` any run of characters (`/` and `.` included), `?` one.
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    let (mut pi, mut si) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && (p[pi] == b'?' || p[pi] == s[si]) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, si));
+            pi += 1;
+        } else if let Some((sp, ss)) = star {
+            pi = sp + 1;
+            si = ss + 1;
+            star = Some((sp, ss + 1));
+        } else {
+            return false;
         }
     }
+    p[pi..].iter().all(|c| *c == b'*')
 }
 
 /// Whether the suite configures a signing key (minted tokens or `sign_with`), so that
@@ -236,7 +309,12 @@ pub fn plan(suite: &Suite, has_signer: bool, selection: &Selection) -> Vec<Check
         }
         if attack_on(suite, None, |a| a.token_forgery.as_ref()) && !has_signer {
             // Reported once, so the gap is visible rather than silently untested.
-            v.push(Variant::Forgery(Forgery::Expired));
+            v.extend(
+                Forgery::ALL
+                    .into_iter()
+                    .filter(|f| f.needs_key())
+                    .map(Variant::Forgery),
+            );
         }
         if !suite.checks.is_empty() {
             plans.push(CheckPlan {
@@ -249,6 +327,7 @@ pub fn plan(suite: &Suite, has_signer: bool, selection: &Selection) -> Vec<Check
             });
         }
     }
+    plans.extend(pool_reuse(suite, &plans, nf_suite));
     for p in &mut plans {
         let snapshot = p.clone();
         p.variants
@@ -285,6 +364,7 @@ impl Planner<'_> {
         } else if let Some(r) = &c.list {
             let mut v = base();
             v.extend(self.overrides(Some(c), is_json_object(&r.request), true));
+            v.extend(self.forgeries(Some(c)));
             (
                 Kind::List {
                     request: r.request.clone(),
@@ -354,6 +434,58 @@ impl Planner<'_> {
             .map(Variant::Forgery)
             .collect()
     }
+}
+
+/// The pool-reuse attack over the planned checks: the anonymous `request` checks, the
+/// lists (as B) and the identity endpoint (as B), each right after an authenticated
+/// request as A (the first list, else the identity endpoint, else the first read).
+fn pool_reuse(suite: &Suite, plans: &[CheckPlan], not_found: u16) -> Option<CheckPlan> {
+    let toggle = suite.attacks.as_ref().and_then(|a| a.pool_reuse.as_ref());
+    if !toggle.is_none_or(|t| t.enabled()) {
+        return None;
+    }
+    let rounds = toggle
+        .and_then(|t| t.options())
+        .and_then(|o| o.rounds)
+        .unwrap_or(POOL_REUSE_ROUNDS)
+        .max(1);
+    let mut probes = Vec::new();
+    for p in plans {
+        match &p.kind {
+            Kind::Request(r) if r.as_ == Identity::Anon && r.request.method.is_safe() => {
+                probes.push((Identity::Anon, r.request.clone()))
+            }
+            Kind::List { request } | Kind::Identity { request } => {
+                probes.push((Identity::B, request.clone()))
+            }
+            _ => {}
+        }
+    }
+    let primer = plans
+        .iter()
+        .find_map(|p| match &p.kind {
+            Kind::List { request } => Some(request),
+            _ => None,
+        })
+        .or_else(|| {
+            plans.iter().find_map(|p| match &p.kind {
+                Kind::Identity { request } | Kind::Read { request } => Some(request),
+                _ => None,
+            })
+        })?
+        .clone();
+    (!probes.is_empty()).then(|| CheckPlan {
+        kind: Kind::PoolReuse(Box::new(PoolReuse {
+            rounds,
+            primer,
+            probes,
+        })),
+        name: "no tenant outlives A's request on a pooled connection".into(),
+        slug: "pool-reuse".into(),
+        variants: vec![Variant::Base],
+        not_found,
+        oracle: true,
+    })
 }
 
 fn is_json_object(r: &Request) -> bool {
@@ -519,9 +651,51 @@ checks:
     #[test]
     fn the_filter_keeps_matching_variants_only() {
         let s = suite("");
-        let f = ids(&plan(&s, false, &Selection::filter(Some("alg_none"))));
+        let f = ids(&plan(
+            &s,
+            false,
+            &Selection::filter(Some("*/token_forgery:alg_none")),
+        ));
         assert!(!f.is_empty());
         assert!(f.iter().all(|i| i.ends_with("alg_none")), "{f:?}");
         assert!(plan(&s, false, &Selection::filter(Some("no-such-check"))).is_empty());
+        let sel = Selection::new(vec!["read-it".into()], vec!["*:alg_none".into()]);
+        let f = ids(&plan(&s, false, &sel));
+        assert!(
+            f.contains(&"read-it".to_string())
+                && f.contains(&"read-it/token_forgery:tampered".to_string()),
+            "{f:?}"
+        );
+        assert!(
+            !f.iter()
+                .any(|i| i.ends_with("alg_none") || i.starts_with("write-it")),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn patterns_match_exact_ids_slugs_and_globs() {
+        // (pattern, id, matches)
+        for (p, id, want) in [
+            (
+                "public.brands.rls_enabled",
+                "public.brands.rls_enabled",
+                true,
+            ),
+            ("public", "public.brands.rls_enabled", false),
+            ("public.*", "public.brands.rls_enabled", true),
+            ("public.*.rls_*", "public.brands.rls_enabled", true),
+            ("read-it", "read-it/token_forgery:tampered", true),
+            ("read", "read-it/token_forgery:tampered", false),
+            ("read-it/", "read-it/token_forgery:tampered", false),
+            ("*/token_forgery:*", "read-it/token_forgery:tampered", true),
+            ("*/token_forgery:*", "read-it", false),
+            ("read-i?", "read-it", true),
+            ("*", "anything", true),
+        ] {
+            assert_eq!(pattern_matches(p, id), want, "{p} vs {id}");
+        }
+        let sel = Selection::new(vec!["a".into(), "b*".into()], vec![]);
+        assert_eq!(sel.unmatched(&["a/x".to_string()]), vec!["b*"]);
     }
 }

@@ -176,14 +176,33 @@ pub fn render_table(
     let detailed = |v: Verdict| {
         matches!(v, Verdict::Fail | Verdict::Error) || (opts.deny_warnings && v == Verdict::Warn)
     };
-    for r in results.iter().filter(|r| detailed(r.verdict)) {
+    // One block per check and finding: the variants that got the same verdict, reason
+    // and evidence (apart from the request each sent) are listed together, so one bug
+    // reads as one block, not once per attack variant.
+    for group in same_finding(results.iter().filter(|r| detailed(r.verdict))) {
+        let r = group[0];
         out.push('\n');
         out.push_str(&format!(
             "{}  {}\n",
             verdict_word(r.verdict, color),
             clean_line(&display_name(r), usize::MAX)
         ));
-        out.push_str(&format!("    id: {}\n", clean_line(&r.id, usize::MAX)));
+        if group.len() == 1 {
+            out.push_str(&format!("    id: {}\n", clean_line(&r.id, usize::MAX)));
+        } else {
+            out.push_str(&format!(
+                "    ids ({} variants, same finding): {}\n",
+                group.len(),
+                clean_line(
+                    &group
+                        .iter()
+                        .map(|g| g.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    usize::MAX
+                )
+            ));
+        }
         out.push_str(&format!("    {}\n", clean_line(&r.summary, usize::MAX)));
         out.push_str(&clean_block(&evidence_text(r, "    ")));
     }
@@ -191,6 +210,33 @@ pub fn render_table(
     out.push('\n');
     out.push_str(&footer(info, summary, opts));
     out
+}
+
+/// Evidence that differs between variants of the same finding by construction: the
+/// request each variant sent and what it offered.
+const PER_VARIANT: [&str; 3] = ["request", "offered", "retries"];
+
+/// Groups results by check, verdict, summary and evidence (minus [`PER_VARIANT`]), in
+/// the order each group first appears.
+fn same_finding<'a>(results: impl Iterator<Item = &'a CheckResult>) -> Vec<Vec<&'a CheckResult>> {
+    let key = |r: &CheckResult| {
+        let ev: Vec<(String, String)> = r
+            .evidence
+            .iter()
+            .filter(|e| !PER_VARIANT.contains(&e.label.as_str()))
+            .map(|e| (e.label.clone(), e.text.clone()))
+            .collect();
+        (r.check.clone(), r.verdict, r.summary.clone(), ev)
+    };
+    let mut groups: Vec<(_, Vec<&CheckResult>)> = Vec::new();
+    for r in results {
+        let k = key(r);
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, v)) => v.push(r),
+            None => groups.push((k, vec![r])),
+        }
+    }
+    groups.into_iter().map(|(_, v)| v).collect()
 }
 
 /// Results in event order, with the passes of crowded layers folded per variant (the

@@ -39,6 +39,7 @@ impl Ctx {
     pub(crate) fn new(
         loaded: &crate::suite::Loaded,
         t: &super::orgs::Tenants,
+        markers: Vec<String>,
         signer: Option<Signer>,
         redactor: &Redactor,
         opts: &super::Options,
@@ -50,7 +51,7 @@ impl Ctx {
             redactor: redactor.clone(),
             values: t.values.clone(),
             auth: t.auth.clone(),
-            markers: t.markers(suite),
+            markers,
             a_org: t.a_org.clone(),
             b_org: t.b_org.clone(),
             tenant_claim: suite
@@ -127,7 +128,9 @@ impl Ctx {
         retries: u32,
     ) -> CheckResult {
         let layer = match (v, &plan.kind) {
-            (Variant::Base, Kind::Identity { .. } | Kind::Jwt) => Layer::Attack,
+            (Variant::Base, Kind::Identity { .. } | Kind::Jwt | Kind::PoolReuse(_)) => {
+                Layer::Attack
+            }
             (Variant::Base, _) => Layer::Http,
             _ => Layer::Attack,
         };
@@ -186,6 +189,10 @@ impl Ctx {
             Forgery::Expired => {
                 let s = self.signer.as_ref().ok_or(RunError::NoSigningKey)?;
                 jwt::forge_expired(&t, &claim, a_org, s)?
+            }
+            Forgery::NoExp => {
+                let s = self.signer.as_ref().ok_or(RunError::NoSigningKey)?;
+                jwt::forge_no_exp(&t, &claim, a_org, s)?
             }
         };
         self.redactor
@@ -249,6 +256,7 @@ pub async fn run_check(ctx: Arc<Ctx>, plan: CheckPlan) -> Vec<CheckResult> {
         Kind::Request(rc) => request(&ctx, &plan, rc).await,
         Kind::Identity { request } => identity(&ctx, &plan, request).await,
         Kind::Jwt => jwt_claims(&ctx, &plan),
+        Kind::PoolReuse(pr) => pool_reuse(&ctx, &plan, pr).await,
     }
 }
 
@@ -326,15 +334,18 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                     Ok((b, t)) => {
                         match not_found_variant(&s, plan, &b, &t, &ids, &ctx.markers).await {
                             Err(d) => d,
-                            Ok((d, twin_status)) if matches!(v, Variant::Override(..)) => {
+                            Ok((d, b_status, twin_status))
+                                if matches!(v, Variant::Override(..)) =>
+                            {
                                 verdict::read_override_rule(
                                     d,
+                                    b_status,
                                     twin_status,
                                     plan.not_found,
                                     &plan.variant_name(v),
                                 )
                             }
-                            Ok((d, _)) => d,
+                            Ok((d, _, _)) => d,
                         }
                     }
                 }
@@ -358,7 +369,7 @@ async fn not_found_variant(
     t: &Prepared,
     ids: &[String],
     markers: &[String],
-) -> Result<(Decision, u16), Decision> {
+) -> Result<(Decision, u16, u16), Decision> {
     let t1 = s.send(t, "B (never-issued id)").await?;
     let t2 = s.send(t, "B (never-issued id, again)").await?;
     let rb = s.send(b, "B").await?;
@@ -373,7 +384,7 @@ async fn not_found_variant(
         oracle: plan.oracle,
     })
     .with("request", b.line());
-    Ok((d, t1.status))
+    Ok((d, rb.status, t1.status))
 }
 
 /// A forged token sent where B's own token is accepted (not 401).
@@ -433,6 +444,11 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
         let s = Sender::new(ctx);
         if let Some(d) = interrupted(ctx) {
             out.push(ctx.result(plan, v, d, vstart, 0));
+            continue;
+        }
+        if let Variant::Forgery(f) = v {
+            let d = forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await;
+            out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
             continue;
         }
         let p = match v {
@@ -631,6 +647,7 @@ async fn request(ctx: &Ctx, plan: &CheckPlan, c: &RequestCheck) -> Vec<CheckResu
         }
         Ok(if problems.is_empty() {
             Decision::pass(format!("{} as expected", r.status))
+                .with("observed", verdict::observed(&r))
         } else {
             Decision::fail(problems.join("; "))
                 .with("got", show(&r))
@@ -654,7 +671,7 @@ async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult
         Err(d) => return all(ctx, plan, d, start),
         Ok(r) => {
             if let Some(a) = &ctx.a_org
-                && !r.body.contains(a.as_str())
+                && !verdict::holds_value(&r.body, a)
             {
                 let d = Decision::error("A's identity answer does not contain A's org id: it does not echo the tenant, so it proves nothing")
                         .with("A got", show(&r));
@@ -726,6 +743,7 @@ fn jwt_claims(ctx: &Ctx, plan: &CheckPlan) -> Vec<CheckResult> {
             let d = match v {
                 Variant::Base => verdict::claim_rule(&verdict::ClaimInput {
                     b_token: ctx.values.b.token(),
+                    a_token: ctx.values.a.token(),
                     tenant_claim: ctx.tenant_claim.as_deref(),
                     a_org: ctx.a_org.as_deref(),
                     b_org: ctx.b_org.as_deref(),
@@ -734,11 +752,111 @@ fn jwt_claims(ctx: &Ctx, plan: &CheckPlan) -> Vec<CheckResult> {
                     // Forgeries are sent per read URL and to identity; here only the
                     // reason a variant cannot run is reported once.
                     Err(why) => Decision::skip(why.to_string()),
-                    Ok(_) => Decision::skip("sent to every read URL and to identity"),
+                    Ok(_) => Decision::skip("sent to every read and list URL and to identity"),
                 },
                 Variant::Override(..) => Decision::skip("not applicable"),
             };
             ctx.result(plan, v, d, start, 0)
         })
         .collect()
+}
+
+/// The pool-reuse attack: per round, A's authenticated request, then each probe (an
+/// anonymous check, B's list, B's identity) right after it; judged by
+/// [`verdict::pool_reuse_rule`].
+async fn pool_reuse(ctx: &Ctx, plan: &CheckPlan, pr: &crate::plan::PoolReuse) -> Vec<CheckResult> {
+    let start = Instant::now();
+    let s = Sender::new(ctx);
+    let (primer, b_primer) = match (
+        ctx.prepare(&pr.primer, Identity::A, None, None),
+        ctx.prepare(&pr.primer, Identity::B, None, None),
+    ) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(d), _) | (_, Err(d)) => return all(ctx, plan, d, start),
+    };
+    let mut probes = Vec::new();
+    let mut notes = Vec::new();
+    for (who, req) in &pr.probes {
+        let p = match ctx.prepare(req, *who, None, None) {
+            Ok(p) => p,
+            Err(d) => return all(ctx, plan, d, start),
+        };
+        // A probe whose answer holds A's data even right after B's request (not A's) is
+        // its own check's finding, not a pooled connection's: left out, and said.
+        let _ = s.send(&b_primer, "B's request before the probe").await;
+        match s.send(&p, "the probe after B's request").await {
+            Ok(r) if !leaks(ctx, &r).is_empty() => notes.push(p.line()),
+            _ => probes.push((*who, p)),
+        }
+    }
+    let mut seen = Vec::new();
+    'rounds: for round in 1..=pr.rounds {
+        for (who, probe) in &probes {
+            if let Some(d) = interrupted(ctx) {
+                return all(ctx, plan, d, start);
+            }
+            // A failed primer only weakens this round; the probe is still judged.
+            let _ = s.send(&primer, "A's request before the probe").await;
+            let what = if *who == Identity::Anon {
+                "anonymous"
+            } else {
+                "B"
+            };
+            let obs = match s.send(probe, what).await {
+                Err(d) => verdict::PoolObservation {
+                    round,
+                    request: format!("{what}: {}", probe.line()),
+                    status: None,
+                    leaked: vec![],
+                    got: d.summary,
+                },
+                Ok(r) => verdict::PoolObservation {
+                    round,
+                    request: format!("{what}: {}", probe.line()),
+                    status: Some(r.status),
+                    leaked: leaks(ctx, &r),
+                    got: show(&r),
+                },
+            };
+            let leak = !obs.leaked.is_empty();
+            seen.push(obs);
+            if leak {
+                break 'rounds;
+            }
+        }
+    }
+    let mut d = verdict::pool_reuse_rule(&seen, pr.rounds, probes.len())
+        .with("before each probe", format!("as A: {}", primer.line()));
+    if !notes.is_empty() {
+        d = d.with(
+            "left out",
+            format!(
+                "holds A's data after B's request too (its own check reports it): {}",
+                notes.join(", ")
+            ),
+        );
+    }
+    if probes.is_empty() && d.verdict == Verdict::Pass {
+        d = Decision::skip("every probe already holds A's data on its own: nothing left to attribute to a pooled connection")
+            .with("left out", notes.join(", "));
+    }
+    vec![ctx.result(
+        plan,
+        &Variant::Base,
+        d,
+        start,
+        s.retries.load(Ordering::Relaxed),
+    )]
+}
+
+/// A's markers, and A's org id as a value, in an answer to an anonymous request or to B.
+fn leaks(ctx: &Ctx, r: &Resp) -> Vec<String> {
+    let mut leaked = markers_in(&r.body, &ctx.markers);
+    if let Some(a) = ctx.a_org.as_deref()
+        && verdict::holds_value(&r.body, a)
+        && !leaked.iter().any(|m| m == a)
+    {
+        leaked.push(a.to_string());
+    }
+    leaked
 }

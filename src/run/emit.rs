@@ -10,22 +10,33 @@ use crate::redact::Redactor;
 /// Everything the run emits, collected in order.
 pub(crate) struct Emitter<'a> {
     sink: &'a mut dyn FnMut(Event),
+    /// The one redaction step everything emitted passes (results, notices, created ids).
+    redactor: Redactor,
     results: Vec<CheckResult>,
     started: Instant,
 }
 
 impl<'a> Emitter<'a> {
     /// Opens a run: emits `Started`.
-    pub(crate) fn start(sink: &'a mut dyn FnMut(Event), info: RunInfo) -> Self {
+    pub(crate) fn start(
+        sink: &'a mut dyn FnMut(Event),
+        info: RunInfo,
+        redactor: &Redactor,
+    ) -> Self {
         sink(Event::Started(info));
         Emitter {
             sink,
+            redactor: redactor.clone(),
             results: Vec::new(),
             started: Instant::now(),
         }
     }
 
-    pub(crate) fn result(&mut self, r: CheckResult) {
+    pub(crate) fn result(&mut self, mut r: CheckResult) {
+        r.summary = self.redactor.redact(&r.summary);
+        for e in &mut r.evidence {
+            e.text = self.redactor.redact(&e.text);
+        }
         self.results.push(r.clone());
         (self.sink)(Event::Finished(r));
     }
@@ -51,13 +62,19 @@ impl<'a> Emitter<'a> {
         created: Vec<Created>,
         notices: Vec<String>,
         interrupted: bool,
+        undecided: bool,
         deny_warnings: bool,
     ) -> RunSummary {
+        let mut created = created;
+        for c in &mut created {
+            c.ids = c.ids.iter().map(|i| self.redactor.redact(i)).collect();
+        }
+        let notices = notices.iter().map(|n| self.redactor.redact(n)).collect();
         let counts = Counts::of(&self.results);
         let summary = RunSummary {
             counts,
             duration: self.started.elapsed(),
-            exit_code: crate::exit::for_counts(&counts, deny_warnings, interrupted),
+            exit_code: crate::exit::for_counts(&counts, deny_warnings, interrupted || undecided),
             incomplete: interrupted,
             created,
             notices,

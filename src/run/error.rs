@@ -58,7 +58,7 @@ pub enum RunError {
     #[error("A's org id is unknown: capture `org_id` when provisioning")]
     NoAOrg,
     #[error(
-        "no signing key: mint tokens, or give `attacks.token_forgery.sign_with`, to test expired tokens"
+        "no signing key: mint tokens, or give `attacks.token_forgery.sign_with`, to test expired tokens and tokens without `exp`"
     )]
     NoSigningKey,
 }

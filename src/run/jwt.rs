@@ -205,6 +205,18 @@ pub fn forge_expired(t: &Jwt, claim: &str, org: &str, signer: &Signer) -> Result
     signer.sign(&p)
 }
 
+/// B's claims with A's org id, signed with the real key, without `exp`: a server must
+/// not accept a token that never expires.
+pub fn forge_no_exp(t: &Jwt, claim: &str, org: &str, signer: &Signer) -> Result<String, RunError> {
+    let mut p = t.payload.clone();
+    set_claim(&mut p, claim, org);
+    if let Some(o) = p.as_object_mut() {
+        o.remove("exp");
+    }
+    p["iat"] = Value::from(now());
+    signer.sign(&p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,12 +237,15 @@ mod tests {
             forge_tampered(&t, "org_id", "A"),
             forge_random_key(&t, "org_id", "A"),
             forge_expired(&t, "org_id", "A", &s).unwrap(),
+            forge_no_exp(&t, "org_id", "A", &s).unwrap(),
         ] {
             let d = decode(&f).unwrap();
             assert_eq!(d.payload["org_id"], "A");
             assert_ne!(f, tok);
         }
         assert!(forge_alg_none(&t, "org_id", "A").ends_with('.'));
+        let no_exp = decode(&forge_no_exp(&t, "org_id", "A", &s).unwrap()).unwrap();
+        assert!(no_exp.payload.get("exp").is_none());
         assert!(decode("not-a-jwt").is_none());
     }
 

@@ -13,9 +13,11 @@ use crate::plan::Selection;
 pub struct Options {
     /// Checks run at once.
     pub jobs: usize,
-    /// Only checks, variants and database results whose id or name contains this text
-    /// (case-insensitive).
-    pub filter: Option<String>,
+    /// Only the checks, variants and database results these patterns match (see
+    /// [`Selection`]); empty: everything.
+    pub filters: Vec<String>,
+    /// Minus the results these patterns match.
+    pub excludes: Vec<String>,
     /// Warnings fail the gate.
     pub deny_warnings: bool,
     /// Accept any TLS certificate (reported in every output).
@@ -41,7 +43,7 @@ impl Options {
 
     /// The results the command line selects.
     pub fn selection(&self) -> Selection {
-        Selection::filter(self.filter.as_deref())
+        Selection::new(self.filters.clone(), self.excludes.clone())
     }
 }
 
@@ -49,7 +51,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             jobs: default_jobs(),
-            filter: None,
+            filters: Vec::new(),
+            excludes: Vec::new(),
             deny_warnings: false,
             insecure: false,
             setup_retries: 3,

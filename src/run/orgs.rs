@@ -41,8 +41,9 @@ impl Tenants {
         }
     }
 
-    /// A's markers: what B must never see.
-    pub fn markers(&self, suite: &Suite) -> Vec<String> {
+    /// A's markers (what B must never see), and notices for markers dropped because
+    /// they would prove nothing.
+    pub fn markers(&self, suite: &Suite) -> (Vec<String>, Vec<String>) {
         markers_of(suite, &self.values)
     }
 }
@@ -357,37 +358,54 @@ fn org_id_of(state: &OrgState, suite: &Suite) -> Option<String> {
 /// A's markers: every value captured for A of 8 or more characters, plus the suite's,
 /// minus exclusions and minus anything B also has (a value both orgs hold, such as a
 /// plan name, is no evidence of a leak).
-fn markers_of(suite: &Suite, values: &Values) -> Vec<String> {
+fn markers_of(suite: &Suite, values: &Values) -> (Vec<String>, Vec<String>) {
     let lookup = values.lookup(None, None, None);
     let b_values: BTreeSet<&String> = values.b.captures.values().collect();
-    let mut out: Vec<String> = values
+    // (marker, where it came from) — the name is what a notice shows.
+    let mut out: Vec<(String, String)> = values
         .a
         .captures
-        .values()
-        .filter(|v| v.chars().count() >= 8)
-        .filter(|v| !b_values.contains(v))
-        .cloned()
+        .iter()
+        .filter(|(_, v)| v.chars().count() >= 8)
+        .filter(|(_, v)| !b_values.contains(v))
+        .map(|(k, v)| (v.clone(), format!("A's `{k}`")))
         .collect();
     let mut excluded = Vec::new();
-    for m in &suite.markers {
+    // Check-level markers are added per check by the plan; suite-wide ones suffice here.
+    let specs = suite
+        .markers
+        .iter()
+        .chain(suite.checks.iter().flat_map(|c| c.markers.iter()));
+    for m in specs {
         match m {
-            MarkerSpec::Include(t) => out.extend(t.render(&lookup).ok()),
+            MarkerSpec::Include(t) => out.extend(
+                t.render(&lookup)
+                    .ok()
+                    .map(|v| (v, format!("the marker `{t}`"))),
+            ),
             MarkerSpec::Exclude(t) => excluded.extend(t.render(&lookup).ok()),
         }
     }
-    // Check-level markers are added per check by the plan; suite-wide ones suffice here.
-    for c in &suite.checks {
-        for m in &c.markers {
-            match m {
-                MarkerSpec::Include(t) => out.extend(t.render(&lookup).ok()),
-                MarkerSpec::Exclude(t) => excluded.extend(t.render(&lookup).ok()),
-            }
-        }
-    }
-    out.retain(|m| !m.is_empty() && !excluded.contains(m));
+    out.retain(|(m, _)| !m.is_empty() && !excluded.contains(m));
     out.sort();
-    out.dedup();
-    out
+    out.dedup_by(|x, y| x.0 == y.0);
+    // A marker inside one of B's own values (`reader-1@x` in `b-reader-1@x`) would be
+    // found in B's correct answers: it proves nothing, so it is dropped, and said.
+    let mut notices = Vec::new();
+    out.retain(|(m, from)| {
+        let inside = values
+            .b
+            .captures
+            .iter()
+            .find(|(k, v)| k.as_str() != "token" && v.as_str() != m && v.contains(m.as_str()));
+        if let Some((k, _)) = inside {
+            notices.push(format!(
+                "{from} is not used as a marker: it is part of B's own `{k}`, so finding it in B's answers would prove nothing"
+            ));
+        }
+        inside.is_none()
+    });
+    (out.into_iter().map(|(m, _)| m).collect(), notices)
 }
 
 fn mint_org(
@@ -493,7 +511,7 @@ async fn run_steps(
                 summary: format!("{what} `{name}`: capture `{}`: {m}", k.name),
                 evidence: vec![("answer".into(), verdict::show(&resp))],
             })?;
-            if k.name == "token" || is_secret_name(&k.name) {
+            if k.name == "token" || is_secret_name(&k.name) || from_secret_field(spec) {
                 redactor.add(&format!("{} {}", k.name, owner.as_str()), &v);
             }
             let state = if owner == Identity::A {
@@ -546,4 +564,28 @@ fn tls_trust(target: &Target, opts: &Options) -> Result<http::TlsTrust, RunError
         insecure: opts.insecure,
         extra_roots,
     })
+}
+
+/// Whether a capture reads a field whose name says it is a secret (`$.access_token`,
+/// `$.auth.refresh_token`, a `Set-Cookie` header).
+fn from_secret_field(spec: &crate::suite::model::CaptureSpec) -> bool {
+    use crate::suite::model::CaptureSource;
+    let secretish = |n: &str| {
+        let n = n.to_ascii_lowercase();
+        [
+            "token",
+            "password",
+            "passwd",
+            "secret",
+            "authorization",
+            "cookie",
+        ]
+        .iter()
+        .any(|w| n.contains(w))
+    };
+    match &spec.source {
+        CaptureSource::Status => false,
+        CaptureSource::Header(h) => secretish(h),
+        CaptureSource::Path(_, text) => secretish(text),
+    }
 }

@@ -4,12 +4,17 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use super::checks::{self, Ctx};
 use super::emit::Emitter;
 use super::options::Cancel;
 use crate::outcome::CheckResult;
 use crate::plan::CheckPlan;
+
+/// How often the check stage reports progress while checks run.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// Runs the planned checks: non-writes concurrently (at most `jobs` at once), then
 /// writes one at a time; emits results in plan order. Returns true when interrupted.
@@ -26,6 +31,7 @@ pub(crate) async fn run_checks(
     em.phase(format!("running {n} checks as org b"));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Vec<CheckResult>)>();
     let sem = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let started = Arc::new(AtomicUsize::new(0));
     let mut writes = Vec::new();
     for (i, p) in plans.into_iter().enumerate() {
         if p.is_write() {
@@ -33,8 +39,10 @@ pub(crate) async fn run_checks(
             continue;
         }
         let (ctx, tx, sem, cancel) = (ctx.clone(), tx.clone(), sem.clone(), cancel.clone());
+        let started = started.clone();
         tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
+            started.fetch_add(1, Ordering::Relaxed);
             let results = if cancel.is_cancelled() {
                 Vec::new()
             } else {
@@ -49,16 +57,39 @@ pub(crate) async fn run_checks(
     let mut next = 0usize;
     // Emission holds at the first write until the concurrent phase is over.
     let first_write = writes.first().map(|(i, _)| *i).unwrap_or(n);
-    while let Some((i, rs)) = rx.recv().await {
-        slots.insert(i, rs);
-        emit_ready(&mut slots, &mut next, first_write, em);
+    // A slow target must never look like a hung run: a progress line every few seconds.
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+    let mut done = 0usize;
+    let mut last_line = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            got = rx.recv() => match got {
+                Some((i, rs)) => {
+                    done += 1;
+                    slots.insert(i, rs);
+                    emit_ready(&mut slots, &mut next, first_write, em);
+                }
+                None => break,
+            },
+            _ = tick.tick() => {
+                let in_flight = started.load(Ordering::Relaxed).saturating_sub(done);
+                last_line = std::time::Instant::now();
+                em.phase(format!("checks: {done}/{n} done, {in_flight} in flight"));
+            }
+        }
     }
     for (i, p) in writes {
         let rs = if cancel.is_cancelled() {
             Vec::new()
         } else {
+            if last_line.elapsed() >= PROGRESS_EVERY {
+                last_line = std::time::Instant::now();
+                em.phase(format!("checks: {done}/{n} done, 1 in flight ({})", p.name));
+            }
             guarded(ctx.clone(), p).await
         };
+        done += 1;
         slots.insert(i, rs);
     }
     emit_ready(&mut slots, &mut next, n, em);

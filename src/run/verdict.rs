@@ -103,6 +103,14 @@ pub fn show(r: &Resp) -> String {
     )
 }
 
+/// What B got, briefly, as evidence on a pass (status, content type, a short excerpt):
+/// an auditor can see what was observed, not only that it passed.
+pub fn observed(r: &Resp) -> String {
+    let ct = r.content_type();
+    let sep = if ct.is_empty() { "" } else { " " };
+    format!("{} {ct}{sep}{}", r.status, r.excerpt(120))
+}
+
 /// Replaces every identifier (A's and the twin's) in a body by `<id>`.
 pub fn mask(body: &str, ids: &[String]) -> String {
     let mut ids: Vec<&String> = ids.iter().filter(|i| !i.is_empty()).collect();
@@ -231,27 +239,99 @@ pub fn not_found_rule(i: &NotFoundInput) -> Decision {
         } else {
             " (bodies vary per request: compared status and type)"
         };
-        return Decision::pass(format!("{not_found}, same as a never-issued id{note}"));
+        return Decision::pass(format!("{not_found}, same as a never-issued id{note}"))
+            .with("observed", observed(b));
     }
-    Decision::pass(format!("{not_found}"))
+    Decision::pass(format!("{not_found}")).with("observed", observed(b))
 }
 
-/// The markers (A's values) that occur in a body, raw or once JSON strings are decoded
-/// (so `a\/b` escaping cannot hide `a/b`).
+/// The markers (A's values) that occur in a body (see [`holds_value`]).
 pub fn markers_in(body: &str, markers: &[String]) -> Vec<String> {
-    let decoded: Option<String> = serde_json::from_str::<Value>(body).ok().map(|v| {
+    let json = serde_json::from_str::<Value>(body).ok();
+    let decoded: Option<String> = json.as_ref().map(|v| {
         let mut s = String::new();
-        collect_strings(&v, &mut s);
+        collect_strings(v, &mut s);
         s
     });
     markers
         .iter()
-        .filter(|m| !m.is_empty())
-        .filter(|m| {
-            body.contains(m.as_str()) || decoded.as_deref().is_some_and(|d| d.contains(m.as_str()))
-        })
+        .filter(|m| holds(body, json.as_ref(), decoded.as_deref(), m))
         .cloned()
         .collect()
+}
+
+/// Values shorter than this, and values of digits only, are matched only as whole JSON
+/// values: `1` or `acme` inside other text is a coincidence, not evidence.
+pub const MIN_TEXT_MARKER: usize = 8;
+
+/// Whether `value` (one of A's values) occurs in `body` as evidence: as a whole JSON
+/// value (a string or a number) anywhere in a JSON body; or, for a value of at least
+/// [`MIN_TEXT_MARKER`] characters that is not all digits, in the text (raw, or once JSON
+/// strings are decoded, so `a\/b` cannot hide `a/b`) on token boundaries — so
+/// `reader-X@example.test` is not found inside `b-reader-X@example.test`.
+pub fn holds_value(body: &str, value: &str) -> bool {
+    let json = serde_json::from_str::<Value>(body).ok();
+    let decoded: Option<String> = json.as_ref().map(|v| {
+        let mut s = String::new();
+        collect_strings(v, &mut s);
+        s
+    });
+    holds(body, json.as_ref(), decoded.as_deref(), value)
+}
+
+fn holds(body: &str, json: Option<&Value>, decoded: Option<&str>, value: &str) -> bool {
+    if value.is_empty() {
+        return false;
+    }
+    if json.is_some_and(|j| whole_value(j, value)) {
+        return true;
+    }
+    let short =
+        value.chars().count() < MIN_TEXT_MARKER || value.chars().all(|c| c.is_ascii_digit());
+    !short && (on_boundaries(body, value) || decoded.is_some_and(|d| on_boundaries(d, value)))
+}
+
+fn whole_value(v: &Value, want: &str) -> bool {
+    match v {
+        Value::String(s) => s == want,
+        Value::Number(n) => n.to_string() == want,
+        Value::Array(a) => a.iter().any(|x| whole_value(x, want)),
+        Value::Object(o) => o.values().any(|x| whole_value(x, want)),
+        _ => false,
+    }
+}
+
+/// Characters that continue a token: an identifier, an e-mail address, a slug.
+fn word_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '-' | '_' | '@' | '+')
+}
+
+/// Whether `needle` occurs in `hay` with no token character right before or after it (a
+/// `.` counts as one only when a token character follows it: `x.example` continues,
+/// a sentence's full stop does not).
+pub fn on_boundaries(hay: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return false;
+    }
+    let starts = needle.starts_with(word_char_or_dot);
+    let ends = needle.ends_with(word_char_or_dot);
+    hay.match_indices(needle).any(|(i, _)| {
+        let before = hay[..i].chars().next_back();
+        let mut after = hay[i + needle.len()..].chars();
+        let (a1, a2) = (after.next(), after.next());
+        let before_ok = !starts || !before.is_some_and(|c| word_char(c) || c == '.');
+        let after_ok = !ends
+            || match a1 {
+                None => true,
+                Some('.') => !a2.is_some_and(word_char),
+                Some(c) => !word_char(c),
+            };
+        before_ok && after_ok
+    })
+}
+
+fn word_char_or_dot(c: char) -> bool {
+    word_char(c) || c == '.'
 }
 
 fn collect_strings(v: &Value, out: &mut String) {
@@ -325,6 +405,7 @@ pub fn list_rule(b: &Resp, markers: &[String], control_is_json: bool) -> Decisio
         b.status,
         markers.len()
     ))
+    .with("observed", observed(b))
 }
 
 /// The JSON paths whose values differ between two JSON values (`$.a.b: 1 → 2`), or a
@@ -471,7 +552,10 @@ pub fn write_rule(
     }
     let d = not_found_rule(nf);
     if d.verdict == Verdict::Pass {
-        Decision::pass(format!("{}; A's data unchanged", d.summary))
+        Decision {
+            summary: format!("{}; A's data unchanged", d.summary),
+            ..d
+        }
     } else {
         d
     }
@@ -549,24 +633,34 @@ fn shape_fill(id: &str, rnd: &[u8; 64]) -> String {
     format!("{prefix}{body}")
 }
 
-/// The tenant offered in a header, query parameter or body field must be ignored: when
-/// offering A's org id turns B's usual answer (`base`) into another non-5xx answer, the
-/// server reads the tenant from the request.
+/// The tenant offered in a header, query parameter or body field must be ignored. When
+/// offering A's org id turns B's usual answer (`base`) into a 2xx, the server reads the
+/// tenant from the request (a failure); into a 4xx, the server refused the request that
+/// named another tenant — which is safe (a pass). `None` when the answer did not change
+/// or cannot be judged (a 503, a redirect, a 429 is the target failing: an error).
 pub fn override_changed(channel_name: &str, base: u16, with_override: u16) -> Option<Decision> {
-    // Only an answer that can be judged counts as "changed": a 503, a redirect or a 429
-    // on the variant's request is the target failing, and stays an error.
-    (base != with_override && judgeable_status(with_override)).then(|| {
+    if base == with_override || !judgeable_status(with_override) {
+        return None;
+    }
+    Some(if (200..300).contains(&with_override) {
         Decision::fail(format!(
             "offering A's org id as {channel_name} changed B's answer from {base} to {with_override}: the server reads the tenant from the request"
+        ))
+    } else {
+        Decision::pass(format!(
+            "offering A's org id as {channel_name} was refused ({with_override}): the server does not take the tenant from the request"
         ))
     })
 }
 
-/// A `tenant_override` variant of a read, after the not-found rule: a twin that stops
-/// being not-found only because A's org id was offered is the server reading the tenant
-/// from the request (a failure), not an undecidable check.
+/// A `tenant_override` variant of a read, after the not-found rule (`d`). When the twin
+/// stops being not-found only because A's org id was offered, the server reads the
+/// tenant from the request (twin 2xx: a failure), or refuses a request that names
+/// another tenant (the same 4xx for A's id and for the twin: a pass). Anything else
+/// stays as the not-found rule decided.
 pub fn read_override_rule(
     d: Decision,
+    b_status: u16,
     twin_status: u16,
     not_found: u16,
     channel_name: &str,
@@ -574,12 +668,13 @@ pub fn read_override_rule(
     if d.verdict != Verdict::Error || twin_status == not_found {
         return d;
     }
+    let refused_alike = !(200..300).contains(&twin_status) && b_status == twin_status;
     match override_changed(channel_name, not_found, twin_status) {
-        Some(f) => Decision {
+        Some(f) if f.verdict == Verdict::Fail || refused_alike => Decision {
             evidence: d.evidence,
             ..f
         },
-        None => d,
+        _ => d,
     }
 }
 
@@ -591,7 +686,7 @@ pub fn forgery_rule(r: &Resp, control_status: u16, markers: &[String]) -> Decisi
         );
     }
     if r.status == 401 {
-        return Decision::pass("401: the forged token was rejected");
+        return Decision::pass("401: the forged token was rejected").with("observed", observed(r));
     }
     // A redirect (to a login page, say) or a 429 neither accepts nor rejects the token
     // in a way tenantgate can see.
@@ -628,18 +723,18 @@ pub fn echo_rule(r: &Resp, a_org: Option<&str>, b_org: Option<&str>) -> Decision
             .with("got", show(r));
     }
     if let Some(a) = a_org
-        && r.body.contains(a)
+        && holds_value(&r.body, a)
     {
         return Decision::fail("the identity endpoint answered B with A's org id: B acts as A")
             .with("got", show(r));
     }
     match b_org {
-        Some(b) if !r.body.contains(b) => {
+        Some(b) if !holds_value(&r.body, b) => {
             Decision::fail("the identity endpoint does not echo B's org id for B's token")
                 .with("got", show(r))
         }
-        Some(_) => Decision::pass("echoes B's org only"),
-        None => Decision::pass("never echoes A's org"),
+        Some(_) => Decision::pass("echoes B's org only").with("observed", observed(r)),
+        None => Decision::pass("never echoes A's org").with("observed", observed(r)),
     }
 }
 
@@ -647,6 +742,8 @@ pub fn echo_rule(r: &Resp, a_org: Option<&str>, b_org: Option<&str>) -> Decision
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ClaimInput<'a> {
     pub b_token: Option<&'a str>,
+    /// A's token: the control (what A's token does not show either is no evidence).
+    pub a_token: Option<&'a str>,
     /// `orgs.tenant_claim`, when the suite names it.
     pub tenant_claim: Option<&'a str>,
     pub a_org: Option<&'a str>,
@@ -668,34 +765,153 @@ pub fn claim_rule(i: &ClaimInput) -> Decision {
     };
     let payload_text = t.payload.to_string();
     if let Some(a) = i.a_org
-        && payload_text.contains(a)
+        && whole_value(&t.payload, a)
     {
         return Decision::fail("B's token carries A's org id").with("claims", payload_text);
     }
+    // A's own token is the control: what it does not show either is the suite's
+    // mistake (a misspelt claim, a capture that is not the tenant), not a leak.
+    let a_payload = i.a_token.and_then(jwt::decode).map(|t| t.payload);
+    let a_claim = a_payload.as_ref().and_then(|p| jwt::claim(p, &claim));
+    let undecided = |why: String| Decision::error(why).with("claims", payload_text.clone());
     match jwt::claim(&t.payload, &claim) {
-        None => {
-            Decision::fail(format!("B's token has no `{claim}` claim")).with("claims", payload_text)
+        None if a_claim.is_none() => undecided(format!(
+            "neither A's nor B's token has a `{claim}` claim: `orgs.tenant_claim` names a claim the target does not issue{}",
+            did_you_mean(&claim, &claim_names(&t.payload))
+        )),
+        None => Decision::fail(format!("B's token has no `{claim}` claim (A's has)"))
+            .with("claims", payload_text),
+        Some(serde_json::Value::Array(v)) if v.len() != 1 => {
+            if matches!(a_claim, Some(serde_json::Value::Array(a)) if a.len() != 1) {
+                return undecided(format!(
+                    "A's token carries several tenants in `{claim}` too: the claim lists memberships, so one tenant per token cannot be checked"
+                ));
+            }
+            Decision::fail(format!(
+                "B's token carries {} tenants in `{claim}`",
+                v.len()
+            ))
+            .with("claims", payload_text)
         }
-        Some(serde_json::Value::Array(v)) if v.len() != 1 => Decision::fail(format!(
-            "B's token carries {} tenants in `{claim}`",
-            v.len()
-        ))
-        .with("claims", payload_text),
         Some(v) => {
-            let got = match v {
-                serde_json::Value::Array(a) => jwt::claim_text(&a[0]),
-                v => jwt::claim_text(v),
-            };
+            let got = first_tenant(v);
             match i.b_org {
-                Some(b) if got != b => Decision::fail(format!(
-                    "B's token carries tenant `{got}` in `{claim}`, not B's org"
-                ))
-                .with("claims", payload_text),
+                Some(b) if got != b => {
+                    let a_matches = match (a_claim, i.a_org) {
+                        (Some(c), Some(a)) => first_tenant(c) == a,
+                        _ => false,
+                    };
+                    if !a_matches {
+                        return undecided(format!(
+                            "`{claim}` in A's token is not A's org id either: the claim, or the captured `org_id`, is not the tenant"
+                        ));
+                    }
+                    Decision::fail(format!(
+                        "B's token carries tenant `{got}` in `{claim}`, not B's org"
+                    ))
+                    .with("claims", payload_text)
+                }
                 Some(_) => Decision::pass(format!("`{claim}` is B's org only")),
                 None => Decision::pass(format!("`{claim}` holds one tenant, not A's")),
             }
         }
     }
+}
+
+fn first_tenant(v: &Value) -> String {
+    match v {
+        Value::Array(a) => a.first().map(jwt::claim_text).unwrap_or_default(),
+        v => jwt::claim_text(v),
+    }
+}
+
+/// Every claim name of a payload, nested ones dotted (`app.tenant`).
+fn claim_names(payload: &Value) -> Vec<String> {
+    fn walk(prefix: &str, v: &Value, out: &mut Vec<String>) {
+        if let Value::Object(o) = v {
+            for (k, x) in o {
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                walk(&name, x, out);
+                out.push(name);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("", payload, &mut out);
+    out
+}
+
+/// `; did you mean `org_id`?` when one of `names` is close to `wanted`, else nothing.
+pub fn did_you_mean(wanted: &str, names: &[String]) -> String {
+    let squash = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let w = squash(wanted);
+    names
+        .iter()
+        .map(|n| {
+            let d = if squash(n) == w {
+                0
+            } else {
+                strsim::damerau_levenshtein(&w, &squash(n))
+            };
+            (d, n)
+        })
+        .filter(|(d, n)| *d <= 2.max(wanted.len() / 4) && n.as_str() != wanted)
+        .min()
+        .map(|(_, n)| format!("; did you mean `{n}`?"))
+        .unwrap_or_default()
+}
+
+/// One probe of the pool-reuse attack, right after A's authenticated request.
+#[derive(Clone, Debug, Default)]
+pub struct PoolObservation {
+    pub round: u32,
+    /// Who sent what (`anonymous: GET /public/summary`).
+    pub request: String,
+    /// The answer's status; `None` when no answer came (a transport error).
+    pub status: Option<u16>,
+    /// A's markers (and A's org id) found in the answer.
+    pub leaked: Vec<String>,
+    /// The answer in evidence form, or why there was none.
+    pub got: String,
+}
+
+/// The pool-reuse rule: any of A's data in an answer to an anonymous request or to B,
+/// right after A's request, is a failure (a tenant setting outlived A's request on a
+/// pooled connection); otherwise a transport error or a 5xx leaves it undecided; else a
+/// pass over `rounds` × `probes`.
+pub fn pool_reuse_rule(seen: &[PoolObservation], rounds: u32, probes: usize) -> Decision {
+    if let Some(o) = seen.iter().find(|o| !o.leaked.is_empty()) {
+        return Decision::fail(format!(
+            "right after A's request, {} got A's data ({}) in round {}: a tenant setting outlived A's request on a pooled connection",
+            o.request,
+            o.leaked.join(", "),
+            o.round
+        ))
+        .with("got", o.got.clone());
+    }
+    let failed = |o: &&PoolObservation| o.status.is_none_or(|s| s >= 500);
+    if let Some(o) = seen.iter().find(failed) {
+        let n = seen.iter().filter(failed).count();
+        return Decision::error(format!(
+            "{n} of {} probes got no judgeable answer (first: {} in round {}): the pool cannot be shown clean",
+            seen.len(),
+            o.request,
+            o.round
+        ))
+        .with("got", o.got.clone());
+    }
+    Decision::pass(format!(
+        "{rounds} rounds × {probes} probes right after A's requests: none held A's data"
+    ))
 }
 
 #[cfg(test)]
@@ -1124,32 +1340,36 @@ mod tests {
 
     #[test]
     fn override_rules_table() {
-        // (case, B's usual status, with A's org id offered, changed?)
+        // (case, B's usual status, with A's org id offered, the verdict when changed)
         for (case, base, with, changed) in [
-            ("same answer", 200, 200, false),
-            ("200 → 404", 200, 404, true),
-            ("404 → 200", 404, 200, true),
-            ("a 503 is the target failing", 200, 503, false),
-            ("a redirect is not a change", 200, 302, false),
-            ("a rate limit is not a change", 200, 429, false),
+            ("same answer", 200, 200, None),
+            ("404 → 200", 404, 200, Some(F)),
+            ("200 → 403 is a refusal", 200, 403, Some(P)),
+            ("200 → 400 is a refusal", 200, 400, Some(P)),
+            ("a 503 is the target failing", 200, 503, None),
+            ("a redirect is not a change", 200, 302, None),
+            ("a rate limit is not a change", 200, 429, None),
         ] {
             let d = override_changed("header `X-Org-Id`", base, with);
-            assert_eq!(d.is_some(), changed, "{case}");
-            if let Some(d) = d {
-                expect(
+            assert_eq!(d.as_ref().map(|d| d.verdict), changed, "{case}");
+            match d {
+                Some(d) if d.verdict == F => expect(
                     case,
                     &d,
                     F,
                     &["X-Org-Id", "reads the tenant from the request"],
-                );
+                ),
+                Some(d) => expect(case, &d, P, &["X-Org-Id", "refused"]),
+                None => {}
             }
         }
         let undecided = Decision::error("never-issued id got 200").with("x", "y");
-        // (case, decision of the not-found rule, twin status, verdict, words)
-        for (case, d, twin, verdict, words) in [
+        // (case, decision of the not-found rule, B's status, twin status, verdict, words)
+        for (case, d, b, twin, verdict, words) in [
             (
                 "twin stays not-found",
                 undecided.clone(),
+                404,
                 404,
                 E,
                 vec!["never-issued"],
@@ -1158,23 +1378,85 @@ mod tests {
                 "twin answered because of the override",
                 undecided.clone(),
                 200,
+                200,
                 F,
                 vec!["from 404 to 200"],
             ),
-            ("twin 503", undecided.clone(), 503, E, vec!["never-issued"]),
+            (
+                "both refused alike",
+                undecided.clone(),
+                403,
+                403,
+                P,
+                vec!["refused (403)"],
+            ),
+            (
+                "twin refused, A's id answered",
+                undecided.clone(),
+                200,
+                403,
+                E,
+                vec!["never-issued"],
+            ),
+            (
+                "twin 503",
+                undecided.clone(),
+                404,
+                503,
+                E,
+                vec!["never-issued"],
+            ),
             (
                 "a pass stays a pass",
                 Decision::pass("404"),
+                200,
                 200,
                 P,
                 vec!["404"],
             ),
         ] {
-            let got = read_override_rule(d, twin, 404, "header `X-Org-Id`");
+            let got = read_override_rule(d, b, twin, 404, "header `X-Org-Id`");
             expect(case, &got, verdict, &words);
             if verdict == F {
                 assert_eq!(got.evidence.len(), 1, "{case}: the evidence is kept");
             }
+        }
+    }
+
+    #[test]
+    fn pool_reuse_rule_table() {
+        let ok = |round| PoolObservation {
+            round,
+            request: "anonymous: GET /public".into(),
+            status: Some(200),
+            leaked: vec![],
+            got: "200 {}".into(),
+        };
+        let leak = PoolObservation {
+            leaked: vec!["Acme run42".into()],
+            ..ok(3)
+        };
+        let down = PoolObservation {
+            status: Some(503),
+            ..ok(2)
+        };
+        // (case, observations, verdict, words)
+        for (case, seen, verdict, words) in [
+            ("clean", vec![ok(1), ok(2)], P, vec!["20 rounds × 2 probes"]),
+            (
+                "A's data after A's request",
+                vec![ok(1), down.clone(), leak],
+                F,
+                vec!["round 3", "Acme run42", "pooled connection"],
+            ),
+            (
+                "a 503 leaves it undecided",
+                vec![ok(1), down],
+                E,
+                vec!["1 of 2 probes", "round 2"],
+            ),
+        ] {
+            expect(case, &pool_reuse_rule(&seen, 20, 2), verdict, &words);
         }
     }
 
@@ -1223,64 +1505,232 @@ mod tests {
         let signer =
             jwt::Signer::new("HS256", Some("a-test-secret-of-some-length"), None).expect("signer");
         let tok = |claims: serde_json::Value| signer.sign(&claims).expect("sign");
+        let a_ok = tok(serde_json::json!({"org_id": "org-a"}));
+        let a_odd = tok(serde_json::json!({"org_id": "org-z"}));
+        let a_many = tok(serde_json::json!({"org_ids": ["org-a", "org-c"]}));
+        let a_num = tok(serde_json::json!({"org_id": 1}));
         let b_only = tok(serde_json::json!({"org_id": "org-b"}));
         let with_a = tok(serde_json::json!({"org_id": "org-b", "x": "org-a"}));
         let other = tok(serde_json::json!({"org_id": "org-c"}));
         let two = tok(serde_json::json!({"org_ids": ["org-b", "org-c"]}));
         let none = tok(serde_json::json!({"sub": "u1"}));
-        // (case, B's token, tenant_claim, verdict, words)
-        for (case, token, claim, verdict, words) in [
+        let b_num = tok(serde_json::json!({"org_id": 2, "sub": "u-1-x"}));
+        // (case, B's token, A's token, tenant_claim, A's org, B's org, verdict, words)
+        type Case<'a> = (
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+            &'a str,
+            &'a str,
+            Verdict,
+            Vec<&'a str>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "B's org only",
-                Some(b_only.as_str()),
+                Some(&b_only),
+                Some(&a_ok),
                 None,
+                "org-a",
+                "org-b",
                 P,
                 vec!["`org_id` is B's org only"],
             ),
             (
                 "A's org id anywhere",
-                Some(with_a.as_str()),
+                Some(&with_a),
+                Some(&a_ok),
                 None,
+                "org-a",
+                "org-b",
                 F,
                 vec!["A's org id"],
             ),
             (
                 "another tenant",
-                Some(other.as_str()),
+                Some(&other),
+                Some(&a_ok),
                 None,
+                "org-a",
+                "org-b",
                 F,
                 vec!["`org-c`", "not B's org"],
             ),
             (
+                "another tenant, and A's is not A's either",
+                Some(&other),
+                Some(&a_odd),
+                None,
+                "org-a",
+                "org-b",
+                E,
+                vec!["not A's org id either"],
+            ),
+            (
                 "two tenants",
-                Some(two.as_str()),
+                Some(&two),
+                Some(&a_ok),
                 Some("org_ids"),
+                "org-a",
+                "org-b",
                 F,
                 vec!["2 tenants"],
             ),
             (
+                "several tenants by design",
+                Some(&two),
+                Some(&a_many),
+                Some("org_ids"),
+                "org-x",
+                "org-b",
+                E,
+                vec!["several tenants", "too"],
+            ),
+            (
                 "no tenant claim",
-                Some(none.as_str()),
+                Some(&none),
+                Some(&a_ok),
                 None,
+                "org-a",
+                "org-b",
                 E,
                 vec!["none of the usual tenant claims"],
             ),
-            ("no token", None, None, S, vec!["no token"]),
+            (
+                "a misspelt tenant_claim",
+                Some(&b_only),
+                Some(&a_ok),
+                Some("orgid"),
+                "org-a",
+                "org-b",
+                E,
+                vec!["neither A's nor B's", "did you mean `org_id`?"],
+            ),
+            (
+                "B lacks the claim A has",
+                Some(&none),
+                Some(&a_ok),
+                Some("org_id"),
+                "org-a",
+                "org-b",
+                F,
+                vec!["no `org_id` claim (A's has)"],
+            ),
+            (
+                "short ids match whole values only",
+                Some(&b_num),
+                Some(&a_num),
+                None,
+                "1",
+                "2",
+                P,
+                vec!["B's org only"],
+            ),
+            (
+                "no token",
+                None,
+                Some(&a_ok),
+                None,
+                "org-a",
+                "org-b",
+                S,
+                vec!["no token"],
+            ),
             (
                 "an opaque token",
                 Some("opaque-token-value"),
                 None,
+                None,
+                "org-a",
+                "org-b",
                 S,
                 vec!["not a JWT"],
             ),
-        ] {
+        ];
+        for (case, b_token, a_token, claim, a_org, b_org, verdict, words) in cases {
             let d = claim_rule(&ClaimInput {
-                b_token: token,
+                b_token,
+                a_token,
                 tenant_claim: claim,
-                a_org: Some("org-a"),
-                b_org: Some("org-b"),
+                a_org: Some(a_org),
+                b_org: Some(b_org),
             });
             expect(case, &d, verdict, &words);
+        }
+    }
+
+    #[test]
+    fn markers_match_whole_values_or_on_token_boundaries() {
+        // (case, body, marker, found)
+        for (case, body, marker, found) in [
+            (
+                "a whole JSON string",
+                r#"{"e":"reader-X@example.test"}"#,
+                "reader-X@example.test",
+                true,
+            ),
+            (
+                "inside B's own longer value",
+                r#"{"e":"b-reader-X@example.test"}"#,
+                "reader-X@example.test",
+                false,
+            ),
+            (
+                "a prefix of a longer value",
+                r#"{"e":"reader-X@example.test.org"}"#,
+                "reader-X@example.test",
+                false,
+            ),
+            (
+                "in a sentence",
+                r#"{"t":"Acme run42 is great."}"#,
+                "Acme run42",
+                true,
+            ),
+            (
+                "at a sentence's end",
+                r#"{"t":"we love Acme run42."}"#,
+                "Acme run42",
+                true,
+            ),
+            (
+                "inside a URL path",
+                r#"{"u":"/brands/0b6f5d2e-8a41-4c7e-9f0a-1234567890ab/x"}"#,
+                "0b6f5d2e-8a41-4c7e-9f0a-1234567890ab",
+                true,
+            ),
+            ("JSON escaping", r#"["a\/bcdefghij"]"#, "a/bcdefghij", true),
+            ("a short id as a whole value", r#"{"org_id":1}"#, "1", true),
+            ("a short id inside a number", r#"{"n":21}"#, "1", false),
+            (
+                "a short id inside a string",
+                r#"{"id":"org-1"}"#,
+                "1",
+                false,
+            ),
+            (
+                "digits inside a longer number",
+                r#"{"n":"1234567890"}"#,
+                "12345678",
+                false,
+            ),
+            (
+                "digits as a whole value",
+                r#"{"n":12345678}"#,
+                "12345678",
+                true,
+            ),
+            (
+                "plain text, long marker",
+                "hello Acme run42 bye",
+                "Acme run42",
+                true,
+            ),
+            ("plain text, short marker", "org 1 here", "1", false),
+        ] {
+            let got = !markers_in(body, &[marker.to_string()]).is_empty();
+            assert_eq!(got, found, "{case}: {marker:?} in {body}");
         }
     }
 

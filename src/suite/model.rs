@@ -567,6 +567,20 @@ pub struct Attacks {
     pub claim_integrity: Option<Toggle<NoOptions>>,
     #[serde(default)]
     pub existence_oracle: Option<Toggle<NoOptions>>,
+    /// Extension: A's authenticated request right before each anonymous check, B's lists
+    /// and the identity endpoint, over many rounds (a tenant setting left on a pooled
+    /// connection). On by default; suite level only.
+    #[serde(default)]
+    pub pool_reuse: Option<Toggle<PoolReuse>>,
+}
+
+/// `attacks.pool_reuse:` options (extension).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolReuse {
+    /// Rounds of (A's request, then every probe); default 20, enough to cycle a pool.
+    #[serde(default)]
+    pub rounds: Option<u32>,
 }
 
 /// An attack switched on/off (`false`) or configured (a mapping, which switches it on).

@@ -893,9 +893,23 @@ fn verdict_rules_on_random_bodies() {
                     return Err(format!("found `{m}`, not a marker"));
                 }
             }
+            // Every marker the body holds as a whole JSON string is found (inside other
+            // text a marker counts only on token boundaries, and short ones never).
+            fn strings(v: &serde_json::Value, out: &mut Vec<String>) {
+                match v {
+                    serde_json::Value::String(s) => out.push(s.clone()),
+                    serde_json::Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+                    serde_json::Value::Object(o) => o.values().for_each(|x| strings(x, out)),
+                    _ => {}
+                }
+            }
+            let mut whole = Vec::new();
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&b) {
+                strings(&v, &mut whole);
+            }
             for m in &markers {
-                if !m.is_empty() && b.contains(m.as_str()) && !found.contains(m) {
-                    return Err(format!("missed `{m}`, which the body holds"));
+                if !m.is_empty() && whole.contains(m) && !found.contains(m) {
+                    return Err(format!("missed `{m}`, which the body holds as a value"));
                 }
             }
             // mask: every id that cannot be part of `<id>` is gone.

@@ -13,4 +13,6 @@ mod fuzz;
 mod gate;
 mod promises;
 mod reports;
+mod pool;
 mod support;
+mod trust;

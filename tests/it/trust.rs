@@ -1,0 +1,228 @@
+//! Trust on a new user's own suite (issue 8), end to end through the real binary against
+//! the reference API: exit 1 only for a proven leak, markers that cannot false-alarm,
+//! secrets that never leave, teardown that tells the truth.
+
+use crate::support::{Run, Target, edited_suite};
+
+fn result<'a>(r: &'a Run, id: &str) -> &'a serde_json::Value {
+    r.json.as_ref().expect("a JSON report")["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|x| x["id"] == id)
+        .unwrap_or_else(|| panic!("no result {id}\n{}", r.explain()))
+}
+
+fn notices(r: &Run) -> Vec<String> {
+    r.json.as_ref().expect("a JSON report")["notices"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|n| n.as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn a_misspelt_tenant_claim_is_the_suites_mistake_not_a_leak() {
+    let t = Target::start("");
+    let suite = edited_suite(
+        t.dir.path(),
+        &[("tenant_claim: org_id", "tenant_claim: orgid")],
+    );
+    let r = t.run(&suite, &[]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    assert!(
+        r.ids("fail").is_empty(),
+        "{:?}\n{}",
+        r.ids("fail"),
+        r.explain()
+    );
+    let jwt = result(&r, "jwt/claim_integrity:token");
+    assert_eq!(jwt["verdict"], "error", "{jwt}");
+    let summary = jwt["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("did you mean `org_id`?"),
+        "{summary}\n{}",
+        r.explain()
+    );
+}
+
+#[test]
+fn a_marker_inside_bs_own_value_never_fails_a_correct_app() {
+    let t = Target::start("");
+    // B gets a subscriber whose address contains A's: `b-reader-…` holds `reader-…`.
+    let suite = edited_suite(
+        t.dir.path(),
+        &[(
+            "    capture: { brand_id: $.id }\n",
+            "    capture: { brand_id: $.id }\n  - name: give B a subscriber\n    as: b\n    request: { method: POST, url: /subscribers, json: { email: \"b-reader-{{run_id}}@example.test\", brand_id: \"{{b.brand_id}}\" } }\n    expect: { status: 201 }\n    capture: { subscriber_email: $.email }\n",
+        )],
+    );
+    let r = t.run(&suite, &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert!(r.ids("fail").is_empty(), "{:?}", r.ids("fail"));
+    let n = notices(&r);
+    assert!(
+        n.iter()
+            .any(|x| x.contains("A's `subscriber_email` is not used as a marker")),
+        "{n:?}"
+    );
+}
+
+#[test]
+fn a_typo_in_the_token_capture_never_prints_the_token() {
+    let t = Target::start("");
+    let suite = edited_suite(
+        t.dir.path(),
+        &[(
+            "capture: { token: $.access_token,",
+            "capture: { token: $.acces_token,",
+        )],
+    );
+    let r = t.run(&suite, &[]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    let setup = result(&r, "setup/provision-a");
+    assert_eq!(setup["verdict"], "error");
+    let evidence = setup["evidence"].to_string();
+    assert!(
+        evidence.contains("access_token"),
+        "the answer is shown: {evidence}"
+    );
+    // Neither stdout, stderr, the JSON report nor JUnit holds a token (JWTs start `eyJ`).
+    let all = r.all_output();
+    assert!(!all.contains("eyJ"), "a token leaked:\n{all}");
+    for s in t.secrets() {
+        assert!(!all.contains(&s), "secret {s:?} leaked");
+    }
+}
+
+#[test]
+fn forged_tokens_reach_lists_and_a_token_without_exp_is_sent() {
+    let t = Target::start("");
+    let r = t.run(&crate::support::bundled_suite(), &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    let passed = r.ids("pass");
+    for id in [
+        "brand-is-invisible-to-b/token_forgery:no_exp",
+        "identity/token_forgery:no_exp",
+        "brands-list-holds-none-of-a-s-rows/token_forgery:alg_none",
+        "brands-list-holds-none-of-a-s-rows/token_forgery:no_exp",
+    ] {
+        assert!(
+            passed.iter().any(|p| p == id),
+            "{id} did not pass\n{}",
+            r.explain()
+        );
+    }
+    // Evidence on passes: what B actually got, briefly.
+    for (id, starts) in [
+        ("brand-is-invisible-to-b", "404 application/json"),
+        ("brands-list-holds-none-of-a-s-rows", "200 application/json"),
+        ("brand-is-invisible-to-b/token_forgery:alg_none", "401"),
+    ] {
+        let ev = result(&r, id)["evidence"].to_string();
+        assert!(
+            ev.contains("\"observed\"") && ev.contains(starts),
+            "{id}: {ev}"
+        );
+    }
+    drop(t);
+    // A list answering a forged token with A's org id is caught on the list too.
+    let t = Target::start("alg-none");
+    let r = t.run(&crate::support::bundled_suite(), &[]);
+    assert_eq!(r.code, 1, "{}", r.explain());
+    let failed = r.ids("fail");
+    assert!(
+        failed
+            .iter()
+            .any(|f| f == "brands-list-holds-none-of-a-s-rows/token_forgery:alg_none"),
+        "{failed:?}"
+    );
+}
+
+#[test]
+fn filters_and_excludes_select_by_id_or_glob_and_a_dead_filter_is_an_error() {
+    let t = Target::start("");
+    let suite = crate::support::bundled_suite();
+    let r = t.run(
+        &suite,
+        &[
+            "--filter",
+            "brand-is-invisible-to-b",
+            "--filter",
+            "public.brands.*",
+            "--exclude",
+            "*/token_forgery:*",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.explain());
+    let ids: Vec<String> = ["pass", "skip", "warn"]
+        .iter()
+        .flat_map(|v| r.ids(v))
+        .collect();
+    assert!(
+        ids.iter().any(|i| i == "brand-is-invisible-to-b"),
+        "{ids:?}"
+    );
+    assert!(
+        ids.iter().any(|i| i.starts_with("public.brands.")),
+        "{ids:?}"
+    );
+    assert!(
+        ids.iter().all(|i| (i.starts_with("brand-is-invisible-to-b")
+            || i.starts_with("public.brands."))
+            && !i.contains("token_forgery")),
+        "{ids:?}"
+    );
+    // `public` alone is no longer a substring of every database id.
+    let r = t.run(&suite, &["--filter", "public"]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    let n = notices(&r);
+    assert!(
+        n.iter().any(|x| x.contains("--filter `public` matches no")),
+        "{n:?}"
+    );
+    assert!(
+        r.ids("error").iter().all(|i| i != "setup/filter"),
+        "not a result row"
+    );
+    // Without a database section the mistake is caught before anything is sent.
+    let nodb = t.dir.path().join("nodb.yaml");
+    let text = std::fs::read_to_string(&suite).unwrap();
+    std::fs::write(&nodb, text.split_once("\ndatabase:").unwrap().0).unwrap();
+    let r = t.run(&nodb, &["--filter", "brand-is-invisibel-to-b"]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    assert!(
+        r.stderr.contains("did you mean `brand-is-invisible-to-b`?"),
+        "{}",
+        r.explain()
+    );
+    assert!(r.json.is_none(), "nothing ran");
+}
+
+#[test]
+fn one_bug_reads_as_one_block_per_check() {
+    let t = Target::start("forbidden-not-404");
+    let r = t.run(&crate::support::bundled_suite(), &[]);
+    assert_eq!(r.code, 1, "{}", r.explain());
+    let failed = r.ids("fail");
+    assert!(failed.len() > 5, "{failed:?}");
+    // Every failing variant is named, but its evidence is printed once per check.
+    assert!(r.stdout.contains("variants, same finding"), "{}", r.stdout);
+    for id in &failed {
+        assert!(
+            r.stdout.contains(id.as_str()),
+            "{id} not named\n{}",
+            r.stdout
+        );
+    }
+    let blocks = r.stdout.matches("\nFAIL  ").count();
+    assert!(
+        blocks < failed.len(),
+        "{blocks} blocks for {} failures",
+        failed.len()
+    );
+    let lines = r.stdout.lines().count();
+    assert!(lines < 150, "{lines} lines\n{}", r.stdout);
+}
