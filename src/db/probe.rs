@@ -30,7 +30,24 @@ enum Step<T> {
     Undecided(String),
 }
 
+/// The most connections the probe opens. Each runs its share of the tables in its own
+/// transactions (always rolled back), so the probe waits on several round trips at once
+/// instead of one after another; few enough not to crowd an application's pool.
+pub const MAX_CONNECTIONS: usize = 4;
+
+/// Tables per connection below which one more connection is not worth its setup.
+const MIN_TABLES_PER_CONNECTION: usize = 32;
+
+/// How many connections probe `tables` tables.
+fn connections_for(tables: usize) -> usize {
+    tables.div_ceil(MIN_TABLES_PER_CONNECTION).clamp(1, MAX_CONNECTIONS)
+}
+
 /// Runs every probe over `tables`. `setting` is the tenant setting (lower case).
+///
+/// The tables are split into contiguous parts, one per connection (at most
+/// [`MAX_CONNECTIONS`]; an extra connection that cannot be opened only lowers the
+/// concurrency). Results come out in the same order as one connection would give them.
 pub async fn run(
     cfg: &ProbeConfig,
     tables: &[TenantTable],
@@ -44,49 +61,122 @@ pub async fn run(
         Ok(()) => {}
         Err(e) => return vec![error_result("database.probe", Layer::Probe, &e)],
     }
-    let mut out = Vec::new();
     if tables.is_empty() {
-        out.push(skip("database", "probe", "no tenant table to probe"));
-        return out;
+        return vec![skip("database", "probe", "no tenant table to probe")];
     }
-    let result = async {
-        probe_no_tenant(&client, tables, setting, &mut out).await?;
-        match setting {
-            Some(s) => probe_random_tenant(&client, tables, s, &mut out).await?,
-            None => out.push(skip(
-                "database",
-                "probe_random_tenant",
-                "no tenant_setting configured: cannot set a tenant",
-            )),
+    let extra = (1..connections_for(tables.len())).map(|_| catalog::connect(&cfg.url, "probe URL"));
+    let mut clients = vec![client];
+    clients.extend(join_all(extra.collect()).await.into_iter().flatten());
+    let orgs = setting.and(cfg.orgs.as_ref());
+    let per = tables.len().div_ceil(clients.len());
+    let parts = clients
+        .iter()
+        .zip(tables.chunks(per))
+        .map(|(c, part)| probe_part(c, part, setting, orgs));
+    let mut kinds: [Vec<CheckResult>; 4] = Default::default();
+    let mut error = None;
+    for part in join_all(parts.collect()).await {
+        for (all, mine) in kinds.iter_mut().zip(part.kinds) {
+            all.extend(mine);
         }
-        match (setting, &cfg.orgs) {
-            (Some(s), Some(orgs)) => {
-                probe_b_sees_no_a(&client, tables, s, &orgs.a, &orgs.b, &mut out).await?;
-                probe_move_row(&client, tables, s, &orgs.a, &orgs.b, &mut out).await?;
+        error = error.or(part.error);
+    }
+    let [no_tenant, random, b_sees_no_a, move_row] = kinds;
+    let mut out = no_tenant;
+    match setting {
+        Some(_) => out.extend(random),
+        None => out.push(skip(
+            "database",
+            "probe_random_tenant",
+            "no tenant_setting configured: cannot set a tenant",
+        )),
+    }
+    match (setting, &cfg.orgs) {
+        (Some(_), Some(_)) => {
+            out.extend(b_sees_no_a);
+            out.extend(move_row);
+        }
+        (None, _) => {
+            for rule in ["probe_b_sees_no_a", "probe_move_row"] {
+                out.push(skip("database", rule, "no tenant_setting configured: cannot set a tenant"));
             }
-            (None, _) => {
-                for rule in ["probe_b_sees_no_a", "probe_move_row"] {
-                    out.push(skip("database", rule, "no tenant_setting configured: cannot set a tenant"));
-                }
+        }
+        (_, None) => {
+            for rule in ["probe_b_sees_no_a", "probe_move_row"] {
+                out.push(skip(
+                    "database",
+                    rule,
+                    "no org ids: the A/B probes run under `tenantgate run`, after org A and org B are provisioned",
+                ));
             }
-            (_, None) => {
-                for rule in ["probe_b_sees_no_a", "probe_move_row"] {
-                    out.push(skip(
-                        "database",
-                        rule,
-                        "no org ids: the A/B probes run under `tenantgate run`, after org A and org B are provisioned",
-                    ));
-                }
+        }
+    }
+    if let Some(e) = error {
+        out.push(error_result("database.probe", Layer::Probe, &e));
+    }
+    out
+}
+
+/// What one connection found on its part of the tables: the results of each probe kind
+/// (no tenant, random tenant, B sees no A, move row), and the error that stopped it.
+struct Part {
+    kinds: [Vec<CheckResult>; 4],
+    error: Option<DbError>,
+}
+
+/// Runs the probe kinds that apply over `tables` on one connection, each kind in one
+/// transaction that is rolled back; stops at the first error (after a `ROLLBACK`).
+async fn probe_part(
+    client: &Client,
+    tables: &[TenantTable],
+    setting: Option<&str>,
+    orgs: Option<&super::ProbeOrgs>,
+) -> Part {
+    let mut kinds: [Vec<CheckResult>; 4] = Default::default();
+    let [no_tenant, random, b_sees_no_a, move_row] = &mut kinds;
+    let result = async {
+        probe_no_tenant(client, tables, setting, no_tenant).await?;
+        if let Some(s) = setting {
+            probe_random_tenant(client, tables, s, random).await?;
+            if let Some(o) = orgs {
+                probe_b_sees_no_a(client, tables, s, &o.a, &o.b, b_sees_no_a).await?;
+                probe_move_row(client, tables, s, &o.a, &o.b, move_row).await?;
             }
         }
         Ok::<(), DbError>(())
     }
     .await;
-    if let Err(e) = result {
+    let error = result.err();
+    if error.is_some() {
         let _ = client.batch_execute("ROLLBACK").await;
-        out.push(error_result("database.probe", Layer::Probe, &e));
     }
-    out
+    Part { kinds, error }
+}
+
+/// Polls every future to completion on this task, giving their outputs in input order.
+/// The probe's connections wait on the server, not on the CPU: one task is enough, and
+/// the futures may borrow (no `'static` copies of the tables).
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in futures.iter_mut().zip(done.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
 }
 
 fn skip(object: &str, rule: &str, why: &str) -> CheckResult {
