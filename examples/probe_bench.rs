@@ -76,7 +76,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// The app role's URL: the admin URL with the user (and password) swapped.
 fn app_url(admin_url: &str, app: &str) -> String {
-    let (scheme, rest) = admin_url.split_once("://").unwrap_or(("postgres", admin_url));
+    let (scheme, rest) = admin_url
+        .split_once("://")
+        .unwrap_or(("postgres", admin_url));
     let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
     format!("{scheme}://{app}:probe-bench@{host}")
 }
@@ -178,9 +180,8 @@ async fn run(
     probes.sort();
     let median: Duration = probes[probes.len() / 2];
     println!(
-        "probe of {tables} tables: min {:.1?}, median {median:.1?} over {runs} runs (up to {} connections)",
+        "probe of {tables} tables: min {:.1?}, median {median:.1?} over {runs} runs",
         probes[0],
-        db::probe::MAX_CONNECTIONS
     );
     Ok(())
 }

@@ -43,7 +43,14 @@ struct Plan {
     sent: AtomicU64,
 }
 
-async fn send(p: &Plan, method: reqwest::Method, path: &str, org: &Org, body: Option<&Value>, want: u16) {
+async fn send(
+    p: &Plan,
+    method: reqwest::Method,
+    path: &str,
+    org: &Org,
+    body: Option<&Value>,
+    want: u16,
+) {
     let mut rb = p
         .client
         .request(method, format!("{}{path}", p.base))

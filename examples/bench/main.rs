@@ -41,6 +41,10 @@ struct Args {
     /// The tenantgate binary (default: `tenantgate` next to this example's directory).
     #[arg(long)]
     bin: Option<PathBuf>,
+    /// Milliseconds the target adds to every answer (0: as fast as it goes). With a
+    /// few ms, how checks are scheduled shows; with none, the tool's CPU cost does.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
     /// Skip Hurl even when it is installed.
     #[arg(long)]
     no_hurl: bool,
@@ -176,12 +180,21 @@ fn run_loadgen(
     let u = measure(&mut cmd).map_err(|e| format!("cannot run the load generator: {e}"))?;
     let counted = requests(store) - before;
     let text = std::fs::read_to_string(out.path()).map_err(|e| e.to_string())?;
-    let nums: Vec<u64> = text.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    let nums: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
     let [sent, wrong, wall_ns] = nums[..] else {
-        return Err(format!("the load generator exited {} and printed {text:?}", u.code));
+        return Err(format!(
+            "the load generator exited {} and printed {text:?}",
+            u.code
+        ));
     };
     if wrong > 0 || u.code != 0 {
-        return Err(format!("the load generator got {wrong} unexpected answers (exit {})", u.code));
+        return Err(format!(
+            "the load generator got {wrong} unexpected answers (exit {})",
+            u.code
+        ));
     }
     // Its sign-ups and seed (10 requests) are outside the timed part.
     debug_assert!(counted >= sent);
@@ -313,7 +326,10 @@ fn serve_only(
     for &checks in &args.sizes {
         let p = out.join(format!("bench-{checks}.yaml"));
         std::fs::write(&p, workload::suite(base, checks)).map_err(|e| e.to_string())?;
-        for (f, text) in workload::hurl_files(checks, args.jobs).into_iter().enumerate() {
+        for (f, text) in workload::hurl_files(checks, args.jobs)
+            .into_iter()
+            .enumerate()
+        {
             let h = out.join(format!("bench-{checks}-{f}.hurl"));
             std::fs::write(&h, text).map_err(|e| e.to_string())?;
         }
@@ -354,17 +370,19 @@ fn main() -> Result<(), String> {
     // The target gets the machine's cores, as a real server would; the load generator
     // (its own process) as many runtime threads as tenantgate's runtime has.
     let target_rt = threads(cpus, "target")?;
-    let (base, store) = target::serve(&target_rt).map_err(|e| e.to_string())?;
+    let (base, store) = target::serve(&target_rt, Duration::from_millis(args.latency_ms))
+        .map_err(|e| e.to_string())?;
     if let Some(out) = &args.serve {
         return serve_only(&target_rt, out, &base, &args);
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let hurl = !args.no_hurl && hurl_on_path();
     println!(
-        "tenantgate benchmark: {} | {cpus} CPUs, load average {} | jobs {} | target {base} (in-memory, in this process)",
+        "tenantgate benchmark: {} | {cpus} CPUs, load average {} | jobs {} | target {base} (in-memory, in this process, +{} ms per answer)",
         bin.display(),
         load_average(),
-        args.jobs
+        args.jobs,
+        args.latency_ms
     );
     if !hurl {
         println!("hurl: not on PATH (or --no-hurl): skipped");
@@ -372,12 +390,10 @@ fn main() -> Result<(), String> {
     for &checks in &args.sizes {
         let jobs = args.jobs;
         let tg: Runner = Box::new(|| run_tenantgate(&bin, dir.path(), &base, &store, checks, jobs));
-        let raw: Runner = Box::new(|| {
-            run_loadgen(&base, &store, checks, jobs, Schedule::AllConcurrent)
-        });
-        let same: Runner = Box::new(|| {
-            run_loadgen(&base, &store, checks, jobs, Schedule::WritesSerial)
-        });
+        let raw: Runner =
+            Box::new(|| run_loadgen(&base, &store, checks, jobs, Schedule::AllConcurrent));
+        let same: Runner =
+            Box::new(|| run_loadgen(&base, &store, checks, jobs, Schedule::WritesSerial));
         let t = repeat(args.runs, &tg)?;
         print_row("tenantgate", checks, args.runs, &t);
         let l = repeat(args.runs, &raw)?;
@@ -386,7 +402,8 @@ fn main() -> Result<(), String> {
         print_row("load gen., writes serial", checks, args.runs, &s);
         let rate = |x: &Sample| x.requests as f64 / secs(x.wall);
         let cpu_per_req = |x: &Sample| {
-            x.cpu.map_or(f64::NAN, |c| secs(c) * 1e6 / x.requests.max(1) as f64)
+            x.cpu
+                .map_or(f64::NAN, |c| secs(c) * 1e6 / x.requests.max(1) as f64)
         };
         println!(
             "  ratios at {checks}: tenantgate req/s = {:.0} % of the load generator's ({:.0} % of it with writes one at a time, as tenantgate schedules them); CPU per request {:.0} µs vs {:.0} µs ({:.1}×)",

@@ -33,6 +33,9 @@ pub struct Store {
     items: RwLock<HashMap<String, Item>>,
     /// Requests answered (all routes, all statuses).
     pub requests: AtomicU64,
+    /// Added to every answer: a target with network or database latency, where the
+    /// scheduling of checks matters more than the tool's CPU cost.
+    latency: std::time::Duration,
 }
 
 type Shared = Arc<Store>;
@@ -58,6 +61,9 @@ fn unauthorized() -> Response {
 
 async fn count(State(s): State<Shared>, req: Request, next: Next) -> Response {
     s.requests.fetch_add(1, Ordering::Relaxed);
+    if !s.latency.is_zero() {
+        tokio::time::sleep(s.latency).await;
+    }
     next.run(req).await
 }
 
@@ -170,9 +176,16 @@ pub fn router(store: Shared) -> Router {
         .with_state(store)
 }
 
-/// Serves on 127.0.0.1 (a free port) on `rt`; returns the base URL and the store.
-pub fn serve(rt: &tokio::runtime::Runtime) -> std::io::Result<(String, Shared)> {
-    let store: Shared = Arc::new(Store::default());
+/// Serves on 127.0.0.1 (a free port) on `rt`, adding `latency` to every answer;
+/// returns the base URL and the store.
+pub fn serve(
+    rt: &tokio::runtime::Runtime,
+    latency: std::time::Duration,
+) -> std::io::Result<(String, Shared)> {
+    let store: Shared = Arc::new(Store {
+        latency,
+        ..Store::default()
+    });
     let listener = rt.block_on(tokio::net::TcpListener::bind(SocketAddr::from((
         [127, 0, 0, 1],
         0,

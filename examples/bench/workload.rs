@@ -58,7 +58,10 @@ seed:
     for i in 0..checks {
         let k = i % SEEDED;
         let _ = match shape(i) {
-            Shape::Read => writeln!(s, "  - {{ name: read {i}, read: \"/items/{{{{a.item_{k}}}}}\" }}"),
+            Shape::Read => writeln!(
+                s,
+                "  - {{ name: read {i}, read: \"/items/{{{{a.item_{k}}}}}\" }}"
+            ),
             Shape::List => writeln!(s, "  - {{ name: list {i}, list: /items }}"),
             Shape::Write => writeln!(
                 s,

@@ -10,6 +10,7 @@ mod faultproxy;
 mod faults;
 mod fuzz;
 mod gate;
+mod probe_many;
 mod support;
 // The adaptive-concurrency controller's unit tests run here until the runner declares
 // `pub mod adaptive;` in src/run/mod.rs (then remove these three lines).
