@@ -102,15 +102,3 @@ pub fn hurl_files(checks: usize, files: usize) -> Vec<String> {
         })
         .collect()
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hurl_files_hold_every_check_once() {
-        let files = hurl_files(10, 3);
-        let entries: usize = files.iter().map(|f| f.matches("HTTP ").count() - 3).sum();
-        assert_eq!(entries, 10);
-    }
-}

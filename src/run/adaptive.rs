@@ -177,9 +177,9 @@ struct GateState {
     debt: usize,
 }
 
-/// A limiter applied to a semaphore: [`Gate::acquire`] waits for a slot; the
-/// [`Permit`] reports the answer and frees the slot (or retires it when the limit
-/// dropped). Cloning shares the gate.
+/// A limiter applied to a semaphore: [`Gate::acquire`] waits for a slot (one per
+/// check); [`Gate::record`] takes every answer's latency; dropping the [`Permit`]
+/// frees the slot (or retires it when the limit dropped). Cloning shares the gate.
 #[derive(Clone)]
 pub struct Gate {
     sem: Arc<tokio::sync::Semaphore>,
@@ -235,30 +235,37 @@ impl Gate {
     }
 }
 
-impl Permit {
-    /// Reports the answer of the request(s) this slot ran, and frees the slot.
-    pub fn done(mut self, latency: Duration, signal: Signal) {
-        let gate = self.gate.clone();
-        let mut st = gate.lock();
+impl Gate {
+    /// Records one answer (any request of any check: the runner's `Sender` calls this
+    /// for every answer and every transport error) and resizes the gate.
+    pub fn record(&self, latency: Duration, signal: Signal) {
+        let mut st = self.lock();
         let before = st.limiter.limit();
         st.limiter.record(latency, signal);
-        gate.apply(&mut st, before);
-        Self::release(&mut self, &mut st);
+        self.apply(&mut st, before);
+    }
+}
+
+impl Permit {
+    /// Records one answer ([`Gate::record`]) and frees the slot.
+    pub fn done(self, latency: Duration, signal: Signal) {
+        self.gate.record(latency, signal);
     }
 
     fn release(&mut self, st: &mut GateState) {
-        if let Some(p) = self.permit.take() {
-            if st.debt > 0 {
-                st.debt -= 1;
-                p.forget();
-            }
+        // Returned to the semaphore when dropped here, unless a slot is owed.
+        if let Some(p) = self.permit.take()
+            && st.debt > 0
+        {
+            st.debt -= 1;
+            p.forget();
         }
     }
 }
 
 impl Drop for Permit {
-    /// A slot dropped without [`Permit::done`] (a panic, a cancelled check) is freed
-    /// without a sample.
+    /// Dropping a permit frees its slot, or retires it while the limit is below the
+    /// number in flight; also after a panic or a cancelled check (without a sample).
     fn drop(&mut self) {
         if self.permit.is_some() {
             let gate = self.gate.clone();
