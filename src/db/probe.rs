@@ -8,6 +8,11 @@
 //! `set_config(setting, value, true)` (transaction-local). `lock_timeout` and
 //! `statement_timeout` keep a probe from hanging behind the application's locks.
 //!
+//! Speed: a step is one round trip (a simple-query batch holding the savepoint, the
+//! tenant, the statement and the rollback to the savepoint), and the tables are split
+//! into parts on up to [`MAX_CONNECTIONS`] connections, each running every kind over
+//! its part in its own transactions.
+//!
 //! The probe refuses to run as a superuser or a BYPASSRLS role: those see every row,
 //! so every probe would pass for the wrong reason.
 
