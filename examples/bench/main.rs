@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use loadgen::Schedule;
+use tenantgate_reference_api::pg::TempPostgres;
 
 #[derive(Parser, Debug)]
 #[command(about = "tenantgate benchmark: tool vs. a plain load generator vs. Hurl")]
@@ -45,6 +46,10 @@ struct Args {
     /// few ms, how checks are scheduled shows; with none, the tool's CPU cost does.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Also run tenantgate against the reference API (a throwaway PostgreSQL and
+    /// `examples/reference-api`: a real target with a database behind it).
+    #[arg(long)]
+    reference: bool,
     /// Skip Hurl even when it is installed.
     #[arg(long)]
     no_hurl: bool,
@@ -222,6 +227,65 @@ fn loadgen_child(base: &str, args: &Args) -> Result<(), String> {
     let checks = args.sizes.first().copied().unwrap_or(100);
     let r = loadgen::run(&rt, base, checks, args.jobs, schedule).map_err(|e| e.to_string())?;
     println!("{} {} {}", r.requests, r.wrong, r.wall.as_nanos());
+    Ok(())
+}
+
+/// tenantgate against the reference API on a throwaway PostgreSQL, at every size.
+/// Requests are those of the plan (the reference API does not count them).
+fn reference_runs(
+    rt: &tokio::runtime::Runtime,
+    bin: &Path,
+    dir: &Path,
+    args: &Args,
+) -> Result<(), String> {
+    let pg = TempPostgres::start().map_err(|e| format!("cannot start PostgreSQL: {e}"))?;
+    let launched = rt
+        .block_on(tenantgate_reference_api::launch(
+            &pg,
+            "tg_bench_ref",
+            "tgbench",
+            Default::default(),
+        ))
+        .map_err(|e| format!("cannot launch the reference API: {e}"))?;
+    println!(
+        "reference API: {} (PostgreSQL, throwaway)",
+        launched.base_url
+    );
+    for &checks in &args.sizes {
+        let run = || -> Result<Sample, String> {
+            let suite = dir.join(format!("reference-{checks}.yaml"));
+            std::fs::write(
+                &suite,
+                workload::reference_suite(&launched.base_url, checks),
+            )
+            .map_err(|e| e.to_string())?;
+            let u = measure(
+                Command::new(bin)
+                    .arg("run")
+                    .arg(&suite)
+                    .args(["--jobs", &args.jobs.to_string(), "--color", "never"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            )
+            .map_err(|e| e.to_string())?;
+            if u.code != 0 {
+                return Err(format!(
+                    "tenantgate exited {} against the reference API",
+                    u.code
+                ));
+            }
+            Ok(Sample {
+                wall: u.wall,
+                requests: workload::planned_requests(checks, 5),
+                peak_rss_kib: Some(u.peak_rss_kib),
+                cpu: Some(u.cpu),
+            })
+        };
+        let r = repeat(args.runs, &(Box::new(run) as Runner))?;
+        print_row("tenantgate → reference API", checks, args.runs, &r);
+    }
+    drop(launched);
+    drop(pg);
     Ok(())
 }
 
@@ -422,6 +486,9 @@ fn main() -> Result<(), String> {
                 secs(t.0.wall) / secs(h.0.wall)
             );
         }
+    }
+    if args.reference {
+        reference_runs(&target_rt, &bin, dir.path(), &args)?;
     }
     println!("load average at the end: {}", load_average());
     Ok(())

@@ -72,6 +72,63 @@ seed:
     s
 }
 
+/// Requests tenantgate sends for a suite of `checks` checks: per check read 4 (control
+/// as A, the never-issued twin twice, B), list 2 (A, B), write 6 (verify twice, the
+/// twin's write twice, B's write, verify); plus `setup` (sign-ups, seed, teardown).
+pub fn planned_requests(checks: usize, setup: usize) -> u64 {
+    let per = |i: usize| match shape(i) {
+        Shape::Read => 4,
+        Shape::List => 2,
+        Shape::Write => 6,
+    };
+    ((0..checks).map(per).sum::<usize>() + setup) as u64
+}
+
+/// A suite of `checks` checks against the reference API (`examples/reference-api`):
+/// sign-up, one brand seeded in A, checks cycling read / list / write+verify on it.
+pub fn reference_suite(base_url: &str, checks: usize) -> String {
+    let mut s = format!(
+        r#"version: 1
+name: bench-reference-{checks}
+target:
+  base_url: {base_url}
+attacks: {{ tenant_override: false, token_forgery: false, claim_integrity: false, existence_oracle: false }}
+orgs:
+  provision:
+    - name: sign up
+      request:
+        method: POST
+        url: /auth/signup
+        json: {{ org_name: "tg-{{{{run_id}}}}-{{{{org}}}}", email: "{{{{org}}}}-{{{{run_id}}}}@example.test", password: "correct-horse-battery-staple" }}
+      expect: {{ status: 201 }}
+      capture: {{ token: $.access_token, org_id: $.org.id }}
+  auth: {{ header: Authorization, value: "Bearer {{{{token}}}}" }}
+  teardown:
+    - request: {{ method: DELETE, url: "/orgs/{{{{org_id}}}}" }}
+seed:
+  - name: create brand
+    request: {{ method: POST, url: /brands, json: {{ name: "Acme {{{{run_id}}}}" }} }}
+    expect: {{ status: 201 }}
+    capture: {{ brand_id: $.id, brand_name: $.name }}
+checks:
+"#
+    );
+    for i in 0..checks {
+        let _ = match shape(i) {
+            Shape::Read => writeln!(
+                s,
+                "  - {{ name: read {i}, read: \"/brands/{{{{a.brand_id}}}}\" }}"
+            ),
+            Shape::List => writeln!(s, "  - {{ name: list {i}, list: /brands }}"),
+            Shape::Write => writeln!(
+                s,
+                "  - name: write {i}\n    write: {{ method: PATCH, url: \"/brands/{{{{a.brand_id}}}}\", json: {{ name: pwned }} }}\n    verify: \"/brands/{{{{a.brand_id}}}}\""
+            ),
+        };
+    }
+    s
+}
+
 /// `files` Hurl files that together hold `checks` checks, one request each (what a
 /// hand-written Hurl test of the same isolation would send: B's request and its
 /// expected answer). Each file signs up its own two orgs and seeds one item, because
