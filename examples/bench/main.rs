@@ -67,41 +67,70 @@ struct Args {
     writes_serial: bool,
 }
 
-/// What one child process used, from wait4(2).
+/// What one child process used.
 struct Usage {
     wall: Duration,
     code: i32,
-    peak_rss_kib: i64,
-    cpu: Duration,
+    peak_rss_kib: Option<i64>,
+    cpu: Option<Duration>,
 }
 
-/// Runs `cmd` to completion and reads its own resource usage (not the sum of every
-/// child this process ever had, which `getrusage(RUSAGE_CHILDREN)` would give).
+/// `VmHWM` (the kernel's peak-RSS high-water mark) from `/proc/PID/status`, in KiB.
+fn vm_hwm(status: &str) -> Option<i64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The state letter and `utime + stime` from `/proc/PID/stat` (clock ticks are 1/100 s
+/// in `/proc` on Linux whatever the kernel's internal rate).
+fn parse_stat(stat: &str) -> (Option<char>, Option<Duration>) {
+    // The command name is in parentheses and may hold spaces: fields follow the last ')'.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return (None, None);
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let state = f.first().and_then(|s| s.chars().next());
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+    let cpu = match (ticks(11), ticks(12)) {
+        (Some(u), Some(s)) => Some(Duration::from_millis((u + s) * 10)),
+        _ => None,
+    };
+    (state, cpu)
+}
+
+/// Runs `cmd` to completion, sampling its `/proc/PID` every 2 ms: the peak RSS is the
+/// last `VmHWM` seen (it only grows), the CPU time is read once the process has
+/// exited but is not yet reaped (a zombie keeps its times). Linux only; elsewhere
+/// both are unknown and the wall time is still measured.
 fn measure(cmd: &mut Command) -> std::io::Result<Usage> {
     let started = Instant::now();
-    let child = cmd.spawn()?;
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own child, not yet reaped; the pointers are to live locals.
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    let wall = started.elapsed();
-    // The child is reaped: `Child` must not wait for it again.
-    std::mem::forget(child);
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let mut child = cmd.spawn()?;
+    let dir = PathBuf::from(format!("/proc/{}", child.id()));
+    let (mut peak, mut cpu) = (None, None);
+    let wall = loop {
+        if let Some(k) = std::fs::read_to_string(dir.join("status"))
+            .ok()
+            .as_deref()
+            .and_then(vm_hwm)
+        {
+            peak = Some(peak.map_or(k, |p: i64| p.max(k)));
+        }
+        let (state, times) = match std::fs::read_to_string(dir.join("stat")) {
+            Ok(s) => parse_stat(&s),
+            Err(_) => (None, None),
+        };
+        cpu = times.or(cpu);
+        if state.is_none_or(|c| c == 'Z' || c == 'X') {
+            break started.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let status = child.wait()?;
     Ok(Usage {
         wall,
-        code: if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else {
-            -1
-        },
-        peak_rss_kib: ru.ru_maxrss,
-        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        code: status.code().unwrap_or(-1),
+        peak_rss_kib: peak,
+        cpu,
     })
 }
 
@@ -145,7 +174,7 @@ fn run_tenantgate(
             .args(["--jobs", &jobs.to_string(), "--color", "never", "--json"])
             .arg(&json)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
+            .stderr(Stdio::null()),
     )
     .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
     if u.code != 0 {
@@ -159,8 +188,8 @@ fn run_tenantgate(
     Ok(Sample {
         wall: u.wall,
         requests: requests(store) - before,
-        peak_rss_kib: Some(u.peak_rss_kib),
-        cpu: Some(u.cpu),
+        peak_rss_kib: u.peak_rss_kib,
+        cpu: u.cpu,
     })
 }
 
@@ -206,8 +235,8 @@ fn run_loadgen(
     Ok(Sample {
         wall: Duration::from_nanos(wall_ns),
         requests: sent,
-        peak_rss_kib: Some(u.peak_rss_kib),
-        cpu: Some(u.cpu),
+        peak_rss_kib: u.peak_rss_kib,
+        cpu: u.cpu,
     })
 }
 
@@ -277,8 +306,8 @@ fn reference_runs(
             Ok(Sample {
                 wall: u.wall,
                 requests: workload::planned_requests(checks, 5),
-                peak_rss_kib: Some(u.peak_rss_kib),
-                cpu: Some(u.cpu),
+                peak_rss_kib: u.peak_rss_kib,
+                cpu: u.cpu,
             })
         };
         let r = repeat(args.runs, &(Box::new(run) as Runner))?;
@@ -327,8 +356,8 @@ fn run_hurl(
     Ok(Sample {
         wall: u.wall,
         requests: requests(store) - before,
-        peak_rss_kib: Some(u.peak_rss_kib),
-        cpu: Some(u.cpu),
+        peak_rss_kib: u.peak_rss_kib,
+        cpu: u.cpu,
     })
 }
 
