@@ -8,13 +8,17 @@
 //! `set_config(setting, value, true)` (transaction-local). `lock_timeout` and
 //! `statement_timeout` keep a probe from hanging behind the application's locks.
 //!
+//! Speed: a step is one round trip (a simple-query batch holding the savepoint, the
+//! tenant, the statement and the rollback to the savepoint), and the tables are split
+//! into parts on up to [`MAX_CONNECTIONS`] connections, each running every kind over
+//! its part in its own transactions.
+//!
 //! The probe refuses to run as a superuser or a BYPASSRLS role: those see every row,
 //! so every probe would pass for the wrong reason.
 
 use std::time::Instant;
 
 use tokio_postgres::Client;
-use tokio_postgres::types::ToSql;
 
 use super::catalog;
 use super::config::ProbeConfig;
@@ -33,7 +37,26 @@ enum Step<T> {
     Undecided(String),
 }
 
+/// The most connections the probe opens. Each runs its share of the tables in its own
+/// transactions (always rolled back), so the probe waits on several round trips at once
+/// instead of one after another; few enough not to crowd an application's pool.
+pub const MAX_CONNECTIONS: usize = 4;
+
+/// Tables per connection below which one more connection is not worth its setup.
+const MIN_TABLES_PER_CONNECTION: usize = 32;
+
+/// How many connections probe `tables` tables.
+fn connections_for(tables: usize) -> usize {
+    tables
+        .div_ceil(MIN_TABLES_PER_CONNECTION)
+        .clamp(1, MAX_CONNECTIONS)
+}
+
 /// Runs every probe over `tables`. `setting` is the tenant setting (lower case).
+///
+/// The tables are split into contiguous parts, one per connection (at most
+/// [`MAX_CONNECTIONS`]; an extra connection that cannot be opened only lowers the
+/// concurrency). Results come out in the same order as one connection would give them.
 pub async fn run(
     cfg: &ProbeConfig,
     tables: &[TenantTable],
@@ -47,49 +70,126 @@ pub async fn run(
         Ok(()) => {}
         Err(e) => return vec![error_result("database.probe", Layer::Probe, &e)],
     }
-    let mut out = Vec::new();
     if tables.is_empty() {
-        out.push(skip("database", "probe", "no tenant table to probe"));
-        return out;
+        return vec![skip("database", "probe", "no tenant table to probe")];
     }
-    let result = async {
-        probe_no_tenant(&client, tables, setting, &mut out).await?;
-        match setting {
-            Some(s) => probe_random_tenant(&client, tables, s, &mut out).await?,
-            None => out.push(skip(
-                "database",
-                "probe_random_tenant",
-                "no tenant_setting configured: cannot set a tenant",
-            )),
+    let extra = (1..connections_for(tables.len())).map(|_| catalog::connect(&cfg.url, "probe URL"));
+    let mut clients = vec![client];
+    clients.extend(join_all(extra.collect()).await.into_iter().flatten());
+    let orgs = setting.and(cfg.orgs.as_ref());
+    let per = tables.len().div_ceil(clients.len());
+    let parts = clients
+        .iter()
+        .zip(tables.chunks(per))
+        .map(|(c, part)| probe_part(c, part, setting, orgs));
+    let mut kinds: [Vec<CheckResult>; 4] = Default::default();
+    let mut error = None;
+    for part in join_all(parts.collect()).await {
+        for (all, mine) in kinds.iter_mut().zip(part.kinds) {
+            all.extend(mine);
         }
-        match (setting, &cfg.orgs) {
-            (Some(s), Some(orgs)) => {
-                probe_b_sees_no_a(&client, tables, s, &orgs.a, &orgs.b, &mut out).await?;
-                probe_move_row(&client, tables, s, &orgs.a, &orgs.b, &mut out).await?;
+        error = error.or(part.error);
+    }
+    let [no_tenant, random, b_sees_no_a, move_row] = kinds;
+    let mut out = no_tenant;
+    match setting {
+        Some(_) => out.extend(random),
+        None => out.push(skip(
+            "database",
+            "probe_random_tenant",
+            "no tenant_setting configured: cannot set a tenant",
+        )),
+    }
+    match (setting, &cfg.orgs) {
+        (Some(_), Some(_)) => {
+            out.extend(b_sees_no_a);
+            out.extend(move_row);
+        }
+        (None, _) => {
+            for rule in ["probe_b_sees_no_a", "probe_move_row"] {
+                out.push(skip(
+                    "database",
+                    rule,
+                    "no tenant_setting configured: cannot set a tenant",
+                ));
             }
-            (None, _) => {
-                for rule in ["probe_b_sees_no_a", "probe_move_row"] {
-                    out.push(skip("database", rule, "no tenant_setting configured: cannot set a tenant"));
-                }
+        }
+        (_, None) => {
+            for rule in ["probe_b_sees_no_a", "probe_move_row"] {
+                out.push(skip(
+                    "database",
+                    rule,
+                    "no org ids: the A/B probes run under `tenantgate run`, after org A and org B are provisioned",
+                ));
             }
-            (_, None) => {
-                for rule in ["probe_b_sees_no_a", "probe_move_row"] {
-                    out.push(skip(
-                        "database",
-                        rule,
-                        "no org ids: the A/B probes run under `tenantgate run`, after org A and org B are provisioned",
-                    ));
-                }
+        }
+    }
+    if let Some(e) = error {
+        out.push(error_result("database.probe", Layer::Probe, &e));
+    }
+    out
+}
+
+/// What one connection found on its part of the tables: the results of each probe kind
+/// (no tenant, random tenant, B sees no A, move row), and the error that stopped it.
+struct Part {
+    kinds: [Vec<CheckResult>; 4],
+    error: Option<DbError>,
+}
+
+/// Runs the probe kinds that apply over `tables` on one connection, each kind in one
+/// transaction that is rolled back; stops at the first error (after a `ROLLBACK`).
+async fn probe_part(
+    client: &Client,
+    tables: &[TenantTable],
+    setting: Option<&str>,
+    orgs: Option<&super::ProbeOrgs>,
+) -> Part {
+    let mut kinds: [Vec<CheckResult>; 4] = Default::default();
+    let [no_tenant, random, b_sees_no_a, move_row] = &mut kinds;
+    let result = async {
+        probe_no_tenant(client, tables, setting, no_tenant).await?;
+        if let Some(s) = setting {
+            probe_random_tenant(client, tables, s, random).await?;
+            if let Some(o) = orgs {
+                probe_b_sees_no_a(client, tables, s, &o.a, &o.b, b_sees_no_a).await?;
+                probe_move_row(client, tables, s, &o.a, &o.b, move_row).await?;
             }
         }
         Ok::<(), DbError>(())
     }
     .await;
-    if let Err(e) = result {
+    let error = result.err();
+    if error.is_some() {
         let _ = client.batch_execute("ROLLBACK").await;
-        out.push(error_result("database.probe", Layer::Probe, &e));
     }
-    out
+    Part { kinds, error }
+}
+
+/// Polls every future to completion on this task, giving their outputs in input order.
+/// The probe's connections wait on the server, not on the CPU: one task is enough, and
+/// the futures may borrow (no `'static` copies of the tables).
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in futures.iter_mut().zip(done.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    done.into_iter().flatten().collect()
 }
 
 fn skip(object: &str, rule: &str, why: &str) -> CheckResult {
@@ -170,47 +270,8 @@ async fn rollback(client: &Client) -> Result<(), DbError> {
         .map_err(|e| DbError::query("probe rollback", &e))
 }
 
-/// Runs `f` between `SAVEPOINT` and `ROLLBACK TO SAVEPOINT`. A statement error is a
-/// refusal (or undecided for timeouts); a broken connection is an `Err`.
-async fn in_savepoint<T>(
-    client: &Client,
-    f: impl AsyncFnOnce(&Client) -> Result<T, tokio_postgres::Error>,
-) -> Result<Step<T>, DbError> {
-    client
-        .batch_execute("SAVEPOINT tenantgate_probe")
-        .await
-        .map_err(|e| DbError::query("probe savepoint", &e))?;
-    let r = f(client).await;
-    client
-        .batch_execute("ROLLBACK TO SAVEPOINT tenantgate_probe")
-        .await
-        .map_err(|e| DbError::query("probe rollback to savepoint", &e))?;
-    Ok(match r {
-        Ok(v) => Step::Ran(v),
-        Err(e) if e.is_closed() => return Err(DbError::query("probe", &e)),
-        Err(e) => {
-            let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
-            if code == "57014" || code == "55P03" {
-                Step::Undecided(pg_message(&e))
-            } else {
-                Step::Refused(pg_message(&e))
-            }
-        }
-    })
-}
-
-async fn set_tenant(
-    client: &Client,
-    setting: &str,
-    value: &str,
-) -> Result<(), tokio_postgres::Error> {
-    client
-        .execute("SELECT set_config($1, $2, true)", &[&setting, &value])
-        .await
-        .map(|_| ())
-}
-
-/// `SELECT count(*) FROM t [WHERE col = CAST($1 AS type)]`, after setting the tenant.
+/// `SELECT count(*) FROM t [WHERE col = CAST('value' AS type)]`, after setting the
+/// tenant, as one round trip ([`batch_step`]).
 async fn count(
     client: &Client,
     t: &TenantTable,
@@ -218,27 +279,123 @@ async fn count(
     only: Option<&str>,
 ) -> Result<Step<i64>, DbError> {
     let table = qualified(&t.schema, &t.name);
-    let value = only.unwrap_or_default();
-    let (sql, params): (String, Vec<&(dyn ToSql + Sync)>) = match (only, &t.column) {
-        (Some(_), Some((col, ty))) => (
-            format!(
-                "SELECT count(*) FROM {table} WHERE {} = CAST($1::text AS {ty})",
-                quote_ident(col)
-            ),
-            vec![&value as &(dyn ToSql + Sync)],
+    let sql = match (only, &t.column) {
+        (Some(v), Some((col, ty))) => format!(
+            "SELECT count(*) FROM {table} WHERE {} = CAST({} AS {ty})",
+            quote_ident(col),
+            literal(v)
         ),
-        _ => (format!("SELECT count(*) FROM {table}"), vec![]),
+        _ => format!("SELECT count(*) FROM {table}"),
     };
-    let sql_ref = sql.as_str();
-    let params_ref = params.as_slice();
-    in_savepoint(client, async move |c: &Client| {
-        if let Some((s, v)) = set {
-            set_tenant(c, s, v).await?;
-        }
-        let row = c.query_one(sql_ref, params_ref).await?;
-        row.try_get::<_, i64>(0)
+    Ok(match batch_step(client, set, &sql).await? {
+        Step::Ran(rows) => match rows.last().and_then(|r| r.get(0)?.parse::<i64>().ok()) {
+            Some(n) => Step::Ran(n),
+            // Cannot happen for count(*); if it does, it is no evidence either way.
+            None => Step::Undecided("the count returned no number".into()),
+        },
+        Step::Refused(m) => Step::Refused(m),
+        Step::Undecided(m) => Step::Undecided(m),
     })
-    .await
+}
+
+/// One probe step in ONE round trip: `SAVEPOINT; [SELECT set_config(..., true);]
+/// statement; ROLLBACK TO SAVEPOINT` sent as a single simple-query batch (values as
+/// dollar-quoted literals: the simple protocol takes no parameters). When the statement
+/// is refused the batch stops there and the savepoint is rolled back separately, so a
+/// step never outlives itself either way. Returns the rows of the batch.
+async fn batch_step(
+    client: &Client,
+    set: Option<(&str, &str)>,
+    sql: &str,
+) -> Result<Step<Vec<tokio_postgres::SimpleQueryRow>>, DbError> {
+    let set_sql = set
+        .map(|(s, v)| format!("SELECT set_config({}, {}, true); ", literal(s), literal(v)))
+        .unwrap_or_default();
+    let batch = format!(
+        "SAVEPOINT tenantgate_probe; {set_sql}{sql}; ROLLBACK TO SAVEPOINT tenantgate_probe"
+    );
+    match client.simple_query(&batch).await {
+        Ok(messages) => Ok(Step::Ran(
+            messages
+                .into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+                    _ => None,
+                })
+                .collect(),
+        )),
+        Err(e) if e.is_closed() => Err(DbError::query("probe", &e)),
+        Err(e) => {
+            client
+                .batch_execute("ROLLBACK TO SAVEPOINT tenantgate_probe")
+                .await
+                .map_err(|e| DbError::query("probe rollback to savepoint", &e))?;
+            Ok(classify(&e))
+        }
+    }
+}
+
+/// The move of one of B's rows in two round trips: `SAVEPOINT; set tenant B; DECLARE
+/// cursor; FETCH 1`, then `UPDATE ... WHERE CURRENT OF; ROLLBACK TO SAVEPOINT` (or only
+/// the rollback when B has no row). `Ran(None)`: no row to move; `Ran(Some(n))`: rows
+/// the update touched (rolled back).
+async fn move_step(
+    client: &Client,
+    setting: &str,
+    b: &str,
+    declare: &str,
+    update: &str,
+) -> Result<Step<Option<u64>>, DbError> {
+    const BACK: &str = "ROLLBACK TO SAVEPOINT tenantgate_probe";
+    let rollback = async || {
+        client
+            .batch_execute(BACK)
+            .await
+            .map_err(|e| DbError::query("probe rollback to savepoint", &e))
+    };
+    let fetch = format!(
+        "SAVEPOINT tenantgate_probe; SELECT set_config({}, {}, true); {declare}; FETCH 1 FROM tenantgate_move",
+        literal(setting),
+        literal(b)
+    );
+    let rows = match client.simple_query(&fetch).await {
+        Ok(m) => m
+            .iter()
+            .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+            .count(),
+        Err(e) if e.is_closed() => return Err(DbError::query("probe", &e)),
+        Err(e) => {
+            rollback().await?;
+            return Ok(classify(&e));
+        }
+    };
+    // One row is set_config's; a second is the fetched row of B's.
+    if rows < 2 {
+        rollback().await?;
+        return Ok(Step::Ran(None));
+    }
+    match client.simple_query(&format!("{update}; {BACK}")).await {
+        Ok(m) => Ok(Step::Ran(m.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(*n),
+            _ => None,
+        }))),
+        Err(e) if e.is_closed() => Err(DbError::query("probe", &e)),
+        Err(e) => {
+            rollback().await?;
+            Ok(classify(&e))
+        }
+    }
+}
+
+/// A refused statement: a timeout or a lock wait cannot be decided; anything else
+/// (permission, policy, invalid value) is a refusal.
+fn classify<T>(e: &tokio_postgres::Error) -> Step<T> {
+    let code = e.code().map(|c| c.code().to_string()).unwrap_or_default();
+    if code == "57014" || code == "55P03" {
+        Step::Undecided(pg_message(e))
+    } else {
+        Step::Refused(pg_message(e))
+    }
 }
 
 fn describe(step: &Step<i64>) -> String {
@@ -544,17 +701,7 @@ async fn probe_move_row(
             "UPDATE {table} SET {c} = CAST({} AS {ty}) WHERE CURRENT OF tenantgate_move",
             literal(a)
         );
-        let (declare, update) = (declare.as_str(), update.as_str());
-        let step = in_savepoint(client, async move |cl: &Client| {
-            set_tenant(cl, setting, b).await?;
-            cl.batch_execute(declare).await?;
-            let rows = cl.query("FETCH 1 FROM tenantgate_move", &[]).await?;
-            if rows.is_empty() {
-                return Ok(None);
-            }
-            cl.execute(update, &[]).await.map(Some)
-        })
-        .await?;
+        let step = move_step(client, setting, b, &declare, &update).await?;
         let step = match step {
             Step::Ran(None) => {
                 out.push(result(

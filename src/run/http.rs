@@ -308,7 +308,13 @@ impl Http {
                 )
             })
             .collect();
-        let mut body = Vec::new();
+        // Sized once from Content-Length (capped: the header is the server's word, not
+        // a promise), so a large list body is not copied on every doubling.
+        let hint = resp
+            .content_length()
+            .unwrap_or(0)
+            .min(MAX_BODY_BYTES as u64) as usize;
+        let mut body = Vec::with_capacity(hint);
         while let Some(chunk) = resp.chunk().await.map_err(map_err)? {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
                 return Err(TransportError::Other(format!(
@@ -317,10 +323,13 @@ impl Http {
             }
             body.extend_from_slice(&chunk);
         }
+        // Valid UTF-8 (nearly every answer) becomes the String without a copy.
+        let body = String::from_utf8(body)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         Ok(Resp {
             status,
             headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
+            body,
             elapsed: start.elapsed(),
         })
     }

@@ -14,6 +14,7 @@
 //! The `audit` command is the same pipeline with only the database stage
 //! ([`audit_database`]).
 
+pub mod adaptive;
 pub mod checks;
 pub mod context;
 pub mod database;

@@ -11,6 +11,7 @@ mod faultproxy;
 mod faults;
 mod fuzz;
 mod gate;
+mod probe_many;
 mod promises;
 mod reports;
 mod pool;
