@@ -132,11 +132,12 @@ pub struct FuncRow {
     pub executable: bool,
 }
 
-/// A function whose body mentions `current_setting`.
-#[derive(Clone, Debug)]
+/// A SQL or PL/pgSQL function (outside extensions): its body and parameter names.
+#[derive(Clone, Debug, Default)]
 pub struct SettingFnRow {
     pub name: String,
     pub source: String,
+    pub arg_names: Vec<String>,
 }
 
 /// Everything read from the catalogs.
@@ -487,6 +488,7 @@ async fn load_in_tx(
             Ok(SettingFnRow {
                 name: r.try_get(0)?,
                 source: r.try_get(1)?,
+                arg_names: r.try_get(2)?,
             })
         })?,
     })
@@ -558,10 +560,16 @@ impl Queries {
                SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass \
                  AND d.objid = p.oid AND d.deptype = 'e')"
         );
+        // Every SQL and PL/pgSQL function outside extensions: the bodies that policy
+        // helpers (`current_org_id()`, `is_member(org_id)`) are judged by.
         let setting_fns_sql = format!(
-            "SELECT p.proname::text, p.prosrc FROM pg_proc p \
+            "SELECT p.proname::text, p.prosrc, coalesce(p.proargnames::text[], '{{}}'::text[]) \
+             FROM pg_proc p \
              JOIN pg_namespace n ON n.oid = p.pronamespace \
-             WHERE p.prosrc ILIKE '%current\\_setting%' AND {USER_SCHEMA}"
+             JOIN pg_language l ON l.oid = p.prolang \
+             WHERE l.lanname IN ('sql', 'plpgsql') AND {USER_SCHEMA} AND NOT EXISTS ( \
+               SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass \
+                 AND d.objid = p.oid AND d.deptype = 'e')"
         );
         Queries {
             schemas_sql,

@@ -518,6 +518,7 @@ pub fn audit_config(
         app_role: db.app_role.as_ref().map(|t| t.to_string()),
         tenant_setting: db.tenant_setting.clone(),
         probe,
+        model: db.tenant_model(),
     }
 }
 

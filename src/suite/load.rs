@@ -1251,6 +1251,15 @@ fn validate(file: &str, s: &Suite, broken: &BTreeSet<usize>, diags: &mut Vec<Dia
         if let Some(p) = &db.probe {
             no_placeholders(file, &p.url, "database.probe.url", diags);
         }
+        if let Some(p) = &db.preset
+            && crate::db::TenantModel::preset_named(&p.value).is_none()
+        {
+            diags.push(at(
+                Loc::of(p),
+                format!("database.preset `{}` is not a known preset", p.value),
+                Some(format!("write one of: {}", crate::db::PRESETS.join(", "))),
+            ));
+        }
         let url = db.url.to_string();
         if !(broken.contains(&db.url.loc.offset)
             || db.url.vars().next().is_some()

@@ -40,7 +40,7 @@ pub fn judge(cat: &Catalog, opts: &Options<'_>, elapsed: Duration) -> Judged {
     roles::app_role_exists(&mut em, &app);
 
     let shared = table::Shared::new(cat, &roles, &app, opts.tenant_setting);
-    let mut policy_judge = policies::PolicyJudge::new(cat, opts.tenant_setting);
+    let mut policy_judge = policies::PolicyJudge::new(cat, opts.tenant_setting, opts.model);
     for t in &found.tables {
         table::TableCtx::new(&shared, t, &mut policy_judge).judge(&mut em);
     }

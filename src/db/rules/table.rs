@@ -94,7 +94,7 @@ impl<'a> TableCtx<'a> {
             None => true,
             Some(privs) => p.roles.iter().any(|r| *r == 0 || privs.contains(r)),
         };
-        let judged = judge.judge_all(all, &col_names, applies);
+        let judged = judge.judge_all(all, &col_names, &t.rel.name, applies);
         let ignored = all.iter().copied().filter(|p| !applies(p)).collect();
         let gates = restrictive_gates(&judged);
         let findings = PolicyFindings::of(&judged, &gates);
@@ -323,13 +323,27 @@ impl<'a> TableCtx<'a> {
     }
 
     fn policy_tenant_key(&self, em: &mut Emitter) {
-        let key = &self.findings.key;
-        let finding = key.first().map(|(first, why)| {
-            Finding::new(
-                Rule::PolicyTenantKey,
-                format!("policy {} is not keyed on the tenant: {why}", first.name),
+        let (key, unverified) = (&self.findings.key, &self.findings.unverified);
+        let first = match (key.first(), unverified.first()) {
+            (Some((p, why)), _) => Some((
+                Verdict::Fail,
+                p,
+                format!("policy {} is not keyed on the tenant: {why}", p.name),
+            )),
+            (None, Some((p, why))) => Some((
+                Verdict::Warn,
+                p,
+                format!("policy {} is unverified: {why}", p.name),
+            )),
+            (None, None) => None,
+        };
+        let finding = first.map(|(verdict, first, summary)| {
+            Finding::with_verdict(verdict, summary)
+            .policies(
+                key.iter()
+                    .chain(unverified.iter())
+                    .map(|(p, why)| (self.pdef(p), why.as_str())),
             )
-            .policies(key.iter().map(|(p, why)| (self.pdef(p), why.as_str())))
             .fix(format!(
                 "ALTER POLICY {} ON {} USING ({});",
                 quote_ident(&first.name),

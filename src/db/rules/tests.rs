@@ -89,6 +89,7 @@ fn run(cat: &Catalog) -> Vec<CheckResult> {
         exempt: &[],
         app_role: Some("app"),
         tenant_setting: Some("app.current_org_id"),
+        model: None,
     };
     judge(cat, &opts, Duration::ZERO).results
 }
@@ -293,6 +294,7 @@ fn no_app_role_skips_role_checks() {
         exempt: &[],
         app_role: None,
         tenant_setting: None,
+        model: None,
     };
     let rs = judge(&cat, &opts, Duration::ZERO).results;
     for rule in [
@@ -327,6 +329,7 @@ fn nothing_found_is_an_error_and_missing_tables_too() {
         exempt: &[],
         app_role: Some("app"),
         tenant_setting: None,
+        model: None,
     };
     let rs = judge(&cat, &opts, Duration::ZERO).results;
     let f = findings(&rs);
@@ -353,6 +356,7 @@ fn exempt_removes_tables() {
         exempt: &exempt,
         app_role: Some("app"),
         tenant_setting: None,
+        model: None,
     };
     let rs = judge(&cat, &opts, Duration::ZERO).results;
     assert!(!rs.iter().any(|r| r.check == "public.brands"));
