@@ -130,6 +130,12 @@ pub struct FuncRow {
     pub owner: Oid,
     /// The app role (or PUBLIC, when no app role is known) may execute it.
     pub executable: bool,
+    /// Its body (`prosrc`).
+    pub source: String,
+    /// Its `SET` options (`proconfig`: `search_path=public`).
+    pub config: Vec<String>,
+    /// It returns `trigger`: only triggers call it.
+    pub trigger: bool,
 }
 
 /// A SQL or PL/pgSQL function (outside extensions): its body and parameter names.
@@ -482,6 +488,9 @@ async fn load_in_tx(
                 args: r.try_get(2)?,
                 owner: r.try_get(3)?,
                 executable: r.try_get(4)?,
+                source: r.try_get(5)?,
+                config: r.try_get(6)?,
+                trigger: r.try_get(7)?,
             })
         })?,
         setting_functions: decode_all(&setting_fns, |r| {
@@ -554,7 +563,9 @@ impl Queries {
                CASE WHEN $1::oid IS NULL THEN (p.proacl IS NULL OR EXISTS ( \
                    SELECT 1 FROM aclexplode(p.proacl) x \
                    WHERE x.grantee = 0 AND x.privilege_type = 'EXECUTE')) \
-                 ELSE has_function_privilege($1::oid, p.oid, 'EXECUTE') END \
+                 ELSE has_function_privilege($1::oid, p.oid, 'EXECUTE') END, \
+               p.prosrc, coalesce(p.proconfig, '{{}}'::text[]), \
+               p.prorettype = 'trigger'::regtype \
              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
              WHERE p.prosecdef AND {USER_SCHEMA} AND NOT EXISTS ( \
                SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass \

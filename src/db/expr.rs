@@ -121,6 +121,60 @@ pub fn judge(text: &str, spec: &KeySpec<'_>) -> Judgement {
     Judgement::NotKeyed(reason)
 }
 
+/// Whether a function body checks who calls it: reads the caller's identity or the
+/// tenant setting (directly or through `helpers`).
+pub fn body_checks_caller(
+    source: &str,
+    setting: Option<&str>,
+    model: Option<&TenantModel>,
+    helpers: Option<&HashMap<String, Helper>>,
+) -> bool {
+    let no_fns = HashMap::new();
+    let spec = KeySpec {
+        columns: &[],
+        setting,
+        setting_functions: &no_fns,
+        table: None,
+        model,
+        identity_helpers: helpers,
+    };
+    let ctx = Ctx { spec: &spec };
+    let toks = tokenize(source);
+    (0..toks.len()).any(|i| ctx.call_reads_setting(&toks, i))
+}
+
+/// The relations a function body names after `FROM`, `JOIN`, `INTO`, `UPDATE` or
+/// `TABLE`, each as (schema if written, name), lower case.
+pub fn tables_named(source: &str) -> Vec<(Option<String>, String)> {
+    let toks = tokenize(source);
+    let mut out = Vec::new();
+    for (i, t) in toks.iter().enumerate() {
+        let lead = ["from", "join", "into", "update", "table"]
+            .iter()
+            .any(|w| t.is_word(w));
+        if !lead {
+            continue;
+        }
+        let Some(Tok::Ident { text, quoted }) = toks.get(i + 1) else {
+            continue;
+        };
+        if !*quoted && KEYWORDS.contains(&text.as_str()) {
+            continue;
+        }
+        let from = t.is_word("from") || t.is_word("join");
+        if from && toks.get(i + 2) == Some(&Tok::LParen) {
+            continue; // a function: FROM unnest(...)
+        }
+        match (toks.get(i + 2), toks.get(i + 3)) {
+            (Some(Tok::Dot), Some(Tok::Ident { text: name, .. })) => {
+                out.push((Some(text.clone()), name.clone()))
+            }
+            _ => out.push((None, text.clone())),
+        }
+    }
+    out
+}
+
 /// Whether `pattern` (lower case, a trailing `*` matches a prefix) matches `key`.
 fn pattern_matches(pattern: &str, key: &str) -> bool {
     match pattern.strip_suffix('*') {
@@ -894,10 +948,35 @@ impl Ctx<'_> {
     fn is_key_atom(&self, toks: &[Tok]) -> bool {
         let f = self.facts(toks);
         f.reads_setting
-            && (f.column_refs > 0 || self.spec.columns.is_empty())
+            && (f.column_refs > 0 || self.spec.columns.is_empty() || self.binds_row_to_caller(toks))
             && self.self_comparison(toks).is_none()
             && self.editable_claim(toks).is_none()
             && !self.ignores_its_argument(toks)
+    }
+
+    /// With an identity model: `col = <the caller's identity>` for a column of the
+    /// row itself (`user_id = auth.uid()`): rows that belong to one user.
+    fn binds_row_to_caller(&self, toks: &[Tok]) -> bool {
+        if !self.spec.model.is_some_and(|m| m.has_identity()) {
+            return false;
+        }
+        let t = strip_cast(toks);
+        let Some(eq) = t.iter().position(|x| x.is_op("=")) else {
+            return false;
+        };
+        let own = |side: &[Tok]| {
+            let side = strip_cast(side);
+            match side {
+                [Tok::Ident { text, quoted }] => *quoted || !KEYWORDS.contains(&text.as_str()),
+                [Tok::Ident { text: q, .. }, Tok::Dot, Tok::Ident { .. }] => {
+                    self.spec.table.is_some_and(|t| t == q)
+                }
+                _ => false,
+            }
+        };
+        let reads = |side: &[Tok]| (0..side.len()).any(|i| self.call_reads_setting(side, i));
+        let (l, r) = (&t[..eq], &t[eq + 1..]);
+        (own(l) && reads(r)) || (own(r) && reads(l))
     }
 
     /// `helper(org_id)` whose body never mentions its parameters: it cannot bind

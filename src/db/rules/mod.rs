@@ -46,7 +46,7 @@ pub fn judge(cat: &Catalog, opts: &Options<'_>, elapsed: Duration) -> Judged {
     }
 
     roles::role_rules(&mut em, &roles, &app);
-    bypass::BypassCtx::new(cat, &found, &roles, &app).judge(&mut em);
+    bypass::BypassCtx::new(cat, &found, &roles, &app, policy_judge.caller_check()).judge(&mut em);
 
     Judged {
         results: em.out,

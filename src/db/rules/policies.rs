@@ -109,6 +109,15 @@ impl<'a> PolicyJudge<'a> {
         }
     }
 
+    /// What a function body needs to count as checking its caller.
+    pub fn caller_check(&self) -> CallerCheck<'_> {
+        CallerCheck {
+            setting: self.setting,
+            model: self.model,
+            helpers: self.helpers.as_ref(),
+        }
+    }
+
     /// Judges one expression for table `table` whose tenant columns are `columns`.
     pub fn judge(&mut self, text: &str, columns: &[String], table: &str) -> Judgement {
         let spec = KeySpec {
@@ -146,6 +155,21 @@ impl<'a> PolicyJudge<'a> {
                     .map(|e| self.judge(e, columns, table)),
             })
             .collect()
+    }
+}
+
+/// Decides whether a function body checks who calls it (identity, setting, helpers).
+#[derive(Clone, Copy)]
+pub(super) struct CallerCheck<'a> {
+    setting: Option<&'a str>,
+    model: Option<&'a TenantModel>,
+    helpers: Option<&'a HashMap<String, Helper>>,
+}
+
+impl CallerCheck<'_> {
+    /// Whether `source` reads the caller's identity or the tenant setting.
+    pub fn checks(&self, source: &str) -> bool {
+        expr::body_checks_caller(source, self.setting, self.model, self.helpers)
     }
 }
 

@@ -221,6 +221,17 @@ impl<'a> TableCtx<'a> {
             );
             return;
         }
+        if let (Some(_), Some(p)) = (self.s.app.oid, self.t.rel.privs)
+            && !(p.select || p.insert || p.update || p.delete || p.truncate)
+        {
+            // A role with no privilege on the table needs no policy on it.
+            em.pass(
+                &self.id,
+                Rule::PolicyPresent,
+                format!("{} has no privilege on it", self.app_name()),
+            );
+            return;
+        }
         let who = if self.s.app.oid.is_some() {
             format!("applies to {}", self.app_name())
         } else {

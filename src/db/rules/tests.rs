@@ -270,6 +270,9 @@ fn definer_function_owner_judgement() {
         args: "text".into(),
         owner: 10,
         executable: true,
+        source: "INSERT INTO brands (name) VALUES ($1) RETURNING id".into(),
+        config: vec!["search_path=public, pg_temp".into()],
+        trigger: false,
     });
     assert_eq!(findings(&run(&cat)), vec![]);
     cat.relations[0].force = false; // now the owner bypasses on brands
@@ -278,6 +281,28 @@ fn definer_function_owner_judgement() {
         f.contains(&("public.signup(text).definer_function".into(), Verdict::Fail)),
         "{f:?}"
     );
+    let verdict = |cat: &Catalog| {
+        run(cat)
+            .into_iter()
+            .find(|r| r.id == "public.signup(text).definer_function")
+            .map(|r| (r.verdict, r.summary))
+            .expect("result")
+    };
+    // Triage: a trigger function, one naming no tenant table, one checking its caller.
+    cat.definer_functions[0].trigger = true;
+    assert_eq!(verdict(&cat).0, Verdict::Pass);
+    cat.definer_functions[0].trigger = false;
+    cat.definer_functions[0].source = "INSERT INTO orgs (name) VALUES ($1)".into();
+    assert_eq!(verdict(&cat).0, Verdict::Pass);
+    cat.definer_functions[0].source =
+        "DELETE FROM brands WHERE org_id = current_setting('app.current_org_id')::uuid".into();
+    assert_eq!(verdict(&cat).0, Verdict::Pass);
+    // pg_temp first (not listed last) and an unqualified table: shadowable.
+    cat.relations[0].force = true;
+    cat.definer_functions[0].config = vec!["search_path=public".into()];
+    let (v, summary) = verdict(&cat);
+    assert_eq!(v, Verdict::Fail);
+    assert!(summary.contains("temporary table brands"), "{summary}");
 }
 
 #[test]
