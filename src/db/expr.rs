@@ -698,10 +698,12 @@ impl Ctx<'_> {
             return false;
         };
         let qualifier = qualifier_of(toks, i);
-        m.identity_functions.iter().any(|f| match f.rsplit_once('.') {
-            Some((q, n)) => n == text && qualifier.is_none_or(|x| x == q),
-            None => f == text,
-        })
+        m.identity_functions
+            .iter()
+            .any(|f| match f.rsplit_once('.') {
+                Some((q, n)) => n == text && qualifier.is_none_or(|x| x == q),
+                None => f == text,
+            })
     }
 
     /// The helper a call at `i` names, when the audit read its body.
@@ -756,7 +758,10 @@ impl Ctx<'_> {
 
     /// The first `x.col = x.col` (the same column on both sides), as text.
     fn self_comparison(&self, toks: &[Tok]) -> Option<String> {
-        let is_name = |t: &Tok| matches!(t, Tok::Ident { quoted, text } if *quoted || !KEYWORDS.contains(&text.as_str())) || *t == Tok::Dot;
+        let is_name = |t: &Tok| {
+            matches!(t, Tok::Ident { quoted, text } if *quoted || !KEYWORDS.contains(&text.as_str()))
+                || *t == Tok::Dot
+        };
         for (k, t) in toks.iter().enumerate() {
             if !t.is_op("=") || k == 0 {
                 continue;
@@ -984,9 +989,16 @@ impl Ctx<'_> {
     fn ignores_its_argument(&self, toks: &[Tok]) -> bool {
         let t = strip_cast(toks);
         match t.iter().position(|x| *x == Tok::LParen) {
-            Some(open) if open > 0 && matching(t, open) == Some(t.len() - 1) => self
-                .helper(t, open - 1)
-                .is_some_and(|h| h.reads_identity && !h.uses_params),
+            Some(open)
+                if open > 0
+                    && matching(t, open) == Some(t.len() - 1)
+                    && t[..open]
+                        .iter()
+                        .all(|x| matches!(x, Tok::Ident { .. } | Tok::Dot)) =>
+            {
+                self.helper(t, open - 1)
+                    .is_some_and(|h| h.reads_identity && !h.uses_params)
+            }
             _ => false,
         }
     }
@@ -1130,13 +1142,31 @@ impl Ctx<'_> {
                 "compares a column with itself (`{c}`): always true, so the condition is not bound to the row; compare with the row's own {cols}{}",
                 self.spec
                     .table
-                    .map(|t| format!(" (`{t}.{}`)", self.spec.columns.first().map(String::as_str).unwrap_or("col")))
+                    .map(|t| format!(
+                        " (`{t}.{}`)",
+                        self.spec
+                            .columns
+                            .first()
+                            .map(String::as_str)
+                            .unwrap_or("col")
+                    ))
                     .unwrap_or_default()
             );
         }
         if let Some(c) = editable {
             return format!(
                 "reads the `{c}` claim, which the user can edit themselves: anyone can claim any tenant; key on a claim only the server sets (app_metadata) or on a membership table"
+            );
+        }
+        let mut ignored = None;
+        self.walk_atoms(n, &mut |t| {
+            if ignored.is_none() && self.ignores_its_argument(t) {
+                ignored = Some(render(t));
+            }
+        });
+        if let Some(call) = ignored {
+            return format!(
+                "passes the row to a helper whose body never reads its parameters (`{call}`): it answers the same for every row"
             );
         }
         let identity = self.spec.model.is_some_and(|m| m.has_identity());
@@ -1573,6 +1603,62 @@ mod tests {
         // ...while the well-formed text is.
         assert_eq!(
             j("(org_id = (current_setting('app.current_org_id'::text, true))::uuid)"),
+            Judgement::Keyed
+        );
+    }
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use super::*;
+
+    fn model() -> TenantModel {
+        TenantModel::of(None, &[], &["app.user_id".to_string()], &[])
+    }
+
+    fn j(text: &str, fns: &[(&str, &str, &[&str])]) -> Judgement {
+        let m = model();
+        let bodies: Vec<FunctionBody> = fns
+            .iter()
+            .map(|(n, s, a)| FunctionBody {
+                name: n.to_string(),
+                source: s.to_string(),
+                arg_names: a.iter().map(|x| x.to_string()).collect(),
+            })
+            .collect();
+        let helpers = helpers(&bodies, None, Some(&m));
+        let cols = vec!["org_id".to_string()];
+        let none = HashMap::new();
+        judge(
+            text,
+            &KeySpec {
+                columns: &cols,
+                setting: None,
+                setting_functions: &none,
+                table: Some("t"),
+                model: Some(&m),
+                identity_helpers: Some(&helpers),
+            },
+        )
+    }
+
+    const CUID: (&str, &str, &[&str]) = (
+        "current_user_id",
+        "SELECT nullif(current_setting('app.user_id', true), '')::uuid",
+        &[],
+    );
+
+    #[test]
+    fn a_row_bound_to_the_caller_is_keyed() {
+        assert_eq!(
+            j("(user_id = current_user_id())", &[CUID]),
+            Judgement::Keyed
+        );
+        assert_eq!(
+            j(
+                "(user_id = (current_setting('app.user_id'::text, true))::uuid)",
+                &[]
+            ),
             Judgement::Keyed
         );
     }

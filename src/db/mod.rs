@@ -34,7 +34,9 @@ use crate::outcome::{CheckResult, Layer, Verdict};
 use crate::redact::Redactor;
 
 pub use catalog::read_only_client;
-pub use config::{AuditConfig, DEFAULT_TENANT_COLUMNS, PRESETS, ProbeConfig, ProbeOrgs, TenantModel};
+pub use config::{
+    AuditConfig, DEFAULT_TENANT_COLUMNS, PRESETS, ProbeConfig, ProbeOrgs, TenantModel,
+};
 pub use error::DbError;
 use error::error_result;
 

@@ -392,14 +392,193 @@ fn every_fixture_file_is_in_the_table() {
             continue;
         };
         assert!(
-            SOUND_FIXTURES.contains(&stem) || PITFALLS.iter().any(|p| p.fixture == stem),
+            SOUND_FIXTURES.contains(&stem)
+                || PITFALLS.iter().any(|p| p.fixture == stem)
+                || MODEL_CASES.iter().any(|c| c.fixtures.contains(&stem)),
             "fixtures/db/{name} is not in PITFALLS (nor a sound fixture)"
         );
     }
 }
 
-/// Fixtures that are not pitfalls: the preamble and the sound schemas.
-const SOUND_FIXTURES: &[&str] = &["_setup", "sound"];
+/// Fixtures that are not pitfalls: the preamble, shared plumbing and the sound schemas.
+const SOUND_FIXTURES: &[&str] = &[
+    "_setup",
+    "sound",
+    "supabase_auth",
+    "supabase_sound",
+    "membership_sound",
+];
+
+/// The identity models of issue 10's fixtures.
+#[derive(Clone, Copy, Debug)]
+enum Model {
+    /// The supabase preset, its roles renamed per test (app role: authenticated).
+    Supabase,
+    /// A membership schema on plain PostgreSQL: the caller is `app.user_id`.
+    Membership,
+}
+
+fn model_config(db: &mut TestDb, model: Model) -> AuditConfig {
+    match model {
+        Model::Supabase => {
+            let mut m = db::TenantModel::supabase();
+            m.extra_app_roles = vec![db.role("anon")];
+            AuditConfig {
+                url: db.url(),
+                app_role: Some(db.role("authenticated")),
+                model: m,
+                ..Default::default()
+            }
+        }
+        Model::Membership => AuditConfig {
+            url: db.url(),
+            app_role: Some(db.role("app_role")),
+            model: db::TenantModel::of(None, &[], &["app.user_id".to_string()], &[]),
+            ..Default::default()
+        },
+    }
+}
+
+/// A fixture audited under an identity model: exactly `expect`, and each finding's
+/// summary holds its key words (the finding's own message).
+struct ModelCase {
+    fixtures: &'static [&'static str],
+    model: Model,
+    expect: &'static [(&'static str, Verdict, &'static str)],
+}
+
+const MODEL_CASES: &[ModelCase] = &[
+    ModelCase {
+        fixtures: &["supabase_auth", "supabase_sound"],
+        model: Model::Supabase,
+        expect: &[],
+    },
+    ModelCase {
+        fixtures: &["membership_sound"],
+        model: Model::Membership,
+        expect: &[],
+    },
+    ModelCase {
+        fixtures: &["supabase_auth", "supabase_pitfalls"],
+        model: Model::Supabase,
+        expect: &[
+            (
+                "public.self_join.policy_tenant_key",
+                Fail,
+                "compares a column with itself (`au.account_id = au.account_id`)",
+            ),
+            (
+                "public.join_any.insert_with_check",
+                Fail,
+                "OR NOT EXISTS escape",
+            ),
+            (
+                "public.anon_escape.policy_fail_open",
+                Fail,
+                "an anonymous caller passes",
+            ),
+            (
+                "public.any_user.policy_tenant_key",
+                Fail,
+                "any signed-in user passes",
+            ),
+            (
+                "public.signed_in.policy_tenant_key",
+                Fail,
+                "any signed-in user passes",
+            ),
+            (
+                "public.or_role.policy_tenant_key",
+                Fail,
+                "OR operand that admits any signed-in user",
+            ),
+            (
+                "public.metadata.policy_tenant_key",
+                Fail,
+                "`user_metadata` claim, which the user can edit",
+            ),
+            (
+                "public.unbound.policy_tenant_key",
+                Fail,
+                "EXISTS over a membership table that is not bound to the row",
+            ),
+            (
+                "public.accept_invite(uuid).definer_function",
+                Fail,
+                "temporary table account_user",
+            ),
+            (
+                "public.wipe_accounts().definer_function",
+                Fail,
+                "never checks its caller",
+            ),
+        ],
+    },
+    ModelCase {
+        fixtures: &["membership_pitfalls"],
+        model: Model::Membership,
+        expect: &[
+            (
+                "public.shadowed.policy_tenant_key",
+                Fail,
+                "compares a column with itself (`memberships.org_id = memberships.org_id`)",
+            ),
+            (
+                "public.ignores_arg.policy_tenant_key",
+                Fail,
+                "never reads its parameters (`is_signed_in(org_id)`)",
+            ),
+            (
+                "public.opaque.policy_tenant_key",
+                Warn,
+                "unverified: USING calls texteq(...)",
+            ),
+        ],
+    },
+];
+
+/// Issue 10's identity models: the sound Supabase-style and membership schemas give
+/// no error and no warning; each pitfall fails with its own message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_model_fixtures_produce_exactly_their_findings() {
+    let runs = MODEL_CASES.iter().map(|c| {
+        tokio::spawn(async move {
+            let label = c.fixtures.last().copied().unwrap_or("model");
+            let mut db = TestDb::create(label).await;
+            db.load(c.fixtures).await;
+            let cfg = model_config(&mut db, c.model);
+            let results = db::audit(&cfg, &Redactor::new()).await;
+            if std::env::var_os("TG_SHOW_RESULTS").is_some() {
+                eprintln!("== {label}\n{}", show(&results));
+            }
+            let want: BTreeSet<(String, Verdict)> = c
+                .expect
+                .iter()
+                .map(|(id, v, _)| (db.render(id), *v))
+                .collect();
+            assert_eq!(findings(&results), want, "{label}:\n{}", show(&results));
+            for (id, _, words) in c.expect {
+                let r = get(&results, id);
+                assert!(r.summary.contains(words), "{label} {id}: {}", r.summary);
+            }
+            db.drop().await;
+        })
+    });
+    let mut failed = Vec::new();
+    for (c, joined) in MODEL_CASES
+        .iter()
+        .zip(futures_util::future::join_all(runs).await)
+    {
+        if let Err(e) = joined {
+            failed.push(format!("{:?}: {e}", c.fixtures));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "failed model fixtures:\n{}",
+        failed.join("\n")
+    );
+}
 
 /// Row count and a checksum of every row of every table in `public`, as the superuser.
 async fn snapshot(db: &TestDb) -> Vec<(String, i64, String)> {

@@ -355,11 +355,17 @@ impl<'a> BypassCtx<'a> {
             // Triage: what bypasses RLS but cannot be misused is not a finding.
             let owner = self.roles.name(f.owner);
             let pass = if f.trigger {
-                Some(format!("runs as {owner}, which bypasses RLS, but returns trigger: only triggers call it"))
+                Some(format!(
+                    "runs as {owner}, which bypasses RLS, but returns trigger: only triggers call it"
+                ))
             } else if !self.touches_tenant_table(f) {
-                Some(format!("runs as {owner}, which bypasses RLS, but names no tenant table"))
+                Some(format!(
+                    "runs as {owner}, which bypasses RLS, but names no tenant table"
+                ))
             } else if self.caller.checks(&f.source) {
-                Some(format!("runs as {owner}, which bypasses RLS, and checks its caller (reads the caller's identity or tenant)"))
+                Some(format!(
+                    "runs as {owner}, which bypasses RLS, and checks its caller (reads the caller's identity or tenant)"
+                ))
             } else {
                 None
             };

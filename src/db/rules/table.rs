@@ -350,17 +350,17 @@ impl<'a> TableCtx<'a> {
         };
         let finding = first.map(|(verdict, first, summary)| {
             Finding::with_verdict(verdict, summary)
-            .policies(
-                key.iter()
-                    .chain(unverified.iter())
-                    .map(|(p, why)| (self.pdef(p), why.as_str())),
-            )
-            .fix(format!(
-                "ALTER POLICY {} ON {} USING ({});",
-                quote_ident(&first.name),
-                self.t.sql(),
-                self.key_expr
-            ))
+                .policies(
+                    key.iter()
+                        .chain(unverified.iter())
+                        .map(|(p, why)| (self.pdef(p), why.as_str())),
+                )
+                .fix(format!(
+                    "ALTER POLICY {} ON {} USING ({});",
+                    quote_ident(&first.name),
+                    self.t.sql(),
+                    self.key_expr
+                ))
         });
         let pass = format!(
             "every permissive policy is keyed on {} and {}{}",
