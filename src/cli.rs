@@ -27,6 +27,8 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+// Parsed once per process: the size of the audit's many flags does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run a suite: provision org A and org B, seed A, check as B, audit the database.
     Run(RunArgs),

@@ -185,10 +185,11 @@ fn pattern_matches(pattern: &str, key: &str) -> bool {
 
 /// The schema (or alias) qualifying the identifier at `i` (`au` of `au.user_id`).
 fn qualifier_of(toks: &[Tok], i: usize) -> Option<&str> {
-    if i >= 2 && toks[i - 1] == Tok::Dot {
-        if let Tok::Ident { text, .. } = &toks[i - 2] {
-            return Some(text);
-        }
+    if i >= 2
+        && toks[i - 1] == Tok::Dot
+        && let Tok::Ident { text, .. } = &toks[i - 2]
+    {
+        return Some(text);
     }
     None
 }

@@ -412,8 +412,7 @@ impl<'a> BypassCtx<'a> {
         let pg_temp_last = path.as_deref().is_some_and(|p| {
             p.split(',')
                 .map(|x| x.trim().trim_matches('"'))
-                .filter(|x| !x.is_empty())
-                .last()
+                .rfind(|x| !x.is_empty())
                 == Some("pg_temp")
         });
         if pg_temp_last || f.trigger {

@@ -401,3 +401,31 @@ fn policy_text_is_readable() {
     );
     assert_eq!(parenthesized("(a) OR (b)"), "((a) OR (b))");
 }
+
+#[test]
+fn unforced_rls_says_who_really_bypasses_it() {
+    let mut cat = base();
+    cat.policies
+        .push(policy(100, "tenant", '*', true, Some(KEY), None));
+    cat.relations[0].force = false;
+    let evidence = |cat: &Catalog, label: &str| {
+        run(cat)
+            .into_iter()
+            .find(|r| r.id == "public.brands.rls_forced")
+            .and_then(|r| r.evidence.into_iter().find(|e| e.label == label))
+            .map(|e| e.text)
+            .unwrap_or_default()
+    };
+    assert!(evidence(&cat, "owner").contains("cannot act as"));
+    cat.roles[0].superuser = true;
+    assert!(evidence(&cat, "owner").contains("FORCE cannot stop it"));
+    assert!(evidence(&cat, "fix").contains("OWNER TO"));
+    cat.roles[0].superuser = false;
+    cat.members.push(MemberRow {
+        role: 10,
+        member: 20,
+        inherit: true,
+        set: true,
+    });
+    assert!(evidence(&cat, "owner").contains("a live leak"));
+}
