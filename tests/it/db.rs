@@ -1053,3 +1053,49 @@ async fn the_audit_command_proves_a_sound_database_and_fails_a_broken_one() {
     assert!(out.contains("ALTER TABLE"), "the fix is shown:\n{out}");
     db.drop().await;
 }
+
+/// The suite's `database:` section takes the identity model (extension keys); an
+/// unknown preset is a located load error.
+#[test]
+fn the_suite_declares_the_identity_model() {
+    let path =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("suites/reference-api.yaml");
+    let text = std::fs::read_to_string(path).expect("suite");
+    let env = |n: &str| match n {
+        "DATABASE_URL" | "APP_DATABASE_URL" => Some("postgres://u:p@127.0.0.1/db".to_string()),
+        "JWT_SECRET" => Some("a-secret-of-thirty-two-characters!!".to_string()),
+        _ => None,
+    };
+    let with = |keys: &str| text.replacen("database:\n", &format!("database:\n{keys}"), 1);
+    let loaded = tenantgate::suite::load_str(
+        "s.yaml",
+        &with("  preset: supabase\n  identity_functions: [app.current_user_id]\n  app_roles: [reporting]\n"),
+        &env,
+    )
+    .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
+    let model = loaded
+        .suite
+        .database
+        .as_ref()
+        .expect("database")
+        .tenant_model();
+    assert_eq!(model.preset.as_deref(), Some("supabase"));
+    assert!(model.identity_functions.contains(&"auth.uid".to_string()));
+    assert!(
+        model
+            .identity_functions
+            .contains(&"app.current_user_id".to_string())
+    );
+    assert!(model.extra_app_roles.contains(&"anon".to_string()));
+    assert!(model.extra_app_roles.contains(&"reporting".to_string()));
+
+    let err = tenantgate::suite::load_str("s.yaml", &with("  preset: firebase\n"), &env)
+        .err()
+        .expect("an unknown preset is refused");
+    let out = err.render(&Redactor::new());
+    assert!(
+        out.contains("database.preset `firebase` is not a known preset"),
+        "{out}"
+    );
+    assert!(out.contains("supabase"), "{out}");
+}
