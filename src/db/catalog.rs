@@ -120,6 +120,13 @@ pub struct IndexRow {
     pub expression: Option<String>,
 }
 
+/// A foreign key: `rel` references `references`.
+#[derive(Clone, Debug)]
+pub struct FkRow {
+    pub rel: Oid,
+    pub references: Oid,
+}
+
 /// A SECURITY DEFINER function outside extensions.
 #[derive(Clone, Debug)]
 pub struct FuncRow {
@@ -163,6 +170,7 @@ pub struct Catalog {
     pub unique_indexes: Vec<IndexRow>,
     pub definer_functions: Vec<FuncRow>,
     pub setting_functions: Vec<SettingFnRow>,
+    pub foreign_keys: Vec<FkRow>,
 }
 
 /// Non-system schemas (`n` is `pg_namespace`).
@@ -426,7 +434,7 @@ async fn load_in_tx(
     let cols: Vec<String> = tenant_columns.to_vec();
     let app_param: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&app];
     let cols_param: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&cols];
-    let (schemas, relations, columns, deps, indexes, functions, setting_fns) = tokio::try_join!(
+    let (schemas, relations, columns, deps, indexes, functions, setting_fns, fks) = tokio::try_join!(
         q(client, "schemas", &schemas_sql, &app_param),
         q(client, "relations", &relations_sql, &app_param),
         q(client, "tenant columns", &columns_sql, &cols_param),
@@ -434,6 +442,12 @@ async fn load_in_tx(
         q(client, "unique indexes", &indexes_sql, &cols_param),
         q(client, "definer functions", &functions_sql, &app_param),
         q(client, "setting functions", &setting_fns_sql, &[]),
+        q(
+            client,
+            "foreign keys",
+            "SELECT DISTINCT conrelid, confrelid FROM pg_constraint WHERE contype = 'f'",
+            &[]
+        ),
     )?;
 
     let relations: Vec<RelRow> = relations
@@ -491,6 +505,12 @@ async fn load_in_tx(
                 source: r.try_get(5)?,
                 config: r.try_get(6)?,
                 trigger: r.try_get(7)?,
+            })
+        })?,
+        foreign_keys: decode_all(&fks, |r| {
+            Ok(FkRow {
+                rel: r.try_get(0)?,
+                references: r.try_get(1)?,
             })
         })?,
         setting_functions: decode_all(&setting_fns, |r| {

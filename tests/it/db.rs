@@ -344,6 +344,19 @@ const PITFALLS: &[Pitfall] =
             then: None,
         },
         Pitfall {
+            fixture: "derived_tenant_data",
+            expect: &[("public.member_profiles.derived_tenant_data", Fail)],
+            then: Some(|results| {
+                let r = get(results, "public.member_profiles.derived_tenant_data");
+                assert!(
+                    r.summary.contains("references tenant table public.members"),
+                    "{}",
+                    r.summary
+                );
+                assert!(!results.iter().any(|r| r.check == "public.plans"));
+            }),
+        },
+        Pitfall {
             fixture: "permissive_or",
             expect: &[("public.invoices.permissive_or", Warn)],
             then: None,

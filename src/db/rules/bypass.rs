@@ -59,6 +59,66 @@ impl<'a> BypassCtx<'a> {
         self.matview_tenant_data(em);
         self.foreign_table_tenant_data(em);
         self.definer_function(em);
+        self.derived_tenant_data(em);
+    }
+
+    /// Tables outside the tenant set that hold a foreign key to a tenant table (rows
+    /// derived from a tenant's, such as per-user profiles of its members), readable
+    /// by the app role, with RLS off: tenant data beyond the tenant column. Lookup
+    /// tables that tenant tables merely reference point the other way and are not.
+    fn derived_tenant_data(&self, em: &mut Emitter) {
+        let mut children: std::collections::BTreeMap<
+            (String, String),
+            (&RelRow, BTreeSet<String>),
+        > = Default::default();
+        for fk in &self.cat.foreign_keys {
+            let Some(parent) = self.tenant_rel(fk.references) else {
+                continue;
+            };
+            let Some(child) = self.found.rel_by_oid.get(&fk.rel).copied() else {
+                continue;
+            };
+            let excluded = self.tenant_oids.contains(&child.oid)
+                || self.found.cols_by_rel.contains_key(&child.oid)
+                || !(child.kind == 'r' || child.kind == 'p')
+                || self.found.is_exempt(&child.schema, &child.name);
+            if excluded {
+                continue;
+            }
+            children
+                .entry((child.schema.clone(), child.name.clone()))
+                .or_insert((child, BTreeSet::new()))
+                .1
+                .insert(format!("{}.{}", parent.schema, parent.name));
+        }
+        let mut any = false;
+        for ((schema, name), (child, parents)) in &children {
+            let readable = child.privs.is_none_or(|p| p.select) && self.app_can_read(child.oid);
+            if child.rls || !readable {
+                continue;
+            }
+            any = true;
+            let f = Finding::new(
+                Rule::DerivedTenantData,
+                format!(
+                    "references tenant table {} but has no tenant column and RLS is off: {} reads every tenant's rows of it",
+                    parents.iter().cloned().collect::<Vec<_>>().join(", "),
+                    self.app.reader()
+                ),
+            )
+            .fix(format!(
+                "ALTER TABLE {t} ENABLE ROW LEVEL SECURITY; ALTER TABLE {t} FORCE ROW LEVEL SECURITY; -- and a policy through its parent, or list it in database.exempt",
+                t = qualified(schema, name)
+            ));
+            em.finding(&format!("{schema}.{name}"), Rule::DerivedTenantData, f);
+        }
+        if !any {
+            em.pass(
+                "database",
+                Rule::DerivedTenantData,
+                "no table readable by the app role derives from a tenant table without RLS",
+            );
+        }
     }
 
     fn tenant_rel(&self, oid: Oid) -> Option<&'a RelRow> {
