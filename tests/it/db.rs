@@ -1112,3 +1112,68 @@ fn the_suite_declares_the_identity_model() {
     );
     assert!(out.contains("supabase"), "{out}");
 }
+
+/// The identity flags and the two tenants through the real binary: a sound
+/// Supabase-style schema passes for both app roles; `--tenant-a/--tenant-b` run the
+/// A/B probes without a suite.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_command_takes_identity_models_and_two_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = TestDb::create("cli_identity").await;
+    db.load(&["supabase_auth", "supabase_sound"]).await;
+    let (url, authenticated, anon) = (db.url(), db.role("authenticated"), db.role("anon"));
+    let args = [
+        "--database-url",
+        &url,
+        "--app-role",
+        &authenticated,
+        "--app-role",
+        &anon,
+        "--identity-function",
+        "auth.uid",
+        "--identity-function",
+        "auth.jwt",
+        "--identity-setting",
+        "request.jwt.claim*",
+    ];
+    let (code, out, report, _) = tokio::task::block_in_place(|| audit_cli(&args, dir.path()));
+    assert_eq!(code, 0, "{out}");
+    assert!(ids_with(&report, "warn").is_empty(), "{out}");
+    for role in [&authenticated, &anon] {
+        assert!(
+            ids_with(&report, "pass").contains(&format!("role.{role}.app_role_bypassrls")),
+            "{role}: {out}"
+        );
+    }
+    db.drop().await;
+
+    let mut db = TestDb::create("cli_tenants").await;
+    db.load(&["sound"]).await;
+    let (url, app_url, app) = (db.url(), db.app_url(), db.role("app_role"));
+    let args = [
+        "--database-url",
+        &url,
+        "--app-role",
+        &app,
+        "--tenant-setting",
+        "app.current_org_id",
+        "--probe-url",
+        &app_url,
+        "--tenant-a",
+        ORG_A,
+        "--tenant-b",
+        ORG_B,
+    ];
+    let (code, out, report, _) = tokio::task::block_in_place(|| audit_cli(&args, dir.path()));
+    assert_eq!(code, 0, "{out}");
+    let passed = ids_with(&report, "pass");
+    assert!(
+        passed.contains(&"public.brands.probe_b_sees_no_a".to_string()),
+        "{out}"
+    );
+    assert!(
+        passed.contains(&"public.brands.probe_move_row".to_string()),
+        "{out}"
+    );
+    db.drop().await;
+}
