@@ -1649,6 +1649,83 @@ mod identity_tests {
         &[],
     );
 
+    fn supa(text: &str) -> Judgement {
+        let m = TenantModel::supabase();
+        let helpers = helpers(&[], None, Some(&m));
+        let cols = vec!["account_id".to_string()];
+        let none = HashMap::new();
+        judge(
+            text,
+            &KeySpec {
+                columns: &cols,
+                setting: None,
+                setting_functions: &none,
+                table: Some("notes"),
+                model: Some(&m),
+                identity_helpers: Some(&helpers),
+            },
+        )
+    }
+
+    fn reason(j: Judgement) -> String {
+        match j {
+            Judgement::NotKeyed(r) | Judgement::FailOpen(r) | Judgement::Unverified(r) => r,
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn supabase_idioms_as_deparsed() {
+        // Keyed: membership sub-query, bound EXISTS, server-set claim.
+        for t in [
+            "(account_id IN ( SELECT au.account_id FROM account_user au WHERE (au.user_id = ( SELECT auth.uid() AS uid))))",
+            "(EXISTS ( SELECT 1 FROM account_user au WHERE ((au.account_id = notes.account_id) AND (au.user_id = auth.uid()))))",
+            "(account_id = (((auth.jwt() -> 'app_metadata'::text) ->> 'account_id'::text))::uuid)",
+        ] {
+            assert_eq!(supa(t), Judgement::Keyed, "{t}");
+        }
+        // Each pitfall with its own words.
+        for (t, words) in [
+            (
+                "(EXISTS ( SELECT 1 FROM account_user au WHERE ((au.account_id = au.account_id) AND (au.user_id = auth.uid()))))",
+                "compares a column with itself",
+            ),
+            (
+                "(EXISTS ( SELECT 1 FROM account_user au WHERE (au.user_id = auth.uid())))",
+                "not bound to the row",
+            ),
+            (
+                "(auth.role() = 'authenticated'::text)",
+                "any signed-in user passes",
+            ),
+            ("(auth.uid() IS NOT NULL)", "any signed-in user passes"),
+            (
+                "((account_id IN ( SELECT au.account_id FROM account_user au WHERE (au.user_id = auth.uid()))) OR (auth.role() = 'authenticated'::text))",
+                "admits any signed-in user",
+            ),
+            (
+                "((account_id IN ( SELECT au.account_id FROM account_user au WHERE (au.user_id = auth.uid()))) OR (NOT (EXISTS ( SELECT 1 FROM account_user au WHERE (au.account_id = notes.account_id)))))",
+                "OR NOT EXISTS escape",
+            ),
+            (
+                "((auth.uid() IS NULL) OR (account_id IN ( SELECT au.account_id FROM account_user au WHERE (au.user_id = auth.uid()))))",
+                "an anonymous caller passes",
+            ),
+            (
+                "(account_id = (((auth.jwt() -> 'user_metadata'::text) ->> 'account_id'::text))::uuid)",
+                "user_metadata",
+            ),
+        ] {
+            let r = reason(supa(t));
+            assert!(r.contains(words), "{t}: {r}");
+        }
+        // A function the audit cannot read: unverified, never keyed.
+        assert!(matches!(
+            supa("texteq((account_id)::text, 'x'::text)"),
+            Judgement::Unverified(_)
+        ));
+    }
+
     #[test]
     fn a_row_bound_to_the_caller_is_keyed() {
         assert_eq!(

@@ -236,6 +236,41 @@ mod tests {
     }
 
     #[test]
+    fn app_roles_disagreeing_keep_the_worse_result_and_name_the_role() {
+        let r = |id: &str, v: Verdict, s: &str| {
+            CheckResult::new(id, "public.t", "rule", Layer::Database, v, s)
+        };
+        let mut first = vec![
+            r("public.t.a", Verdict::Pass, "ok"),
+            r("public.t.b", Verdict::Fail, "bad"),
+        ];
+        merge_role_results(
+            &mut first,
+            vec![
+                r("public.t.a", Verdict::Fail, "bad as anon"),
+                r("public.t.b", Verdict::Pass, "ok as anon"),
+                r("role.anon.x", Verdict::Pass, "new"),
+            ],
+            "anon",
+        );
+        assert_eq!(first.len(), 3);
+        assert_eq!(first[0].verdict, Verdict::Fail);
+        assert!(first[0].evidence.iter().any(|e| e.text == "as anon"));
+        assert_eq!(first[1].summary, "bad");
+        assert_eq!(first[2].id, "role.anon.x");
+        let cfg = AuditConfig {
+            app_role: Some("authenticated".into()),
+            model: TenantModel::supabase(),
+            ..Default::default()
+        };
+        assert_eq!(
+            app_roles(&cfg),
+            vec![Some("authenticated".into()), Some("anon".into())]
+        );
+        assert_eq!(app_roles(&AuditConfig::default()), vec![None]);
+    }
+
+    #[test]
     fn redacts_every_field() {
         let r = Redactor::new();
         r.add("pw", "hunter22");
