@@ -1140,18 +1140,7 @@ impl Ctx<'_> {
         let cols = self.spec.columns.join(", ");
         if let Some(c) = self_cmp {
             return format!(
-                "compares a column with itself (`{c}`): always true, so the condition is not bound to the row; compare with the row's own {cols}{}",
-                self.spec
-                    .table
-                    .map(|t| format!(
-                        " (`{t}.{}`)",
-                        self.spec
-                            .columns
-                            .first()
-                            .map(String::as_str)
-                            .unwrap_or("col")
-                    ))
-                    .unwrap_or_default()
+                "compares a column with itself (`{c}`): always true, so the condition is not bound to the row; compare with the row's own {cols} (qualified by the policy's table)"
             );
         }
         if let Some(c) = editable {

@@ -128,7 +128,15 @@ impl<'a> PolicyJudge<'a> {
             model: self.model,
             identity_helpers: self.helpers.as_ref(),
         };
-        let key = (text.to_string(), columns.join("\u{0}"), table.to_string());
+        // The table's name matters only inside sub-queries (`<table>.col` is the
+        // row's own column there): key on it only then, so a policy text repeated on
+        // many tables is still judged once.
+        let table_key = if text.contains("SELECT") { table } else { "" };
+        let key = (
+            text.to_string(),
+            columns.join("\u{0}"),
+            table_key.to_string(),
+        );
         self.cache
             .entry(key)
             .or_insert_with(|| expr::judge(text, &spec))
