@@ -162,6 +162,7 @@ async fn run(
             exempt: &[],
             app_role: Some(app),
             tenant_setting: Some("app.current_org_id"),
+            model: None,
         };
         let judged = db::rules::judge(&cat, &opts, Duration::ZERO);
         let judge = t2.elapsed();

@@ -28,6 +28,8 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+// Parsed once per process: the size of the audit's many flags does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run a suite: provision org A and org B, seed A, check as B, audit the database.
     #[command(after_help = crate::manual::EXIT_CODES)]
@@ -132,15 +134,32 @@ pub struct AuditArgs {
     /// Tables to leave out (repeatable).
     #[arg(long = "exempt", value_name = "SCHEMA.TABLE")]
     pub exempt: Vec<String>,
-    /// The application's role; without it, role checks are skipped (never passed).
-    #[arg(long, value_name = "ROLE")]
-    pub app_role: Option<String>,
+    /// The application's role (repeatable: several app roles, each judged); without
+    /// one, role checks are skipped (never passed).
+    #[arg(long = "app-role", value_name = "ROLE")]
+    pub app_roles: Vec<String>,
     /// The setting the policies key on, e.g. app.current_org_id.
     #[arg(long, value_name = "NAME")]
     pub tenant_setting: Option<String>,
+    /// A tenant identity model preset: `supabase` (app roles authenticated and anon,
+    /// auth.uid()/auth.jwt(), request.jwt.claims).
+    #[arg(long, value_name = "NAME", value_parser = ["supabase"])]
+    pub preset: Option<String>,
+    /// A function that returns the caller's identity or claims, e.g. auth.uid (repeatable).
+    #[arg(long = "identity-function", value_name = "SCHEMA.NAME")]
+    pub identity_functions: Vec<String>,
+    /// A setting that carries the caller's identity or claims, e.g. request.jwt.claims (repeatable; a trailing * matches a prefix).
+    #[arg(long = "identity-setting", value_name = "NAME")]
+    pub identity_settings: Vec<String>,
     /// Probe RLS live through this connection, as the application's role (rolled back).
     #[arg(long, value_name = "URL", hide_env_values = true)]
     pub probe_url: Option<String>,
+    /// Tenant A's id (with --tenant-b): the probe's A/B checks run without a suite.
+    #[arg(long, value_name = "ID", requires = "tenant_b")]
+    pub tenant_a: Option<String>,
+    /// Tenant B's id (with --tenant-a).
+    #[arg(long, value_name = "ID", requires = "tenant_a")]
+    pub tenant_b: Option<String>,
     #[command(flatten)]
     pub out: Outputs,
 }
@@ -423,12 +442,22 @@ async fn audit_cmd(a: AuditArgs) -> u8 {
         schemas: a.schemas.clone(),
         tables: a.tables.clone(),
         exempt: a.exempt.clone(),
-        app_role: a.app_role.clone(),
+        app_role: a.app_roles.first().cloned(),
         tenant_setting: a.tenant_setting.clone(),
-        probe: a
-            .probe_url
-            .clone()
-            .map(|url| crate::db::ProbeConfig { url, orgs: None }),
+        probe: a.probe_url.clone().map(|url| crate::db::ProbeConfig {
+            url,
+            orgs: a
+                .tenant_a
+                .clone()
+                .zip(a.tenant_b.clone())
+                .map(|(a, b)| crate::db::ProbeOrgs { a, b }),
+        }),
+        model: crate::db::TenantModel::of(
+            a.preset.as_deref(),
+            &a.identity_functions,
+            &a.identity_settings,
+            a.app_roles.get(1..).unwrap_or(&[]),
+        ),
     };
     // Before any reporter exists: nothing may print a password first.
     run::database::register_passwords(&cfg, &redactor);

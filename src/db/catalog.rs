@@ -120,6 +120,13 @@ pub struct IndexRow {
     pub expression: Option<String>,
 }
 
+/// A foreign key: `rel` references `references`.
+#[derive(Clone, Debug)]
+pub struct FkRow {
+    pub rel: Oid,
+    pub references: Oid,
+}
+
 /// A SECURITY DEFINER function outside extensions.
 #[derive(Clone, Debug)]
 pub struct FuncRow {
@@ -130,13 +137,20 @@ pub struct FuncRow {
     pub owner: Oid,
     /// The app role (or PUBLIC, when no app role is known) may execute it.
     pub executable: bool,
+    /// Its body (`prosrc`).
+    pub source: String,
+    /// Its `SET` options (`proconfig`: `search_path=public`).
+    pub config: Vec<String>,
+    /// It returns `trigger`: only triggers call it.
+    pub trigger: bool,
 }
 
-/// A function whose body mentions `current_setting`.
-#[derive(Clone, Debug)]
+/// A SQL or PL/pgSQL function (outside extensions): its body and parameter names.
+#[derive(Clone, Debug, Default)]
 pub struct SettingFnRow {
     pub name: String,
     pub source: String,
+    pub arg_names: Vec<String>,
 }
 
 /// Everything read from the catalogs.
@@ -156,6 +170,7 @@ pub struct Catalog {
     pub unique_indexes: Vec<IndexRow>,
     pub definer_functions: Vec<FuncRow>,
     pub setting_functions: Vec<SettingFnRow>,
+    pub foreign_keys: Vec<FkRow>,
 }
 
 /// Non-system schemas (`n` is `pg_namespace`).
@@ -419,7 +434,7 @@ async fn load_in_tx(
     let cols: Vec<String> = tenant_columns.to_vec();
     let app_param: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&app];
     let cols_param: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&cols];
-    let (schemas, relations, columns, deps, indexes, functions, setting_fns) = tokio::try_join!(
+    let (schemas, relations, columns, deps, indexes, functions, setting_fns, fks) = tokio::try_join!(
         q(client, "schemas", &schemas_sql, &app_param),
         q(client, "relations", &relations_sql, &app_param),
         q(client, "tenant columns", &columns_sql, &cols_param),
@@ -427,6 +442,12 @@ async fn load_in_tx(
         q(client, "unique indexes", &indexes_sql, &cols_param),
         q(client, "definer functions", &functions_sql, &app_param),
         q(client, "setting functions", &setting_fns_sql, &[]),
+        q(
+            client,
+            "foreign keys",
+            "SELECT DISTINCT conrelid, confrelid FROM pg_constraint WHERE contype = 'f'",
+            &[]
+        ),
     )?;
 
     let relations: Vec<RelRow> = relations
@@ -481,12 +502,22 @@ async fn load_in_tx(
                 args: r.try_get(2)?,
                 owner: r.try_get(3)?,
                 executable: r.try_get(4)?,
+                source: r.try_get(5)?,
+                config: r.try_get(6)?,
+                trigger: r.try_get(7)?,
+            })
+        })?,
+        foreign_keys: decode_all(&fks, |r| {
+            Ok(FkRow {
+                rel: r.try_get(0)?,
+                references: r.try_get(1)?,
             })
         })?,
         setting_functions: decode_all(&setting_fns, |r| {
             Ok(SettingFnRow {
                 name: r.try_get(0)?,
                 source: r.try_get(1)?,
+                arg_names: r.try_get(2)?,
             })
         })?,
     })
@@ -552,16 +583,24 @@ impl Queries {
                CASE WHEN $1::oid IS NULL THEN (p.proacl IS NULL OR EXISTS ( \
                    SELECT 1 FROM aclexplode(p.proacl) x \
                    WHERE x.grantee = 0 AND x.privilege_type = 'EXECUTE')) \
-                 ELSE has_function_privilege($1::oid, p.oid, 'EXECUTE') END \
+                 ELSE has_function_privilege($1::oid, p.oid, 'EXECUTE') END, \
+               p.prosrc, coalesce(p.proconfig, '{{}}'::text[]), \
+               p.prorettype = 'trigger'::regtype \
              FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
              WHERE p.prosecdef AND {USER_SCHEMA} AND NOT EXISTS ( \
                SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass \
                  AND d.objid = p.oid AND d.deptype = 'e')"
         );
+        // Every SQL and PL/pgSQL function outside extensions: the bodies that policy
+        // helpers (`current_org_id()`, `is_member(org_id)`) are judged by.
         let setting_fns_sql = format!(
-            "SELECT p.proname::text, p.prosrc FROM pg_proc p \
+            "SELECT p.proname::text, p.prosrc, coalesce(p.proargnames::text[], '{{}}'::text[]) \
+             FROM pg_proc p \
              JOIN pg_namespace n ON n.oid = p.pronamespace \
-             WHERE p.prosrc ILIKE '%current\\_setting%' AND {USER_SCHEMA}"
+             JOIN pg_language l ON l.oid = p.prolang \
+             WHERE l.lanname IN ('sql', 'plpgsql') AND {USER_SCHEMA} AND NOT EXISTS ( \
+               SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass \
+                 AND d.objid = p.oid AND d.deptype = 'e')"
         );
         Queries {
             schemas_sql,

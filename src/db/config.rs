@@ -33,6 +33,96 @@ pub struct AuditConfig {
     pub tenant_setting: Option<String>,
     /// The live probe, when asked for.
     pub probe: Option<ProbeConfig>,
+    /// How policies know the caller: identity functions and settings besides
+    /// `tenant_setting`, and more app roles ([`TenantModel::supabase`]).
+    pub model: TenantModel,
+}
+
+/// How the caller's identity reaches the policies, beyond a tenant setting: JWT claims
+/// read through functions (`auth.uid()`, `auth.jwt()`) or settings
+/// (`request.jwt.claims`), and membership tables bound to them. A policy is keyed
+/// when it ties the row's tenant column to one of these (or to `tenant_setting`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TenantModel {
+    /// The preset this model came from, if any (shown in evidence).
+    pub preset: Option<String>,
+    /// Functions that return the caller's identity or claims, `schema.name` or `name`,
+    /// lower case (`auth.uid`, `auth.jwt`).
+    pub identity_functions: Vec<String>,
+    /// Settings that carry the caller's identity or claims, lower case; a trailing `*`
+    /// matches a prefix (`request.jwt.claim.*`).
+    pub identity_settings: Vec<String>,
+    /// Claims the user can edit themselves: never an identity (`user_metadata`).
+    pub editable_claims: Vec<String>,
+    /// More application roles, judged like `app_role` (each policy and privilege
+    /// as that role); results that differ are reported once, worst first.
+    pub extra_app_roles: Vec<String>,
+}
+
+/// The presets [`TenantModel::preset_named`] knows.
+pub const PRESETS: &[&str] = &["supabase"];
+
+impl TenantModel {
+    /// Supabase / PostgREST: the caller is `auth.uid()` / `auth.jwt()` (or the
+    /// `request.jwt.claims` setting PostgREST sets); the app roles are `anon` and
+    /// `authenticated` (`service_role` bypasses RLS by design and is not one; with no
+    /// `app_role`, `authenticated` is the main one);
+    /// `user_metadata` is editable by the user.
+    pub fn supabase() -> TenantModel {
+        TenantModel {
+            preset: Some("supabase".into()),
+            identity_functions: ["auth.uid", "auth.jwt", "auth.role", "auth.email"]
+                .map(String::from)
+                .to_vec(),
+            identity_settings: ["request.jwt.claims", "request.jwt.claim.*"]
+                .map(String::from)
+                .to_vec(),
+            editable_claims: vec!["user_metadata".into()],
+            extra_app_roles: vec!["authenticated".into(), "anon".into()],
+        }
+    }
+
+    /// The model of a preset by name (see [`PRESETS`]).
+    pub fn preset_named(name: &str) -> Option<TenantModel> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "supabase" => Some(TenantModel::supabase()),
+            _ => None,
+        }
+    }
+
+    /// A preset (when named), extended by explicit identity functions, settings and
+    /// more app roles. An unknown preset name adds nothing (the callers validate it).
+    pub fn of(
+        preset: Option<&str>,
+        functions: &[String],
+        settings: &[String],
+        extra_app_roles: &[String],
+    ) -> TenantModel {
+        let mut m = preset
+            .and_then(TenantModel::preset_named)
+            .unwrap_or_default();
+        let add = |v: &mut Vec<String>, xs: &[String]| {
+            for x in xs {
+                let x = x.trim().to_lowercase();
+                if !x.is_empty() && !v.contains(&x) {
+                    v.push(x);
+                }
+            }
+        };
+        add(&mut m.identity_functions, functions);
+        add(&mut m.identity_settings, settings);
+        for r in extra_app_roles {
+            if !m.extra_app_roles.contains(r) {
+                m.extra_app_roles.push(r.clone());
+            }
+        }
+        m
+    }
+
+    /// Whether anything beyond a tenant setting is declared.
+    pub fn has_identity(&self) -> bool {
+        !self.identity_functions.is_empty() || !self.identity_settings.is_empty()
+    }
 }
 
 /// The live probe: connects as the application's role. `Debug` hides the password.
@@ -73,6 +163,7 @@ impl std::fmt::Debug for AuditConfig {
             .field("app_role", &self.app_role)
             .field("tenant_setting", &self.tenant_setting)
             .field("probe", &self.probe)
+            .field("model", &self.model)
             .finish()
     }
 }

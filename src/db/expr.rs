@@ -29,6 +29,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use super::config::TenantModel;
+
 /// What one policy expression does with the tenant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Judgement {
@@ -41,6 +43,9 @@ pub enum Judgement {
     FailOpen(String),
     /// Not keyed on the tenant; the text says what is missing.
     NotKeyed(String),
+    /// The analyzer cannot tell (a helper whose body it cannot read): never keyed,
+    /// handed to the live probe. The text says why.
+    Unverified(String),
 }
 
 /// What counts as "keyed on the tenant" for one table.
@@ -54,6 +59,24 @@ pub struct KeySpec<'a> {
     /// Functions (lower-case name, unqualified) whose body reads settings, with the
     /// lower-case keys they read (`None` = a key that is not a literal).
     pub setting_functions: &'a HashMap<String, Vec<Option<String>>>,
+    /// The table's own name: inside a sub-query, only a column qualified by it is the
+    /// row's own (PostgreSQL qualifies every column there).
+    pub table: Option<&'a str>,
+    /// The identity model (identity functions and settings, editable claims).
+    pub model: Option<&'a TenantModel>,
+    /// Functions (lower-case name, unqualified) whose body reads the caller's
+    /// identity or the tenant setting, directly or through other functions.
+    pub identity_helpers: Option<&'a HashMap<String, Helper>>,
+}
+
+/// A function a policy may call, as far as the audit can read it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Helper {
+    /// Its body (SQL or PL/pgSQL) reads the identity or the tenant setting,
+    /// transitively.
+    pub reads_identity: bool,
+    /// Its body mentions one of its parameters (so it can bind the row it is given).
+    pub uses_params: bool,
 }
 
 /// Judges one deparsed policy expression.
@@ -81,7 +104,166 @@ pub fn judge(text: &str, spec: &KeySpec<'_>) -> Judgement {
     if let Some(reason) = ctx.find_fail_open(&tree) {
         return Judgement::FailOpen(reason);
     }
-    Judgement::NotKeyed(ctx.not_keyed_reason(&tree))
+    let reason = ctx.not_keyed_reason(&tree);
+    if !ctx.has_specific_finding(&tree) {
+        let mut unreadable = None;
+        ctx.walk_atoms(&tree, &mut |t| {
+            if unreadable.is_none() {
+                unreadable = ctx.unreadable_call(t);
+            }
+        });
+        if let Some(name) = unreadable {
+            return Judgement::Unverified(format!(
+                "calls {name}(...) with the tenant column, but the audit cannot read its body (not SQL or PL/pgSQL, or outside the audited schemas): the live probe decides"
+            ));
+        }
+    }
+    Judgement::NotKeyed(reason)
+}
+
+/// Whether a function body checks who calls it: reads the caller's identity or the
+/// tenant setting (directly or through `helpers`).
+pub fn body_checks_caller(
+    source: &str,
+    setting: Option<&str>,
+    model: Option<&TenantModel>,
+    helpers: Option<&HashMap<String, Helper>>,
+) -> bool {
+    let no_fns = HashMap::new();
+    let spec = KeySpec {
+        columns: &[],
+        setting,
+        setting_functions: &no_fns,
+        table: None,
+        model,
+        identity_helpers: helpers,
+    };
+    let ctx = Ctx { spec: &spec };
+    let toks = tokenize(source);
+    (0..toks.len()).any(|i| ctx.call_reads_setting(&toks, i))
+}
+
+/// The relations a function body names after `FROM`, `JOIN`, `INTO`, `UPDATE` or
+/// `TABLE`, each as (schema if written, name), lower case.
+pub fn tables_named(source: &str) -> Vec<(Option<String>, String)> {
+    let toks = tokenize(source);
+    let mut out = Vec::new();
+    for (i, t) in toks.iter().enumerate() {
+        let lead = ["from", "join", "into", "update", "table"]
+            .iter()
+            .any(|w| t.is_word(w));
+        if !lead {
+            continue;
+        }
+        let Some(Tok::Ident { text, quoted }) = toks.get(i + 1) else {
+            continue;
+        };
+        if !*quoted && KEYWORDS.contains(&text.as_str()) {
+            continue;
+        }
+        let from = t.is_word("from") || t.is_word("join");
+        if from && toks.get(i + 2) == Some(&Tok::LParen) {
+            continue; // a function: FROM unnest(...)
+        }
+        match (toks.get(i + 2), toks.get(i + 3)) {
+            (Some(Tok::Dot), Some(Tok::Ident { text: name, .. })) => {
+                out.push((Some(text.clone()), name.clone()))
+            }
+            _ => out.push((None, text.clone())),
+        }
+    }
+    out
+}
+
+/// Whether `pattern` (lower case, a trailing `*` matches a prefix) matches `key`.
+fn pattern_matches(pattern: &str, key: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => key.to_lowercase().starts_with(prefix),
+        None => pattern.eq_ignore_ascii_case(key),
+    }
+}
+
+/// The schema (or alias) qualifying the identifier at `i` (`au` of `au.user_id`).
+fn qualifier_of(toks: &[Tok], i: usize) -> Option<&str> {
+    if i >= 2
+        && toks[i - 1] == Tok::Dot
+        && let Tok::Ident { text, .. } = &toks[i - 2]
+    {
+        return Some(text);
+    }
+    None
+}
+
+/// A function body as the helper analysis needs it.
+#[derive(Clone, Debug)]
+pub struct FunctionBody {
+    /// Lower-case name, unqualified.
+    pub name: String,
+    /// `prosrc`.
+    pub source: String,
+    /// Parameter names (`proargnames`), when declared.
+    pub arg_names: Vec<String>,
+}
+
+/// Which functions read the caller's identity or the tenant setting, following calls
+/// between them to a fixed point (so `is_member(org)` → `auth.uid()` counts).
+pub fn helpers(
+    functions: &[FunctionBody],
+    setting: Option<&str>,
+    model: Option<&TenantModel>,
+) -> HashMap<String, Helper> {
+    let no_fns = HashMap::new();
+    let bodies: Vec<(String, Vec<Tok>, bool)> = functions
+        .iter()
+        .map(|f| {
+            let toks = tokenize(&f.source);
+            let uses = toks.iter().any(|t| match t {
+                Tok::Ident { text, .. } => f.arg_names.iter().any(|a| a.eq_ignore_ascii_case(text)),
+                Tok::Op(o) => o.starts_with('$'),
+                _ => false,
+            });
+            (f.name.to_lowercase(), toks, uses)
+        })
+        .collect();
+    let mut out: HashMap<String, Helper> = bodies
+        .iter()
+        .map(|(n, _, uses)| {
+            (
+                n.clone(),
+                Helper {
+                    reads_identity: false,
+                    uses_params: *uses,
+                },
+            )
+        })
+        .collect();
+    loop {
+        let mut changed = false;
+        for (name, toks, _) in &bodies {
+            if out.get(name).is_some_and(|h| h.reads_identity) {
+                continue;
+            }
+            let snapshot = out.clone();
+            let spec = KeySpec {
+                columns: &[],
+                setting,
+                setting_functions: &no_fns,
+                table: None,
+                model,
+                identity_helpers: Some(&snapshot),
+            };
+            let ctx = Ctx { spec: &spec };
+            if (0..toks.len()).any(|i| ctx.call_reads_setting(toks, i)) {
+                if let Some(h) = out.get_mut(name) {
+                    h.reads_identity = true;
+                }
+                changed = true;
+            }
+        }
+        if !changed {
+            return out;
+        }
+    }
 }
 
 /// Setting keys read by a function body (`prosrc`): every `current_setting('key'`,
@@ -493,11 +675,124 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn setting_matches(&self, key: Option<&str>) -> bool {
+        let identity = self.spec.model.filter(|m| m.has_identity());
+        if let (Some(m), Some(k)) = (identity, key)
+            && m.identity_settings.iter().any(|p| pattern_matches(p, k))
+        {
+            return true;
+        }
         match (self.spec.setting, key) {
-            (None, _) => true,
+            // No setting configured: any setting counts, unless an identity model
+            // says which ones carry the caller.
+            (None, _) => identity.is_none(),
             (Some(want), Some(k)) => want.eq_ignore_ascii_case(k),
             (Some(_), None) => false,
         }
+    }
+
+    /// Is the call at `i` one of the model's identity functions (`auth.uid()`)?
+    fn is_identity_fn(&self, toks: &[Tok], i: usize) -> bool {
+        let Some(m) = self.spec.model else {
+            return false;
+        };
+        let Tok::Ident { text, .. } = &toks[i] else {
+            return false;
+        };
+        let qualifier = qualifier_of(toks, i);
+        m.identity_functions
+            .iter()
+            .any(|f| match f.rsplit_once('.') {
+                Some((q, n)) => n == text && qualifier.is_none_or(|x| x == q),
+                None => f == text,
+            })
+    }
+
+    /// The helper a call at `i` names, when the audit read its body.
+    fn helper(&self, toks: &[Tok], i: usize) -> Option<&Helper> {
+        let Tok::Ident { text, .. } = &toks[i] else {
+            return None;
+        };
+        self.spec.identity_helpers?.get(text.as_str())
+    }
+
+    /// `name(...)` covering all of `toks`, with an own tenant column among its
+    /// arguments, naming a function the audit cannot read: `Some(name)`.
+    fn unreadable_call(&self, toks: &[Tok]) -> Option<String> {
+        self.spec.identity_helpers?;
+        let t = strip_cast(toks);
+        let open = t.iter().position(|x| *x == Tok::LParen)?;
+        if open == 0 || matching(t, open) != Some(t.len() - 1) {
+            return None;
+        }
+        let name = open - 1;
+        let plain = (0..name).all(|k| matches!(t[k], Tok::Ident { .. } | Tok::Dot));
+        if !plain || !self.span_has_column(t, open + 1, t.len() - 1) {
+            return None;
+        }
+        let Tok::Ident { text, .. } = &t[name] else {
+            return None;
+        };
+        if KEYWORDS.contains(&text.as_str())
+            || text == "current_setting"
+            || self.is_identity_fn(t, name)
+            || self.helper(t, name).is_some()
+        {
+            return None;
+        }
+        Some(render(&t[..=name]))
+    }
+
+    /// Is token `i` inside a sub-query (`(SELECT ...)`) of this atom?
+    fn in_subquery(&self, toks: &[Tok], i: usize) -> bool {
+        let mut stack: Vec<bool> = Vec::new();
+        for k in 0..i {
+            match &toks[k] {
+                Tok::LParen => stack.push(toks.get(k + 1).is_some_and(|t| t.is_word("select"))),
+                Tok::RParen => {
+                    stack.pop();
+                }
+                _ => {}
+            }
+        }
+        stack.contains(&true)
+    }
+
+    /// The first `x.col = x.col` (the same column on both sides), as text.
+    fn self_comparison(&self, toks: &[Tok]) -> Option<String> {
+        let is_name = |t: &Tok| {
+            matches!(t, Tok::Ident { quoted, text } if *quoted || !KEYWORDS.contains(&text.as_str()))
+                || *t == Tok::Dot
+        };
+        for (k, t) in toks.iter().enumerate() {
+            if !t.is_op("=") || k == 0 {
+                continue;
+            }
+            let mut a = k;
+            while a > 0 && is_name(&toks[a - 1]) {
+                a -= 1;
+            }
+            let mut b = k + 1;
+            while b < toks.len() && is_name(&toks[b]) {
+                b += 1;
+            }
+            let (left, right) = (&toks[a..k], &toks[k + 1..b]);
+            let call_follows = toks.get(b) == Some(&Tok::LParen);
+            if !left.is_empty() && left == right && !call_follows {
+                return Some(format!("{} = {}", render(left), render(right)));
+            }
+        }
+        None
+    }
+
+    /// An editable claim (`user_metadata`) this atom reads, if any.
+    fn editable_claim(&self, toks: &[Tok]) -> Option<String> {
+        let m = self.spec.model?;
+        toks.iter().find_map(|t| match t {
+            Tok::Str(s) if m.editable_claims.iter().any(|c| c.eq_ignore_ascii_case(s)) => {
+                Some(s.clone())
+            }
+            _ => None,
+        })
     }
 
     fn is_column(&self, toks: &[Tok], i: usize) -> bool {
@@ -516,7 +811,16 @@ impl Ctx<'_> {
         if self.spec.columns.is_empty() {
             return false;
         }
-        self.spec.columns.iter().any(|c| c == text)
+        if !self.spec.columns.iter().any(|c| c == text) {
+            return false;
+        }
+        // The row's own column: unqualified outside sub-queries; inside one,
+        // PostgreSQL qualifies every column, so only `<table>.col` is the row's.
+        let inside = self.in_subquery(toks, i);
+        match qualifier_of(toks, i) {
+            None => !inside,
+            Some(q) => !inside || self.spec.table.is_some_and(|t| t == q),
+        }
     }
 
     /// Does the call at `i` (an identifier followed by `(`) read the tenant setting?
@@ -533,6 +837,12 @@ impl Ctx<'_> {
                 _ => None,
             };
             return self.setting_matches(key);
+        }
+        if self.is_identity_fn(toks, i) {
+            return true;
+        }
+        if self.helper(toks, i).is_some_and(|h| h.reads_identity) {
+            return true;
         }
         self.spec
             .setting_functions
@@ -643,7 +953,55 @@ impl Ctx<'_> {
 
     fn is_key_atom(&self, toks: &[Tok]) -> bool {
         let f = self.facts(toks);
-        f.reads_setting && (f.column_refs > 0 || self.spec.columns.is_empty())
+        f.reads_setting
+            && (f.column_refs > 0 || self.spec.columns.is_empty() || self.binds_row_to_caller(toks))
+            && self.self_comparison(toks).is_none()
+            && self.editable_claim(toks).is_none()
+            && !self.ignores_its_argument(toks)
+    }
+
+    /// With an identity model: `col = <the caller's identity>` for a column of the
+    /// row itself (`user_id = auth.uid()`): rows that belong to one user.
+    fn binds_row_to_caller(&self, toks: &[Tok]) -> bool {
+        if !self.spec.model.is_some_and(|m| m.has_identity()) {
+            return false;
+        }
+        let t = strip_cast(toks);
+        let Some(eq) = t.iter().position(|x| x.is_op("=")) else {
+            return false;
+        };
+        let own = |side: &[Tok]| {
+            let side = strip_cast(side);
+            match side {
+                [Tok::Ident { text, quoted }] => *quoted || !KEYWORDS.contains(&text.as_str()),
+                [Tok::Ident { text: q, .. }, Tok::Dot, Tok::Ident { .. }] => {
+                    self.spec.table.is_some_and(|t| t == q)
+                }
+                _ => false,
+            }
+        };
+        let reads = |side: &[Tok]| (0..side.len()).any(|i| self.call_reads_setting(side, i));
+        let (l, r) = (&t[..eq], &t[eq + 1..]);
+        (own(l) && reads(r)) || (own(r) && reads(l))
+    }
+
+    /// `helper(org_id)` whose body never mentions its parameters: it cannot bind
+    /// the row it is given.
+    fn ignores_its_argument(&self, toks: &[Tok]) -> bool {
+        let t = strip_cast(toks);
+        match t.iter().position(|x| *x == Tok::LParen) {
+            Some(open)
+                if open > 0
+                    && matching(t, open) == Some(t.len() - 1)
+                    && t[..open]
+                        .iter()
+                        .all(|x| matches!(x, Tok::Ident { .. } | Tok::Dot)) =>
+            {
+                self.helper(t, open - 1)
+                    .is_some_and(|h| h.reads_identity && !h.uses_params)
+            }
+            _ => false,
+        }
     }
 
     fn has_key(&self, n: &Node) -> bool {
@@ -738,6 +1096,16 @@ impl Ctx<'_> {
                 if let Some(u) = xs.iter().find(|x| self.is_unset_test(x))
                     && keyed
                 {
+                    let mut via_fn = false;
+                    self.walk_atoms(u, &mut |t| {
+                        via_fn |= (0..t.len()).any(|i| self.is_identity_fn(t, i));
+                    });
+                    if via_fn {
+                        return Some(format!(
+                            "an anonymous caller passes: `{}` OR ... lets every row through when no one is signed in",
+                            node_text(u)
+                        ));
+                    }
                     return Some(format!(
                         "an unset or empty setting lets every row through: `{}` OR ...",
                         node_text(u)
@@ -748,14 +1116,66 @@ impl Ctx<'_> {
         }
     }
 
+    /// A self-comparison or an editable claim: findings with their own message.
+    fn has_specific_finding(&self, n: &Node) -> bool {
+        let mut found = false;
+        self.walk_atoms(n, &mut |t| {
+            found |= self.self_comparison(t).is_some() || self.editable_claim(t).is_some();
+        });
+        found
+    }
+
     fn not_keyed_reason(&self, n: &Node) -> String {
         let mut columns = 0;
         let mut setting = false;
+        let mut self_cmp = None;
+        let mut editable = None;
         self.walk_atoms(n, &mut |t| {
             let f = self.facts(t);
             columns += f.column_refs;
             setting |= f.reads_setting;
+            self_cmp = self_cmp.take().or_else(|| self.self_comparison(t));
+            editable = editable.take().or_else(|| self.editable_claim(t));
         });
+        let cols = self.spec.columns.join(", ");
+        if let Some(c) = self_cmp {
+            return format!(
+                "compares a column with itself (`{c}`): always true, so the condition is not bound to the row; compare with the row's own {cols} (qualified by the policy's table)"
+            );
+        }
+        if let Some(c) = editable {
+            return format!(
+                "reads the `{c}` claim, which the user can edit themselves: anyone can claim any tenant; key on a claim only the server sets (app_metadata) or on a membership table"
+            );
+        }
+        let mut ignored = None;
+        self.walk_atoms(n, &mut |t| {
+            if ignored.is_none() && self.ignores_its_argument(t) {
+                ignored = Some(render(t));
+            }
+        });
+        if let Some(call) = ignored {
+            return format!(
+                "passes the row to a helper whose body never reads its parameters (`{call}`): it answers the same for every row"
+            );
+        }
+        let identity = self.spec.model.is_some_and(|m| m.has_identity());
+        if columns == 0 && setting && identity && !self.spec.columns.is_empty() {
+            let mut exists = None;
+            self.walk_atoms(n, &mut |t| {
+                if exists.is_none() && t.iter().any(|x| x.is_word("exists")) {
+                    exists = Some(render(t));
+                }
+            });
+            return match exists {
+                Some(e) => format!(
+                    "has an EXISTS over a membership table that is not bound to the row (`{e}` never compares the row's {cols}): any member of any tenant passes"
+                ),
+                None => format!(
+                    "checks only that there is a caller, not which tenant the row belongs to (no comparison with {cols}): any signed-in user passes"
+                ),
+            };
+        }
         let setting_name = match self.spec.setting {
             Some(s) => format!("the tenant setting {s}"),
             None => "any current_setting(...)".to_string(),
@@ -775,22 +1195,40 @@ impl Ctx<'_> {
         if !setting {
             return format!("does not read {setting_name}");
         }
-        if let Some(branch) = self.first_unkeyed_or_branch(n) {
-            return format!("an OR operand is not keyed on the tenant: `{branch}`");
+        if let Some(branch) = self.first_unkeyed_or_node(n) {
+            let text = node_text(branch);
+            if let Node::Not(x) = branch
+                && matches!(&**x, Node::Atom(t) if t.first().is_some_and(|w| w.is_word("exists")))
+            {
+                return format!(
+                    "has an OR NOT EXISTS escape (`{text}`): every row the sub-query finds nothing for passes, e.g. an org with no members yet, which anyone can then join"
+                );
+            }
+            let mut f = Facts::default();
+            self.walk_atoms(branch, &mut |t| {
+                let x = self.facts(t);
+                f.column_refs += x.column_refs;
+                f.reads_setting |= x.reads_setting;
+            });
+            if identity && f.reads_setting && f.column_refs == 0 {
+                return format!(
+                    "has an OR operand that admits any signed-in user, whatever the tenant: `{text}`"
+                );
+            }
+            return format!("an OR operand is not keyed on the tenant: `{text}`");
         }
         "the tenant column and the tenant setting are not compared in one condition".into()
     }
 
-    fn first_unkeyed_or_branch(&self, n: &Node) -> Option<String> {
+    fn first_unkeyed_or_node<'n>(&self, n: &'n Node) -> Option<&'n Node> {
         match n {
             Node::Atom(_) => None,
-            Node::Not(x) => self.first_unkeyed_or_branch(x),
-            Node::And(xs) => xs.iter().find_map(|x| self.first_unkeyed_or_branch(x)),
+            Node::Not(x) => self.first_unkeyed_or_node(x),
+            Node::And(xs) => xs.iter().find_map(|x| self.first_unkeyed_or_node(x)),
             Node::Or(xs) => xs
                 .iter()
                 .find(|x| !self.restricts(x))
-                .map(node_text)
-                .or_else(|| xs.iter().find_map(|x| self.first_unkeyed_or_branch(x))),
+                .or_else(|| xs.iter().find_map(|x| self.first_unkeyed_or_node(x))),
         }
     }
 
@@ -877,6 +1315,9 @@ mod tests {
             columns: cols,
             setting,
             setting_functions: fns,
+            table: None,
+            model: None,
+            identity_helpers: None,
         }
     }
 
@@ -1152,6 +1593,139 @@ mod tests {
         // ...while the well-formed text is.
         assert_eq!(
             j("(org_id = (current_setting('app.current_org_id'::text, true))::uuid)"),
+            Judgement::Keyed
+        );
+    }
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use super::*;
+
+    fn model() -> TenantModel {
+        TenantModel::of(None, &[], &["app.user_id".to_string()], &[])
+    }
+
+    fn j(text: &str, fns: &[(&str, &str, &[&str])]) -> Judgement {
+        let m = model();
+        let bodies: Vec<FunctionBody> = fns
+            .iter()
+            .map(|(n, s, a)| FunctionBody {
+                name: n.to_string(),
+                source: s.to_string(),
+                arg_names: a.iter().map(|x| x.to_string()).collect(),
+            })
+            .collect();
+        let helpers = helpers(&bodies, None, Some(&m));
+        let cols = vec!["org_id".to_string()];
+        let none = HashMap::new();
+        judge(
+            text,
+            &KeySpec {
+                columns: &cols,
+                setting: None,
+                setting_functions: &none,
+                table: Some("t"),
+                model: Some(&m),
+                identity_helpers: Some(&helpers),
+            },
+        )
+    }
+
+    const CUID: (&str, &str, &[&str]) = (
+        "current_user_id",
+        "SELECT nullif(current_setting('app.user_id', true), '')::uuid",
+        &[],
+    );
+
+    fn supa(text: &str) -> Judgement {
+        let m = TenantModel::supabase();
+        let helpers = helpers(&[], None, Some(&m));
+        let cols = vec!["account_id".to_string()];
+        let none = HashMap::new();
+        judge(
+            text,
+            &KeySpec {
+                columns: &cols,
+                setting: None,
+                setting_functions: &none,
+                table: Some("notes"),
+                model: Some(&m),
+                identity_helpers: Some(&helpers),
+            },
+        )
+    }
+
+    fn reason(j: Judgement) -> String {
+        match j {
+            Judgement::NotKeyed(r) | Judgement::FailOpen(r) | Judgement::Unverified(r) => r,
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn supabase_idioms_as_deparsed() {
+        // Keyed: membership sub-query, bound EXISTS, server-set claim.
+        for t in [
+            "(account_id IN ( SELECT au.account_id FROM account_user au WHERE (au.user_id = ( SELECT auth.uid() AS uid))))",
+            "(EXISTS ( SELECT 1 FROM account_user au WHERE ((au.account_id = notes.account_id) AND (au.user_id = auth.uid()))))",
+            "(account_id = (((auth.jwt() -> 'app_metadata'::text) ->> 'account_id'::text))::uuid)",
+        ] {
+            assert_eq!(supa(t), Judgement::Keyed, "{t}");
+        }
+        // Each pitfall with its own words.
+        for (t, words) in [
+            (
+                "(EXISTS ( SELECT 1 FROM account_user au WHERE ((au.account_id = au.account_id) AND (au.user_id = auth.uid()))))",
+                "compares a column with itself",
+            ),
+            (
+                "(EXISTS ( SELECT 1 FROM account_user au WHERE (au.user_id = auth.uid())))",
+                "not bound to the row",
+            ),
+            (
+                "(auth.role() = 'authenticated'::text)",
+                "any signed-in user passes",
+            ),
+            ("(auth.uid() IS NOT NULL)", "any signed-in user passes"),
+            (
+                "((account_id IN ( SELECT au.account_id FROM account_user au WHERE (au.user_id = auth.uid()))) OR (auth.role() = 'authenticated'::text))",
+                "admits any signed-in user",
+            ),
+            (
+                "((account_id IN ( SELECT au.account_id FROM account_user au WHERE (au.user_id = auth.uid()))) OR (NOT (EXISTS ( SELECT 1 FROM account_user au WHERE (au.account_id = notes.account_id)))))",
+                "OR NOT EXISTS escape",
+            ),
+            (
+                "((auth.uid() IS NULL) OR (account_id IN ( SELECT au.account_id FROM account_user au WHERE (au.user_id = auth.uid()))))",
+                "an anonymous caller passes",
+            ),
+            (
+                "(account_id = (((auth.jwt() -> 'user_metadata'::text) ->> 'account_id'::text))::uuid)",
+                "user_metadata",
+            ),
+        ] {
+            let r = reason(supa(t));
+            assert!(r.contains(words), "{t}: {r}");
+        }
+        // A function the audit cannot read: unverified, never keyed.
+        assert!(matches!(
+            supa("texteq((account_id)::text, 'x'::text)"),
+            Judgement::Unverified(_)
+        ));
+    }
+
+    #[test]
+    fn a_row_bound_to_the_caller_is_keyed() {
+        assert_eq!(
+            j("(user_id = current_user_id())", &[CUID]),
+            Judgement::Keyed
+        );
+        assert_eq!(
+            j(
+                "(user_id = (current_setting('app.user_id'::text, true))::uuid)",
+                &[]
+            ),
             Judgement::Keyed
         );
     }

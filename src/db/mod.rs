@@ -34,7 +34,9 @@ use crate::outcome::{CheckResult, Layer, Verdict};
 use crate::redact::Redactor;
 
 pub use catalog::read_only_client;
-pub use config::{AuditConfig, DEFAULT_TENANT_COLUMNS, ProbeConfig, ProbeOrgs};
+pub use config::{
+    AuditConfig, DEFAULT_TENANT_COLUMNS, PRESETS, ProbeConfig, ProbeOrgs, TenantModel,
+};
 pub use error::DbError;
 use error::error_result;
 
@@ -57,28 +59,40 @@ pub async fn audit(cfg: &AuditConfig, redactor: &Redactor) -> Vec<CheckResult> {
         cfg.tenant_columns.clone()
     };
     let setting = cfg.tenant_setting.as_ref().map(|s| s.to_lowercase());
-    let loaded = async {
-        let client = read_only_client(&cfg.url).await?;
-        catalog::load(&client, &cfg.url, cfg.app_role.as_deref(), &columns).await
-    }
-    .await;
-    let cat = match loaded {
+    let roles = app_roles(cfg);
+    let client = match read_only_client(&cfg.url).await {
         Ok(c) => c,
-        Err(e) => {
-            let mut r = vec![error_result("database.audit", Layer::Database, &e)];
-            redact_all(&mut r, redactor);
-            return r;
-        }
+        Err(e) => return failed(&e, redactor),
     };
-    let opts = rules::Options {
-        tenant_columns: &columns,
-        schemas: &cfg.schemas,
-        tables: &cfg.tables,
-        exempt: &cfg.exempt,
-        app_role: cfg.app_role.as_deref(),
-        tenant_setting: setting.as_deref(),
+    // One catalog snapshot and judgement per app role (the privileges and the
+    // policies that apply are the role's); the first role's order is kept.
+    let mut judged: Option<rules::Judged> = None;
+    for role in roles.iter().map(|r| r.as_deref()) {
+        let cat = match catalog::load(&client, &cfg.url, role, &columns).await {
+            Ok(c) => c,
+            Err(e) => return failed(&e, redactor),
+        };
+        let opts = rules::Options {
+            tenant_columns: &columns,
+            schemas: &cfg.schemas,
+            tables: &cfg.tables,
+            exempt: &cfg.exempt,
+            app_role: role,
+            tenant_setting: setting.as_deref(),
+            model: Some(&cfg.model),
+        };
+        let this = rules::judge(&cat, &opts, started.elapsed());
+        judged = Some(match judged {
+            None => this,
+            Some(mut first) => {
+                merge_role_results(&mut first.results, this.results, role.unwrap_or(""));
+                first
+            }
+        });
+    }
+    let Some(judged) = judged else {
+        return Vec::new(); // unreachable: `app_roles` is never empty
     };
-    let judged = rules::judge(&cat, &opts, started.elapsed());
     let mut results = judged.results;
     let unverified = notices(cfg);
     if !unverified.is_empty() {
@@ -102,6 +116,62 @@ pub async fn audit(cfg: &AuditConfig, redactor: &Redactor) -> Vec<CheckResult> {
     }
     redact_all(&mut results, redactor);
     results
+}
+
+/// The app roles to judge, the configured `app_role` first; `[None]` when there is none.
+fn app_roles(cfg: &AuditConfig) -> Vec<Option<String>> {
+    let mut roles: Vec<Option<String>> = Vec::new();
+    for r in cfg.app_role.iter().chain(cfg.model.extra_app_roles.iter()) {
+        if !roles.iter().any(|x| x.as_deref() == Some(r.as_str())) {
+            roles.push(Some(r.clone()));
+        }
+    }
+    if roles.is_empty() {
+        roles.push(None);
+    }
+    roles
+}
+
+/// How bad a verdict is when two app roles disagree on one result.
+fn rank(v: Verdict) -> u8 {
+    match v {
+        Verdict::Fail => 4,
+        Verdict::Error => 3,
+        Verdict::Warn => 2,
+        Verdict::Pass => 1,
+        Verdict::Skip => 0,
+    }
+}
+
+/// Adds another app role's results: new ids are appended; where the roles disagree,
+/// the worse result is kept and says which role it is about.
+fn merge_role_results(into: &mut Vec<CheckResult>, other: Vec<CheckResult>, role: &str) {
+    let index: std::collections::HashMap<String, usize> = into
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.id.clone(), i))
+        .collect();
+    for r in other {
+        match index.get(&r.id) {
+            None => into.push(r.with("app role", format!("as {role}"))),
+            Some(&i) => {
+                let kept = &into[i];
+                if kept.verdict == r.verdict && kept.summary == r.summary {
+                    continue;
+                }
+                if rank(r.verdict) > rank(kept.verdict) {
+                    into[i] = r.with("app role", format!("as {role}"));
+                }
+            }
+        }
+    }
+}
+
+/// The one Error result of an audit that could not read the catalogs.
+fn failed(e: &DbError, redactor: &Redactor) -> Vec<CheckResult> {
+    let mut r = vec![error_result("database.audit", Layer::Database, e)];
+    redact_all(&mut r, redactor);
+    r
 }
 
 /// Notes for every report about the connections' TLS: one per URL that demands TLS
@@ -163,6 +233,41 @@ mod tests {
         let d = format!("{cfg:?}");
         assert!(!d.contains("hunter22") && !d.contains("s3cr3tpw"), "{d}");
         assert!(d.contains("postgres://u:****@h/db"));
+    }
+
+    #[test]
+    fn app_roles_disagreeing_keep_the_worse_result_and_name_the_role() {
+        let r = |id: &str, v: Verdict, s: &str| {
+            CheckResult::new(id, "public.t", "rule", Layer::Database, v, s)
+        };
+        let mut first = vec![
+            r("public.t.a", Verdict::Pass, "ok"),
+            r("public.t.b", Verdict::Fail, "bad"),
+        ];
+        merge_role_results(
+            &mut first,
+            vec![
+                r("public.t.a", Verdict::Fail, "bad as anon"),
+                r("public.t.b", Verdict::Pass, "ok as anon"),
+                r("role.anon.x", Verdict::Pass, "new"),
+            ],
+            "anon",
+        );
+        assert_eq!(first.len(), 3);
+        assert_eq!(first[0].verdict, Verdict::Fail);
+        assert!(first[0].evidence.iter().any(|e| e.text == "as anon"));
+        assert_eq!(first[1].summary, "bad");
+        assert_eq!(first[2].id, "role.anon.x");
+        let cfg = AuditConfig {
+            app_role: Some("authenticated".into()),
+            model: TenantModel::supabase(),
+            ..Default::default()
+        };
+        assert_eq!(
+            app_roles(&cfg),
+            vec![Some("authenticated".into()), Some("anon".into())]
+        );
+        assert_eq!(app_roles(&AuditConfig::default()), vec![None]);
     }
 
     #[test]

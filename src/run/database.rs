@@ -24,6 +24,7 @@ pub fn audit_config(
             url: p.url.to_string(),
             orgs: orgs.map(|(a, b)| db::ProbeOrgs { a, b }),
         }),
+        model: database.tenant_model(),
     }
 }
 

@@ -687,6 +687,30 @@ pub struct Database {
     pub tenant_setting: Option<String>,
     #[serde(default)]
     pub probe: Option<Probe>,
+    /// A tenant identity model preset (extension): `supabase`.
+    #[serde(default)]
+    pub preset: Option<Spanned<String>>,
+    /// Functions returning the caller's identity or claims (extension): `auth.uid`.
+    #[serde(default)]
+    pub identity_functions: Vec<String>,
+    /// Settings carrying the caller's identity or claims (extension).
+    #[serde(default)]
+    pub identity_settings: Vec<String>,
+    /// More application roles, each judged like `app_role` (extension).
+    #[serde(default)]
+    pub app_roles: Vec<String>,
+}
+
+impl Database {
+    /// The identity model this section declares, for the database layer.
+    pub fn tenant_model(&self) -> crate::db::TenantModel {
+        crate::db::TenantModel::of(
+            self.preset.as_ref().map(|p| p.value.as_str()),
+            &self.identity_functions,
+            &self.identity_settings,
+            &self.app_roles,
+        )
+    }
 }
 
 /// `database.probe:`

@@ -731,6 +731,15 @@ impl<'a> Validator<'a> {
         if let Some(p) = &db.probe {
             self.no_placeholders(&p.url, "database.probe.url");
         }
+        if let Some(p) = &db.preset
+            && crate::db::TenantModel::preset_named(&p.value).is_none()
+        {
+            self.at(
+                Loc::of(p),
+                format!("database.preset `{}` is not a known preset", p.value),
+                Some(format!("write one of: {}", crate::db::PRESETS.join(", "))),
+            );
+        }
         let url = db.url.to_string();
         if !(self.broken.contains(&db.url.loc.offset)
             || db.url.vars().next().is_some()

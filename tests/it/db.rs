@@ -344,6 +344,19 @@ const PITFALLS: &[Pitfall] =
             then: None,
         },
         Pitfall {
+            fixture: "derived_tenant_data",
+            expect: &[("public.member_profiles.derived_tenant_data", Fail)],
+            then: Some(|results| {
+                let r = get(results, "public.member_profiles.derived_tenant_data");
+                assert!(
+                    r.summary.contains("references tenant table public.members"),
+                    "{}",
+                    r.summary
+                );
+                assert!(!results.iter().any(|r| r.check == "public.plans"));
+            }),
+        },
+        Pitfall {
             fixture: "permissive_or",
             expect: &[("public.invoices.permissive_or", Warn)],
             then: None,
@@ -392,14 +405,204 @@ fn every_fixture_file_is_in_the_table() {
             continue;
         };
         assert!(
-            SOUND_FIXTURES.contains(&stem) || PITFALLS.iter().any(|p| p.fixture == stem),
+            SOUND_FIXTURES.contains(&stem)
+                || PITFALLS.iter().any(|p| p.fixture == stem)
+                || MODEL_CASES.iter().any(|c| c.fixtures.contains(&stem)),
             "fixtures/db/{name} is not in PITFALLS (nor a sound fixture)"
         );
     }
 }
 
-/// Fixtures that are not pitfalls: the preamble and the sound schemas.
-const SOUND_FIXTURES: &[&str] = &["_setup", "sound"];
+/// Fixtures that are not pitfalls: the preamble, shared plumbing and the sound schemas.
+const SOUND_FIXTURES: &[&str] = &[
+    "_setup",
+    "sound",
+    "supabase_auth",
+    "supabase_sound",
+    "membership_sound",
+];
+
+/// The identity models of issue 10's fixtures.
+#[derive(Clone, Copy, Debug)]
+enum Model {
+    /// The supabase preset, its roles renamed per test (app role: authenticated).
+    Supabase,
+    /// A membership schema on plain PostgreSQL: the caller is `app.user_id`.
+    Membership,
+}
+
+fn model_config(db: &mut TestDb, model: Model) -> AuditConfig {
+    match model {
+        Model::Supabase => {
+            let mut m = db::TenantModel::supabase();
+            m.extra_app_roles = vec![db.role("anon")];
+            AuditConfig {
+                url: db.url(),
+                app_role: Some(db.role("authenticated")),
+                model: m,
+                ..Default::default()
+            }
+        }
+        Model::Membership => AuditConfig {
+            url: db.url(),
+            app_role: Some(db.role("app_role")),
+            model: db::TenantModel::of(None, &[], &["app.user_id".to_string()], &[]),
+            ..Default::default()
+        },
+    }
+}
+
+/// A fixture audited under an identity model: exactly `expect`, and each finding's
+/// summary holds its key words (the finding's own message).
+struct ModelCase {
+    fixtures: &'static [&'static str],
+    model: Model,
+    expect: &'static [(&'static str, Verdict, &'static str)],
+}
+
+const MODEL_CASES: &[ModelCase] = &[
+    ModelCase {
+        fixtures: &["supabase_auth", "supabase_sound"],
+        model: Model::Supabase,
+        expect: &[],
+    },
+    ModelCase {
+        fixtures: &["membership_sound"],
+        model: Model::Membership,
+        expect: &[],
+    },
+    ModelCase {
+        fixtures: &["supabase_auth", "supabase_pitfalls"],
+        model: Model::Supabase,
+        expect: &[
+            (
+                "public.self_join.policy_tenant_key",
+                Fail,
+                "compares a column with itself (`au.account_id = au.account_id`)",
+            ),
+            (
+                "public.join_any.insert_with_check",
+                Fail,
+                "OR NOT EXISTS escape",
+            ),
+            (
+                "public.anon_escape.policy_fail_open",
+                Fail,
+                "an anonymous caller passes",
+            ),
+            (
+                "public.any_user.policy_tenant_key",
+                Fail,
+                "any signed-in user passes",
+            ),
+            (
+                "public.signed_in.policy_tenant_key",
+                Fail,
+                "any signed-in user passes",
+            ),
+            (
+                "public.or_role.policy_tenant_key",
+                Fail,
+                "OR operand that admits any signed-in user",
+            ),
+            (
+                "public.metadata.policy_tenant_key",
+                Fail,
+                "`user_metadata` claim, which the user can edit",
+            ),
+            (
+                "public.unbound.policy_tenant_key",
+                Fail,
+                "EXISTS over a membership table that is not bound to the row",
+            ),
+            (
+                "public.accept_invite(uuid).definer_function",
+                Fail,
+                "temporary table account_user",
+            ),
+            (
+                "public.wipe_accounts().definer_function",
+                Fail,
+                "never checks its caller",
+            ),
+        ],
+    },
+    ModelCase {
+        fixtures: &["membership_pitfalls"],
+        model: Model::Membership,
+        expect: &[
+            (
+                "public.shadowed.policy_tenant_key",
+                Fail,
+                "compares a column with itself (`memberships.org_id = memberships.org_id`)",
+            ),
+            (
+                "public.ignores_arg.policy_tenant_key",
+                Fail,
+                "never reads its parameters (`is_signed_in(org_id)`)",
+            ),
+            (
+                "public.opaque.policy_tenant_key",
+                Warn,
+                "unverified: USING calls texteq(...)",
+            ),
+        ],
+    },
+];
+
+/// Issue 10's identity models: the sound Supabase-style and membership schemas give
+/// no error and no warning; each pitfall fails with its own message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_model_fixtures_produce_exactly_their_findings() {
+    let runs = MODEL_CASES.iter().map(|c| {
+        tokio::spawn(async move {
+            let label = c.fixtures.last().copied().unwrap_or("model");
+            let mut db = TestDb::create(label).await;
+            db.load(c.fixtures).await;
+            let cfg = model_config(&mut db, c.model);
+            let results = db::audit(&cfg, &Redactor::new()).await;
+            if std::env::var_os("TG_SHOW_RESULTS").is_some() {
+                eprintln!("== {label}\n{}", show(&results));
+            }
+            let want: BTreeSet<(String, Verdict)> = c
+                .expect
+                .iter()
+                .map(|(id, v, _)| (db.render(id), *v))
+                .collect();
+            assert_eq!(findings(&results), want, "{label}:\n{}", show(&results));
+            for (id, _, words) in c.expect {
+                let r = get(&results, id);
+                assert!(r.summary.contains(words), "{label} {id}: {}", r.summary);
+            }
+            // Fix SQL in the schema's model: never a setting the schema does not use.
+            for r in &results {
+                for e in r.evidence.iter().filter(|e| e.label == "fix") {
+                    assert!(
+                        !e.text.contains("app.current_org_id"),
+                        "{label} {}: {}",
+                        r.id,
+                        e.text
+                    );
+                }
+            }
+            db.drop().await;
+        })
+    });
+    let mut failed = Vec::new();
+    for (c, joined) in MODEL_CASES
+        .iter()
+        .zip(futures_util::future::join_all(runs).await)
+    {
+        if let Err(e) = joined {
+            failed.push(format!("{:?}: {e}", c.fixtures));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "failed model fixtures:\n{}",
+        failed.join("\n")
+    );
+}
 
 /// Row count and a checksum of every row of every table in `public`, as the superuser.
 async fn snapshot(db: &TestDb) -> Vec<(String, i64, String)> {
@@ -861,5 +1064,116 @@ async fn the_audit_command_proves_a_sound_database_and_fails_a_broken_one() {
         "{out}"
     );
     assert!(out.contains("ALTER TABLE"), "the fix is shown:\n{out}");
+    db.drop().await;
+}
+
+/// The suite's `database:` section takes the identity model (extension keys); an
+/// unknown preset is a located load error.
+#[test]
+fn the_suite_declares_the_identity_model() {
+    let path =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("suites/reference-api.yaml");
+    let text = std::fs::read_to_string(path).expect("suite");
+    let env = |n: &str| match n {
+        "DATABASE_URL" | "APP_DATABASE_URL" => Some("postgres://u:p@127.0.0.1/db".to_string()),
+        "JWT_SECRET" => Some("a-secret-of-thirty-two-characters!!".to_string()),
+        _ => None,
+    };
+    let with = |keys: &str| text.replacen("database:\n", &format!("database:\n{keys}"), 1);
+    let loaded = tenantgate::suite::load_str(
+        "s.yaml",
+        &with("  preset: supabase\n  identity_functions: [app.current_user_id]\n  app_roles: [reporting]\n"),
+        &env,
+    )
+    .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
+    let model = loaded
+        .suite
+        .database
+        .as_ref()
+        .expect("database")
+        .tenant_model();
+    assert_eq!(model.preset.as_deref(), Some("supabase"));
+    assert!(model.identity_functions.contains(&"auth.uid".to_string()));
+    assert!(
+        model
+            .identity_functions
+            .contains(&"app.current_user_id".to_string())
+    );
+    assert!(model.extra_app_roles.contains(&"anon".to_string()));
+    assert!(model.extra_app_roles.contains(&"reporting".to_string()));
+
+    let err = tenantgate::suite::load_str("s.yaml", &with("  preset: firebase\n"), &env)
+        .err()
+        .expect("an unknown preset is refused");
+    let out = err.render(&Redactor::new());
+    assert!(
+        out.contains("database.preset `firebase` is not a known preset"),
+        "{out}"
+    );
+    assert!(out.contains("supabase"), "{out}");
+}
+
+/// The identity flags and the two tenants through the real binary: a sound
+/// Supabase-style schema passes for both app roles; `--tenant-a/--tenant-b` run the
+/// A/B probes without a suite.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_command_takes_identity_models_and_two_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = TestDb::create("cli_identity").await;
+    db.load(&["supabase_auth", "supabase_sound"]).await;
+    let (url, authenticated, anon) = (db.url(), db.role("authenticated"), db.role("anon"));
+    let args = [
+        "--database-url",
+        &url,
+        "--app-role",
+        &authenticated,
+        "--app-role",
+        &anon,
+        "--identity-function",
+        "auth.uid",
+        "--identity-function",
+        "auth.jwt",
+        "--identity-setting",
+        "request.jwt.claim*",
+    ];
+    let (code, out, report, _) = tokio::task::block_in_place(|| audit_cli(&args, dir.path()));
+    assert_eq!(code, 0, "{out}");
+    assert!(ids_with(&report, "warn").is_empty(), "{out}");
+    for role in [&authenticated, &anon] {
+        assert!(
+            ids_with(&report, "pass").contains(&format!("role.{role}.app_role_bypassrls")),
+            "{role}: {out}"
+        );
+    }
+    db.drop().await;
+
+    let mut db = TestDb::create("cli_tenants").await;
+    db.load(&["sound"]).await;
+    let (url, app_url, app) = (db.url(), db.app_url(), db.role("app_role"));
+    let args = [
+        "--database-url",
+        &url,
+        "--app-role",
+        &app,
+        "--tenant-setting",
+        "app.current_org_id",
+        "--probe-url",
+        &app_url,
+        "--tenant-a",
+        ORG_A,
+        "--tenant-b",
+        ORG_B,
+    ];
+    let (code, out, report, _) = tokio::task::block_in_place(|| audit_cli(&args, dir.path()));
+    assert_eq!(code, 0, "{out}");
+    let passed = ids_with(&report, "pass");
+    assert!(
+        passed.contains(&"public.brands.probe_b_sees_no_a".to_string()),
+        "{out}"
+    );
+    assert!(
+        passed.contains(&"public.brands.probe_move_row".to_string()),
+        "{out}"
+    );
     db.drop().await;
 }

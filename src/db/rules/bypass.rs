@@ -8,6 +8,7 @@ use super::super::catalog::{Catalog, FuncRow, Oid, RelRow};
 use super::super::sql::{qualified, quote_ident};
 use super::context::{Emitter, Finding};
 use super::discovery::Discovered;
+use super::policies::CallerCheck;
 use super::roles::{App, Roles};
 use super::rule::Rule;
 use crate::outcome::Verdict;
@@ -23,6 +24,7 @@ pub(super) struct BypassCtx<'a> {
     deps_of: HashMap<Oid, Vec<Oid>>,
     /// relation → the views that read it.
     dependents: HashMap<Oid, Vec<Oid>>,
+    caller: CallerCheck<'a>,
 }
 
 impl<'a> BypassCtx<'a> {
@@ -31,6 +33,7 @@ impl<'a> BypassCtx<'a> {
         found: &'a Discovered<'a>,
         roles: &'a Roles<'a>,
         app: &'a App<'a>,
+        caller: CallerCheck<'a>,
     ) -> BypassCtx<'a> {
         let mut deps_of: HashMap<Oid, Vec<Oid>> = HashMap::new();
         let mut dependents: HashMap<Oid, Vec<Oid>> = HashMap::new();
@@ -46,6 +49,7 @@ impl<'a> BypassCtx<'a> {
             tenant_oids: found.tables.iter().map(|t| t.rel.oid).collect(),
             deps_of,
             dependents,
+            caller,
         }
     }
 
@@ -55,6 +59,66 @@ impl<'a> BypassCtx<'a> {
         self.matview_tenant_data(em);
         self.foreign_table_tenant_data(em);
         self.definer_function(em);
+        self.derived_tenant_data(em);
+    }
+
+    /// Tables outside the tenant set that hold a foreign key to a tenant table (rows
+    /// derived from a tenant's, such as per-user profiles of its members), readable
+    /// by the app role, with RLS off: tenant data beyond the tenant column. Lookup
+    /// tables that tenant tables merely reference point the other way and are not.
+    fn derived_tenant_data(&self, em: &mut Emitter) {
+        let mut children: std::collections::BTreeMap<
+            (String, String),
+            (&RelRow, BTreeSet<String>),
+        > = Default::default();
+        for fk in &self.cat.foreign_keys {
+            let Some(parent) = self.tenant_rel(fk.references) else {
+                continue;
+            };
+            let Some(child) = self.found.rel_by_oid.get(&fk.rel).copied() else {
+                continue;
+            };
+            let excluded = self.tenant_oids.contains(&child.oid)
+                || self.found.cols_by_rel.contains_key(&child.oid)
+                || !(child.kind == 'r' || child.kind == 'p')
+                || self.found.is_exempt(&child.schema, &child.name);
+            if excluded {
+                continue;
+            }
+            children
+                .entry((child.schema.clone(), child.name.clone()))
+                .or_insert((child, BTreeSet::new()))
+                .1
+                .insert(format!("{}.{}", parent.schema, parent.name));
+        }
+        let mut any = false;
+        for ((schema, name), (child, parents)) in &children {
+            let readable = child.privs.is_none_or(|p| p.select) && self.app_can_read(child.oid);
+            if child.rls || !readable {
+                continue;
+            }
+            any = true;
+            let f = Finding::new(
+                Rule::DerivedTenantData,
+                format!(
+                    "references tenant table {} but has no tenant column and RLS is off: {} reads every tenant's rows of it",
+                    parents.iter().cloned().collect::<Vec<_>>().join(", "),
+                    self.app.reader()
+                ),
+            )
+            .fix(format!(
+                "ALTER TABLE {t} ENABLE ROW LEVEL SECURITY; ALTER TABLE {t} FORCE ROW LEVEL SECURITY; -- and a policy through its parent, or list it in database.exempt",
+                t = qualified(schema, name)
+            ));
+            em.finding(&format!("{schema}.{name}"), Rule::DerivedTenantData, f);
+        }
+        if !any {
+            em.pass(
+                "database",
+                Rule::DerivedTenantData,
+                "no table readable by the app role derives from a tenant table without RLS",
+            );
+        }
     }
 
     fn tenant_rel(&self, oid: Oid) -> Option<&'a RelRow> {
@@ -335,29 +399,111 @@ impl<'a> BypassCtx<'a> {
                 );
                 continue;
             }
-            let finding = self.definer_bypass(f).map(|why| {
-                Finding::new(
+            let Some(why) = self.definer_bypass(f) else {
+                let shadow = self.shadowable(f, &executor);
+                em.judged(
+                    &object,
                     Rule::DefinerFunction,
-                    format!("SECURITY DEFINER and {executor} may execute it, but it runs as a role that bypasses RLS ({why})"),
-                )
-                .with("role", format!("owner {}", self.roles.name(f.owner)))
-                .fix(format!(
-                    "ALTER FUNCTION {}.{}({}) OWNER TO <a role subject to forced RLS>; -- or REVOKE EXECUTE ON FUNCTION ... FROM PUBLIC, {}",
-                    quote_ident(&f.schema),
-                    quote_ident(&f.name),
-                    f.args,
-                    self.app.sql_or_placeholder()
+                    format!(
+                        "runs as {}, which is subject to forced RLS on every tenant table",
+                        self.roles.name(f.owner)
+                    ),
+                    shadow,
+                );
+                continue;
+            };
+            // Triage: what bypasses RLS but cannot be misused is not a finding.
+            let owner = self.roles.name(f.owner);
+            let pass = if f.trigger {
+                Some(format!(
+                    "runs as {owner}, which bypasses RLS, but returns trigger: only triggers call it"
                 ))
-            });
-            em.judged(
-                &object,
+            } else if !self.touches_tenant_table(f) {
+                Some(format!(
+                    "runs as {owner}, which bypasses RLS, but names no tenant table"
+                ))
+            } else if self.caller.checks(&f.source) {
+                Some(format!(
+                    "runs as {owner}, which bypasses RLS, and checks its caller (reads the caller's identity or tenant)"
+                ))
+            } else {
+                None
+            };
+            if let Some(p) = pass {
+                let shadow = self.shadowable(f, &executor);
+                em.judged(&object, Rule::DefinerFunction, p, shadow);
+                continue;
+            }
+            let f2 = Finding::new(
                 Rule::DefinerFunction,
-                format!(
-                    "runs as {}, which is subject to forced RLS on every tenant table",
-                    self.roles.name(f.owner)
-                ),
-                finding,
-            );
+                format!("SECURITY DEFINER, {executor} may execute it, it runs as a role that bypasses RLS ({why}) and never checks its caller (no identity, setting or membership test): anyone who may call it reaches every tenant's rows"),
+            )
+            .with("role", format!("owner {owner}"))
+            .fix(format!(
+                "REVOKE EXECUTE ON FUNCTION {}.{}({}) FROM PUBLIC, {}; -- or check the caller in its body, or ALTER FUNCTION ... OWNER TO <a role subject to forced RLS>",
+                quote_ident(&f.schema),
+                quote_ident(&f.name),
+                f.args,
+                self.app.sql_or_placeholder()
+            ));
+            em.finding(&object, Rule::DefinerFunction, f2);
         }
+    }
+
+    /// Whether a function body names one of the tenant tables.
+    fn touches_tenant_table(&self, f: &FuncRow) -> bool {
+        let named = super::super::expr::tables_named(&f.source);
+        self.found.tables.iter().any(|t| {
+            named
+                .iter()
+                .any(|(s, n)| *n == t.rel.name && s.as_ref().is_none_or(|s| *s == t.rel.schema))
+        }) || f.source.to_lowercase().contains("execute")
+    }
+
+    /// A definer function whose `search_path` lets `pg_temp` come first (unset, or
+    /// without `pg_temp` listed last) and whose body names a table without its schema:
+    /// a caller creates a temporary table of that name and the function uses it.
+    fn shadowable(&self, f: &FuncRow, executor: &str) -> Option<Finding> {
+        let path = f
+            .config
+            .iter()
+            .find_map(|c| c.strip_prefix("search_path="))
+            .map(|p| p.to_lowercase());
+        let pg_temp_last = path.as_deref().is_some_and(|p| {
+            p.split(',')
+                .map(|x| x.trim().trim_matches('"'))
+                .rfind(|x| !x.is_empty())
+                == Some("pg_temp")
+        });
+        if pg_temp_last || f.trigger {
+            return None;
+        }
+        let unqualified: Vec<String> = super::super::expr::tables_named(&f.source)
+            .into_iter()
+            .filter(|(s, _)| s.is_none())
+            .map(|(_, n)| n)
+            .collect();
+        let first = unqualified.first()?;
+        let setting = match &path {
+            Some(p) => format!("search_path = {p} (pg_temp is searched first unless listed last)"),
+            None => "no search_path set (the caller's applies)".to_string(),
+        };
+        Some(
+            Finding::new(
+                Rule::DefinerFunction,
+                format!("SECURITY DEFINER with {setting}, and its body names `{first}` without a schema: {executor} can create a temporary table {first} that the function then uses as its owner"),
+            )
+            .with("role", format!("owner {}", self.roles.name(f.owner)))
+            .fix(format!(
+                "ALTER FUNCTION {}.{}({}) SET search_path = {}, pg_temp; -- and qualify the tables in its body",
+                quote_ident(&f.schema),
+                quote_ident(&f.name),
+                f.args,
+                path.as_deref()
+                    .filter(|p| !p.trim().is_empty())
+                    .map(|p| p.split(',').map(str::trim).filter(|x| *x != "pg_temp").collect::<Vec<_>>().join(", "))
+                    .unwrap_or_else(|| quote_ident(&f.schema))
+            )),
+        )
     }
 }

@@ -5,6 +5,7 @@
 use crate::outcome::{CheckResult, Evidence, Layer, Verdict};
 
 use super::super::catalog::{ColRow, RelRow};
+use super::super::config::TenantModel;
 use super::super::sql::qualified;
 use super::rule::Rule;
 
@@ -23,6 +24,8 @@ pub struct Options<'a> {
     pub app_role: Option<&'a str>,
     /// The tenant setting, lower case.
     pub tenant_setting: Option<&'a str>,
+    /// The identity model, when one is declared.
+    pub model: Option<&'a TenantModel>,
 }
 
 /// A tenant table as the probe needs it.

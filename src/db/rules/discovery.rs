@@ -20,9 +20,18 @@ pub(super) struct Discovered<'a> {
     pub rel_by_oid: HashMap<Oid, &'a RelRow>,
     /// Tenant columns by relation, in configured order.
     pub cols_by_rel: HashMap<Oid, Vec<&'a ColRow>>,
+    /// `database.exempt`, split.
+    exempt: Vec<(Option<String>, String)>,
 }
 
 impl<'a> Discovered<'a> {
+    /// Whether `database.exempt` lists `schema.name`.
+    pub fn is_exempt(&self, schema: &str, name: &str) -> bool {
+        self.exempt
+            .iter()
+            .any(|(es, en)| en == name && es.as_deref().is_none_or(|es| es == schema))
+    }
+
     /// The tenant table `oid`, if it is one.
     pub fn tenant_rel(&self, oid: Oid, tenant_oids: &HashSet<Oid>) -> Option<&'a RelRow> {
         tenant_oids
@@ -89,6 +98,7 @@ pub(super) fn discover<'a>(
         tables,
         rel_by_oid,
         cols_by_rel,
+        exempt: opts.exempt.iter().map(|e| split_name(e)).collect(),
     }
 }
 

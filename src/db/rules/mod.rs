@@ -39,14 +39,15 @@ pub fn judge(cat: &Catalog, opts: &Options<'_>, elapsed: Duration) -> Judged {
     let app = roles::App::new(cat, &roles, opts.app_role);
     roles::app_role_exists(&mut em, &app);
 
-    let shared = table::Shared::new(cat, &roles, &app, opts.tenant_setting);
-    let mut policy_judge = policies::PolicyJudge::new(cat, opts.tenant_setting);
+    let model = opts.model.filter(|m| m.has_identity());
+    let shared = table::Shared::new(cat, &roles, &app, opts.tenant_setting, model);
+    let mut policy_judge = policies::PolicyJudge::new(cat, opts.tenant_setting, opts.model);
     for t in &found.tables {
         table::TableCtx::new(&shared, t, &mut policy_judge).judge(&mut em);
     }
 
     roles::role_rules(&mut em, &roles, &app);
-    bypass::BypassCtx::new(cat, &found, &roles, &app).judge(&mut em);
+    bypass::BypassCtx::new(cat, &found, &roles, &app, policy_judge.caller_check()).judge(&mut em);
 
     Judged {
         results: em.out,

@@ -6,7 +6,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::super::catalog::{Catalog, PolicyRow};
-use super::super::expr::{self, Judgement, KeySpec};
+use super::super::config::TenantModel;
+use super::super::expr::{self, FunctionBody, Helper, Judgement, KeySpec};
 use super::super::sql::quote_ident;
 use super::roles::Roles;
 
@@ -66,11 +67,32 @@ pub(super) struct JudgedPolicy<'a> {
 pub(super) struct PolicyJudge<'a> {
     setting: Option<&'a str>,
     setting_functions: HashMap<String, Vec<Option<String>>>,
-    cache: HashMap<(String, String), Judgement>,
+    model: Option<&'a TenantModel>,
+    /// With an identity model: every readable function, and whether it reads the
+    /// caller's identity (transitively).
+    helpers: Option<HashMap<String, Helper>>,
+    cache: HashMap<(String, String, String), Judgement>,
 }
 
 impl<'a> PolicyJudge<'a> {
-    pub fn new(cat: &Catalog, setting: Option<&'a str>) -> PolicyJudge<'a> {
+    pub fn new(
+        cat: &Catalog,
+        setting: Option<&'a str>,
+        model: Option<&'a TenantModel>,
+    ) -> PolicyJudge<'a> {
+        let model = model.filter(|m| m.has_identity());
+        let helpers = model.map(|m| {
+            let bodies: Vec<FunctionBody> = cat
+                .setting_functions
+                .iter()
+                .map(|f| FunctionBody {
+                    name: f.name.to_lowercase(),
+                    source: f.source.clone(),
+                    arg_names: f.arg_names.clone(),
+                })
+                .collect();
+            expr::helpers(&bodies, setting, Some(m))
+        });
         let mut setting_functions: HashMap<String, Vec<Option<String>>> = HashMap::new();
         for f in &cat.setting_functions {
             setting_functions
@@ -81,18 +103,40 @@ impl<'a> PolicyJudge<'a> {
         PolicyJudge {
             setting,
             setting_functions,
+            model,
+            helpers,
             cache: HashMap::new(),
         }
     }
 
-    /// Judges one expression for a table whose tenant columns are `columns`.
-    pub fn judge(&mut self, text: &str, columns: &[String]) -> Judgement {
+    /// What a function body needs to count as checking its caller.
+    pub fn caller_check(&self) -> CallerCheck<'_> {
+        CallerCheck {
+            setting: self.setting,
+            model: self.model,
+            helpers: self.helpers.as_ref(),
+        }
+    }
+
+    /// Judges one expression for table `table` whose tenant columns are `columns`.
+    pub fn judge(&mut self, text: &str, columns: &[String], table: &str) -> Judgement {
         let spec = KeySpec {
             columns,
             setting: self.setting,
             setting_functions: &self.setting_functions,
+            table: Some(table),
+            model: self.model,
+            identity_helpers: self.helpers.as_ref(),
         };
-        let key = (text.to_string(), columns.join("\u{0}"));
+        // The table's name matters only inside sub-queries (`<table>.col` is the
+        // row's own column there): key on it only then, so a policy text repeated on
+        // many tables is still judged once.
+        let table_key = if text.contains("SELECT") { table } else { "" };
+        let key = (
+            text.to_string(),
+            columns.join("\u{0}"),
+            table_key.to_string(),
+        );
         self.cache
             .entry(key)
             .or_insert_with(|| expr::judge(text, &spec))
@@ -104,6 +148,7 @@ impl<'a> PolicyJudge<'a> {
         &mut self,
         policies: &[&'p PolicyRow],
         columns: &[String],
+        table: &str,
         applies: impl Fn(&PolicyRow) -> bool,
     ) -> Vec<JudgedPolicy<'p>> {
         policies
@@ -111,10 +156,28 @@ impl<'a> PolicyJudge<'a> {
             .filter(|p| applies(p))
             .map(|p| JudgedPolicy {
                 p,
-                using: p.using.as_deref().map(|e| self.judge(e, columns)),
-                check: p.with_check.as_deref().map(|e| self.judge(e, columns)),
+                using: p.using.as_deref().map(|e| self.judge(e, columns, table)),
+                check: p
+                    .with_check
+                    .as_deref()
+                    .map(|e| self.judge(e, columns, table)),
             })
             .collect()
+    }
+}
+
+/// Decides whether a function body checks who calls it (identity, setting, helpers).
+#[derive(Clone, Copy)]
+pub(super) struct CallerCheck<'a> {
+    setting: Option<&'a str>,
+    model: Option<&'a TenantModel>,
+    helpers: Option<&'a HashMap<String, Helper>>,
+}
+
+impl CallerCheck<'_> {
+    /// Whether `source` reads the caller's identity or the tenant setting.
+    pub fn checks(&self, source: &str) -> bool {
+        expr::body_checks_caller(source, self.setting, self.model, self.helpers)
     }
 }
 
@@ -147,6 +210,9 @@ pub(super) fn restrictive_gates(judged: &[JudgedPolicy<'_>]) -> HashSet<Cmd> {
 pub(super) struct PolicyFindings<'a> {
     /// `policy_tenant_key`: permissive policies not keyed on the tenant.
     pub key: Vec<(&'a PolicyRow, String)>,
+    /// `policy_tenant_key`: permissive policies the analyzer cannot verify (a
+    /// warning; the probe decides).
+    pub unverified: Vec<(&'a PolicyRow, String)>,
     /// `policy_fail_open`.
     pub open: Vec<(&'a PolicyRow, String)>,
     /// `policy_constant_true`.
@@ -184,6 +250,9 @@ impl<'a> PolicyFindings<'a> {
                 Some(Judgement::NotKeyed(why)) if p.permissive && !mitigated => {
                     f.key.push((p, format!("USING {why}")))
                 }
+                Some(Judgement::Unverified(why)) if p.permissive && !mitigated => {
+                    f.unverified.push((p, format!("USING {why}")))
+                }
                 _ => {}
             }
             match &j.check {
@@ -199,6 +268,9 @@ impl<'a> PolicyFindings<'a> {
                 Some(Judgement::NotKeyed(why)) if p.permissive && !write_mitigated => f
                     .check_fail
                     .push((p, format!("WITH CHECK drops the tenant condition: it {why}"))),
+                Some(Judgement::Unverified(why)) if p.permissive && !write_mitigated => f
+                    .check_warn
+                    .push((p, format!("WITH CHECK is unverified: it {why}"))),
                 None if p.cmd == 'a' && p.permissive => f.check_warn.push((
                     p,
                     "INSERT policy without WITH CHECK: PostgreSQL rejects every insert through it (fails closed)".to_string(),

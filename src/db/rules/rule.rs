@@ -73,6 +73,9 @@ pub enum Rule {
     ForeignTableTenantData,
     /// No SECURITY DEFINER function runs as a role that bypasses RLS.
     DefinerFunction,
+    /// No table the app role reads holds rows derived from a tenant table (a foreign
+    /// key to it) without a tenant column and without RLS.
+    DerivedTenantData,
 }
 
 /// The rules judged on every tenant table, in the order their results are emitted.
@@ -126,6 +129,7 @@ impl Rule {
             Rule::MatviewTenantData => "matview_tenant_data",
             Rule::ForeignTableTenantData => "foreign_table_tenant_data",
             Rule::DefinerFunction => "definer_function",
+            Rule::DerivedTenantData => "derived_tenant_data",
         }
     }
 
@@ -195,6 +199,9 @@ impl Rule {
             Rule::DefinerFunction => {
                 "no SECURITY DEFINER function the app role may execute runs as a role that bypasses RLS"
             }
+            Rule::DerivedTenantData => {
+                "no table the app role reads holds rows of a tenant table's children (a foreign key to it) without a tenant column and RLS"
+            }
         }
     }
 }
@@ -222,6 +229,7 @@ mod tests {
             Rule::MatviewTenantData,
             Rule::ForeignTableTenantData,
             Rule::DefinerFunction,
+            Rule::DerivedTenantData,
         ];
         let mut ids: Vec<&str> = all.iter().chain(TABLE_RULES).map(|r| r.id()).collect();
         let n = ids.len();

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::super::catalog::{Catalog, IndexRow, Oid, PolicyRow};
+use super::super::config::TenantModel;
 use super::super::sql::{contains_word, quote_ident};
 use super::context::{Emitter, Finding, Table, ev};
 use super::policies::{
@@ -26,6 +27,11 @@ pub(super) struct Shared<'a> {
     pub fix_setting: &'a str,
     policies_by_rel: HashMap<Oid, Vec<&'a PolicyRow>>,
     indexes_by_rel: HashMap<Oid, Vec<&'a IndexRow>>,
+    /// A tenant setting is configured.
+    has_setting: bool,
+    /// The caller's identity as fix SQL writes it (`(SELECT auth.uid())`), when the
+    /// model declares one.
+    identity: Option<String>,
 }
 
 impl<'a> Shared<'a> {
@@ -34,6 +40,7 @@ impl<'a> Shared<'a> {
         roles: &'a Roles<'a>,
         app: &'a App<'a>,
         setting: Option<&'a str>,
+        model: Option<&TenantModel>,
     ) -> Shared<'a> {
         let mut policies_by_rel: HashMap<Oid, Vec<&PolicyRow>> = HashMap::new();
         for p in &cat.policies {
@@ -52,6 +59,48 @@ impl<'a> Shared<'a> {
             fix_setting: setting.unwrap_or("app.current_org_id"),
             policies_by_rel,
             indexes_by_rel,
+            has_setting: setting.is_some(),
+            identity: model.and_then(|m| {
+                m.identity_functions
+                    .first()
+                    .map(|f| format!("(SELECT {f}())"))
+                    .or_else(|| {
+                        m.identity_settings.first().map(|s| {
+                            format!(
+                                "current_setting('{}', true)::<type>",
+                                s.trim_end_matches('*').trim_end_matches('.')
+                            )
+                        })
+                    })
+            }),
+        }
+    }
+}
+
+impl Shared<'_> {
+    /// The tenant condition fix SQL writes, in the schema's model: the tenant setting
+    /// when there is one; with an identity model and no setting, membership bound to
+    /// the caller (never a setting the schema does not use, never a user id compared
+    /// with a tenant id).
+    fn key_expr(&self, t: &Table<'_>) -> String {
+        let (col, ty) = match t.columns.first() {
+            Some(c) => (quote_ident(&c.name), c.type_name.clone()),
+            None => ("<key>".to_string(), "<type>".to_string()),
+        };
+        if self.has_setting {
+            return format!(
+                "{col} = current_setting('{}', true)::{ty}",
+                self.fix_setting
+            );
+        }
+        match &self.identity {
+            Some(caller) => format!(
+                "{col} IN (SELECT m.{col} FROM <membership table> m WHERE m.user_id = {caller})"
+            ),
+            None => format!(
+                "{col} = current_setting('{}', true)::{ty}",
+                self.fix_setting
+            ),
         }
     }
 }
@@ -75,15 +124,7 @@ pub(super) struct TableCtx<'a> {
 impl<'a> TableCtx<'a> {
     pub fn new(s: &'a Shared<'a>, t: &'a Table<'a>, judge: &mut PolicyJudge<'_>) -> TableCtx<'a> {
         let col_names: Vec<String> = t.columns.iter().map(|c| c.name.clone()).collect();
-        let key_expr = match t.columns.first() {
-            Some(c) => format!(
-                "{} = current_setting('{}', true)::{}",
-                quote_ident(&c.name),
-                s.fix_setting,
-                c.type_name
-            ),
-            None => format!("<key> = current_setting('{}', true)::<type>", s.fix_setting),
-        };
+        let key_expr = s.key_expr(t);
         let all: &[&PolicyRow] = s
             .policies_by_rel
             .get(&t.rel.oid)
@@ -94,7 +135,7 @@ impl<'a> TableCtx<'a> {
             None => true,
             Some(privs) => p.roles.iter().any(|r| *r == 0 || privs.contains(r)),
         };
-        let judged = judge.judge_all(all, &col_names, applies);
+        let judged = judge.judge_all(all, &col_names, &t.rel.name, applies);
         let ignored = all.iter().copied().filter(|p| !applies(p)).collect();
         let gates = restrictive_gates(&judged);
         let findings = PolicyFindings::of(&judged, &gates);
@@ -185,17 +226,37 @@ impl<'a> TableCtx<'a> {
     }
 
     fn rls_forced(&self, em: &mut Emitter) {
-        let finding =
-            (!self.t.rel.force).then(|| {
-                Finding::new(
+        let finding = (!self.t.rel.force).then(|| {
+            let owner = self.t.rel.owner;
+            let name = self.s.roles.name(owner);
+            let app_acts_as_owner = self.s.app.reach.as_ref().is_some_and(|r| r.contains_key(&owner));
+            // The real exposure: who bypasses because it is not forced.
+            let (exposure, fix) = match self.s.roles.attribute_bypass(owner) {
+                Some(attr) => (
+                    format!("owner {name} is {attr}: FORCE cannot stop it (it bypasses RLS even when forced); the exposure is whoever can act as {name}"),
+                    format!(
+                        "ALTER TABLE {t} OWNER TO <a NOLOGIN owner role>; ALTER TABLE {t} FORCE ROW LEVEL SECURITY;",
+                        t = self.t.sql()
+                    ),
+                ),
+                None if app_acts_as_owner => (
+                    format!("{} can act as the owner {name}: a live leak, the application bypasses every policy", self.app_name()),
+                    format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY;", self.t.sql()),
+                ),
+                None => (
+                    format!("owner {name}, which the application's role cannot act as: any session as {name} (a migration, a job) sees every tenant"),
+                    format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY;", self.t.sql()),
+                ),
+            };
+            Finding::new(
                 Rule::RlsForced,
                 format!(
-                    "row-level security is not forced: the owner ({}) and its members bypass it",
-                    self.s.roles.name(self.t.rel.owner)
+                    "row-level security is not forced: the owner ({name}) and its members bypass it"
                 ),
             )
-            .fix(format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY;", self.t.sql()))
-            });
+            .with("owner", exposure)
+            .fix(fix)
+        });
         em.judged(
             &self.id,
             Rule::RlsForced,
@@ -218,6 +279,17 @@ impl<'a> TableCtx<'a> {
                 &self.id,
                 Rule::PolicyPresent,
                 format!("{} policies apply", self.judged.len()),
+            );
+            return;
+        }
+        if let (Some(_), Some(p)) = (self.s.app.oid, self.t.rel.privs)
+            && !(p.select || p.insert || p.update || p.delete || p.truncate)
+        {
+            // A role with no privilege on the table needs no policy on it.
+            em.pass(
+                &self.id,
+                Rule::PolicyPresent,
+                format!("{} has no privilege on it", self.app_name()),
             );
             return;
         }
@@ -323,19 +395,33 @@ impl<'a> TableCtx<'a> {
     }
 
     fn policy_tenant_key(&self, em: &mut Emitter) {
-        let key = &self.findings.key;
-        let finding = key.first().map(|(first, why)| {
-            Finding::new(
-                Rule::PolicyTenantKey,
-                format!("policy {} is not keyed on the tenant: {why}", first.name),
-            )
-            .policies(key.iter().map(|(p, why)| (self.pdef(p), why.as_str())))
-            .fix(format!(
-                "ALTER POLICY {} ON {} USING ({});",
-                quote_ident(&first.name),
-                self.t.sql(),
-                self.key_expr
-            ))
+        let (key, unverified) = (&self.findings.key, &self.findings.unverified);
+        let first = match (key.first(), unverified.first()) {
+            (Some((p, why)), _) => Some((
+                Verdict::Fail,
+                p,
+                format!("policy {} is not keyed on the tenant: {why}", p.name),
+            )),
+            (None, Some((p, why))) => Some((
+                Verdict::Warn,
+                p,
+                format!("policy {} is unverified: {why}", p.name),
+            )),
+            (None, None) => None,
+        };
+        let finding = first.map(|(verdict, first, summary)| {
+            Finding::with_verdict(verdict, summary)
+                .policies(
+                    key.iter()
+                        .chain(unverified.iter())
+                        .map(|(p, why)| (self.pdef(p), why.as_str())),
+                )
+                .fix(format!(
+                    "ALTER POLICY {} ON {} USING ({});",
+                    quote_ident(&first.name),
+                    self.t.sql(),
+                    self.key_expr
+                ))
         });
         let pass = format!(
             "every permissive policy is keyed on {} and {}{}",

@@ -89,6 +89,7 @@ fn run(cat: &Catalog) -> Vec<CheckResult> {
         exempt: &[],
         app_role: Some("app"),
         tenant_setting: Some("app.current_org_id"),
+        model: None,
     };
     judge(cat, &opts, Duration::ZERO).results
 }
@@ -269,6 +270,9 @@ fn definer_function_owner_judgement() {
         args: "text".into(),
         owner: 10,
         executable: true,
+        source: "INSERT INTO brands (name) VALUES ($1) RETURNING id".into(),
+        config: vec!["search_path=public, pg_temp".into()],
+        trigger: false,
     });
     assert_eq!(findings(&run(&cat)), vec![]);
     cat.relations[0].force = false; // now the owner bypasses on brands
@@ -277,6 +281,28 @@ fn definer_function_owner_judgement() {
         f.contains(&("public.signup(text).definer_function".into(), Verdict::Fail)),
         "{f:?}"
     );
+    let verdict = |cat: &Catalog| {
+        run(cat)
+            .into_iter()
+            .find(|r| r.id == "public.signup(text).definer_function")
+            .map(|r| (r.verdict, r.summary))
+            .expect("result")
+    };
+    // Triage: a trigger function, one naming no tenant table, one checking its caller.
+    cat.definer_functions[0].trigger = true;
+    assert_eq!(verdict(&cat).0, Verdict::Pass);
+    cat.definer_functions[0].trigger = false;
+    cat.definer_functions[0].source = "INSERT INTO orgs (name) VALUES ($1)".into();
+    assert_eq!(verdict(&cat).0, Verdict::Pass);
+    cat.definer_functions[0].source =
+        "DELETE FROM brands WHERE org_id = current_setting('app.current_org_id')::uuid".into();
+    assert_eq!(verdict(&cat).0, Verdict::Pass);
+    // pg_temp first (not listed last) and an unqualified table: shadowable.
+    cat.relations[0].force = true;
+    cat.definer_functions[0].config = vec!["search_path=public".into()];
+    let (v, summary) = verdict(&cat);
+    assert_eq!(v, Verdict::Fail);
+    assert!(summary.contains("temporary table brands"), "{summary}");
 }
 
 #[test]
@@ -293,6 +319,7 @@ fn no_app_role_skips_role_checks() {
         exempt: &[],
         app_role: None,
         tenant_setting: None,
+        model: None,
     };
     let rs = judge(&cat, &opts, Duration::ZERO).results;
     for rule in [
@@ -327,6 +354,7 @@ fn nothing_found_is_an_error_and_missing_tables_too() {
         exempt: &[],
         app_role: Some("app"),
         tenant_setting: None,
+        model: None,
     };
     let rs = judge(&cat, &opts, Duration::ZERO).results;
     let f = findings(&rs);
@@ -353,6 +381,7 @@ fn exempt_removes_tables() {
         exempt: &exempt,
         app_role: Some("app"),
         tenant_setting: None,
+        model: None,
     };
     let rs = judge(&cat, &opts, Duration::ZERO).results;
     assert!(!rs.iter().any(|r| r.check == "public.brands"));
@@ -371,4 +400,32 @@ fn policy_text_is_readable() {
         format!("\"Tenant\" AS RESTRICTIVE FOR ALL TO app USING {KEY} WITH CHECK (true)")
     );
     assert_eq!(parenthesized("(a) OR (b)"), "((a) OR (b))");
+}
+
+#[test]
+fn unforced_rls_says_who_really_bypasses_it() {
+    let mut cat = base();
+    cat.policies
+        .push(policy(100, "tenant", '*', true, Some(KEY), None));
+    cat.relations[0].force = false;
+    let evidence = |cat: &Catalog, label: &str| {
+        run(cat)
+            .into_iter()
+            .find(|r| r.id == "public.brands.rls_forced")
+            .and_then(|r| r.evidence.into_iter().find(|e| e.label == label))
+            .map(|e| e.text)
+            .unwrap_or_default()
+    };
+    assert!(evidence(&cat, "owner").contains("cannot act as"));
+    cat.roles[0].superuser = true;
+    assert!(evidence(&cat, "owner").contains("FORCE cannot stop it"));
+    assert!(evidence(&cat, "fix").contains("OWNER TO"));
+    cat.roles[0].superuser = false;
+    cat.members.push(MemberRow {
+        role: 10,
+        member: 20,
+        inherit: true,
+        set: true,
+    });
+    assert!(evidence(&cat, "owner").contains("a live leak"));
 }
