@@ -67,6 +67,34 @@ pub enum Variant {
     Override(Channel, String),
     /// A forged token instead of B's.
     Forgery(Forgery),
+    /// B in A's scope (`{{own.NAME}}` as A's), against a never-issued scope.
+    CrossScope,
+    /// B in A's scope under B's credential of this name (`orgs.credentials`).
+    Credential(String),
+    /// An attack on B's opaque session id.
+    Session(SessionAttack),
+}
+
+/// An attack on opaque session ids (`orgs.session`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionAttack {
+    /// Neighbouring values of B's id must open no session.
+    Neighbours,
+    /// B's id must carry enough entropy.
+    Entropy,
+    /// A logged-out session must be refused.
+    Logout,
+}
+
+impl SessionAttack {
+    /// The attack's name in variant ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionAttack::Neighbours => "neighbours",
+            SessionAttack::Entropy => "entropy",
+            SessionAttack::Logout => "logout",
+        }
+    }
 }
 
 /// A `request` check: the request, who sends it, its expectation and its control.
@@ -96,6 +124,16 @@ pub enum Kind {
     Identity { request: Request },
     /// B's token's claims.
     Jwt,
+    /// Mass assignment: B creates in its own scope naming A's org; A's list must not
+    /// gain the row, B's must show it.
+    MassAssign {
+        create: Box<Request>,
+        list: Request,
+        /// The body fields A's org id or scope value is named under.
+        fields: Vec<String>,
+    },
+    /// Attacks on B's opaque session id.
+    Session,
 }
 
 /// A check with its variants, in the order results are reported.
@@ -120,6 +158,9 @@ impl CheckPlan {
             (Variant::Base, _) => "base".into(),
             (Variant::Override(c, n), _) => format!("tenant_override:{}:{n}", c.name()),
             (Variant::Forgery(f), _) => format!("token_forgery:{}", f.name()),
+            (Variant::CrossScope, _) => "cross_scope".into(),
+            (Variant::Credential(n), _) => format!("credential:{n}"),
+            (Variant::Session(a), _) => format!("session:{}", a.name()),
         }
     }
 
@@ -128,7 +169,11 @@ impl CheckPlan {
         match (v, &self.kind) {
             (
                 Variant::Base,
-                Kind::Read { .. } | Kind::List { .. } | Kind::Write { .. } | Kind::Request(_),
+                Kind::Read { .. }
+                | Kind::List { .. }
+                | Kind::Write { .. }
+                | Kind::Request(_)
+                | Kind::MassAssign { .. },
             ) => self.slug.clone(),
             _ => format!("{}/{}", self.slug, self.variant_name(v)),
         }
@@ -137,7 +182,7 @@ impl CheckPlan {
     /// Whether the check must run alone (it changes data).
     pub fn is_write(&self) -> bool {
         match &self.kind {
-            Kind::Write { .. } => true,
+            Kind::Write { .. } | Kind::MassAssign { .. } => true,
             Kind::Request(r) => !r.request.method.is_safe(),
             _ => false,
         }
@@ -230,6 +275,23 @@ pub fn plan(suite: &Suite, has_signer: bool, selection: &Selection) -> Vec<Check
                 oracle: true,
             });
         }
+        if let Some(sess) = &orgs.session {
+            let mut v = vec![
+                Variant::Session(SessionAttack::Neighbours),
+                Variant::Session(SessionAttack::Entropy),
+            ];
+            if sess.login.is_some() && sess.logout.is_some() {
+                v.push(Variant::Session(SessionAttack::Logout));
+            }
+            plans.push(CheckPlan {
+                kind: Kind::Session,
+                name: "B's session id opens no other session".into(),
+                slug: "session".into(),
+                variants: v,
+                not_found: nf_suite,
+                oracle: true,
+            });
+        }
         let mut v = Vec::new();
         if claims_on {
             v.push(Variant::Base);
@@ -238,7 +300,9 @@ pub fn plan(suite: &Suite, has_signer: bool, selection: &Selection) -> Vec<Check
             // Reported once, so the gap is visible rather than silently untested.
             v.push(Variant::Forgery(Forgery::Expired));
         }
-        if !suite.checks.is_empty() {
+        // Cookie-only auth sends no token: there are no claims to judge.
+        let sends_token = orgs.auth.as_ref().is_none_or(|a| a.value.is_some());
+        if !suite.checks.is_empty() && sends_token {
             plans.push(CheckPlan {
                 kind: Kind::Jwt,
                 name: "B's token carries B's org only".into(),
@@ -272,7 +336,32 @@ impl Planner<'_> {
             .map(|s| s.value)
             .unwrap_or(nf_suite);
         let base = || vec![Variant::Base];
-        let (kind, variants) = if let Some(r) = &c.read {
+        let (kind, mut variants) = if let (Some(create), Some(l)) = (&c.create, &c.list) {
+            (
+                Kind::MassAssign {
+                    create: Box::new(create.value.clone()),
+                    list: l.request.clone(),
+                    fields: override_names(self.suite, Some(c))
+                        .into_iter()
+                        .filter(|(ch, _)| *ch == Channel::Body)
+                        .map(|(_, n)| n)
+                        .collect(),
+                },
+                base(),
+            )
+        } else if let Some(r) = c
+            .read
+            .as_ref()
+            .filter(|r| !names_a(&r.request) && crate::run::scope_uses_own(&r.request)) {
+            // Only the caller's own scope (`/orgs/{{own.slug}}`): nothing of A's is in B's
+            // scope, so only the cross-scope variants (added below) can be judged.
+            (
+                Kind::Read {
+                    request: r.request.clone(),
+                },
+                vec![],
+            )
+        } else if let Some(r) = &c.read {
             let mut v = base();
             v.extend(self.overrides(Some(c), is_json_object(&r.request), true));
             v.extend(self.forgeries(Some(c)));
@@ -319,6 +408,7 @@ impl Planner<'_> {
                 base(),
             )
         };
+        variants.extend(self.scoped(&kind));
         CheckPlan {
             kind,
             name: c.name.value.clone(),
@@ -343,6 +433,24 @@ impl Planner<'_> {
             .collect()
     }
 
+    /// The cross-scope and credential variants of a read, list or write that names the
+    /// caller's own scope (`{{own.NAME}}`).
+    fn scoped(&self, kind: &Kind) -> Vec<Variant> {
+        let req = match kind {
+            Kind::Read { request } | Kind::List { request } => request,
+            Kind::Write { write, .. } => &**write,
+            _ => return vec![],
+        };
+        if !crate::run::scope_uses_own(req) {
+            return vec![];
+        }
+        let mut v = vec![Variant::CrossScope];
+        if let Some(o) = &self.suite.orgs {
+            v.extend(o.credentials.iter().map(|(k, _)| Variant::Credential(k.name.clone())));
+        }
+        v
+    }
+
     /// The `token_forgery` variants of a check (key-signed ones only with a key).
     fn forgeries(&self, c: Option<&Check>) -> Vec<Variant> {
         if !attack_on(self.suite, c, |a| a.token_forgery.as_ref()) {
@@ -354,6 +462,18 @@ impl Planner<'_> {
             .map(Variant::Forgery)
             .collect()
     }
+}
+
+/// Whether a request names a value captured for A (`{{a.NAME}}`).
+fn names_a(r: &Request) -> bool {
+    let mut tpls = vec![&r.url];
+    tpls.extend(r.headers.iter().map(|(_, t)| t));
+    tpls.extend(r.query.iter().map(|(_, t)| t));
+    if let Some(j) = &r.json {
+        tpls.extend(j.templates());
+    }
+    tpls.extend(r.body.as_ref());
+    tpls.iter().any(|t| t.vars().any(|v| v.starts_with("a.")))
 }
 
 fn is_json_object(r: &Request) -> bool {

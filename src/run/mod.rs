@@ -16,6 +16,7 @@
 
 pub mod checks;
 pub mod context;
+mod cookies;
 pub mod database;
 mod emit;
 pub mod error;
@@ -24,12 +25,15 @@ pub mod jwt;
 pub mod options;
 mod orgs;
 mod schedule;
+mod scope;
+mod session;
 pub mod setup;
 pub mod verdict;
 
 use std::sync::Arc;
 
 pub use options::{Cancel, Options, default_jobs, now_rfc3339};
+pub use scope::uses_own as scope_uses_own;
 
 use crate::outcome::{CheckResult, Event, RunSummary};
 use crate::plan::{self, CheckPlan, Selection};

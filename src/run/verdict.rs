@@ -628,13 +628,13 @@ pub fn echo_rule(r: &Resp, a_org: Option<&str>, b_org: Option<&str>) -> Decision
             .with("got", show(r));
     }
     if let Some(a) = a_org
-        && r.body.contains(a)
+        && super::scope::mentions(&r.body, a)
     {
         return Decision::fail("the identity endpoint answered B with A's org id: B acts as A")
             .with("got", show(r));
     }
     match b_org {
-        Some(b) if !r.body.contains(b) => {
+        Some(b) if !super::scope::mentions(&r.body, b) => {
             Decision::fail("the identity endpoint does not echo B's org id for B's token")
                 .with("got", show(r))
         }
