@@ -10,4 +10,5 @@ mod faultproxy;
 mod faults;
 mod fuzz;
 mod gate;
+mod styles;
 mod support;
