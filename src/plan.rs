@@ -147,6 +147,9 @@ pub struct CheckPlan {
     pub not_found: u16,
     /// Whether the existence-oracle rule is on.
     pub oracle: bool,
+    /// An explicit `control:` of a `read`, `list` or `write` (extension), replacing the
+    /// default control as A.
+    pub control: Option<Control>,
 }
 
 impl CheckPlan {
@@ -273,6 +276,7 @@ pub fn plan(suite: &Suite, has_signer: bool, selection: &Selection) -> Vec<Check
                 variants: v,
                 not_found: nf_suite,
                 oracle: true,
+                control: None,
             });
         }
         if let Some(sess) = &orgs.session {
@@ -290,6 +294,7 @@ pub fn plan(suite: &Suite, has_signer: bool, selection: &Selection) -> Vec<Check
                 variants: v,
                 not_found: nf_suite,
                 oracle: true,
+                control: None,
             });
         }
         let mut v = Vec::new();
@@ -310,6 +315,7 @@ pub fn plan(suite: &Suite, has_signer: bool, selection: &Selection) -> Vec<Check
                 variants: v,
                 not_found: nf_suite,
                 oracle: true,
+                control: None,
             });
         }
     }
@@ -352,7 +358,8 @@ impl Planner<'_> {
         } else if let Some(r) = c
             .read
             .as_ref()
-            .filter(|r| !names_a(&r.request) && crate::run::scope_uses_own(&r.request)) {
+            .filter(|r| !names_a(&r.request) && crate::run::scope_uses_own(&r.request))
+        {
             // Only the caller's own scope (`/orgs/{{own.slug}}`): nothing of A's is in B's
             // scope, so only the cross-scope variants (added below) can be judged.
             (
@@ -416,6 +423,7 @@ impl Planner<'_> {
             variants,
             not_found,
             oracle: attack_on(self.suite, Some(c), |a| a.existence_oracle.as_ref()),
+            control: c.control.clone().filter(|_| c.request.is_none()),
         }
     }
 
@@ -446,7 +454,11 @@ impl Planner<'_> {
         }
         let mut v = vec![Variant::CrossScope];
         if let Some(o) = &self.suite.orgs {
-            v.extend(o.credentials.iter().map(|(k, _)| Variant::Credential(k.name.clone())));
+            v.extend(
+                o.credentials
+                    .iter()
+                    .map(|(k, _)| Variant::Credential(k.name.clone())),
+            );
         }
         v
     }

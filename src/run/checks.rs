@@ -273,9 +273,13 @@ fn scoped_pair(
 ) -> Result<(Prepared, Prepared, Vec<String>), Decision> {
     let credential = match v {
         Variant::Credential(n) => {
-            let c = ctx.credentials.iter().find(|(k, _, _)| k == n).ok_or_else(|| {
-                Decision::error(format!("no credential `{n}` in `orgs.credentials`"))
-            })?;
+            let c = ctx
+                .credentials
+                .iter()
+                .find(|(k, _, _)| k == n)
+                .ok_or_else(|| {
+                    Decision::error(format!("no credential `{n}` in `orgs.credentials`"))
+                })?;
             Some((c.1.as_str(), &c.2))
         }
         _ => None,
@@ -359,6 +363,34 @@ pub(super) fn all(ctx: &Ctx, plan: &CheckPlan, d: Decision, start: Instant) -> V
         .collect()
 }
 
+/// The control of a `read`, `list` or `write`: its explicit `control:` when it has one
+/// (its request, default the check's, as its `as`, default A, meeting its `expect`),
+/// else `req` as A answering 2xx. Returns the answer and whether it was explicit.
+async fn plan_control(
+    ctx: &Ctx,
+    plan: &CheckPlan,
+    req: &Request,
+    what: &str,
+) -> Result<(Resp, bool), Decision> {
+    let Some(c) = &plan.control else {
+        return control_2xx(ctx, req, what).await.map(|r| (r, false));
+    };
+    let s = Sender::new(ctx);
+    let creq = c.request.as_ref().map(|r| &r.value).unwrap_or(req);
+    let p = ctx.prepare(creq, c.as_.unwrap_or(Identity::A), None, None)?;
+    let r = s.send(&p, "control").await?;
+    let lookup = ctx.values.lookup(None, None, None);
+    let problems = unmet(Some(&c.expect), &r, &lookup, true);
+    if !problems.is_empty() {
+        return Err(Decision::error(format!(
+            "the control did not meet its expect ({}), so this check could not fail",
+            problems.join("; ")
+        ))
+        .with("control got", show(&r)));
+    }
+    Ok((r, true))
+}
+
 pub(super) async fn control_2xx(ctx: &Ctx, req: &Request, what: &str) -> Result<Resp, Decision> {
     let s = Sender::new(ctx);
     let p = ctx.prepare(req, Identity::A, None, None)?;
@@ -375,7 +407,13 @@ pub(super) async fn control_2xx(ctx: &Ctx, req: &Request, what: &str) -> Result<
 
 async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
     let start = Instant::now();
-    if let Err(d) = control_2xx(ctx, req, "the path is wrong or A's resource does not exist").await
+    if let Err(d) = plan_control(
+        ctx,
+        plan,
+        req,
+        "the path is wrong or A's resource does not exist",
+    )
+    .await
     {
         return all(ctx, plan, d, start);
     }
@@ -514,16 +552,16 @@ async fn forgery_variant(
 
 async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
     let start = Instant::now();
-    let control_is_json = match control_2xx(ctx, req, "the path is wrong").await {
+    let control_is_json = match plan_control(ctx, plan, req, "the path is wrong").await {
         Err(d) => return all(ctx, plan, d, start),
-        Ok(r) if markers_in(&r.body, &ctx.markers).is_empty() => {
+        Ok((r, false)) if markers_in(&r.body, &ctx.markers).is_empty() => {
             let d = Decision::error(
                 "A's own list holds none of A's markers: it does not list the seeded data (or the seed did not land), so B's list proves nothing",
             )
             .with("A got", show(&r));
             return all(ctx, plan, d, start);
         }
-        Ok(r) => r.json().is_some(),
+        Ok((r, _)) => r.json().is_some(),
     };
     let base = match ctx.prepare(req, Identity::B, None, None) {
         Ok(b) => b,
@@ -588,6 +626,11 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
 
 async fn write(ctx: &Ctx, plan: &CheckPlan, req: &Request, verify: &Request) -> Vec<CheckResult> {
     let start = Instant::now();
+    if plan.control.is_some()
+        && let Err(d) = plan_control(ctx, plan, verify, "the control failed").await
+    {
+        return all(ctx, plan, d, start);
+    }
     let twins = Twins::default();
     let (base, twin, verify_p) = match (
         ctx.prepare(req, Identity::B, None, None),

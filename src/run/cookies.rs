@@ -65,7 +65,10 @@ pub fn add_cookies(
     org: Option<&OrgState>,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) {
-    if p.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("cookie")) {
+    if p.headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("cookie"))
+    {
         return;
     }
     let mut all: BTreeMap<String, String> = org.map(|o| o.jar.clone()).unwrap_or_default();

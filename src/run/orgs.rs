@@ -68,7 +68,11 @@ pub(crate) async fn setup(
         .auth
         .as_ref()
         .map(|a| AuthSpec {
-            header: a.header.as_ref().map(|h| h.value.clone()).unwrap_or_default(),
+            header: a
+                .header
+                .as_ref()
+                .map(|h| h.value.clone())
+                .unwrap_or_default(),
             value: a.value.clone().unwrap_or_else(|| Tpl::literal("")),
             cookies: a
                 .cookie

@@ -84,7 +84,6 @@ pub fn integer_twin(v: &str) -> Option<String> {
     Some(format!("9{n:08}"))
 }
 
-
 /// Whether an answer mentions `v`: as a whole JSON value (a string or a number) when `v`
 /// is shorter than 8 characters and the answer is JSON — org id `1` is not in `10002` —
 /// and as a substring otherwise.
@@ -194,7 +193,10 @@ async fn mass_assign_decision(
     }
     let a1 = s.send(&a_list, "A's list (after)").await?;
     if !a1.is_success() {
-        return Err(Decision::error(format!("A's list got {} after B's create", a1.status)));
+        return Err(Decision::error(format!(
+            "A's list got {} after B's create",
+            a1.status
+        )));
     }
     if let Some(m) = marks.iter().find(|m| a1.body.contains(m.as_str())) {
         return Ok(Decision::fail(format!(

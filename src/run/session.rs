@@ -43,7 +43,12 @@ impl SessionCfg {
             identity: o.identity.as_ref().map(|i| i.request.clone()),
             login,
             logout: s.logout.as_ref().map(|l| l.value.clone()),
-            neighbours: s.neighbours.as_ref().map(|n| n.value).unwrap_or(3).clamp(1, 50),
+            neighbours: s
+                .neighbours
+                .as_ref()
+                .map(|n| n.value)
+                .unwrap_or(3)
+                .clamp(1, 50),
         })
     }
 }
@@ -106,20 +111,14 @@ pub async fn run(ctx: &Ctx, plan: &CheckPlan) -> Vec<CheckResult> {
     let Some(cfg) = ctx.session.clone() else {
         return all(ctx, plan, Decision::error("no `orgs.session`"), start);
     };
-    let b_sid = ctx
-        .values
-        .b
-        .jar
-        .get(&cfg.cookie)
-        .cloned()
-        .or_else(|| {
-            let lookup = ctx.values.lookup(Some(Identity::B), None, None);
-            ctx.auth
-                .cookies
-                .iter()
-                .find(|(n, _)| *n == cfg.cookie)
-                .and_then(|(_, t)| t.render(&lookup).ok())
-        });
+    let b_sid = ctx.values.b.jar.get(&cfg.cookie).cloned().or_else(|| {
+        let lookup = ctx.values.lookup(Some(Identity::B), None, None);
+        ctx.auth
+            .cookies
+            .iter()
+            .find(|(n, _)| *n == cfg.cookie)
+            .and_then(|(_, t)| t.render(&lookup).ok())
+    });
     let Some(b_sid) = b_sid else {
         let d = Decision::error(format!(
             "B has no `{}` cookie: capture it when logging in (`$cookie.{}`)",
@@ -261,7 +260,9 @@ async fn logout_attack(
     let out = with_session(ctx, logout, &cfg.cookie, &fresh)?;
     let r = s.send(&out, "logout").await?;
     if !r.is_success() {
-        return Err(Decision::error(format!("logout got {}, not 2xx", r.status)).with("got", show(&r)));
+        return Err(
+            Decision::error(format!("logout got {}, not 2xx", r.status)).with("got", show(&r))
+        );
     }
     if opens(ctx, s, cfg, id, &fresh, "the logged-out session").await? {
         Ok(Decision::fail(

@@ -365,9 +365,7 @@ impl<'a> Validator<'a> {
             org_caps.insert("token".into());
         }
         let no_source = o.mint.is_none() && o.provision.is_empty();
-        if o.auth.is_some()
-            && !no_source
-        {
+        if o.auth.is_some() && !no_source {
             let scope = Scope {
                 vars,
                 bare: Some(&org_caps),
@@ -580,9 +578,11 @@ impl<'a> Validator<'a> {
             );
         }
         if kind != "request" {
+            // `read`, `list` and `write` accept an explicit `control:` (extension).
+            let control_ok = matches!(kind, "read" | "list" | "write");
             for (key, present) in [
                 ("expect", c.expect.is_some()),
-                ("control", c.control.is_some()),
+                ("control", c.control.is_some() && !control_ok),
                 ("as", c.as_.is_some()),
             ] {
                 if present {

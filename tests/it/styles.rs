@@ -107,8 +107,14 @@ fn the_correct_scoped_app_passes_every_check() {
         .map(<[u8]>::len)
         .max()
         .unwrap_or(0);
-    assert!(hexrun < 32, "a long hex secret appears in the output:\n{all}");
-    let created = r.json.as_ref().unwrap()["created"].as_array().unwrap().clone();
+    assert!(
+        hexrun < 32,
+        "a long hex secret appears in the output:\n{all}"
+    );
+    let created = r.json.as_ref().unwrap()["created"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert!(created.iter().all(|c| c["removed"] == true), "{created:?}");
 }
 
@@ -120,11 +126,17 @@ const BUGS: &[(&str, &[&str])] = &[
     ("api-key-any-org", &["/credential:api_key"]),
     (
         "slug-header-override",
-        &["/tenant_override:header:X-Org", "/tenant_override:query:org"],
+        &[
+            "/tenant_override:header:X-Org",
+            "/tenant_override:query:org",
+        ],
     ),
     ("member-check-missing", &["invoice"]),
     ("integer-id-oracle", &["invoice-is-invisible-to-b"]),
-    ("slug-existence-oracle", &["/cross_scope", "/credential:api_key"]),
+    (
+        "slug-existence-oracle",
+        &["/cross_scope", "/credential:api_key"],
+    ),
     ("mass-assignment", &["projects-b-creates-stay-in-b"]),
     (
         "cross-scope-id",
