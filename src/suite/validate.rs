@@ -74,9 +74,6 @@ impl Scope<'_> {
         }
         if let Some(b) = self.b {
             k.extend(b.iter().map(|n| format!("b.{n}")));
-            if let Some(a) = self.a {
-                k.extend(a.intersection(b).map(|n| format!("own.{n}")));
-            }
         }
         k
     }
