@@ -649,6 +649,61 @@ checks:
     }
 
     #[test]
+    fn own_scoped_checks_get_cross_scope_and_credential_variants() {
+        let text = r#"
+version: 1
+name: t
+target: { base_url: "http://x" }
+orgs:
+  provision:
+    - request: { method: POST, url: /signup }
+      capture: { session: $cookie.sid, org_id: $.o, slug: $.s, key: $.k }
+  scope: { slug: "{{slug}}" }
+  auth: { cookie: { sid: "{{session}}" } }
+  credentials: { api_key: { header: X-Api-Key, value: "{{key}}" } }
+  session: { cookie: sid }
+  identity: /me
+seed:
+  - request: { method: POST, url: "/orgs/{{own.slug}}/things" }
+    capture: { id: $.id }
+checks:
+  - { name: org, read: "/orgs/{{own.slug}}" }
+  - { name: thing, read: "/orgs/{{own.slug}}/things/{{a.id}}", control: { expect: { status: 200 } } }
+  - name: made
+    create: { method: POST, url: "/orgs/{{own.slug}}/things", json: { name: "x {{run_id}}" } }
+    list: "/orgs/{{own.slug}}/things"
+"#;
+        let s = crate::suite::load_str("t.yaml", text, &|_| None)
+            .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())))
+            .suite;
+        let got = all(&s, false);
+        for want in [
+            "org/cross_scope",
+            "org/credential:api_key",
+            "thing",
+            "thing/cross_scope",
+            "thing/credential:api_key",
+            "thing/tenant_override:header:X-Org-Id",
+            "made",
+            "session/session:neighbours",
+            "session/session:entropy",
+        ] {
+            assert!(got.contains(&want.to_string()), "{want} in {got:?}");
+        }
+        assert!(!got.contains(&"org".to_string()), "own scope only: {got:?}");
+        assert!(
+            !got.iter().any(|i| i.starts_with("jwt")),
+            "no token: {got:?}"
+        );
+        assert!(!got.contains(&"session/session:logout".to_string()));
+        let plans = plan(&s, false, &Selection::all());
+        assert!(
+            plans[1].control.is_some(),
+            "the explicit control is planned"
+        );
+    }
+
+    #[test]
     fn the_filter_keeps_matching_variants_only() {
         let s = suite("");
         let f = ids(&plan(&s, false, &Selection::filter(Some("alg_none"))));
