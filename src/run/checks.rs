@@ -168,7 +168,9 @@ impl Ctx {
                 self.redactor.redact(&e.text),
             ));
         }
-        if let (Variant::Override(ch, name), Some(org)) = (v, &self.a_org) {
+        if let (Variant::Override(ch, name), Some(org)) = (v, &self.a_org)
+            && !r.evidence.iter().any(|e| e.label == "offered")
+        {
             let how = match ch {
                 Channel::Header => format!("header `{name}: {org}`"),
                 Channel::Query => format!("query parameter `{name}={org}`"),
@@ -253,6 +255,12 @@ fn variant_pairs(
             apply_override(base, *ch, name, &value),
             apply_override(twin, *ch, name, &value),
         ) {
+            // A's org id is described by the result's own "offered" line.
+            let what = if what == "org id" {
+                String::new()
+            } else {
+                format!("{what} `{value}`")
+            };
             out.push((b, t, what));
         }
     }
@@ -314,10 +322,10 @@ fn worst(ds: Vec<(Decision, String)>) -> Decision {
     ds.into_iter()
         .min_by_key(|(d, _)| rank(d.verdict))
         .map(|(d, what)| {
-            if what.is_empty() || what == "org id" {
+            if what.is_empty() {
                 d
             } else {
-                d.with("offered", format!("A's {what}"))
+                d.with("offered", format!("A's {what}, in the variant's place"))
             }
         })
         .unwrap_or_else(|| Decision::skip("nothing to send"))
