@@ -71,6 +71,34 @@ pub enum Variant {
     Override(Channel, String),
     /// A forged token instead of B's.
     Forgery(Forgery),
+    /// B in A's scope (`{{own.NAME}}` as A's), against a never-issued scope.
+    CrossScope,
+    /// B in A's scope under B's credential of this name (`orgs.credentials`).
+    Credential(String),
+    /// An attack on B's opaque session id.
+    Session(SessionAttack),
+}
+
+/// An attack on opaque session ids (`orgs.session`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionAttack {
+    /// Neighbouring values of B's id must open no session.
+    Neighbours,
+    /// B's id must carry enough entropy.
+    Entropy,
+    /// A logged-out session must be refused.
+    Logout,
+}
+
+impl SessionAttack {
+    /// The attack's name in variant ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionAttack::Neighbours => "neighbours",
+            SessionAttack::Entropy => "entropy",
+            SessionAttack::Logout => "logout",
+        }
+    }
 }
 
 /// A `request` check: the request, who sends it, its expectation and its control.
@@ -103,6 +131,16 @@ pub enum Kind {
     /// The pool-reuse attack: per round, A's authenticated request (`primer`), then
     /// every probe right after it.
     PoolReuse(Box<PoolReuse>),
+    /// Mass assignment: B creates in its own scope naming A's org; A's list must not
+    /// gain the row, B's must show it.
+    MassAssign {
+        create: Box<Request>,
+        list: Request,
+        /// The body fields A's org id or scope value is named under.
+        fields: Vec<String>,
+    },
+    /// Attacks on B's opaque session id.
+    Session,
 }
 
 /// The pool-reuse attack's requests.
@@ -130,6 +168,9 @@ pub struct CheckPlan {
     pub not_found: u16,
     /// Whether the existence-oracle rule is on.
     pub oracle: bool,
+    /// An explicit `control:` of a `read`, `list` or `write` (extension), replacing the
+    /// default control as A.
+    pub control: Option<Control>,
 }
 
 impl CheckPlan {
@@ -142,6 +183,9 @@ impl CheckPlan {
             (Variant::Base, _) => "base".into(),
             (Variant::Override(c, n), _) => format!("tenant_override:{}:{n}", c.name()),
             (Variant::Forgery(f), _) => format!("token_forgery:{}", f.name()),
+            (Variant::CrossScope, _) => "cross_scope".into(),
+            (Variant::Credential(n), _) => format!("credential:{n}"),
+            (Variant::Session(a), _) => format!("session:{}", a.name()),
         }
     }
 
@@ -154,7 +198,8 @@ impl CheckPlan {
                 | Kind::List { .. }
                 | Kind::Write { .. }
                 | Kind::Request(_)
-                | Kind::PoolReuse(_),
+                | Kind::PoolReuse(_)
+                | Kind::MassAssign { .. },
             ) => self.slug.clone(),
             _ => format!("{}/{}", self.slug, self.variant_name(v)),
         }
@@ -163,7 +208,7 @@ impl CheckPlan {
     /// Whether the check must run alone (it changes data).
     pub fn is_write(&self) -> bool {
         match &self.kind {
-            Kind::Write { .. } => true,
+            Kind::Write { .. } | Kind::MassAssign { .. } => true,
             Kind::Request(r) => !r.request.method.is_safe(),
             // Alone, so nothing else reorders the connections between A's request and
             // the probe.
@@ -301,6 +346,25 @@ pub fn plan(suite: &Suite, has_signer: bool, selection: &Selection) -> Vec<Check
                 variants: v,
                 not_found: nf_suite,
                 oracle: true,
+                control: None,
+            });
+        }
+        if let Some(sess) = &orgs.session {
+            let mut v = vec![
+                Variant::Session(SessionAttack::Neighbours),
+                Variant::Session(SessionAttack::Entropy),
+            ];
+            if sess.login.is_some() && sess.logout.is_some() {
+                v.push(Variant::Session(SessionAttack::Logout));
+            }
+            plans.push(CheckPlan {
+                kind: Kind::Session,
+                name: "B's session id opens no other session".into(),
+                slug: "session".into(),
+                variants: v,
+                not_found: nf_suite,
+                oracle: true,
+                control: None,
             });
         }
         let mut v = Vec::new();
@@ -316,7 +380,9 @@ pub fn plan(suite: &Suite, has_signer: bool, selection: &Selection) -> Vec<Check
                     .map(Variant::Forgery),
             );
         }
-        if !suite.checks.is_empty() {
+        // Cookie-only auth sends no token: there are no claims to judge.
+        let sends_token = orgs.auth.as_ref().is_none_or(|a| a.value.is_some());
+        if !suite.checks.is_empty() && sends_token {
             plans.push(CheckPlan {
                 kind: Kind::Jwt,
                 name: "B's token carries B's org only".into(),
@@ -324,6 +390,7 @@ pub fn plan(suite: &Suite, has_signer: bool, selection: &Selection) -> Vec<Check
                 variants: v,
                 not_found: nf_suite,
                 oracle: true,
+                control: None,
             });
         }
     }
@@ -351,7 +418,33 @@ impl Planner<'_> {
             .map(|s| s.value)
             .unwrap_or(nf_suite);
         let base = || vec![Variant::Base];
-        let (kind, variants) = if let Some(r) = &c.read {
+        let (kind, mut variants) = if let (Some(create), Some(l)) = (&c.create, &c.list) {
+            (
+                Kind::MassAssign {
+                    create: Box::new(create.value.clone()),
+                    list: l.request.clone(),
+                    fields: override_names(self.suite, Some(c))
+                        .into_iter()
+                        .filter(|(ch, _)| *ch == Channel::Body)
+                        .map(|(_, n)| n)
+                        .collect(),
+                },
+                base(),
+            )
+        } else if let Some(r) = c
+            .read
+            .as_ref()
+            .filter(|r| !names_a(&r.request) && crate::run::scope_uses_own(&r.request))
+        {
+            // Only the caller's own scope (`/orgs/{{own.slug}}`): nothing of A's is in B's
+            // scope, so only the cross-scope variants (added below) can be judged.
+            (
+                Kind::Read {
+                    request: r.request.clone(),
+                },
+                vec![],
+            )
+        } else if let Some(r) = &c.read {
             let mut v = base();
             v.extend(self.overrides(Some(c), is_json_object(&r.request), true));
             v.extend(self.forgeries(Some(c)));
@@ -399,6 +492,7 @@ impl Planner<'_> {
                 base(),
             )
         };
+        variants.extend(self.scoped(&kind));
         CheckPlan {
             kind,
             name: c.name.value.clone(),
@@ -406,6 +500,7 @@ impl Planner<'_> {
             variants,
             not_found,
             oracle: attack_on(self.suite, Some(c), |a| a.existence_oracle.as_ref()),
+            control: c.control.clone().filter(|_| c.request.is_none()),
         }
     }
 
@@ -421,6 +516,28 @@ impl Planner<'_> {
             .filter(|(ch, _)| reads || *ch != Channel::Body || json_body)
             .map(|(ch, n)| Variant::Override(ch, n))
             .collect()
+    }
+
+    /// The cross-scope and credential variants of a read, list or write that names the
+    /// caller's own scope (`{{own.NAME}}`).
+    fn scoped(&self, kind: &Kind) -> Vec<Variant> {
+        let req = match kind {
+            Kind::Read { request } | Kind::List { request } => request,
+            Kind::Write { write, .. } => &**write,
+            _ => return vec![],
+        };
+        if !crate::run::scope_uses_own(req) {
+            return vec![];
+        }
+        let mut v = vec![Variant::CrossScope];
+        if let Some(o) = &self.suite.orgs {
+            v.extend(
+                o.credentials
+                    .iter()
+                    .map(|(k, _)| Variant::Credential(k.name.clone())),
+            );
+        }
+        v
     }
 
     /// The `token_forgery` variants of a check (key-signed ones only with a key).
@@ -485,7 +602,20 @@ fn pool_reuse(suite: &Suite, plans: &[CheckPlan], not_found: u16) -> Option<Chec
         variants: vec![Variant::Base],
         not_found,
         oracle: true,
+        control: None,
     })
+}
+
+/// Whether a request names a value captured for A (`{{a.NAME}}`).
+fn names_a(r: &Request) -> bool {
+    let mut tpls = vec![&r.url];
+    tpls.extend(r.headers.iter().map(|(_, t)| t));
+    tpls.extend(r.query.iter().map(|(_, t)| t));
+    if let Some(j) = &r.json {
+        tpls.extend(j.templates());
+    }
+    tpls.extend(r.body.as_ref());
+    tpls.iter().any(|t| t.vars().any(|v| v.starts_with("a.")))
 }
 
 fn is_json_object(r: &Request) -> bool {
@@ -646,6 +776,61 @@ checks:
         );
         let s = suite("attacks: { tenant_override: { headers: [X-Account] } }");
         assert!(all(&s, false).contains(&"read-it/tenant_override:header:X-Account".to_string()));
+    }
+
+    #[test]
+    fn own_scoped_checks_get_cross_scope_and_credential_variants() {
+        let text = r#"
+version: 1
+name: t
+target: { base_url: "http://x" }
+orgs:
+  provision:
+    - request: { method: POST, url: /signup }
+      capture: { session: $cookie.sid, org_id: $.o, slug: $.s, key: $.k }
+  scope: { slug: "{{slug}}" }
+  auth: { cookie: { sid: "{{session}}" } }
+  credentials: { api_key: { header: X-Api-Key, value: "{{key}}" } }
+  session: { cookie: sid }
+  identity: /me
+seed:
+  - request: { method: POST, url: "/orgs/{{own.slug}}/things" }
+    capture: { id: $.id }
+checks:
+  - { name: org, read: "/orgs/{{own.slug}}" }
+  - { name: thing, read: "/orgs/{{own.slug}}/things/{{a.id}}", control: { expect: { status: 200 } } }
+  - name: made
+    create: { method: POST, url: "/orgs/{{own.slug}}/things", json: { name: "x {{run_id}}" } }
+    list: "/orgs/{{own.slug}}/things"
+"#;
+        let s = crate::suite::load_str("t.yaml", text, &|_| None)
+            .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())))
+            .suite;
+        let got = all(&s, false);
+        for want in [
+            "org/cross_scope",
+            "org/credential:api_key",
+            "thing",
+            "thing/cross_scope",
+            "thing/credential:api_key",
+            "thing/tenant_override:header:X-Org-Id",
+            "made",
+            "session/session:neighbours",
+            "session/session:entropy",
+        ] {
+            assert!(got.contains(&want.to_string()), "{want} in {got:?}");
+        }
+        assert!(!got.contains(&"org".to_string()), "own scope only: {got:?}");
+        assert!(
+            !got.iter().any(|i| i.starts_with("jwt")),
+            "no token: {got:?}"
+        );
+        assert!(!got.contains(&"session/session:logout".to_string()));
+        let plans = plan(&s, false, &Selection::all());
+        assert!(
+            plans[1].control.is_some(),
+            "the explicit control is planned"
+        );
     }
 
     #[test]

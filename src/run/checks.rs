@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
-use super::context::{AuthSpec, Preparer, Twins, Values};
+use super::context::{AuthSpec, Preparer, Sending, Twins, Values};
 use super::error::RunError;
 use super::http::{Body, Http, Prepared, Resp};
 use super::jwt::{self, Signer};
@@ -32,6 +32,12 @@ pub struct Ctx {
     pub check_retries: u32,
     /// Set on an interrupt: a running check stops at its next variant.
     pub cancel: super::Cancel,
+    /// A's scope values (`orgs.scope`), offered with A's org id in overrides.
+    pub a_scope: Vec<(String, String)>,
+    /// `orgs.credentials`: name, header, value template.
+    pub credentials: Vec<(String, String, crate::suite::template::Tpl)>,
+    /// `orgs.session` and what its attacks need.
+    pub session: Option<super::session::SessionCfg>,
 }
 
 impl Ctx {
@@ -62,18 +68,26 @@ impl Ctx {
             signer,
             check_retries: opts.check_retries,
             cancel: cancel.clone(),
+            a_scope: super::scope::scope_values(suite, &t.values, Identity::A),
+            credentials: suite
+                .orgs
+                .iter()
+                .flat_map(|o| o.credentials.iter())
+                .map(|(k, c)| (k.name.clone(), c.header.value.clone(), c.value.clone()))
+                .collect(),
+            session: super::session::SessionCfg::of(suite),
         }
     }
 }
 
 /// Sends for one variant, counting transport retries.
-struct Sender<'a> {
+pub(super) struct Sender<'a> {
     ctx: &'a Ctx,
-    retries: AtomicU32,
+    pub(super) retries: AtomicU32,
 }
 
 impl<'a> Sender<'a> {
-    fn new(ctx: &'a Ctx) -> Self {
+    pub(super) fn new(ctx: &'a Ctx) -> Self {
         Sender {
             ctx,
             retries: AtomicU32::new(0),
@@ -81,7 +95,7 @@ impl<'a> Sender<'a> {
     }
 
     /// Sends; a transport error (after the configured retries) becomes an error decision.
-    async fn send(&self, p: &Prepared, what: &str) -> Result<Resp, Decision> {
+    pub(super) async fn send(&self, p: &Prepared, what: &str) -> Result<Resp, Decision> {
         let mut attempt = 0;
         loop {
             match self.ctx.http.send(p).await {
@@ -99,7 +113,7 @@ impl<'a> Sender<'a> {
 }
 
 impl Ctx {
-    fn preparer(&self) -> Preparer<'_> {
+    pub(super) fn preparer(&self) -> Preparer<'_> {
         Preparer {
             values: &self.values,
             auth: &self.auth,
@@ -107,7 +121,7 @@ impl Ctx {
         }
     }
 
-    fn prepare(
+    pub(super) fn prepare(
         &self,
         req: &Request,
         as_: Identity,
@@ -119,7 +133,7 @@ impl Ctx {
             .map_err(|e| Decision::error(format!("cannot build the request: {e}")))
     }
 
-    fn result(
+    pub(super) fn result(
         &self,
         plan: &CheckPlan,
         v: &Variant,
@@ -157,7 +171,9 @@ impl Ctx {
                 self.redactor.redact(&e.text),
             ));
         }
-        if let (Variant::Override(ch, name), Some(org)) = (v, &self.a_org) {
+        if let (Variant::Override(ch, name), Some(org)) = (v, &self.a_org)
+            && !r.evidence.iter().any(|e| e.label == "offered")
+        {
             let how = match ch {
                 Channel::Header => format!("header `{name}: {org}`"),
                 Channel::Query => format!("query parameter `{name}={org}`"),
@@ -222,29 +238,104 @@ pub fn apply_override(p: &Prepared, ch: Channel, name: &str, a_org: &str) -> Opt
 }
 
 /// B's request and its never-issued twin for a variant: as they are for the base check,
-/// both with A's org id offered the same way for a `tenant_override` variant, or why the
+/// or, for a `tenant_override` variant, one pair per value of A's offered the same way
+/// in both (A's org id, then each A scope value), with what was offered; or why the
 /// variant does not apply (skip).
-fn variant_pair(
+fn variant_pairs(
     ctx: &Ctx,
     v: &Variant,
     base: &Prepared,
     twin: &Prepared,
-) -> Result<(Prepared, Prepared), Decision> {
+) -> Result<Vec<(Prepared, Prepared, String)>, Decision> {
     let Variant::Override(ch, name) = v else {
-        return Ok((base.clone(), twin.clone()));
+        return Ok(vec![(base.clone(), twin.clone(), String::new())]);
     };
-    let org = ctx.a_org.as_deref().ok_or_else(|| {
-        Decision::skip("A's org id is unknown: capture `org_id` when provisioning")
-    })?;
-    match (
-        apply_override(base, *ch, name, org),
-        apply_override(twin, *ch, name, org),
-    ) {
-        (Some(b), Some(t)) => Ok((b, t)),
-        _ => Err(Decision::skip(
-            "the request has no JSON object body to add the field to",
-        )),
+    let values = super::scope::override_values(ctx.a_org.as_deref(), &ctx.a_scope);
+    if values.is_empty() {
+        return Err(Decision::skip(
+            "A's org id is unknown: capture `org_id` when provisioning",
+        ));
     }
+    let mut out = Vec::new();
+    for (what, value) in values {
+        if let (Some(b), Some(t)) = (
+            apply_override(base, *ch, name, &value),
+            apply_override(twin, *ch, name, &value),
+        ) {
+            // A's org id is described by the result's own "offered" line.
+            let what = if what == "org id" {
+                String::new()
+            } else {
+                format!("{what} `{value}`")
+            };
+            out.push((b, t, what));
+        }
+    }
+    if out.is_empty() {
+        return Err(Decision::skip(
+            "the request has no JSON object body to add the field to",
+        ));
+    }
+    Ok(out)
+}
+
+/// B's request and its never-issued twin for a cross-scope variant (B in A's scope, under
+/// a credential of B's for a `credential` variant), with the ids to mask.
+fn scoped_pair(
+    ctx: &Ctx,
+    req: &Request,
+    v: &Variant,
+) -> Result<(Prepared, Prepared, Vec<String>), Decision> {
+    let credential = match v {
+        Variant::Credential(n) => {
+            let c = ctx
+                .credentials
+                .iter()
+                .find(|(k, _, _)| k == n)
+                .ok_or_else(|| {
+                    Decision::error(format!("no credential `{n}` in `orgs.credentials`"))
+                })?;
+            Some((c.1.as_str(), &c.2))
+        }
+        _ => None,
+    };
+    let how = Sending {
+        as_: Identity::B,
+        own: Some(Identity::A),
+        credential,
+    };
+    let twins = Twins::default();
+    let err = |e: RunError| Decision::error(format!("cannot build the request: {e}"));
+    let b = ctx
+        .preparer()
+        .prepare_sending(req, &how, None, None, None)
+        .map_err(err)?;
+    let t = ctx
+        .preparer()
+        .prepare_sending(req, &how, None, Some(&twins), None)
+        .map_err(err)?;
+    Ok((b, t, twins.ids()))
+}
+
+/// The decision of several tries of one variant: a failure first, then an error, then
+/// a pass; the offered value is named when it is not A's org id.
+fn worst(ds: Vec<(Decision, String)>) -> Decision {
+    let rank = |v: Verdict| match v {
+        Verdict::Fail => 0,
+        Verdict::Error => 1,
+        Verdict::Pass => 2,
+        _ => 3,
+    };
+    ds.into_iter()
+        .min_by_key(|(d, _)| rank(d.verdict))
+        .map(|(d, what)| {
+            if what.is_empty() {
+                d
+            } else {
+                d.with("offered", format!("A's {what}, in the variant's place"))
+            }
+        })
+        .unwrap_or_else(|| Decision::skip("nothing to send"))
 }
 
 /// Runs one check and all its variants.
@@ -257,6 +348,12 @@ pub async fn run_check(ctx: Arc<Ctx>, plan: CheckPlan) -> Vec<CheckResult> {
         Kind::Identity { request } => identity(&ctx, &plan, request).await,
         Kind::Jwt => jwt_claims(&ctx, &plan),
         Kind::PoolReuse(pr) => pool_reuse(&ctx, &plan, pr).await,
+        Kind::MassAssign {
+            create,
+            list,
+            fields,
+        } => super::scope::mass_assign(&ctx, &plan, create, list, fields).await,
+        Kind::Session => super::session::run(&ctx, &plan).await,
     }
 }
 
@@ -268,21 +365,49 @@ pub fn all_error(ctx: &Ctx, plan: &CheckPlan, reason: String) -> Vec<CheckResult
 /// The decision for a variant not started because the run was interrupted: a running
 /// check stops at its next variant, so teardown starts within one variant's time
 /// (CI gives a few seconds between SIGTERM and SIGKILL).
-fn interrupted(ctx: &Ctx) -> Option<Decision> {
+pub(super) fn interrupted(ctx: &Ctx) -> Option<Decision> {
     ctx.cancel
         .is_cancelled()
         .then(|| Decision::skip("not run: the run was interrupted"))
 }
 
 /// Every variant gets the same decision (a failed control makes all undecidable).
-fn all(ctx: &Ctx, plan: &CheckPlan, d: Decision, start: Instant) -> Vec<CheckResult> {
+pub(super) fn all(ctx: &Ctx, plan: &CheckPlan, d: Decision, start: Instant) -> Vec<CheckResult> {
     plan.variants
         .iter()
         .map(|v| ctx.result(plan, v, d.clone(), start, 0))
         .collect()
 }
 
-async fn control_2xx(ctx: &Ctx, req: &Request, what: &str) -> Result<Resp, Decision> {
+/// The control of a `read`, `list` or `write`: its explicit `control:` when it has one
+/// (its request, default the check's, as its `as`, default A, meeting its `expect`),
+/// else `req` as A answering 2xx. Returns the answer and whether it was explicit.
+async fn plan_control(
+    ctx: &Ctx,
+    plan: &CheckPlan,
+    req: &Request,
+    what: &str,
+) -> Result<(Resp, bool), Decision> {
+    let Some(c) = &plan.control else {
+        return control_2xx(ctx, req, what).await.map(|r| (r, false));
+    };
+    let s = Sender::new(ctx);
+    let creq = c.request.as_ref().map(|r| &r.value).unwrap_or(req);
+    let p = ctx.prepare(creq, c.as_.unwrap_or(Identity::A), None, None)?;
+    let r = s.send(&p, "control").await?;
+    let lookup = ctx.values.lookup(None, None, None);
+    let problems = unmet(Some(&c.expect), &r, &lookup, true);
+    if !problems.is_empty() {
+        return Err(Decision::error(format!(
+            "the control did not meet its expect ({}), so this check could not fail",
+            problems.join("; ")
+        ))
+        .with("control got", show(&r)));
+    }
+    Ok((r, true))
+}
+
+pub(super) async fn control_2xx(ctx: &Ctx, req: &Request, what: &str) -> Result<Resp, Decision> {
     let s = Sender::new(ctx);
     let p = ctx.prepare(req, Identity::A, None, None)?;
     let r = s.send(&p, "control as A").await?;
@@ -298,7 +423,13 @@ async fn control_2xx(ctx: &Ctx, req: &Request, what: &str) -> Result<Resp, Decis
 
 async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
     let start = Instant::now();
-    if let Err(d) = control_2xx(ctx, req, "the path is wrong or A's resource does not exist").await
+    if let Err(d) = plan_control(
+        ctx,
+        plan,
+        req,
+        "the path is wrong or A's resource does not exist",
+    )
+    .await
     {
         return all(ctx, plan, d, start);
     }
@@ -310,7 +441,10 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
         (Ok(b), Ok(t)) => (b, t),
         (Err(d), _) | (_, Err(d)) => return all(ctx, plan, d, start),
     };
-    if base == twin {
+    // A request that names only the caller's own scope (`/orgs/{{own.slug}}`) has
+    // nothing of A's in B's scope: only its cross-scope variants can be judged.
+    let own_only = base == twin;
+    if own_only && !plan.variants.contains(&Variant::CrossScope) {
         let d = Decision::error(
             "the request names no value captured for A (`{{a.NAME}}`), so there is no never-issued id to compare with",
         );
@@ -327,12 +461,16 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
             continue;
         }
         let d = match v {
-            Variant::Base | Variant::Override(..) => {
-                let pair = variant_pair(ctx, v, &base, &twin);
-                match pair {
-                    Err(d) => d,
-                    Ok((b, t)) => {
-                        match not_found_variant(&s, plan, &b, &t, &ids, &ctx.markers).await {
+            Variant::Base | Variant::Override(..) if own_only => Decision::skip(
+                "the request names none of A's values, only the caller's own scope: its cross_scope variant puts B in A's scope",
+            ),
+            Variant::Base | Variant::Override(..) => match variant_pairs(ctx, v, &base, &twin) {
+                Err(d) => d,
+                Ok(pairs) => {
+                    let mut ds = Vec::new();
+                    for (b, t, what) in pairs {
+                        let d = match not_found_variant(&s, plan, &b, &t, &ids, &ctx.markers).await
+                        {
                             Err(d) => d,
                             Ok((d, b_status, twin_status))
                                 if matches!(v, Variant::Override(..)) =>
@@ -346,11 +484,22 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                                 )
                             }
                             Ok((d, _, _)) => d,
-                        }
+                        };
+                        ds.push((d, what));
+                    }
+                    worst(ds)
+                }
+            },
+            Variant::CrossScope | Variant::Credential(_) => match scoped_pair(ctx, req, v) {
+                Err(d) => d,
+                Ok((b, t, ids)) => {
+                    match not_found_variant(&s, plan, &b, &t, &ids, &ctx.markers).await {
+                        Ok((d, _, _)) | Err(d) => d,
                     }
                 }
-            }
+            },
             Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await,
+            Variant::Session(_) => Decision::skip("not applicable"),
         };
         if let (Variant::Base, Verdict::Pass | Verdict::Fail) = (v, d.verdict) {
             base_status.get_or_insert(plan.not_found);
@@ -422,16 +571,16 @@ async fn forgery_variant(
 
 async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
     let start = Instant::now();
-    let control_is_json = match control_2xx(ctx, req, "the path is wrong").await {
+    let control_is_json = match plan_control(ctx, plan, req, "the path is wrong").await {
         Err(d) => return all(ctx, plan, d, start),
-        Ok(r) if markers_in(&r.body, &ctx.markers).is_empty() => {
+        Ok((r, false)) if markers_in(&r.body, &ctx.markers).is_empty() => {
             let d = Decision::error(
                 "A's own list holds none of A's markers: it does not list the seeded data (or the seed did not land), so B's list proves nothing",
             )
             .with("A got", show(&r));
             return all(ctx, plan, d, start);
         }
-        Ok(r) => r.json().is_some(),
+        Ok((r, _)) => r.json().is_some(),
     };
     let base = match ctx.prepare(req, Identity::B, None, None) {
         Ok(b) => b,
@@ -451,20 +600,28 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
             out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
             continue;
         }
-        let p = match v {
-            Variant::Override(ch, name) => match &ctx.a_org {
-                None => Err(Decision::skip(
-                    "A's org id is unknown: capture `org_id` when provisioning",
-                )),
-                Some(org) => apply_override(&base, *ch, name, org).ok_or_else(|| {
-                    Decision::skip("the request has no JSON object body to add the field to")
-                }),
-            },
-            _ => Ok(base.clone()),
+        if matches!(v, Variant::CrossScope | Variant::Credential(_)) {
+            let d = match scoped_pair(ctx, req, v) {
+                Err(d) => d,
+                Ok((b, t, ids)) => {
+                    match not_found_variant(&s, plan, &b, &t, &ids, &ctx.markers).await {
+                        Ok((d, _, _)) | Err(d) => d,
+                    }
+                }
+            };
+            out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
+            continue;
+        }
+        let tries: Vec<(Prepared, String)> = match variant_pairs(ctx, v, &base, &base) {
+            Err(d) => {
+                out.push(ctx.result(plan, v, d, vstart, 0));
+                continue;
+            }
+            Ok(pairs) => pairs.into_iter().map(|(b, _, what)| (b, what)).collect(),
         };
-        let d = match p {
-            Err(d) => d,
-            Ok(p) => match s.send(&p, "B").await {
+        let mut ds = Vec::new();
+        for (p, what) in tries {
+            let d = match s.send(&p, "B").await {
                 Ok(r) => {
                     if matches!(v, Variant::Base) {
                         base_status = Some(r.status);
@@ -482,8 +639,10 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                     .with("request", p.line())
                 }
                 Err(d) => d,
-            },
-        };
+            };
+            ds.push((d, what));
+        }
+        let d = worst(ds);
         out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
     }
     out
@@ -491,6 +650,11 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
 
 async fn write(ctx: &Ctx, plan: &CheckPlan, req: &Request, verify: &Request) -> Vec<CheckResult> {
     let start = Instant::now();
+    if plan.control.is_some()
+        && let Err(d) = plan_control(ctx, plan, verify, "the control failed").await
+    {
+        return all(ctx, plan, d, start);
+    }
     let twins = Twins::default();
     let (base, twin, verify_p) = match (
         ctx.prepare(req, Identity::B, None, None),
@@ -518,20 +682,41 @@ async fn write(ctx: &Ctx, plan: &CheckPlan, req: &Request, verify: &Request) -> 
             out.push(ctx.result(plan, v, d, vstart, 0));
             continue;
         }
-        let pair = variant_pair(ctx, v, &base, &twin);
-        let d = match pair {
+        let pairs = match v {
+            Variant::CrossScope | Variant::Credential(_) => {
+                scoped_pair(ctx, req, v).map(|(b, t, ids)| vec![(b, t, String::new(), ids)])
+            }
+            Variant::Forgery(_) | Variant::Session(_) => Err(Decision::skip("not applicable")),
+            _ => variant_pairs(ctx, v, &base, &twin).map(|ps| {
+                ps.into_iter()
+                    .map(|(b, t, w)| (b, t, w, ids.clone()))
+                    .collect()
+            }),
+        };
+        let d = match pairs {
             Err(d) => d,
-            Ok((b, t)) => {
-                match write_variant(&s, plan, &b, &t, &verify_p, &ids, &ctx.markers).await {
-                    Ok(d) => d,
-                    Err(WriteStop::VerifyBefore(d)) => match &damaged {
-                        Some(by) => Decision::skip(format!(
-                            "not judged: the accepted write of variant {by} already changed A's data"
-                        )),
-                        None => d,
-                    },
-                    Err(WriteStop::Other(d)) => d,
+            Ok(pairs) => {
+                let mut ds = Vec::new();
+                for (b, t, what, ids) in pairs {
+                    let d = match write_variant(&s, plan, &b, &t, &verify_p, &ids, &ctx.markers)
+                        .await
+                    {
+                        Ok(d) => d,
+                        Err(WriteStop::VerifyBefore(d)) => match &damaged {
+                            Some(by) => Decision::skip(format!(
+                                "not judged: the accepted write of variant {by} already changed A's data"
+                            )),
+                            None => d,
+                        },
+                        Err(WriteStop::Other(d)) => d,
+                    };
+                    let failed = d.verdict == Verdict::Fail;
+                    ds.push((d, what));
+                    if failed {
+                        break;
+                    }
                 }
+                worst(ds)
             }
         };
         if d.verdict == Verdict::Fail && damaged.is_none() {
@@ -694,6 +879,9 @@ async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult
         }
         let d = match v {
             Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await,
+            Variant::CrossScope | Variant::Credential(_) | Variant::Session(_) => {
+                Decision::skip("not applicable")
+            }
             Variant::Base | Variant::Override(..) => {
                 let p = match v {
                     Variant::Override(ch, name) => ctx
@@ -754,7 +942,7 @@ fn jwt_claims(ctx: &Ctx, plan: &CheckPlan) -> Vec<CheckResult> {
                     Err(why) => Decision::skip(why.to_string()),
                     Ok(_) => Decision::skip("sent to every read and list URL and to identity"),
                 },
-                Variant::Override(..) => Decision::skip("not applicable"),
+                _ => Decision::skip("not applicable"),
             };
             ctx.result(plan, v, d, start, 0)
         })

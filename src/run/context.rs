@@ -18,6 +18,8 @@ use crate::suite::template::{Tpl, is_secret_name};
 #[derive(Clone, Debug, Default)]
 pub struct OrgState {
     pub captures: BTreeMap<String, String>,
+    /// The org's cookie jar: what the target set during setup, sent back as the org.
+    pub jar: BTreeMap<String, String>,
 }
 
 impl OrgState {
@@ -65,7 +67,7 @@ impl Twins {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(v.to_string())
-            .or_insert_with(|| twin_of(v))
+            .or_insert_with(|| super::scope::integer_twin(v).unwrap_or_else(|| twin_of(v)))
             .clone()
     }
 
@@ -143,17 +145,41 @@ impl Values {
     }
 }
 
-/// How identities are sent: `header: value` with `{{token}}` and the org's captures.
+/// How identities are sent: `header: value` with `{{token}}` and the org's captures
+/// (no header when `header` is empty), plus cookies sent as `name=value`.
 #[derive(Clone, Debug)]
 pub struct AuthSpec {
     pub header: String,
     pub value: Tpl,
+    /// `orgs.auth.cookie`: cookie name and value template.
+    pub cookies: Vec<(String, Tpl)>,
 }
 
 impl AuthSpec {
     /// Whether forged tokens can be sent (the value uses `{{token}}`).
     pub fn uses_token(&self) -> bool {
         self.value.vars().any(|v| v == "token")
+    }
+}
+
+/// Who sends a request and how: the identity, whose values `{{own.NAME}}` takes
+/// (normally the sender's), and a credential replacing the org's auth.
+#[derive(Clone, Copy, Debug)]
+pub struct Sending<'a> {
+    pub as_: Identity,
+    pub own: Option<Identity>,
+    /// A header name and value template (`orgs.credentials`).
+    pub credential: Option<(&'a str, &'a Tpl)>,
+}
+
+impl Sending<'_> {
+    /// As `as_`, in its own scope, with the org's auth.
+    pub fn of(as_: Identity) -> Self {
+        Sending {
+            as_,
+            own: (as_ != Identity::Anon).then_some(as_),
+            credential: None,
+        }
     }
 }
 
@@ -174,7 +200,22 @@ impl Preparer<'_> {
         twins: Option<&Twins>,
         token_override: Option<&str>,
     ) -> Result<Prepared, RunError> {
-        let lookup = self.values.lookup(bare, twins, None);
+        self.prepare_sending(req, &Sending::of(as_), bare, twins, token_override)
+    }
+
+    /// `req` sent as `how` says: `{{own.NAME}}` is `how.own`'s capture, and the
+    /// credential is `how.credential` instead of the org's auth when one is given.
+    pub fn prepare_sending(
+        &self,
+        req: &Request,
+        how: &Sending<'_>,
+        bare: Option<Identity>,
+        twins: Option<&Twins>,
+        token_override: Option<&str>,
+    ) -> Result<Prepared, RunError> {
+        let as_ = how.as_;
+        let inner = self.values.lookup(bare, twins, None);
+        let lookup = super::scope::own_lookup(&inner, how.own);
         let url = req.url.render(&lookup)?;
         let mut headers = Vec::new();
         for (k, v) in req.headers.iter() {
@@ -200,11 +241,16 @@ impl Preparer<'_> {
             query,
             body,
         };
-        if as_ != Identity::Anon {
+        if let (Some((header, value)), true) = (how.credential, as_ != Identity::Anon) {
+            let auth_lookup = self.values.lookup(Some(as_), None, None);
+            p.set_header(header, &value.render(&auth_lookup)?);
+        } else if as_ != Identity::Anon {
             // The identity's own names fill the auth value (its token); without a token
             // yet (the first provision step) the request goes without credentials.
             let auth_lookup = self.values.lookup(Some(as_), None, token_override);
+            super::cookies::add_cookies(&mut p, self.auth, self.values.org(as_), &auth_lookup);
             if let Ok(value) = self.auth.value.render(&auth_lookup)
+                && !self.auth.header.is_empty()
                 && !p
                     .headers
                     .iter()

@@ -39,6 +39,8 @@ pub enum RunError {
     // Captures.
     #[error("the answer has no `{0}` header")]
     NoHeader(String),
+    #[error("the answer sets no `{0}` cookie")]
+    NoCookie(String),
     #[error("`{0}` needs a JSON body, and the answer is not JSON")]
     NotJson(String),
     #[error("`{0}` is null")]

@@ -17,6 +17,7 @@
 pub mod adaptive;
 pub mod checks;
 pub mod context;
+mod cookies;
 pub mod database;
 mod emit;
 pub mod error;
@@ -25,12 +26,15 @@ pub mod jwt;
 pub mod options;
 mod orgs;
 mod schedule;
+mod scope;
+mod session;
 pub mod setup;
 pub mod verdict;
 
 use std::sync::Arc;
 
 pub use options::{Cancel, Options, default_jobs, now_rfc3339};
+pub use scope::uses_own as scope_uses_own;
 
 use crate::outcome::{Event, RunSummary};
 use crate::plan::{self, CheckPlan, Selection};

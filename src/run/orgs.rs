@@ -69,8 +69,17 @@ pub(crate) async fn setup(
         .auth
         .as_ref()
         .map(|a| AuthSpec {
-            header: a.header.value.clone(),
-            value: a.value.clone(),
+            header: a
+                .header
+                .as_ref()
+                .map(|h| h.value.clone())
+                .unwrap_or_default(),
+            value: a.value.clone().unwrap_or_else(|| Tpl::literal("")),
+            cookies: a
+                .cookie
+                .iter()
+                .map(|(k, t)| (k.name.clone(), t.clone()))
+                .collect(),
         })
         .unwrap_or_else(|| AuthSpec {
             header: "Authorization".into(),
@@ -78,6 +87,7 @@ pub(crate) async fn setup(
                 parts: vec![Part::Lit("Bearer ".into()), Part::Var("token".into())],
                 loc: Default::default(),
             },
+            cookies: Vec::new(),
         });
     let mut t = Tenants {
         http,
@@ -499,6 +509,12 @@ async fn run_steps(
                 e
             })?;
         drop(lookup);
+        // The sender keeps what the target sets (its jar), as a browser would.
+        match identity {
+            Identity::A => super::cookies::update_jar(&mut values.a.jar, &resp),
+            Identity::B => super::cookies::update_jar(&mut values.b.jar, &resp),
+            Identity::Anon => {}
+        }
         // Provision/teardown captures belong to the org being set up; a seed step's to
         // the org it ran as (`as: b` seeds B's own rows, for the database probe).
         let owner = bare.unwrap_or(if identity == Identity::B {
@@ -511,7 +527,8 @@ async fn run_steps(
                 summary: format!("{what} `{name}`: capture `{}`: {m}", k.name),
                 evidence: vec![("answer".into(), verdict::show(&resp))],
             })?;
-            if k.name == "token" || is_secret_name(&k.name) || from_secret_field(spec) {
+            let is_cookie = matches!(spec.source, crate::suite::model::CaptureSource::Cookie(_));
+            if k.name == "token" || is_cookie || is_secret_name(&k.name) || from_secret_field(spec) {
                 redactor.add(&format!("{} {}", k.name, owner.as_str()), &v);
             }
             let state = if owner == Identity::A {
@@ -587,5 +604,6 @@ fn from_secret_field(spec: &crate::suite::model::CaptureSpec) -> bool {
         CaptureSource::Status => false,
         CaptureSource::Header(h) => secretish(h),
         CaptureSource::Path(_, text) => secretish(text),
+        CaptureSource::Cookie(_) => true,
     }
 }

@@ -23,6 +23,9 @@ pub fn capture(spec: &CaptureSpec, resp: &Resp) -> Result<String, RunError> {
             .header(h)
             .map(|s| s.to_string())
             .ok_or_else(|| RunError::NoHeader(h.to_string())),
+        CaptureSource::Cookie(c) => {
+            super::cookies::cookie_value(resp, c).ok_or_else(|| RunError::NoCookie(c.to_string()))
+        }
         CaptureSource::Path(path, text) => {
             let json = resp
                 .json()

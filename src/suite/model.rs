@@ -109,14 +109,56 @@ pub struct Orgs {
     /// Steps run for both orgs at the end, also after failures.
     #[serde(default)]
     pub teardown: Vec<Step>,
+    /// Captures that hold the tenant in the path (extension), e.g. `{ slug: "{{slug}}" }`:
+    /// `{{own.slug}}` is then the caller's own, and every A value is offered in overrides.
+    #[serde(default)]
+    pub scope: Map<Tpl>,
+    /// More identities of each org (extension), e.g. an API key: reads, lists and writes
+    /// also run under each of B's.
+    #[serde(default)]
+    pub credentials: Map<Credential>,
+    /// Attacks on opaque session ids (extension).
+    #[serde(default)]
+    pub session: Option<SessionSpec>,
+}
+
+/// `orgs.credentials.NAME:` a header and its value (bare org names allowed).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    pub header: Spanned<String>,
+    pub value: Tpl,
+}
+
+/// `orgs.session:` the session cookie, the provision step that logs in, and logout.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSpec {
+    /// The name of the session cookie.
+    pub cookie: Spanned<String>,
+    /// The name of the provision step that logs in (run again for the logout attack).
+    #[serde(default)]
+    pub login: Option<Spanned<String>>,
+    /// The request that logs out.
+    #[serde(default)]
+    pub logout: Option<Spanned<Request>>,
+    /// How many neighbours on each side of B's id are tried (default 3).
+    #[serde(default)]
+    pub neighbours: Option<Spanned<u32>>,
 }
 
 /// `orgs.auth:`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Auth {
-    pub header: Spanned<String>,
-    pub value: Tpl,
+    /// With `value`: the header that carries the credential.
+    #[serde(default)]
+    pub header: Option<Spanned<String>>,
+    #[serde(default)]
+    pub value: Option<Tpl>,
+    /// Cookies sent as `name=value` (extension), e.g. `{ sid: "{{session}}" }`.
+    #[serde(default)]
+    pub cookie: Map<Tpl>,
 }
 
 /// `orgs.mint:` tokens minted by tenantgate instead of provisioned through the API.
@@ -412,6 +454,8 @@ pub enum CaptureSource {
     Status,
     /// `$header.NAME`
     Header(String),
+    /// `$cookie.NAME`: the value of one cookie the answer sets (extension).
+    Cookie(String),
 }
 
 /// One `capture:` entry's source, with its location.
@@ -454,6 +498,8 @@ pub enum ValueError {
     DurationBadUnit(String),
     #[error("no header name")]
     CaptureNoHeader,
+    #[error("no cookie name")]
+    CaptureNoCookie,
     /// The JSONPath parser's own message.
     #[error("{0}")]
     CaptureJsonPath(String),
@@ -467,6 +513,12 @@ pub enum ValueError {
 pub fn parse_capture(s: &str) -> Result<CaptureSource, ValueError> {
     if s == "$status" {
         return Ok(CaptureSource::Status);
+    }
+    if let Some(c) = s.strip_prefix("$cookie.") {
+        if c.is_empty() {
+            return Err(ValueError::CaptureNoCookie);
+        }
+        return Ok(CaptureSource::Cookie(c.to_string()));
     }
     if let Some(h) = s.strip_prefix("$header.") {
         if h.is_empty() {
@@ -495,6 +547,10 @@ pub struct Check {
     pub verify: Option<ReqOrUrl>,
     #[serde(default)]
     pub request: Option<Spanned<Request>>,
+    /// With `list`: the mass-assignment check (extension) — B creates in its own scope
+    /// naming A's org in the body; A's list must not grow, B's must show the row.
+    #[serde(default)]
+    pub create: Option<Spanned<Request>>,
     #[serde(default, rename = "as")]
     pub as_: Option<Identity>,
     #[serde(default)]

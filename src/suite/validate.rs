@@ -126,6 +126,10 @@ impl Scope<'_> {
             return match org {
                 "a" => self.a.is_some_and(|s| s.contains(n)),
                 "b" => self.b.is_some_and(|s| s.contains(n)),
+                // The caller's own: both orgs must have it.
+                "own" => {
+                    self.a.is_some_and(|s| s.contains(n)) && self.b.is_some_and(|s| s.contains(n))
+                }
                 _ => false,
             };
         }
@@ -480,9 +484,7 @@ impl<'a> Validator<'a> {
             org_caps.insert("token".into());
         }
         let no_source = o.mint.is_none() && o.provision.is_empty();
-        if let Some(auth) = &o.auth
-            && !no_source
-        {
+        if o.auth.is_some() && !no_source {
             let scope = Scope {
                 vars,
                 bare: Some(&org_caps),
@@ -490,7 +492,7 @@ impl<'a> Validator<'a> {
                 b: None,
                 suggest_orgs: true,
             };
-            self.placeholders(&scope, &auth.value, "orgs.auth.value");
+            self.auth(o, &scope);
         } else if o.auth.is_none()
             && !no_source
             && !org_caps.contains("token")
@@ -514,6 +516,47 @@ impl<'a> Validator<'a> {
             );
         }
         org_caps
+    }
+
+    /// `orgs.auth` (a header with its value, cookies, or both), `orgs.credentials`,
+    /// `orgs.scope` and `orgs.session`: their placeholders are the org's own names.
+    fn auth(&mut self, o: &Orgs, scope: &Scope) {
+        if let Some(auth) = &o.auth {
+            match (&auth.header, &auth.value) {
+                (Some(_), Some(v)) => self.placeholders(scope, v, "orgs.auth.value"),
+                (None, None) if !auth.cookie.is_empty() => {}
+                _ => self.whole(
+                    "`orgs.auth` needs `header` with `value`, or `cookie`",
+                    "write `auth: { header: Authorization, value: \"Bearer {{token}}\" }` or `auth: { cookie: { sid: \"{{session}}\" } }`",
+                ),
+            }
+            for (k, t) in auth.cookie.iter() {
+                self.placeholders(scope, t, &format!("orgs.auth.cookie.{}", k.name));
+            }
+        }
+        for (k, c) in o.credentials.iter() {
+            self.placeholders(scope, &c.value, &format!("orgs.credentials.{}", k.name));
+        }
+        for (k, t) in o.scope.iter() {
+            self.placeholders(scope, t, &format!("orgs.scope.{}", k.name));
+        }
+        if let Some(sess) = &o.session {
+            if let Some(login) = &sess.login
+                && !o
+                    .provision
+                    .iter()
+                    .any(|s| s.name.as_deref() == Some(login.value.as_str()))
+            {
+                self.at(
+                    Loc::of(login),
+                    format!("no provision step is named `{}`", login.value),
+                    Some("name the provision step that logs in (its `name:`)".into()),
+                );
+            }
+            if let Some(l) = &sess.logout {
+                self.request(&l.value);
+            }
+        }
     }
 
     /// Seed steps run as A (or `as: b`); their captures become `a.NAME` (`b.NAME`).
@@ -610,7 +653,9 @@ impl<'a> Validator<'a> {
     fn check_kind(&mut self, c: &Check, name_loc: Loc) {
         let kinds: Vec<&str> = [
             c.read.as_ref().map(|_| "read"),
-            c.list.as_ref().map(|_| "list"),
+            c.list
+                .as_ref()
+                .map(|_| if c.create.is_some() { "create" } else { "list" }),
             c.write.as_ref().map(|_| "write"),
             c.request.as_ref().map(|_| "request"),
         ]
@@ -635,6 +680,13 @@ impl<'a> Validator<'a> {
             ),
         }
         let kind = kinds.first().copied().unwrap_or("");
+        if c.create.is_some() && c.list.is_none() {
+            self.at(
+                name_loc,
+                format!("create check `{}` has no `list`", c.name.value),
+                Some("add `list: URL`: the list B's row must appear in, and A's must not".into()),
+            );
+        }
         if c.verify.is_some() && kind != "write" {
             self.at(
                 name_loc,
@@ -653,9 +705,11 @@ impl<'a> Validator<'a> {
             );
         }
         if kind != "request" {
+            // `read`, `list` and `write` accept an explicit `control:` (extension).
+            let control_ok = matches!(kind, "read" | "list" | "write");
             for (key, present) in [
                 ("expect", c.expect.is_some()),
-                ("control", c.control.is_some()),
+                ("control", c.control.is_some() && !control_ok),
                 ("as", c.as_.is_some()),
             ] {
                 if present {
@@ -697,6 +751,7 @@ impl<'a> Validator<'a> {
             c.write.as_ref().map(|r| &r.value),
             c.verify.as_ref().map(|r| &r.request),
             c.request.as_ref().map(|r| &r.value),
+            c.create.as_ref().map(|r| &r.value),
             c.control
                 .as_ref()
                 .and_then(|c| c.request.as_ref())

@@ -15,5 +15,6 @@ mod probe_many;
 mod promises;
 mod reports;
 mod pool;
+mod styles;
 mod support;
 mod trust;

@@ -1,0 +1,189 @@
+//! The API styles of issue 9 end to end: the real binary with `suites/scoped-api.yaml`
+//! against the path-scoped reference target (slugs in paths, integer ids, session
+//! cookies, API keys) on a real PostgreSQL. The correct app passes; each planted HTTP bug
+//! fails with the checks one would expect and no other.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tenantgate_reference_api::{ScopedBugs, ScopedLaunched, launch_scoped_at};
+
+use crate::support::{Run, unique};
+
+/// The scoped reference target running with some bugs.
+struct Scoped {
+    rt: tokio::runtime::Runtime,
+    launched: Option<ScopedLaunched>,
+    dir: tempfile::TempDir,
+}
+
+impl Scoped {
+    fn start(bugs: &str) -> Scoped {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let name = unique("tgsc");
+        let bugs = ScopedBugs::parse(bugs).expect("known bugs");
+        let admin = crate::common::cluster().admin_url().to_string();
+        let launched = rt
+            .block_on(launch_scoped_at(&admin, &name, &name, bugs))
+            .expect("launch the scoped reference API");
+        Scoped {
+            rt,
+            launched: Some(launched),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn run(&self) -> Run {
+        let json = self.dir.path().join(format!("{}.json", unique("r")));
+        let junit = self.dir.path().join(format!("{}.xml", unique("r")));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantgate"));
+        cmd.arg("run")
+            .arg(suite())
+            .arg("--json")
+            .arg(&json)
+            .arg("--junit")
+            .arg(&junit)
+            .env("TARGET_URL", &self.launched.as_ref().unwrap().base_url)
+            .env("NO_COLOR", "1");
+        Run::of(cmd, json, junit)
+    }
+}
+
+impl Drop for Scoped {
+    fn drop(&mut self) {
+        if let Some(l) = self.launched.take() {
+            self.rt.block_on(l.api.shutdown());
+        }
+    }
+}
+
+fn suite() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("suites/scoped-api.yaml")
+}
+
+#[test]
+fn the_correct_scoped_app_passes_every_check() {
+    let t = Scoped::start("");
+    let r = t.run();
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert!(r.ids("error").is_empty(), "{}", r.explain());
+    let passed = r.ids("pass");
+    for expected in [
+        "org-is-invisible-to-b/cross_scope",
+        "project-is-invisible-to-b",
+        "project-is-invisible-to-b/cross_scope",
+        "project-is-invisible-to-b/credential:api_key",
+        "project-is-invisible-to-b/tenant_override:header:X-Org",
+        "project-list-holds-none-of-a-s/cross_scope",
+        "b-cannot-rename-a-s-project",
+        "b-cannot-void-a-s-invoice/cross_scope",
+        "projects-b-creates-stay-in-b",
+        "identity/claim_integrity:identity",
+        "session/session:neighbours",
+        "session/session:entropy",
+        "session/session:logout",
+    ] {
+        assert!(
+            passed.iter().any(|p| p == expected),
+            "{expected} did not pass\n{}",
+            r.explain()
+        );
+    }
+    // Session ids and API keys are secrets: none is printed (they are 64 hex digits).
+    // (The suite file's sha256 is the one long hex string that belongs there.)
+    let sha = r.json.as_ref().unwrap()["suite"]["sha256"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let all = r.all_output().replace(&sha, "");
+    assert!(!sha.is_empty());
+    let hexrun = all
+        .as_bytes()
+        .split(|b| !b.is_ascii_hexdigit())
+        .map(<[u8]>::len)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        hexrun < 32,
+        "a long hex secret appears in the output:\n{all}"
+    );
+    let created = r.json.as_ref().unwrap()["created"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(created.iter().all(|c| c["removed"] == true), "{created:?}");
+}
+
+/// Each planted HTTP bug and the patterns every failing result id must contain.
+const BUGS: &[(&str, &[&str])] = &[
+    ("guessable-session", &["session/session:"]),
+    ("weak-session-entropy", &["session/session:entropy"]),
+    ("logout-keeps-session", &["session/session:logout"]),
+    ("api-key-any-org", &["/credential:api_key"]),
+    (
+        "slug-header-override",
+        &[
+            "/tenant_override:header:X-Org",
+            "/tenant_override:query:org",
+        ],
+    ),
+    ("member-check-missing", &["invoice"]),
+    ("integer-id-oracle", &["invoice-is-invisible-to-b"]),
+    (
+        "slug-existence-oracle",
+        &["/cross_scope", "/credential:api_key"],
+    ),
+    ("mass-assignment", &["projects-b-creates-stay-in-b"]),
+    (
+        "cross-scope-id",
+        &["project-is-invisible-to-b", "b-cannot-rename-a-s-project"],
+    ),
+];
+
+fn assert_caught(bug: &str) {
+    let patterns = BUGS
+        .iter()
+        .find(|(b, _)| *b == bug)
+        .map(|(_, p)| *p)
+        .expect("listed in BUGS");
+    let t = Scoped::start(bug);
+    let r = t.run();
+    assert_eq!(r.code, 1, "{bug}: {}", r.explain());
+    let failed = r.ids("fail");
+    assert!(!failed.is_empty(), "{bug}");
+    for f in &failed {
+        assert!(
+            patterns.iter().any(|p| f.contains(p)),
+            "{bug}: unexpected failure {f}\nall failures: {failed:?}"
+        );
+    }
+    assert!(
+        r.ids("error").is_empty(),
+        "{bug}: errors {:?}\n{}",
+        r.ids("error"),
+        r.explain()
+    );
+}
+
+macro_rules! bug_tests {
+    ($($test:ident => $bug:literal),* $(,)?) => {
+        $(#[test] fn $test() { assert_caught($bug); })*
+    };
+}
+
+bug_tests! {
+    scoped_catches_guessable_session => "guessable-session",
+    scoped_catches_weak_session_entropy => "weak-session-entropy",
+    scoped_catches_logout_keeps_session => "logout-keeps-session",
+    scoped_catches_api_key_any_org => "api-key-any-org",
+    scoped_catches_slug_header_override => "slug-header-override",
+    scoped_catches_member_check_missing => "member-check-missing",
+    scoped_catches_integer_id_oracle => "integer-id-oracle",
+    scoped_catches_slug_existence_oracle => "slug-existence-oracle",
+    scoped_catches_mass_assignment => "mass-assignment",
+    scoped_catches_cross_scope_id => "cross-scope-id",
+}
