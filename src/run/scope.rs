@@ -238,8 +238,10 @@ mod tests {
     #[test]
     fn short_ids_are_matched_as_whole_json_values() {
         let body = r#"{"user":{"id":10002},"orgs":[{"id":2}]}"#;
+        let mentions = crate::run::verdict::holds_value;
         assert!(!mentions(body, "1"));
         assert!(mentions(body, "2"));
-        assert!(mentions("plain 1 text", "1"));
+        // A short id in text is never evidence: only a whole JSON value is.
+        assert!(!mentions("plain 1 text", "1"));
     }
 }
