@@ -528,7 +528,8 @@ async fn run_steps(
                 evidence: vec![("answer".into(), verdict::show(&resp))],
             })?;
             let is_cookie = matches!(spec.source, crate::suite::model::CaptureSource::Cookie(_));
-            if k.name == "token" || is_cookie || is_secret_name(&k.name) || from_secret_field(spec) {
+            if k.name == "token" || is_cookie || is_secret_name(&k.name) || from_secret_field(spec)
+            {
                 redactor.add(&format!("{} {}", k.name, owner.as_str()), &v);
             }
             let state = if owner == Identity::A {
