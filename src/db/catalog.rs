@@ -239,7 +239,7 @@ const PARALLEL_FROM: i64 = 2000;
 /// Reads the catalog snapshot through the audit's session. `app_role` is looked up by
 /// name; a missing role leaves [`Catalog::app_role`] empty.
 ///
-/// The session exports its snapshot and [`POLICY_SHARDS`] helper connections (read-only
+/// The session exports its snapshot and `POLICY_SHARDS` helper connections (read-only
 /// too) import it, so every query sees the same catalog state; the helpers deparse the
 /// policies while the session reads everything else. When a helper cannot connect or
 /// import the snapshot, the session runs its share itself.

@@ -120,7 +120,7 @@ pub(crate) fn collecting<R>(lookup: EnvFn, f: impl FnOnce() -> R) -> (R, Collect
     )
 }
 
-/// [`collecting`] with the collector's settings (`declared`, `no_env`) given.
+/// `collecting` with the collector's settings (`declared`, `no_env`) given.
 pub(crate) fn collecting_with<R>(start: Collector, f: impl FnOnce() -> R) -> (R, Collector) {
     COLLECTOR.with(|c| *c.borrow_mut() = Some(start));
     let r = f();

@@ -7,12 +7,12 @@
 //! functions, `schema.view.rule` for views, matviews and foreign tables, and
 //! `database.rule` for what concerns the whole database. [`Rule`] is the one list of
 //! them. The judgement runs top-down:
-//! 1. [`discovery`]: which tables are tenant tables;
-//! 2. [`roles`]: the app role, and whether it exists;
-//! 3. [`table`]: every per-table rule, on each tenant table (policies judged by
-//!    [`policies`] and [`super::expr`]);
-//! 4. [`roles`] again: the role-wide rules;
-//! 5. [`bypass`]: views, materialized views, foreign tables and definer functions.
+//! 1. `discovery`: which tables are tenant tables;
+//! 2. `roles`: the app role, and whether it exists;
+//! 3. `table`: every per-table rule, on each tenant table (policies judged by
+//!    `policies` and [`super::expr`]);
+//! 4. `roles` again: the role-wide rules;
+//! 5. `bypass`: views, materialized views, foreign tables and definer functions.
 
 mod bypass;
 mod context;
