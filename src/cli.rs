@@ -46,6 +46,41 @@ pub enum Command {
     },
     /// Print the man page (roff): `tenantgate man > tenantgate.1`.
     Man,
+    /// Combine the JSON reports of every slice of a `run --partition K/N` into one run's
+    /// reports, with the exit status of the whole.
+    #[command(after_help = crate::manual::EXIT_CODES)]
+    Merge(MergeArgs),
+    /// List what a suite would run: checks, variants and database rules with their ids
+    /// (nothing is sent, no environment variable is needed).
+    List(ListArgs),
+    /// Write accept-list entries for the warnings of a JSON report (adopt the gate on an
+    /// existing system and fail only on what is new).
+    Baseline(BaselineArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The JSON report of every slice (`run --partition K/N --json ...`).
+    #[arg(id = "slices", required = true, value_name = "REPORT.json")]
+    pub slices: Vec<PathBuf>,
+    #[command(flatten)]
+    pub out: Outputs,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// The suite file.
+    pub suite: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct BaselineArgs {
+    /// A JSON report (`run --json`).
+    #[arg(value_name = "REPORT.json")]
+    pub report: PathBuf,
+    /// Write the entries here instead of standard output.
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Option<PathBuf>,
 }
 
 /// Report outputs shared by `run` and `audit`.
@@ -63,8 +98,11 @@ pub struct Outputs {
     #[arg(long)]
     pub deny_warnings: bool,
     /// Show every result in the table, passes included.
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "quiet")]
     pub verbose: bool,
+    /// Print only the verdict line (and tenantgate's own errors): no progress, no table.
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Colour: auto (a terminal without NO_COLOR), always, never.
     #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
     pub color: String,
@@ -99,6 +137,13 @@ pub struct RunArgs {
     /// Retries of a check's request on transport errors (never on an answer).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub check_retries: u32,
+    /// Run only slice K of N of the planned checks (round-robin over the ordered plan;
+    /// each slice provisions its own orgs). Combine the slices with `tenantgate merge`.
+    #[arg(long, value_name = "K/N")]
+    pub partition: Option<plan::Partition>,
+    /// With --partition: where the database audit runs: `first` (slice 1 only) or `all`.
+    #[arg(long, value_name = "WHERE", default_value = "first", value_parser = ["first", "all"], requires = "partition")]
+    pub partition_db: String,
 }
 
 #[derive(Args, Debug)]
@@ -191,6 +236,7 @@ fn reporters_with_suite(
             verbose: out.verbose,
             color,
             deny_warnings: out.deny_warnings,
+            quiet: out.quiet,
         },
     )));
     let paths = ReportPaths::resolve(&out.files, out.junit.as_deref(), out.json.as_deref());
@@ -286,6 +332,9 @@ pub async fn main_with(args: Vec<OsString>, env: EnvLookup, cancel: Option<Cance
             crate::manual::print(|o| crate::manual::completions(shell, o))
         }
         Command::Man => crate::manual::print(crate::manual::man),
+        Command::Merge(a) => merge_cmd(a),
+        Command::List(a) => list_cmd(a),
+        Command::Baseline(a) => crate::baseline::command(&a.report, a.output.as_deref()),
     }
 }
 
@@ -384,6 +433,8 @@ async fn run_cmd(a: RunArgs, env: &EnvLookup, cancel: Option<Cancel>) -> u8 {
         setup_retries: a.setup_retries,
         setup_backoff: a.setup_backoff,
         check_retries: a.check_retries,
+        partition: a.partition,
+        partition_db_all: a.partition_db == "all",
     };
     if a.insecure {
         // Said before anything is sent, and again in every report's notices.
@@ -421,6 +472,61 @@ fn unmatched_filters(s: &suite::Suite, filters: &[String]) -> Option<u8> {
         );
     }
     Some(exit::UNDECIDED)
+}
+
+/// `tenantgate merge`: the slices' reports replayed through the reporters as one run.
+fn merge_cmd(a: MergeArgs) -> u8 {
+    let merged = match crate::merge::merge(&a.slices, a.out.deny_warnings) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("tenantgate: merge: {e}");
+            return exit::UNDECIDED;
+        }
+    };
+    let redactor = Redactor::new();
+    let mut reps = reporters(&a.out, &redactor);
+    for e in merged.events() {
+        reps.event(&e);
+    }
+    finish(&reps, &merged.summary)
+}
+
+/// `tenantgate list`: the plan `run` would execute, with ids; nothing is sent.
+fn list_cmd(a: ListArgs) -> u8 {
+    let opts = suite::load::LoadOptions {
+        env: &|_| None,
+        no_env: true,
+        allow_origins: &[],
+    };
+    let loaded = match suite::load::load_file_with(&a.suite, &opts) {
+        Ok(l) => l,
+        Err(e) => {
+            eprint!("{}", e.render(&Redactor::new()));
+            return exit::UNDECIDED;
+        }
+    };
+    let s = &loaded.suite;
+    let plans = plan::plan(s, plan::has_signing_key(s), &plan::Selection::all());
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let mut text = String::new();
+    for p in &plans {
+        text.push_str(&format!("check {}  ({})\n", p.slug, p.name));
+        for v in &p.variants {
+            text.push_str(&format!("  {}  [{}]\n", p.variant_id(v), p.variant_name(v)));
+        }
+    }
+    if s.database.is_some() {
+        text.push_str(
+            "database (tables found in the catalog at run time; ids schema.table.RULE):\n",
+        );
+        for r in crate::db::rules::TABLE_RULES {
+            text.push_str(&format!("  *.*.{}\n", r.id()));
+        }
+    }
+    // A closed pipe (`| head`) ends the listing quietly.
+    let _ = out.write_all(text.as_bytes());
+    exit::PROVEN
 }
 
 fn finish(reps: &Reporters, summary: &RunSummary) -> u8 {

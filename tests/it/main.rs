@@ -3,6 +3,7 @@
 //! real socket, the real `tenantgate` binary.
 
 mod bad_input;
+mod ci;
 mod common;
 mod db;
 mod dbtls;
@@ -11,9 +12,9 @@ mod faultproxy;
 mod faults;
 mod fuzz;
 mod gate;
+mod pool;
 mod probe_many;
 mod promises;
 mod reports;
-mod pool;
 mod support;
 mod trust;
