@@ -56,6 +56,18 @@ pub enum Command {
     /// Write accept-list entries for the warnings of a JSON report (adopt the gate on an
     /// existing system and fail only on what is new).
     Baseline(BaselineArgs),
+    /// Write a starter suite from an OpenAPI 3 document (`# TODO` where a person decides).
+    Init(InitArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The OpenAPI 3 document (YAML or JSON).
+    #[arg(long, value_name = "SPEC")]
+    pub openapi: PathBuf,
+    /// Write the suite here instead of standard output.
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -144,6 +156,10 @@ pub struct RunArgs {
     /// With --partition: where the database audit runs: `first` (slice 1 only) or `all`.
     #[arg(long, value_name = "WHERE", default_value = "first", value_parser = ["first", "all"], requires = "partition")]
     pub partition_db: String,
+    /// An OpenAPI 3 document: every tenant-scoped operation no check covers is an error
+    /// (exit 2) unless the suite's `openapi.exempt` lists it with a reason.
+    #[arg(long, value_name = "SPEC")]
+    pub openapi: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -334,6 +350,13 @@ pub async fn main_with(args: Vec<OsString>, env: EnvLookup, cancel: Option<Cance
         Command::Man => crate::manual::print(crate::manual::man),
         Command::Merge(a) => merge_cmd(a),
         Command::List(a) => list_cmd(a),
+        Command::Init(a) => match crate::openapi::init(&a.openapi, a.output.as_deref()) {
+            Ok(()) => exit::PROVEN,
+            Err(e) => {
+                eprintln!("tenantgate: init: {e}");
+                exit::UNDECIDED
+            }
+        },
         Command::Baseline(a) => crate::baseline::command(&a.report, a.output.as_deref()),
     }
 }
@@ -422,6 +445,13 @@ async fn run_cmd(a: RunArgs, env: &EnvLookup, cancel: Option<Cancel>) -> u8 {
     if let Some(code) = unmatched_filters(&loaded.suite, &a.filter) {
         return code;
     }
+    let coverage = match openapi_coverage(&a, &loaded) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tenantgate: {e}");
+            return exit::UNDECIDED;
+        }
+    };
     let redactor = Redactor::new();
     let mut reps = reporters_with_suite(&a.out, &redactor, Some(&loaded));
     let opts = Options {
@@ -435,6 +465,7 @@ async fn run_cmd(a: RunArgs, env: &EnvLookup, cancel: Option<Cancel>) -> u8 {
         check_retries: a.check_retries,
         partition: a.partition,
         partition_db_all: a.partition_db == "all",
+        coverage,
     };
     if a.insecure {
         // Said before anything is sent, and again in every report's notices.
@@ -449,6 +480,39 @@ async fn run_cmd(a: RunArgs, env: &EnvLookup, cancel: Option<Cancel>) -> u8 {
     });
     let summary = run::run_suite(loaded, &opts, &redactor, cancel, &mut |e| reps.event(&e)).await;
     finish(&reps, &summary)
+}
+
+/// The OpenAPI coverage gate's results: from `--openapi`, else the suite's
+/// `openapi.spec` (relative to the suite file); none without either.
+fn openapi_coverage(
+    a: &RunArgs,
+    loaded: &suite::Loaded,
+) -> Result<Vec<crate::outcome::CheckResult>, crate::openapi::OpenApiError> {
+    let key = loaded.suite.openapi.as_ref();
+    let spec = a.openapi.clone().or_else(|| {
+        key.and_then(|k| k.spec.as_ref()).map(|s| {
+            std::path::Path::new(&loaded.path)
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join(s)
+        })
+    });
+    let Some(spec) = spec else {
+        return Ok(Vec::new());
+    };
+    let ops = crate::openapi::load(&spec)?;
+    let exempt: Vec<crate::openapi::Exempt> = key
+        .map(|k| {
+            k.exempt
+                .iter()
+                .map(|e| crate::openapi::Exempt {
+                    operation: e.operation.clone(),
+                    reason: e.reason.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(crate::openapi::coverage(&ops, &loaded.suite, &exempt))
 }
 
 /// A `--filter` that matches no planned check or variant, in a suite without a database

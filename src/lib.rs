@@ -23,6 +23,7 @@ pub mod diag;
 pub mod exit;
 pub mod manual;
 pub mod merge;
+pub mod openapi;
 pub mod outcome;
 pub mod plan;
 pub mod promise;

@@ -72,7 +72,10 @@ pub async fn run_suite(
         notices.push("--insecure: TLS certificates were NOT verified; a verdict over an unverified connection proves less".to_string());
     }
 
-    // 1. Plan.
+    // 1. Plan (the OpenAPI coverage gate's results first: they need nothing sent).
+    for r in &opts.coverage {
+        em.result(r.clone());
+    }
     let selection = opts.selection();
     let signer = orgs::signer_of(suite, redactor).unwrap_or_else(|e| {
         em.result(setup_error(

@@ -34,6 +34,8 @@ pub struct Options {
     pub partition: Option<Partition>,
     /// With a partition: audit the database in every slice, not only in slice 1.
     pub partition_db_all: bool,
+    /// Results decided before anything is sent (the OpenAPI coverage gate), emitted first.
+    pub coverage: Vec<crate::outcome::CheckResult>,
 }
 
 impl Options {
@@ -70,6 +72,7 @@ impl Default for Options {
             check_retries: 0,
             partition: None,
             partition_db_all: false,
+            coverage: Vec::new(),
         }
     }
 }

@@ -207,3 +207,83 @@ fn the_command_line_definition_is_consistent() {
     use clap::CommandFactory as _;
     tenantgate::cli::Cli::command().debug_assert();
 }
+
+fn reference_openapi() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/reference-api/openapi.yaml")
+}
+
+#[test]
+fn init_writes_a_starter_suite_that_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = dir.path().join("starter.yaml");
+    let out = tenantgate(&[
+        "init".as_ref(),
+        "--openapi".as_ref(),
+        reference_openapi().as_os_str(),
+        "-o".as_ref(),
+        suite.as_os_str(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&suite).unwrap();
+    for want in [
+        "read: \"/brands/{{a.brands_id}}\"",
+        "list: \"/monitoring/mentions\"",
+        "write: { method: PATCH, url: \"/brands/{{a.brands_id}}\"",
+        "capture: { brands_id: $.id }",
+        "# TODO",
+        "openapi:\n  spec: ",
+    ] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
+    let v = tenantgate(&["validate".as_ref(), "--no-env".as_ref(), suite.as_os_str()]);
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{}\n{text}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "swagger: '2.0'\npaths: {}\n").unwrap();
+    let out = tenantgate(&["init".as_ref(), "--openapi".as_ref(), bad.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an OpenAPI 3 document"));
+}
+
+#[test]
+fn the_coverage_gate_never_passes_an_uncovered_operation() {
+    let t = Target::start("");
+    let spec = reference_openapi();
+    let spec = spec.to_str().unwrap();
+    let r = t.run(&bundled_suite(), &["--openapi", spec]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    let passed = r.ids("pass");
+    assert!(
+        passed.iter().any(|i| i == "openapi/GET /brands/{id}"),
+        "{passed:?}"
+    );
+    assert!(r.ids("skip").iter().any(|i| i == "openapi/POST /brands"));
+    // Without its exemption, an operation no check covers makes the run undecided.
+    let edited = crate::support::edited_suite(
+        t.dir.path(),
+        &[(
+            "    - operation: POST /brands\n",
+            "    - operation: POST /not-in-the-spec\n",
+        )],
+    );
+    let r = t.run(&edited, &["--openapi", spec]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    let errors = r.ids("error");
+    assert!(
+        errors.iter().any(|i| i == "openapi/POST /brands"),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|i| i == "openapi/POST /not-in-the-spec"),
+        "{errors:?}"
+    );
+}
