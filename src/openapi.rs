@@ -279,53 +279,6 @@ fn same_operation(a: &str, b: &str) -> bool {
     norm(a) == norm(b)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ops() -> Vec<Operation> {
-        let doc: Value = serde_saphyr::from_str(
-            r#"
-openapi: 3.0.3
-security: [{ bearer: [] }]
-paths:
-  /health: { get: { security: [] } }
-  /brands: { get: {}, post: { requestBody: {} } }
-  /brands/{id}: { get: { x-tenant-scoped: true }, patch: {}, delete: {} }
-  /public: { get: { x-tenant-scoped: false } }
-"#,
-        )
-        .unwrap();
-        operations(&doc).unwrap()
-    }
-
-    #[test]
-    fn operations_and_their_scope_are_read() {
-        let o = ops();
-        let keys: Vec<(String, bool)> = o.iter().map(|o| (o.key(), o.tenant_scoped)).collect();
-        assert_eq!(keys[0], ("GET /health".into(), false));
-        assert_eq!(keys[1], ("GET /brands".into(), true));
-        assert!(o[2].has_body);
-        assert_eq!(keys.last().unwrap(), &("GET /public".into(), false));
-        let bad: Value = serde_saphyr::from_str("swagger: '2.0'\npaths: {}\n").unwrap();
-        assert!(operations(&bad).unwrap_err().contains("openapi: 3.x"));
-    }
-
-    #[test]
-    fn urls_match_path_templates() {
-        let (t, _) = Tpl::parse("/brands/{{a.brand_id}}?x=1", Default::default());
-        let u = url_segments(&t);
-        assert!(matches("/brands/{id}", &u));
-        assert!(!matches("/brands", &u));
-        assert!(!matches("/brands/{id}/config", &u));
-        let (t, _) = Tpl::parse("https://h.example/brands/7", Default::default());
-        assert!(matches("/brands/{id}", &url_segments(&t)));
-        let (t, _) = Tpl::parse("/brands/mine", Default::default());
-        assert!(!matches("/brands/{id}/x", &url_segments(&t)));
-        assert!(matches("/brands/mine", &url_segments(&t)));
-    }
-}
-
 /// The name a seed step's id capture gets for a collection path: `/monitoring/mentions`
 /// → `mentions_id`.
 fn capture_name(collection: &str) -> String {
@@ -542,4 +495,51 @@ fn relative(spec: &Path, suite: &Path) -> String {
         out.push(c);
     }
     out.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ops() -> Vec<Operation> {
+        let doc: Value = serde_saphyr::from_str(
+            r#"
+openapi: 3.0.3
+security: [{ bearer: [] }]
+paths:
+  /health: { get: { security: [] } }
+  /brands: { get: {}, post: { requestBody: {} } }
+  /brands/{id}: { get: { x-tenant-scoped: true }, patch: {}, delete: {} }
+  /public: { get: { x-tenant-scoped: false } }
+"#,
+        )
+        .unwrap();
+        operations(&doc).unwrap()
+    }
+
+    #[test]
+    fn operations_and_their_scope_are_read() {
+        let o = ops();
+        let keys: Vec<(String, bool)> = o.iter().map(|o| (o.key(), o.tenant_scoped)).collect();
+        assert_eq!(keys[0], ("GET /health".into(), false));
+        assert_eq!(keys[1], ("GET /brands".into(), true));
+        assert!(o[2].has_body);
+        assert_eq!(keys.last().unwrap(), &("GET /public".into(), false));
+        let bad: Value = serde_saphyr::from_str("swagger: '2.0'\npaths: {}\n").unwrap();
+        assert!(operations(&bad).unwrap_err().contains("openapi: 3.x"));
+    }
+
+    #[test]
+    fn urls_match_path_templates() {
+        let (t, _) = Tpl::parse("/brands/{{a.brand_id}}?x=1", Default::default());
+        let u = url_segments(&t);
+        assert!(matches("/brands/{id}", &u));
+        assert!(!matches("/brands", &u));
+        assert!(!matches("/brands/{id}/config", &u));
+        let (t, _) = Tpl::parse("https://h.example/brands/7", Default::default());
+        assert!(matches("/brands/{id}", &url_segments(&t)));
+        let (t, _) = Tpl::parse("/brands/mine", Default::default());
+        assert!(!matches("/brands/{id}/x", &url_segments(&t)));
+        assert!(matches("/brands/mine", &url_segments(&t)));
+    }
 }
