@@ -547,8 +547,20 @@ fn merge_cmd(a: MergeArgs) -> u8 {
             return exit::UNDECIDED;
         }
     };
+    // The suite file, when it is still there and is the one the slices ran, places SARIF
+    // results on its lines; it is read without the environment (nothing is sent).
+    let suite = merged.info.suite_path.as_ref().and_then(|p| {
+        let opts = suite::load::LoadOptions {
+            env: &|_| None,
+            no_env: true,
+            allow_origins: &[],
+        };
+        suite::load::load_file_with(std::path::Path::new(p), &opts)
+            .ok()
+            .filter(|l| Some(&l.sha256) == merged.info.suite_sha256.as_ref())
+    });
     let redactor = Redactor::new();
-    let mut reps = reporters(&a.out, &redactor);
+    let mut reps = reporters_with_suite(&a.out, &redactor, suite.as_ref());
     for e in merged.events() {
         reps.event(&e);
     }

@@ -28,7 +28,14 @@ fn tenantgate(args: &[&std::ffi::OsStr]) -> std::process::Output {
 
 fn merge(dir: &Path, reports: &[&Path]) -> (i32, String, Option<serde_json::Value>) {
     let json = dir.join(format!("{}.json", unique("merged")));
-    let mut args: Vec<&std::ffi::OsStr> = vec!["merge".as_ref(), "--json".as_ref(), json.as_ref()];
+    let sarif = dir.join(format!("{}.sarif", unique("merged")));
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "merge".as_ref(),
+        "--json".as_ref(),
+        json.as_ref(),
+        "--sarif".as_ref(),
+        sarif.as_ref(),
+    ];
     args.extend(reports.iter().map(|p| p.as_os_str()));
     let out = tenantgate(&args);
     let report = std::fs::read_to_string(&json)
