@@ -46,6 +46,53 @@ pub enum Command {
     },
     /// Print the man page (roff): `tenantgate man > tenantgate.1`.
     Man,
+    /// Combine the JSON reports of every slice of a `run --partition K/N` into one run's
+    /// reports, with the exit status of the whole.
+    #[command(after_help = crate::manual::EXIT_CODES)]
+    Merge(MergeArgs),
+    /// List what a suite would run: checks, variants and database rules with their ids
+    /// (nothing is sent, no environment variable is needed).
+    List(ListArgs),
+    /// Write accept-list entries for the warnings of a JSON report (adopt the gate on an
+    /// existing system and fail only on what is new).
+    Baseline(BaselineArgs),
+    /// Write a starter suite from an OpenAPI 3 document (`# TODO` where a person decides).
+    Init(InitArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// The OpenAPI 3 document (YAML or JSON).
+    #[arg(long, value_name = "SPEC")]
+    pub openapi: PathBuf,
+    /// Write the suite here instead of standard output.
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The JSON report of every slice (`run --partition K/N --json ...`).
+    #[arg(id = "slices", required = true, value_name = "REPORT.json")]
+    pub slices: Vec<PathBuf>,
+    #[command(flatten)]
+    pub out: Outputs,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// The suite file.
+    pub suite: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct BaselineArgs {
+    /// A JSON report (`run --json`).
+    #[arg(value_name = "REPORT.json")]
+    pub report: PathBuf,
+    /// Write the entries here instead of standard output.
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Option<PathBuf>,
 }
 
 /// Report outputs shared by `run` and `audit`.
@@ -63,8 +110,11 @@ pub struct Outputs {
     #[arg(long)]
     pub deny_warnings: bool,
     /// Show every result in the table, passes included.
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "quiet")]
     pub verbose: bool,
+    /// Print only the verdict line (and tenantgate's own errors): no progress, no table.
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Colour: auto (a terminal without NO_COLOR), always, never.
     #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
     pub color: String,
@@ -99,6 +149,17 @@ pub struct RunArgs {
     /// Retries of a check's request on transport errors (never on an answer).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub check_retries: u32,
+    /// Run only slice K of N of the planned checks (round-robin over the ordered plan;
+    /// each slice provisions its own orgs). Combine the slices with `tenantgate merge`.
+    #[arg(long, value_name = "K/N")]
+    pub partition: Option<plan::Partition>,
+    /// With --partition: where the database audit runs: `first` (slice 1 only) or `all`.
+    #[arg(long, value_name = "WHERE", default_value = "first", value_parser = ["first", "all"], requires = "partition")]
+    pub partition_db: String,
+    /// An OpenAPI 3 document: every tenant-scoped operation no check covers is an error
+    /// (exit 2) unless the suite's `openapi.exempt` lists it with a reason.
+    #[arg(long, value_name = "SPEC")]
+    pub openapi: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -191,6 +252,7 @@ fn reporters_with_suite(
             verbose: out.verbose,
             color,
             deny_warnings: out.deny_warnings,
+            quiet: out.quiet,
         },
     )));
     let paths = ReportPaths::resolve(&out.files, out.junit.as_deref(), out.json.as_deref());
@@ -286,6 +348,16 @@ pub async fn main_with(args: Vec<OsString>, env: EnvLookup, cancel: Option<Cance
             crate::manual::print(|o| crate::manual::completions(shell, o))
         }
         Command::Man => crate::manual::print(crate::manual::man),
+        Command::Merge(a) => merge_cmd(a),
+        Command::List(a) => list_cmd(a),
+        Command::Init(a) => match crate::openapi::init(&a.openapi, a.output.as_deref()) {
+            Ok(()) => exit::PROVEN,
+            Err(e) => {
+                eprintln!("tenantgate: init: {e}");
+                exit::UNDECIDED
+            }
+        },
+        Command::Baseline(a) => crate::baseline::command(&a.report, a.output.as_deref()),
     }
 }
 
@@ -373,6 +445,13 @@ async fn run_cmd(a: RunArgs, env: &EnvLookup, cancel: Option<Cancel>) -> u8 {
     if let Some(code) = unmatched_filters(&loaded.suite, &a.filter) {
         return code;
     }
+    let coverage = match openapi_coverage(&a, &loaded) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tenantgate: {e}");
+            return exit::UNDECIDED;
+        }
+    };
     let redactor = Redactor::new();
     let mut reps = reporters_with_suite(&a.out, &redactor, Some(&loaded));
     let opts = Options {
@@ -384,6 +463,9 @@ async fn run_cmd(a: RunArgs, env: &EnvLookup, cancel: Option<Cancel>) -> u8 {
         setup_retries: a.setup_retries,
         setup_backoff: a.setup_backoff,
         check_retries: a.check_retries,
+        partition: a.partition,
+        partition_db_all: a.partition_db == "all",
+        coverage,
     };
     if a.insecure {
         // Said before anything is sent, and again in every report's notices.
@@ -398,6 +480,39 @@ async fn run_cmd(a: RunArgs, env: &EnvLookup, cancel: Option<Cancel>) -> u8 {
     });
     let summary = run::run_suite(loaded, &opts, &redactor, cancel, &mut |e| reps.event(&e)).await;
     finish(&reps, &summary)
+}
+
+/// The OpenAPI coverage gate's results: from `--openapi`, else the suite's
+/// `openapi.spec` (relative to the suite file); none without either.
+fn openapi_coverage(
+    a: &RunArgs,
+    loaded: &suite::Loaded,
+) -> Result<Vec<crate::outcome::CheckResult>, crate::openapi::OpenApiError> {
+    let key = loaded.suite.openapi.as_ref();
+    let spec = a.openapi.clone().or_else(|| {
+        key.and_then(|k| k.spec.as_ref()).map(|s| {
+            std::path::Path::new(&loaded.path)
+                .parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join(s)
+        })
+    });
+    let Some(spec) = spec else {
+        return Ok(Vec::new());
+    };
+    let ops = crate::openapi::load(&spec)?;
+    let exempt: Vec<crate::openapi::Exempt> = key
+        .map(|k| {
+            k.exempt
+                .iter()
+                .map(|e| crate::openapi::Exempt {
+                    operation: e.operation.clone(),
+                    reason: e.reason.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(crate::openapi::coverage(&ops, &loaded.suite, &exempt))
 }
 
 /// A `--filter` that matches no planned check or variant, in a suite without a database
@@ -421,6 +536,73 @@ fn unmatched_filters(s: &suite::Suite, filters: &[String]) -> Option<u8> {
         );
     }
     Some(exit::UNDECIDED)
+}
+
+/// `tenantgate merge`: the slices' reports replayed through the reporters as one run.
+fn merge_cmd(a: MergeArgs) -> u8 {
+    let merged = match crate::merge::merge(&a.slices, a.out.deny_warnings) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("tenantgate: merge: {e}");
+            return exit::UNDECIDED;
+        }
+    };
+    // The suite file, when it is still there and is the one the slices ran, places SARIF
+    // results on its lines; it is read without the environment (nothing is sent).
+    let suite = merged.info.suite_path.as_ref().and_then(|p| {
+        let opts = suite::load::LoadOptions {
+            env: &|_| None,
+            no_env: true,
+            allow_origins: &[],
+        };
+        suite::load::load_file_with(std::path::Path::new(p), &opts)
+            .ok()
+            .filter(|l| Some(&l.sha256) == merged.info.suite_sha256.as_ref())
+    });
+    let redactor = Redactor::new();
+    let mut reps = reporters_with_suite(&a.out, &redactor, suite.as_ref());
+    for e in merged.events() {
+        reps.event(&e);
+    }
+    finish(&reps, &merged.summary)
+}
+
+/// `tenantgate list`: the plan `run` would execute, with ids; nothing is sent.
+fn list_cmd(a: ListArgs) -> u8 {
+    let opts = suite::load::LoadOptions {
+        env: &|_| None,
+        no_env: true,
+        allow_origins: &[],
+    };
+    let loaded = match suite::load::load_file_with(&a.suite, &opts) {
+        Ok(l) => l,
+        Err(e) => {
+            eprint!("{}", e.render(&Redactor::new()));
+            return exit::UNDECIDED;
+        }
+    };
+    let s = &loaded.suite;
+    let plans = plan::plan(s, plan::has_signing_key(s), &plan::Selection::all());
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let mut text = String::new();
+    for p in &plans {
+        text.push_str(&format!("check {}  ({})\n", p.slug, p.name));
+        for v in &p.variants {
+            text.push_str(&format!("  {}  [{}]\n", p.variant_id(v), p.variant_name(v)));
+        }
+    }
+    if s.database.is_some() {
+        text.push_str(
+            "database (tables found in the catalog at run time; ids schema.table.RULE):\n",
+        );
+        for r in crate::db::rules::TABLE_RULES {
+            text.push_str(&format!("  *.*.{}\n", r.id()));
+        }
+    }
+    // A closed pipe (`| head`) ends the listing quietly.
+    let _ = out.write_all(text.as_bytes());
+    exit::PROVEN
 }
 
 fn finish(reps: &Reporters, summary: &RunSummary) -> u8 {

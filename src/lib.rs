@@ -16,11 +16,14 @@
 //!    removed first ([`redact`]); [`exit`] turns the counts into the process status:
 //!    0 proven, 1 isolation broken, 2 undecided.
 
+pub mod baseline;
 pub mod cli;
 pub mod db;
 pub mod diag;
 pub mod exit;
 pub mod manual;
+pub mod merge;
+pub mod openapi;
 pub mod outcome;
 pub mod plan;
 pub mod promise;

@@ -7,10 +7,10 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The verdict of one check or attack variant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Isolation held, and the positive control proved the check could have failed.
@@ -39,7 +39,7 @@ impl Verdict {
 }
 
 /// Which layer a result belongs to; JUnit groups results into one `<testsuite>` each.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Layer {
     /// Provisioning, seeding and teardown: errors here make the run undecided.
@@ -69,7 +69,7 @@ impl Layer {
 
 /// One piece of evidence: a labelled, already-redacted text (a request line, a status,
 /// a body excerpt, a diff, a policy definition, a fix).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
     /// What this is, e.g. `"B got"`, `"control as A"`, `"diff"`, `"policy"`, `"fix"`.
     pub label: String,
@@ -88,7 +88,7 @@ impl Evidence {
 }
 
 /// The result of one check or one variant of a check.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CheckResult {
     /// Stable identifier, unique in a run: `check-slug` or `check-slug/variant`
     /// (database results: `schema.table.rule`). Used by `--filter` and as the JUnit name.
@@ -107,15 +107,24 @@ pub struct CheckResult {
     /// Everything a person needs to reproduce or fix it.
     pub evidence: Vec<Evidence>,
     /// Wall time spent on it (zero for results that were not timed).
-    #[serde(serialize_with = "serialize_duration_ms", rename = "duration_ms")]
+    #[serde(
+        serialize_with = "serialize_duration_ms",
+        deserialize_with = "deserialize_duration_ms",
+        rename = "duration_ms"
+    )]
     pub duration: Duration,
     /// How many times a transport error made the runner retry it.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_zero", default)]
     pub retries: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// Reads the JSON report's `duration_ms` back (`tenantgate merge`).
+fn deserialize_duration_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    Ok(Duration::from_millis(u64::deserialize(d)?))
 }
 
 fn serialize_duration_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -159,7 +168,7 @@ impl CheckResult {
 }
 
 /// How many results ended in each verdict.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub pass: usize,
     pub fail: usize,
@@ -196,7 +205,7 @@ impl Counts {
 }
 
 /// Something the run created on the target, and whether teardown removed it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Created {
     /// Which org created it (`a` or `b`).
     pub org: String,
@@ -226,6 +235,8 @@ pub struct RunInfo {
     pub tool_version: String,
     /// Start time, RFC 3339 UTC.
     pub started_at: String,
+    /// The slice this run is of a partitioned run (`--partition K/N`), if any.
+    pub partition: Option<crate::plan::Partition>,
 }
 
 /// The end of a run: everything a report needs besides the results themselves.

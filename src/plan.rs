@@ -272,6 +272,53 @@ impl Selection {
     }
 }
 
+/// One slice of a partitioned run (`--partition K/N`): slice `index` (1-based) of
+/// `total`. Checks are dealt round-robin over the ordered, selected plan — check number
+/// `i` (0-based) belongs to slice `i % total + 1` — with all of a check's variants in
+/// the same slice, so every check lands in exactly one slice and the slices differ in
+/// size by at most one check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Partition {
+    /// This slice, from 1 to `total`.
+    pub index: u32,
+    /// How many slices there are (at least 1).
+    pub total: u32,
+}
+
+impl Partition {
+    /// Keeps only this slice's checks of `plans` (in order).
+    pub fn slice(&self, plans: Vec<CheckPlan>) -> Vec<CheckPlan> {
+        let (k, n) = (self.index as usize - 1, self.total as usize);
+        plans
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % n == k)
+            .map(|(_, p)| p)
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.total)
+    }
+}
+
+impl std::str::FromStr for Partition {
+    type Err = String;
+    /// `K/N` with `1 <= K <= N`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a slice K/N with 1 <= K <= N (e.g. 2/3)");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u32 = k.trim().parse().map_err(|_| bad())?;
+        let total: u32 = n.trim().parse().map_err(|_| bad())?;
+        if index == 0 || total == 0 || index > total {
+            return Err(bad());
+        }
+        Ok(Partition { index, total })
+    }
+}
+
 /// Whether `pattern` selects the result `id` (see [`Selection`]).
 pub fn pattern_matches(pattern: &str, id: &str) -> bool {
     if pattern.contains(['*', '?']) {
@@ -882,5 +929,39 @@ checks:
         }
         let sel = Selection::new(vec!["a".into(), "b*".into()], vec![]);
         assert_eq!(sel.unmatched(&["a/x".to_string()]), vec!["b*"]);
+    }
+}
+
+#[cfg(test)]
+mod partition_tests {
+    use super::*;
+
+    #[test]
+    fn partitions_parse_and_deal_every_check_to_exactly_one_slice() {
+        for bad in ["0/3", "4/3", "3", "a/3", "1/0", ""] {
+            assert!(bad.parse::<Partition>().is_err(), "{bad}");
+        }
+        let p: Partition = "2/3".parse().unwrap();
+        assert_eq!((p.index, p.total, p.to_string()), (2, 3, "2/3".to_string()));
+        let plans: Vec<CheckPlan> = (0..7)
+            .map(|i| CheckPlan {
+                kind: Kind::Jwt,
+                name: format!("c{i}"),
+                slug: format!("c{i}"),
+                variants: vec![Variant::Base],
+                not_found: 404,
+                oracle: false,
+            })
+            .collect();
+        let mut all: Vec<String> = Vec::new();
+        for k in 1..=3 {
+            let slice = Partition { index: k, total: 3 }.slice(plans.clone());
+            assert!((2..=3).contains(&slice.len()));
+            all.extend(slice.into_iter().map(|p| p.slug));
+        }
+        all.sort();
+        let mut want: Vec<String> = plans.iter().map(|p| p.slug.clone()).collect();
+        want.sort();
+        assert_eq!(all, want);
     }
 }

@@ -76,6 +76,10 @@ pub struct JsonReport<'a> {
     /// (`true` when a teardown step covering it succeeded). Anything with
     /// `removed: false` is still on the target.
     pub created: &'a [Created],
+    /// The slice of a partitioned run (`--partition K/N`): `{ "index": K, "total": N }`;
+    /// absent from an unpartitioned run's report. `tenantgate merge` reads it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<crate::plan::Partition>,
     /// Every result in the order it was decided. Each has: `id` (stable, unique in the
     /// run: `check-slug` or `check-slug/variant`, `schema.table.rule` for the database),
     /// `check` (the name in the suite, or the audited object), `variant` (`base` or the
@@ -131,6 +135,7 @@ impl<'a> JsonReport<'a> {
             counts: summary.counts,
             notices: &summary.notices,
             created: &summary.created,
+            partition: info.partition,
             results,
         }
     }

@@ -199,6 +199,7 @@ fn redacted(
         target: o(&info.target),
         tool_version: info.tool_version.clone(),
         started_at: info.started_at.clone(),
+        partition: info.partition,
     };
     let results = results
         .iter()

@@ -36,6 +36,9 @@ pub struct TerminalOptions {
     /// `--deny-warnings` is in effect: warnings fail the gate, so their evidence is shown
     /// alongside failures.
     pub deny_warnings: bool,
+    /// `--quiet`: no progress and no table, only the verdict line at the end (errors of
+    /// tenantgate itself are still printed by the command).
+    pub quiet: bool,
 }
 
 /// Prints progress to `progress` (stderr) as results arrive and the final report to `out`
@@ -68,6 +71,9 @@ impl<W: Write + Send> Terminal<W> {
     }
 
     fn progress_line(&mut self, line: &str) -> io::Result<()> {
+        if self.opts.quiet {
+            return Ok(());
+        }
         writeln!(self.progress, "{line}")
             .and_then(|()| self.progress.flush())
             .map_err(|e| io::Error::new(e.kind(), format!("cannot write progress: {e}")))
@@ -123,7 +129,11 @@ impl<W: Write + Send> super::Reporter for Terminal<W> {
                         "terminal report: the run ended without a Started event",
                     ));
                 };
-                let text = render_table(&self.results, info, summary, &self.opts);
+                let text = if self.opts.quiet {
+                    format!("{}\n", verdict_line(summary, &self.opts))
+                } else {
+                    render_table(&self.results, info, summary, &self.opts)
+                };
                 self.out
                     .write_all(text.as_bytes())
                     .and_then(|()| self.out.flush())
@@ -560,6 +570,7 @@ mod tests {
         verbose: false,
         color: false,
         deny_warnings: false,
+        quiet: false,
     };
 
     const EXPECTED: &str = "\
@@ -786,6 +797,27 @@ ISOLATION BROKEN (exit 1): 1 check failed
         assert!(!got.contains('\x1b') && !got.contains('\x07'), "{got}");
         assert!(got.contains("evil\\u{1b}[2J"));
         assert!(got.contains("        \\u{1b}]0;owned\\u{7}line2\n"));
+    }
+
+    #[test]
+    fn quiet_prints_only_the_verdict_line() {
+        let (results, summary) = fixture();
+        let opts = TerminalOptions {
+            quiet: true,
+            ..PLAIN
+        };
+        let progress = SharedBuf::default();
+        let mut t = Terminal::new(Vec::new(), Box::new(progress.clone()), opts);
+        let mut events = vec![Event::Started(info())];
+        events.extend(results.into_iter().map(Event::Finished));
+        events.push(Event::Ended(summary));
+        for e in &events {
+            crate::report::Reporter::event(&mut t, e).unwrap();
+        }
+        let out = String::from_utf8(t.into_inner()).unwrap();
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.contains("(exit 1)"), "{out}");
+        assert!(progress.text().is_empty());
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub(crate) fn info() -> RunInfo {
         target: Some("http://127.0.0.1:8080".into()),
         tool_version: "0.1.0".into(),
         started_at: "2025-01-01T00:00:00Z".into(),
+        partition: None,
     }
 }
 

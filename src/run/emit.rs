@@ -99,6 +99,7 @@ pub(crate) fn run_info(
         target,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         started_at: super::options::now_rfc3339(),
+        partition: None,
     }
 }
 

@@ -63,19 +63,23 @@ pub async fn run_suite(
         redactor.add(&e.name, &e.value);
     }
     let target = suite.target.as_ref().and_then(|t| t.base_url.as_literal());
-    let info = run_info(
+    let mut info = run_info(
         &suite.name.value,
         Some((&loaded.path, &loaded.sha256)),
         &run_id,
         target.map(|u| redactor.redact(&u)),
     );
+    info.partition = opts.partition;
     let mut em = Emitter::start(sink, info, redactor);
     let mut notices = Vec::new();
     if opts.insecure {
         notices.push("--insecure: TLS certificates were NOT verified; a verdict over an unverified connection proves less".to_string());
     }
 
-    // 1. Plan.
+    // 1. Plan (the OpenAPI coverage gate's results first: they need nothing sent).
+    for r in &opts.coverage {
+        em.result(r.clone());
+    }
     let selection = opts.selection();
     let signer = orgs::signer_of(suite, redactor).unwrap_or_else(|e| {
         em.result(setup_error(
@@ -87,8 +91,13 @@ pub async fn run_suite(
         ));
         None
     });
-    let plans = plan::plan(suite, signer.is_some(), &selection);
+    let mut plans = plan::plan(suite, signer.is_some(), &selection);
+    // Filters are judged against the whole plan: a filter matching only other slices
+    // is not a mistake.
     let mut selected: Vec<String> = plans.iter().flat_map(|p| p.ids()).collect();
+    if let Some(p) = opts.partition {
+        plans = p.slice(plans);
+    }
 
     // 2. Setup: provision, seed.
     let tenants = if plans.is_empty() || em.has_error() {
@@ -117,7 +126,7 @@ pub async fn run_suite(
     let mut interrupted = cancel.is_cancelled();
 
     // 4. Database: before teardown, which removes the rows the probe reads.
-    if let Some(db) = &suite.database {
+    if let Some(db) = suite.database.as_ref().filter(|_| opts.audits_database()) {
         if cancel.is_cancelled() {
             interrupted = true;
         } else {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::http;
-use crate::plan::Selection;
+use crate::plan::{Partition, Selection};
 
 /// How a run behaves (from the command line).
 #[derive(Clone, Debug)]
@@ -30,6 +30,12 @@ pub struct Options {
     pub setup_backoff: Duration,
     /// Retries of a check's request on transport errors only (reported per result).
     pub check_retries: u32,
+    /// Run only this slice of the planned checks (`--partition K/N`).
+    pub partition: Option<Partition>,
+    /// With a partition: audit the database in every slice, not only in slice 1.
+    pub partition_db_all: bool,
+    /// Results decided before anything is sent (the OpenAPI coverage gate), emitted first.
+    pub coverage: Vec<crate::outcome::CheckResult>,
 }
 
 impl Options {
@@ -39,6 +45,12 @@ impl Options {
             retries: self.setup_retries,
             backoff: self.setup_backoff,
         }
+    }
+
+    /// Whether this run audits the database: always unpartitioned; with
+    /// `--partition`, in slice 1 only unless `--partition-db all`.
+    pub fn audits_database(&self) -> bool {
+        self.partition_db_all || self.partition.is_none_or(|p| p.index == 1)
     }
 
     /// The results the command line selects.
@@ -58,6 +70,9 @@ impl Default for Options {
             setup_retries: 3,
             setup_backoff: Duration::from_millis(100),
             check_retries: 0,
+            partition: None,
+            partition_db_all: false,
+            coverage: Vec::new(),
         }
     }
 }

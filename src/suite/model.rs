@@ -58,6 +58,32 @@ pub struct Suite {
     /// The vendor's other promises, opt-in (extension; [`super::promises`]).
     #[serde(default)]
     pub promises: Option<super::promises::Promises>,
+    /// The OpenAPI coverage gate (extension): the document and the exempt operations.
+    #[serde(default)]
+    pub openapi: Option<OpenApi>,
+}
+
+/// `openapi:` (extension): every tenant-scoped operation of `spec` must be covered by a
+/// check or listed in `exempt` with a reason (see `crate::openapi`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenApi {
+    /// The OpenAPI 3 document, relative to the suite file (`run --openapi` wins).
+    #[serde(default)]
+    pub spec: Option<String>,
+    /// Operations no check needs to cover, each with why.
+    #[serde(default)]
+    pub exempt: Vec<OpenApiExempt>,
+}
+
+/// One `openapi.exempt` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenApiExempt {
+    /// `METHOD /path/{param}` as in the document, e.g. `GET /health`.
+    pub operation: String,
+    /// Why no check covers it (required).
+    pub reason: String,
 }
 
 /// `target:`

@@ -3,6 +3,7 @@
 //! real socket, the real `tenantgate` binary.
 
 mod bad_input;
+mod ci;
 mod common;
 mod db;
 mod dbtls;
