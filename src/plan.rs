@@ -951,6 +951,7 @@ mod partition_tests {
                 variants: vec![Variant::Base],
                 not_found: 404,
                 oracle: false,
+                control: None,
             })
             .collect();
         let mut all: Vec<String> = Vec::new();
