@@ -6,10 +6,12 @@
 //!    `Tenants` value saying what exists on the target;
 //! 3. **checks** (`schedule.rs`, [`checks`], decided by [`verdict`]): every check and
 //!    attack variant as B, each with a positive control as A;
-//! 4. **database** ([`database`]): the catalog audit and the live RLS probe;
-//! 5. **teardown** (`orgs::teardown`): always, also after a failure, an error or an
+//! 4. **promises** (`promises.rs`, calling [`crate::promise`]): the suite's `promises:`
+//!    (transport, secrets at rest, audit log, attestation), while A's rows exist;
+//! 5. **database** ([`database`]): the catalog audit and the live RLS probe;
+//! 6. **teardown** (`orgs::teardown`): always, also after a failure, an error or an
 //!    interrupt, and after the database probe (which needs both orgs' rows);
-//! 6. **summary** (`emit.rs`): the counts and the exit status, decided once.
+//! 7. **summary** (`emit.rs`): the counts and the exit status, decided once.
 //!
 //! The `audit` command is the same pipeline with only the database stage
 //! ([`audit_database`]).
@@ -24,6 +26,7 @@ pub mod http;
 pub mod jwt;
 pub mod options;
 mod orgs;
+mod promises;
 mod schedule;
 pub mod setup;
 pub mod verdict;
@@ -109,10 +112,15 @@ pub async fn run_suite(
         let ctx = checks::Ctx::new(&loaded, t, markers, signer, redactor, opts, &cancel);
         let ctx = Arc::new(ctx);
         schedule::run_checks(&ctx, plans, opts.jobs, &cancel, &mut em).await;
+        if !cancel.is_cancelled() {
+            let (markers, _) = t.markers(suite);
+            let ids = promises::run(suite, t, &markers, opts, &selection, redactor, &mut em);
+            selected.extend(ids.await);
+        }
     }
     let mut interrupted = cancel.is_cancelled();
 
-    // 4. Database: before teardown, which removes the rows the probe reads.
+    // 5. Database: before teardown, which removes the rows the probe reads.
     if let Some(db) = &suite.database {
         if cancel.is_cancelled() {
             interrupted = true;
@@ -124,13 +132,13 @@ pub async fn run_suite(
         }
     }
 
-    // 5. Teardown: last, and always.
+    // 6. Teardown: last, and always.
     let created = match tenants {
         Some(t) => orgs::teardown(t, suite, opts, redactor, &mut em).await,
         None => Vec::new(),
     };
 
-    // 6. Summary. A filter that selected nothing is a mistake of the command line: said,
+    // 7. Summary. A filter that selected nothing is a mistake of the command line: said,
     // and the run is undecided (never an empty pass).
     let unmatched = selection.unmatched(&selected);
     for f in &unmatched {
