@@ -4,10 +4,10 @@
 //! 1. **plan** ([`crate::plan`]): the suite → ordered check plans, selected;
 //! 2. **setup** (`orgs::setup`, `src/run/orgs.rs`): provision (or mint) org A and org B, seed A → a
 //!    `Tenants` value saying what exists on the target;
-//! 3. **checks** (`schedule.rs`, [`checks`], decided by [`verdict`]): every check and
+//! 3. **promises** (`promises.rs`, calling [`crate::promise`]): the suite's `promises:`
+//!    (transport, secrets at rest, audit log, attestation) on the seeded state;
+//! 4. **checks** (`schedule.rs`, [`checks`], decided by [`verdict`]): every check and
 //!    attack variant as B, each with a positive control as A;
-//! 4. **promises** (`promises.rs`, calling [`crate::promise`]): the suite's `promises:`
-//!    (transport, secrets at rest, audit log, attestation), while A's rows exist;
 //! 5. **database** ([`database`]): the catalog audit and the live RLS probe;
 //! 6. **teardown** (`orgs::teardown`): always, also after a failure, an error or an
 //!    interrupt, and after the database probe (which needs both orgs' rows);
@@ -105,18 +105,16 @@ pub async fn run_suite(
         .await
     };
 
-    // 3. Checks, as B.
+    // 3. Promises, then 4. checks, as B.
     if let Some(t) = tenants.as_ref().filter(|t| t.ready) {
         let (markers, dropped) = t.markers(suite);
         notices.extend(dropped);
+        // The promises judge the seeded state, before any attack could change it.
+        let ids = promises::run(suite, t, &markers, opts, &selection, redactor, &mut em);
+        selected.extend(ids.await);
         let ctx = checks::Ctx::new(&loaded, t, markers, signer, redactor, opts, &cancel);
         let ctx = Arc::new(ctx);
         schedule::run_checks(&ctx, plans, opts.jobs, &cancel, &mut em).await;
-        if !cancel.is_cancelled() {
-            let (markers, _) = t.markers(suite);
-            let ids = promises::run(suite, t, &markers, opts, &selection, redactor, &mut em);
-            selected.extend(ids.await);
-        }
     }
     let mut interrupted = cancel.is_cancelled();
 

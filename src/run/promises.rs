@@ -1,5 +1,5 @@
-//! The promise stage (run stage: after setup and the checks, before the database audit
-//! and teardown, which removes the rows these checks read): the suite's `promises:`
+//! The promise stage (run stage: after setup, before the checks — so attacks cannot change
+//! what is judged — and before teardown, which removes the rows read): the `promises:`
 //! section handed to [`crate::promise`]. Transport first (for https targets), then HSTS
 //! on an authenticated answer of A, secrets at rest through the probe connection, the
 //! audit log's catalog rules and runtime rows, and the attestation compared with the

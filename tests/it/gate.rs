@@ -26,6 +26,25 @@ fn the_correct_app_passes_every_check() {
         "identity/claim_integrity:identity",
         "jwt/claim_integrity:token",
         "anonymous-requests-are-refused",
+        "featured-brands-show-no-tenant-s-rows",
+        "pool-reuse",
+        "promise.secrets_at_rest.api_key.plaintext",
+        "promise.secrets_at_rest.api_key.unsalted_digest",
+        "promise.secrets_at_rest.api_key.salted_hash",
+        "promise.audit_log.public.audit_log.no_update",
+        "promise.audit_log.public.audit_log.no_delete",
+        "promise.audit_log.public.audit_log.no_truncate",
+        "promise.audit_log.public.audit_log.no_definer_writes",
+        "promise.audit_log.public.audit_log.rls_forced",
+        "promise.audit_log.create-brand.recorded",
+        "promise.audit_log.create-brand.isolated",
+        "promise.audit_log.record-a-mention.isolated",
+        "promise.audit_log.add-a-subscriber.isolated",
+        "promise.audit_log.create-an-api-key.isolated",
+        "promise.attestation.rls_enabled",
+        "promise.attestation.rls_forced",
+        "promise.attestation.counts",
+        "promise.attestation.row_contents",
     ] {
         assert!(
             passed.iter().any(|p| p == expected),
@@ -53,6 +72,8 @@ fn the_correct_app_passes_every_check() {
         assert!(!all.contains(&s), "secret {s:?} leaked:\n{all}");
     }
     assert!(!all.contains("eyJ"), "a token leaked:\n{all}");
+    // Nor the API key the seed created (the reference API's keys start with `tgk_`).
+    assert!(!all.contains("tgk_"), "an API key leaked:\n{all}");
 }
 
 /// Each planted bug, and the patterns every failing result id must contain (at least
@@ -60,9 +81,16 @@ fn the_correct_app_passes_every_check() {
 const BUGS: &[(&str, &[&str])] = &[
     ("tenant-from-header", &["/tenant_override:header:X-Org-Id"]),
     ("forbidden-not-404", &["brand-is-invisible-to-b"]),
+    // The live attestation then says "forced" of a table whose RLS is off: a forced
+    // claim means enabled and forced, so it over-claims (per table and in its count).
     (
         "mentions-rls-off",
-        &["mentions-list-holds-none-of-a-s-rows", "public.mentions."],
+        &[
+            "mentions-list-holds-none-of-a-s-rows",
+            "public.mentions.",
+            "promise.attestation.rls_forced",
+            "promise.attestation.counts",
+        ],
     ),
     (
         "write-bypasses-rls",
@@ -74,15 +102,42 @@ const BUGS: &[(&str, &[&str])] = &[
         &["/token_forgery:tampered", "/token_forgery:random_key"],
     ),
     ("expired-accepted", &["/token_forgery:expired"]),
-    ("audit-privileged", &["audit-log-holds-none-of-a-s-rows"]),
+    (
+        "audit-privileged",
+        &["audit-log-holds-none-of-a-s-rows", "promise.audit_log."],
+    ),
     ("subscribers-not-forced", &["public.subscribers."]),
     ("fail-open-policy", &["public.brands."]),
     ("app-role-bypassrls", &[".app_role_bypassrls"]),
-    // Caught today through what it plants (a table left without FORCE), not yet
-    // through the attestation it over-claims in.
+    // Caught through what it plants (a table left without FORCE) and through the
+    // attestation that over-claims it.
     (
         "attestation-overclaims",
-        &["public.ghost_presence_configs."],
+        &[
+            "public.ghost_presence_configs.",
+            "promise.attestation.rls_forced",
+            "promise.attestation.counts",
+        ],
+    ),
+    ("pool-session-leak", &["pool-reuse"]),
+    (
+        "api-key-plaintext",
+        &["promise.secrets_at_rest.api_key.plaintext"],
+    ),
+    (
+        "api-key-unsalted",
+        &["promise.secrets_at_rest.api_key.unsalted_digest"],
+    ),
+    (
+        "audit-updatable",
+        &[
+            "promise.audit_log.public.audit_log.no_update",
+            "promise.audit_log.public.audit_log.no_delete",
+        ],
+    ),
+    (
+        "attestation-leaks-rows",
+        &["promise.attestation.row_contents"],
     ),
 ];
 
@@ -103,6 +158,15 @@ fn assert_caught(bug: &str) {
             "{bug}: unexpected failure {f}\nall failures: {failed:?}"
         );
     }
+    // And each pinned result does fail.
+    for p in patterns {
+        assert!(
+            failed.iter().any(|f| f.contains(p)),
+            "{bug}: nothing matching {p} failed\nall failures: {failed:?}"
+        );
+    }
+    // No API key the seed created reaches any output (they start with `tgk_`).
+    assert!(!r.all_output().contains("tgk_"), "{bug}: an API key leaked");
     assert!(
         r.ids("error").is_empty(),
         "{bug}: errors {:?}\n{}",
@@ -153,22 +217,18 @@ bug_tests! {
     catches_fail_open_policy => "fail-open-policy",
     catches_app_role_bypassrls => "app-role-bypassrls",
     catches_attestation_overclaims => "attestation-overclaims",
+    catches_pool_session_leak => "pool-session-leak",
+    catches_api_key_plaintext => "api-key-plaintext",
+    catches_api_key_unsalted => "api-key-unsalted",
+    catches_audit_updatable => "audit-updatable",
+    catches_attestation_leaks_rows => "attestation-leaks-rows",
 }
 
 /// Bugs the reference API plants for checks tenantgate does not have yet (issue 8's
 /// pool-reuse attack and truthful teardown; issue 13's transport, secrets-at-rest, audit
 /// log and attestation checks). When a check lands, move its bug into `BUGS` and
 /// `bug_tests!`.
-const AWAITING: &[&str] = &[
-    "pool-session-leak",
-    "cannot-delete",
-    "tls12-accepted",
-    "no-hsts",
-    "api-key-plaintext",
-    "api-key-unsalted",
-    "audit-updatable",
-    "attestation-leaks-rows",
-];
+const AWAITING: &[&str] = &["cannot-delete", "tls12-accepted", "no-hsts"];
 
 #[test]
 fn every_planted_bug_has_an_expectation() {
