@@ -225,16 +225,19 @@ bug_tests! {
 }
 
 /// Bugs the reference API plants for checks tenantgate does not have yet (issue 8's
-/// pool-reuse attack and truthful teardown; issue 13's transport, secrets-at-rest, audit
-/// log and attestation checks). When a check lands, move its bug into `BUGS` and
-/// `bug_tests!`.
-const AWAITING: &[&str] = &["cannot-delete", "tls12-accepted", "no-hsts"];
+/// truthful teardown). When a check lands, move its bug into `BUGS` and `bug_tests!`.
+const AWAITING: &[&str] = &["cannot-delete"];
+
+/// Bugs of the HTTPS serving mode, pinned by [`the_transport_promise_over_https`].
+const OVER_TLS: &[&str] = &["tls12-accepted", "no-hsts"];
 
 #[test]
 fn every_planted_bug_has_an_expectation() {
     for b in tenantgate_reference_api::bugs::Bug::ALL {
         assert!(
-            BUGS.iter().any(|(n, _)| *n == b.name()) || AWAITING.contains(&b.name()),
+            BUGS.iter().any(|(n, _)| *n == b.name())
+                || OVER_TLS.contains(&b.name())
+                || AWAITING.contains(&b.name()),
             "bug {} has no test",
             b.name()
         );
@@ -416,5 +419,104 @@ fn minted_tokens_drive_the_same_checks_and_the_expired_forgery() {
             !r.all_output().contains(&t.l().jwt_secret),
             "the signing key leaked"
         );
+    }
+}
+
+/// The pooled-connection leak is a race a single run could miss: the pool-reuse attack
+/// must catch it in every one of 20 consecutive runs, and the correct app must pass
+/// every one (only that attack selected, to keep the runtime reasonable).
+#[test]
+fn the_pool_leak_is_caught_in_every_one_of_20_runs_and_the_clean_app_always_passes() {
+    for (bug, want) in [("", 0), ("pool-session-leak", 1)] {
+        let t = Target::start(bug);
+        for round in 1..=20 {
+            let r = t.run(&bundled_suite(), &["--filter", "pool-reuse"]);
+            assert_eq!(r.code, want, "{bug:?} run {round}: {}", r.explain());
+            let verdict = if want == 0 { "pass" } else { "fail" };
+            assert_eq!(
+                r.ids(verdict),
+                vec!["pool-reuse".to_string()],
+                "{bug:?} run {round}: {}",
+                r.explain()
+            );
+            assert!(r.ids("error").is_empty(), "{bug:?} run {round}");
+        }
+    }
+}
+
+/// The reference API served over HTTPS with the test CA's certificate.
+fn start_tls(bugs: &str) -> Target {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let name = crate::support::unique("tgtls");
+    let bugs = tenantgate_reference_api::bugs::Bugs::parse(bugs).expect("known bugs");
+    let admin = crate::common::cluster().admin_url().to_string();
+    let fixture = |f: &str| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tls").join(f);
+    let tls = tenantgate_reference_api::TlsFiles {
+        cert: fixture("server.pem"),
+        key: fixture("server.key"),
+    };
+    let launched = rt
+        .block_on(tenantgate_reference_api::launch_with(
+            &admin,
+            &name,
+            &name,
+            bugs,
+            Some(tls),
+        ))
+        .expect("launch the reference API over TLS");
+    Target {
+        rt,
+        launched: Some(launched),
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+fn tls_suite() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("suites/reference-api-tls.yaml")
+}
+
+fn tls_ca() -> String {
+    format!("{}/fixtures/tls/ca.pem", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Served over HTTPS, the correct app keeps its transport promise (TLS 1.3 only, a
+/// valid certificate from the suite's CA, HSTS for a year); each transport bug fails
+/// exactly its claim, and nothing else fails or errors.
+#[test]
+fn the_transport_promise_over_https() {
+    for (bug, failing) in [
+        ("", None),
+        ("tls12-accepted", Some("promise.transport.min_tls")),
+        ("no-hsts", Some("promise.transport.hsts")),
+    ] {
+        let t = start_tls(bug);
+        assert!(t.l().base_url.starts_with("https://"));
+        let r = t.run_with_env(&tls_suite(), &[], &[("TLS_CA", &tls_ca())]);
+        assert!(r.ids("error").is_empty(), "{bug:?}: {}", r.explain());
+        let passed = r.ids("pass");
+        for id in [
+            "promise.transport.min_tls",
+            "promise.transport.cipher_suites",
+            "promise.transport.certificate",
+            "promise.transport.hsts",
+            "brand-is-invisible-to-b",
+        ] {
+            if Some(id) != failing {
+                assert!(passed.iter().any(|p| p == id), "{bug:?}: {id} did not pass\n{}", r.explain());
+            }
+        }
+        match failing {
+            None => assert_eq!(r.code, 0, "{}", r.explain()),
+            Some(id) => {
+                assert_eq!(r.code, 1, "{bug:?}: {}", r.explain());
+                assert_eq!(r.ids("fail"), vec![id.to_string()], "{bug:?}: {}", r.explain());
+            }
+        }
+        let all = r.all_output();
+        assert!(!all.contains("eyJ"), "a token leaked:\n{all}");
     }
 }
