@@ -13,8 +13,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use super::context::Preparer;
 use super::emit::Emitter;
 use super::http::{Prepared, Resp};
-use super::orgs::Tenants;
 use super::options::Options;
+use super::orgs::Tenants;
 use crate::outcome::{CheckResult, Layer, Verdict};
 use crate::plan::Selection;
 use crate::promise::{at_rest, attestation, audit_log, redact_all, transport};
@@ -157,7 +157,13 @@ async fn transport_stage(st: &mut Stage<'_, '_, '_>, p: &Promises, opts: &Option
                 auth: &st.t.auth,
                 redactor: st.redactor,
             };
-            match prep.prepare(&identity.request, Identity::A, Some(Identity::A), None, None) {
+            match prep.prepare(
+                &identity.request,
+                Identity::A,
+                Some(Identity::A),
+                None,
+                None,
+            ) {
                 Ok(p) => st.send(&p).await,
                 Err(e) => Err(e.to_string()),
             }
@@ -313,7 +319,9 @@ fn seeded_writes(suite: &Suite, t: &Tenants) -> Vec<audit_log::SeededWrite> {
                 .capture
                 .0
                 .iter()
-                .filter(|(k, _)| !is_secret_name(&k.name) && !credentials.contains(&k.name.as_str()))
+                .filter(|(k, _)| {
+                    !is_secret_name(&k.name) && !credentials.contains(&k.name.as_str())
+                })
                 .filter_map(|(k, _)| t.values.a.captures.get(&k.name).cloned())
                 .collect(),
         })
@@ -324,17 +332,21 @@ fn seeded_writes(suite: &Suite, t: &Tenants) -> Vec<audit_log::SeededWrite> {
 /// now, and searched for the other org's markers.
 async fn attestation_stage(st: &mut Stage<'_, '_, '_>, at: &Attestation, markers: &[String]) {
     let viewer = at.as_.unwrap_or(Identity::B);
-    let answer = match st.get_as(viewer, &at.url.value).await.and_then(|r| {
-        r.json()
-            .ok_or_else(|| "the answer is not JSON".to_string())
-    }) {
+    let answer = match st
+        .get_as(viewer, &at.url.value)
+        .await
+        .and_then(|r| r.json().ok_or_else(|| "the answer is not JSON".to_string()))
+    {
         Ok(v) => v,
         Err(e) => {
             return st.error(
                 "attestation",
                 "fetch",
                 Layer::Http,
-                format!("fetching the attestation as {} failed: {e}", viewer.as_str()),
+                format!(
+                    "fetching the attestation as {} failed: {e}",
+                    viewer.as_str()
+                ),
             );
         }
     };

@@ -454,7 +454,11 @@ fn start_tls(bugs: &str) -> Target {
     let name = crate::support::unique("tgtls");
     let bugs = tenantgate_reference_api::bugs::Bugs::parse(bugs).expect("known bugs");
     let admin = crate::common::cluster().admin_url().to_string();
-    let fixture = |f: &str| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tls").join(f);
+    let fixture = |f: &str| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/tls")
+            .join(f)
+    };
     let tls = tenantgate_reference_api::TlsFiles {
         cert: fixture("server.pem"),
         key: fixture("server.key"),
@@ -506,14 +510,23 @@ fn the_transport_promise_over_https() {
             "brand-is-invisible-to-b",
         ] {
             if Some(id) != failing {
-                assert!(passed.iter().any(|p| p == id), "{bug:?}: {id} did not pass\n{}", r.explain());
+                assert!(
+                    passed.iter().any(|p| p == id),
+                    "{bug:?}: {id} did not pass\n{}",
+                    r.explain()
+                );
             }
         }
         match failing {
             None => assert_eq!(r.code, 0, "{}", r.explain()),
             Some(id) => {
                 assert_eq!(r.code, 1, "{bug:?}: {}", r.explain());
-                assert_eq!(r.ids("fail"), vec![id.to_string()], "{bug:?}: {}", r.explain());
+                assert_eq!(
+                    r.ids("fail"),
+                    vec![id.to_string()],
+                    "{bug:?}: {}",
+                    r.explain()
+                );
             }
         }
         let all = r.all_output();
