@@ -122,7 +122,7 @@ pub(crate) async fn run(
     transport_stage(&mut st, p, opts).await;
     secrets_stage(&mut st, p).await;
     if let Some(al) = &p.audit_log {
-        audit_stage(&mut st, al).await;
+        audit_stage(&mut st, al, markers).await;
     }
     if let Some(at) = &p.attestation {
         attestation_stage(&mut st, at, markers).await;
@@ -263,7 +263,7 @@ async fn secrets_stage(st: &mut Stage<'_, '_, '_>, p: &Promises) {
 
 /// `promises.audit_log`: the catalog rules (with `database.url` and `app_role`) and
 /// the runtime rule (with `endpoint`).
-async fn audit_stage(st: &mut Stage<'_, '_, '_>, al: &AuditLog) {
+async fn audit_stage(st: &mut Stage<'_, '_, '_>, al: &AuditLog, markers: &[String]) {
     let db = st.suite.database.as_ref();
     if let (Some(d), Some(role)) = (db, db.and_then(|d| d.app_role.as_ref())) {
         let results = audit_log::check_catalog_url(
@@ -296,13 +296,29 @@ async fn audit_stage(st: &mut Stage<'_, '_, '_>, al: &AuditLog) {
             }
         }
     }
-    let writes = seeded_writes(st.suite, st.t);
-    st.emit(audit_log::judge_runtime(&writes, &rows[0], &rows[1]));
+    // `recorded` may look for any id A's step captured; `isolated` only for those that
+    // are A's markers (a value inside one of B's own, e.g. `reader-…` in `b-reader-…`,
+    // is dropped as a marker and would prove nothing when B's rows hold it).
+    let writes = seeded_writes(st.suite, st.t, None);
+    let distinctive = seeded_writes(st.suite, st.t, Some(markers));
+    let recorded = audit_log::judge_runtime(&writes, &rows[0], &rows[1]);
+    let isolated = audit_log::judge_runtime(&distinctive, &rows[0], &rows[1]);
+    st.emit(
+        recorded
+            .into_iter()
+            .filter(|r| r.id.ends_with(".recorded"))
+            .chain(isolated.into_iter().filter(|r| r.id.ends_with(".isolated")))
+            .collect(),
+    );
 }
 
 /// A's seed steps and the ids they captured (never a secret-named capture, never a
-/// credential searched for at rest).
-fn seeded_writes(suite: &Suite, t: &Tenants) -> Vec<audit_log::SeededWrite> {
+/// credential searched for at rest; only A's markers when `markers` is given).
+fn seeded_writes(
+    suite: &Suite,
+    t: &Tenants,
+    markers: Option<&[String]>,
+) -> Vec<audit_log::SeededWrite> {
     let credentials: Vec<&str> = suite
         .promises
         .iter()
@@ -323,6 +339,7 @@ fn seeded_writes(suite: &Suite, t: &Tenants) -> Vec<audit_log::SeededWrite> {
                     !is_secret_name(&k.name) && !credentials.contains(&k.name.as_str())
                 })
                 .filter_map(|(k, _)| t.values.a.captures.get(&k.name).cloned())
+                .filter(|v| markers.is_none_or(|m| m.contains(v)))
                 .collect(),
         })
         .collect()
