@@ -9,7 +9,12 @@
 //! cargo run --example demo -- --suite suites/quickstart.yaml --bug forbidden-not-404
 //! cargo run --example demo -- --bug alg-none -- --junit report.xml --json report.json
 //! cargo run --example demo -- --reports reports   # JUnit, JSON, SARIF, HTML, attestation
+//! cargo run --example demo -- --tls                 # HTTPS with the test CA: the transport suite
+//! cargo run --example demo -- --tls --bug tls12-accepted
 //! ```
+//! With `--tls` the API is served over HTTPS with the test-only certificate of
+//! `fixtures/tls` and the default suite is `suites/reference-api-tls.yaml` (TLS versions,
+//! cipher suites, the certificate, HSTS), trusting `fixtures/tls/ca.pem`.
 //! Arguments after `--` go to `tenantgate run`.
 
 use std::ffi::OsString;
@@ -21,13 +26,14 @@ use tenantgate_reference_api::bugs::{Bug, Bugs};
 use tenantgate_reference_api::pg::TempPostgres;
 
 fn usage() -> &'static str {
-    "usage: cargo run --example demo -- [--bug NAME]... [--suite PATH] [--reports DIR] [--list-bugs] [-- TENANTGATE-RUN-ARGS...]"
+    "usage: cargo run --example demo -- [--bug NAME]... [--tls] [--suite PATH] [--reports DIR] [--list-bugs] [-- TENANTGATE-RUN-ARGS...]"
 }
 
 fn main() -> ExitCode {
     let mut bug_names: Vec<String> = Vec::new();
     let mut passthrough: Vec<OsString> = Vec::new();
     let mut suite: Option<OsString> = None;
+    let mut tls = false;
     let mut args = std::env::args_os().skip(1);
     while let Some(a) = args.next() {
         match a.to_str() {
@@ -53,6 +59,8 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             },
+            // HTTPS with the test CA's certificate, and the transport suite by default.
+            Some("--tls") => tls = true,
             Some("--list-bugs") => {
                 println!("planted bugs of the reference API (switch on with --bug NAME):");
                 for b in Bug::ALL {
@@ -95,14 +103,23 @@ fn main() -> ExitCode {
         }
     };
     let suite = suite.unwrap_or_else(|| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/suites/reference-api.yaml").into()
+        if tls {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/suites/reference-api-tls.yaml").into()
+        } else {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/suites/reference-api.yaml").into()
+        }
     });
-    ExitCode::from(rt.block_on(demo(bugs, bug_names, suite, passthrough)))
+    let tls = tls.then(|| tenantgate_reference_api::TlsFiles {
+        cert: concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tls/server.pem").into(),
+        key: concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tls/server.key").into(),
+    });
+    ExitCode::from(rt.block_on(demo(bugs, bug_names, tls, suite, passthrough)))
 }
 
 async fn demo(
     bugs: Bugs,
     bug_names: Vec<String>,
+    tls: Option<tenantgate_reference_api::TlsFiles>,
     suite: OsString,
     passthrough: Vec<OsString>,
 ) -> u8 {
@@ -132,8 +149,11 @@ async fn demo(
         }
     };
     let code = {
+        let superuser = pg.superuser_url("postgres");
         let launched = tokio::select! {
-            r = tenantgate_reference_api::launch(&pg, "tenantgate_demo", "tg", bugs) => r,
+            r = tenantgate_reference_api::launch_with(
+                &superuser, "tenantgate_demo", "tg", bugs, tls,
+            ) => r,
             _ = cancelled(&cancel) => { eprintln!("demo: interrupted"); stop(pg).await; return 2; }
         };
         let l = match launched {
@@ -159,6 +179,10 @@ async fn demo(
             ("APP_DATABASE_URL".into(), l.app_url.clone()),
             ("APP_ROLE".into(), l.app_role.clone()),
             ("JWT_SECRET".into(), l.jwt_secret.clone()),
+            (
+                "TLS_CA".into(),
+                concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tls/ca.pem").into(),
+            ),
         ];
         let lookup: tenantgate::cli::EnvLookup = Arc::new(move |n: &str| {
             env.iter()

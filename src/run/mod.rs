@@ -4,12 +4,14 @@
 //! 1. **plan** ([`crate::plan`]): the suite → ordered check plans, selected;
 //! 2. **setup** (`orgs::setup`, `src/run/orgs.rs`): provision (or mint) org A and org B, seed A → a
 //!    `Tenants` value saying what exists on the target;
-//! 3. **checks** (`schedule.rs`, [`checks`], decided by [`verdict`]): every check and
+//! 3. **promises** (`promises.rs`, calling [`crate::promise`]): the suite's `promises:`
+//!    (transport, secrets at rest, audit log, attestation) on the seeded state;
+//! 4. **checks** (`schedule.rs`, [`checks`], decided by [`verdict`]): every check and
 //!    attack variant as B, each with a positive control as A;
-//! 4. **database** ([`database`]): the catalog audit and the live RLS probe;
-//! 5. **teardown** (`orgs::teardown`): always, also after a failure, an error or an
+//! 5. **database** ([`database`]): the catalog audit and the live RLS probe;
+//! 6. **teardown** (`orgs::teardown`): always, also after a failure, an error or an
 //!    interrupt, and after the database probe (which needs both orgs' rows);
-//! 6. **summary** (`emit.rs`): the counts and the exit status, decided once.
+//! 7. **summary** (`emit.rs`): the counts and the exit status, decided once.
 //!
 //! The `audit` command is the same pipeline with only the database stage
 //! ([`audit_database`]).
@@ -25,6 +27,7 @@ pub mod http;
 pub mod jwt;
 pub mod options;
 mod orgs;
+mod promises;
 mod schedule;
 mod scope;
 mod session;
@@ -115,17 +118,20 @@ pub async fn run_suite(
         .await
     };
 
-    // 3. Checks, as B.
+    // 3. Promises, then 4. checks, as B.
     if let Some(t) = tenants.as_ref().filter(|t| t.ready) {
         let (markers, dropped) = t.markers(suite);
         notices.extend(dropped);
+        // The promises judge the seeded state, before any attack could change it.
+        let ids = promises::run(suite, t, &markers, opts, &selection, redactor, &mut em);
+        selected.extend(ids.await);
         let ctx = checks::Ctx::new(&loaded, t, markers, signer, redactor, opts, &cancel);
         let ctx = Arc::new(ctx);
         schedule::run_checks(&ctx, plans, opts.jobs, &cancel, &mut em).await;
     }
     let mut interrupted = cancel.is_cancelled();
 
-    // 4. Database: before teardown, which removes the rows the probe reads.
+    // 5. Database: before teardown, which removes the rows the probe reads.
     if let Some(db) = suite.database.as_ref().filter(|_| opts.audits_database()) {
         if cancel.is_cancelled() {
             interrupted = true;
@@ -137,13 +143,13 @@ pub async fn run_suite(
         }
     }
 
-    // 5. Teardown: last, and always.
+    // 6. Teardown: last, and always.
     let created = match tenants {
         Some(t) => orgs::teardown(t, suite, opts, redactor, &mut em).await,
         None => Vec::new(),
     };
 
-    // 6. Summary. A filter that selected nothing is a mistake of the command line: said,
+    // 7. Summary. A filter that selected nothing is a mistake of the command line: said,
     // and the run is undecided (never an empty pass).
     let unmatched = selection.unmatched(&selected);
     for f in &unmatched {

@@ -433,6 +433,7 @@ fn the_target_dying_mid_run_is_an_error_and_teardown_is_attempted() {
                 "audit-log",
                 "b-cannot",
                 "anonymous-requests",
+                "featured-brands",
                 "identity",
                 "setup/teardown-",
             ],

@@ -26,6 +26,25 @@ fn the_correct_app_passes_every_check() {
         "identity/claim_integrity:identity",
         "jwt/claim_integrity:token",
         "anonymous-requests-are-refused",
+        "featured-brands-show-no-tenant-s-rows",
+        "pool-reuse",
+        "promise.secrets_at_rest.api_key.plaintext",
+        "promise.secrets_at_rest.api_key.unsalted_digest",
+        "promise.secrets_at_rest.api_key.salted_hash",
+        "promise.audit_log.public.audit_log.no_update",
+        "promise.audit_log.public.audit_log.no_delete",
+        "promise.audit_log.public.audit_log.no_truncate",
+        "promise.audit_log.public.audit_log.no_definer_writes",
+        "promise.audit_log.public.audit_log.rls_forced",
+        "promise.audit_log.create-brand.recorded",
+        "promise.audit_log.create-brand.isolated",
+        "promise.audit_log.record-a-mention.isolated",
+        "promise.audit_log.add-a-subscriber.isolated",
+        "promise.audit_log.create-an-api-key.isolated",
+        "promise.attestation.rls_enabled",
+        "promise.attestation.rls_forced",
+        "promise.attestation.counts",
+        "promise.attestation.row_contents",
     ] {
         assert!(
             passed.iter().any(|p| p == expected),
@@ -53,6 +72,8 @@ fn the_correct_app_passes_every_check() {
         assert!(!all.contains(&s), "secret {s:?} leaked:\n{all}");
     }
     assert!(!all.contains("eyJ"), "a token leaked:\n{all}");
+    // Nor the API key the seed created (the reference API's keys start with `tgk_`).
+    assert!(!all.contains("tgk_"), "an API key leaked:\n{all}");
 }
 
 /// Each planted bug, and the patterns every failing result id must contain (at least
@@ -60,9 +81,16 @@ fn the_correct_app_passes_every_check() {
 const BUGS: &[(&str, &[&str])] = &[
     ("tenant-from-header", &["/tenant_override:header:X-Org-Id"]),
     ("forbidden-not-404", &["brand-is-invisible-to-b"]),
+    // The live attestation then says "forced" of a table whose RLS is off: a forced
+    // claim means enabled and forced, so it over-claims (per table and in its count).
     (
         "mentions-rls-off",
-        &["mentions-list-holds-none-of-a-s-rows", "public.mentions."],
+        &[
+            "mentions-list-holds-none-of-a-s-rows",
+            "public.mentions.",
+            "promise.attestation.rls_forced",
+            "promise.attestation.counts",
+        ],
     ),
     (
         "write-bypasses-rls",
@@ -74,15 +102,42 @@ const BUGS: &[(&str, &[&str])] = &[
         &["/token_forgery:tampered", "/token_forgery:random_key"],
     ),
     ("expired-accepted", &["/token_forgery:expired"]),
-    ("audit-privileged", &["audit-log-holds-none-of-a-s-rows"]),
+    (
+        "audit-privileged",
+        &["audit-log-holds-none-of-a-s-rows", "promise.audit_log."],
+    ),
     ("subscribers-not-forced", &["public.subscribers."]),
     ("fail-open-policy", &["public.brands."]),
     ("app-role-bypassrls", &[".app_role_bypassrls"]),
-    // Caught today through what it plants (a table left without FORCE), not yet
-    // through the attestation it over-claims in.
+    // Caught through what it plants (a table left without FORCE) and through the
+    // attestation that over-claims it.
     (
         "attestation-overclaims",
-        &["public.ghost_presence_configs."],
+        &[
+            "public.ghost_presence_configs.",
+            "promise.attestation.rls_forced",
+            "promise.attestation.counts",
+        ],
+    ),
+    ("pool-session-leak", &["pool-reuse"]),
+    (
+        "api-key-plaintext",
+        &["promise.secrets_at_rest.api_key.plaintext"],
+    ),
+    (
+        "api-key-unsalted",
+        &["promise.secrets_at_rest.api_key.unsalted_digest"],
+    ),
+    (
+        "audit-updatable",
+        &[
+            "promise.audit_log.public.audit_log.no_update",
+            "promise.audit_log.public.audit_log.no_delete",
+        ],
+    ),
+    (
+        "attestation-leaks-rows",
+        &["promise.attestation.row_contents"],
     ),
 ];
 
@@ -103,6 +158,15 @@ fn assert_caught(bug: &str) {
             "{bug}: unexpected failure {f}\nall failures: {failed:?}"
         );
     }
+    // And each pinned result does fail.
+    for p in patterns {
+        assert!(
+            failed.iter().any(|f| f.contains(p)),
+            "{bug}: nothing matching {p} failed\nall failures: {failed:?}"
+        );
+    }
+    // No API key the seed created reaches any output (they start with `tgk_`).
+    assert!(!r.all_output().contains("tgk_"), "{bug}: an API key leaked");
     assert!(
         r.ids("error").is_empty(),
         "{bug}: errors {:?}\n{}",
@@ -153,28 +217,27 @@ bug_tests! {
     catches_fail_open_policy => "fail-open-policy",
     catches_app_role_bypassrls => "app-role-bypassrls",
     catches_attestation_overclaims => "attestation-overclaims",
+    catches_pool_session_leak => "pool-session-leak",
+    catches_api_key_plaintext => "api-key-plaintext",
+    catches_api_key_unsalted => "api-key-unsalted",
+    catches_audit_updatable => "audit-updatable",
+    catches_attestation_leaks_rows => "attestation-leaks-rows",
 }
 
 /// Bugs the reference API plants for checks tenantgate does not have yet (issue 8's
-/// pool-reuse attack and truthful teardown; issue 13's transport, secrets-at-rest, audit
-/// log and attestation checks). When a check lands, move its bug into `BUGS` and
-/// `bug_tests!`.
-const AWAITING: &[&str] = &[
-    "pool-session-leak",
-    "cannot-delete",
-    "tls12-accepted",
-    "no-hsts",
-    "api-key-plaintext",
-    "api-key-unsalted",
-    "audit-updatable",
-    "attestation-leaks-rows",
-];
+/// truthful teardown). When a check lands, move its bug into `BUGS` and `bug_tests!`.
+const AWAITING: &[&str] = &["cannot-delete"];
+
+/// Bugs of the HTTPS serving mode, pinned by [`the_transport_promise_over_https`].
+const OVER_TLS: &[&str] = &["tls12-accepted", "no-hsts"];
 
 #[test]
 fn every_planted_bug_has_an_expectation() {
     for b in tenantgate_reference_api::bugs::Bug::ALL {
         assert!(
-            BUGS.iter().any(|(n, _)| *n == b.name()) || AWAITING.contains(&b.name()),
+            BUGS.iter().any(|(n, _)| *n == b.name())
+                || OVER_TLS.contains(&b.name())
+                || AWAITING.contains(&b.name()),
             "bug {} has no test",
             b.name()
         );
@@ -356,5 +419,117 @@ fn minted_tokens_drive_the_same_checks_and_the_expired_forgery() {
             !r.all_output().contains(&t.l().jwt_secret),
             "the signing key leaked"
         );
+    }
+}
+
+/// The pooled-connection leak is a race a single run could miss: the pool-reuse attack
+/// must catch it in every one of 20 consecutive runs, and the correct app must pass
+/// every one (only that attack selected, to keep the runtime reasonable).
+#[test]
+fn the_pool_leak_is_caught_in_every_one_of_20_runs_and_the_clean_app_always_passes() {
+    for (bug, want) in [("", 0), ("pool-session-leak", 1)] {
+        let t = Target::start(bug);
+        for round in 1..=20 {
+            let r = t.run(&bundled_suite(), &["--filter", "pool-reuse"]);
+            assert_eq!(r.code, want, "{bug:?} run {round}: {}", r.explain());
+            let verdict = if want == 0 { "pass" } else { "fail" };
+            assert_eq!(
+                r.ids(verdict),
+                vec!["pool-reuse".to_string()],
+                "{bug:?} run {round}: {}",
+                r.explain()
+            );
+            assert!(r.ids("error").is_empty(), "{bug:?} run {round}");
+        }
+    }
+}
+
+/// The reference API served over HTTPS with the test CA's certificate.
+fn start_tls(bugs: &str) -> Target {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let name = crate::support::unique("tgtls");
+    let bugs = tenantgate_reference_api::bugs::Bugs::parse(bugs).expect("known bugs");
+    let admin = crate::common::cluster().admin_url().to_string();
+    let fixture = |f: &str| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/tls")
+            .join(f)
+    };
+    let tls = tenantgate_reference_api::TlsFiles {
+        cert: fixture("server.pem"),
+        key: fixture("server.key"),
+    };
+    let launched = rt
+        .block_on(tenantgate_reference_api::launch_with(
+            &admin,
+            &name,
+            &name,
+            bugs,
+            Some(tls),
+        ))
+        .expect("launch the reference API over TLS");
+    Target {
+        rt,
+        launched: Some(launched),
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+fn tls_suite() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("suites/reference-api-tls.yaml")
+}
+
+fn tls_ca() -> String {
+    format!("{}/fixtures/tls/ca.pem", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Served over HTTPS, the correct app keeps its transport promise (TLS 1.3 only, a
+/// valid certificate from the suite's CA, HSTS for a year); each transport bug fails
+/// exactly its claim, and nothing else fails or errors.
+#[test]
+fn the_transport_promise_over_https() {
+    for (bug, failing) in [
+        ("", None),
+        ("tls12-accepted", Some("promise.transport.min_tls")),
+        ("no-hsts", Some("promise.transport.hsts")),
+    ] {
+        let t = start_tls(bug);
+        assert!(t.l().base_url.starts_with("https://"));
+        let r = t.run_with_env(&tls_suite(), &[], &[("TLS_CA", &tls_ca())]);
+        assert!(r.ids("error").is_empty(), "{bug:?}: {}", r.explain());
+        let passed = r.ids("pass");
+        for id in [
+            "promise.transport.min_tls",
+            "promise.transport.cipher_suites",
+            "promise.transport.certificate",
+            "promise.transport.hsts",
+            "brand-is-invisible-to-b",
+        ] {
+            if Some(id) != failing {
+                assert!(
+                    passed.iter().any(|p| p == id),
+                    "{bug:?}: {id} did not pass\n{}",
+                    r.explain()
+                );
+            }
+        }
+        match failing {
+            None => assert_eq!(r.code, 0, "{}", r.explain()),
+            Some(id) => {
+                assert_eq!(r.code, 1, "{bug:?}: {}", r.explain());
+                assert_eq!(
+                    r.ids("fail"),
+                    vec![id.to_string()],
+                    "{bug:?}: {}",
+                    r.explain()
+                );
+            }
+        }
+        let all = r.all_output();
+        assert!(!all.contains("eyJ"), "a token leaked:\n{all}");
     }
 }
