@@ -318,6 +318,7 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
     }
     let ids: Vec<String> = twins.ids();
     let mut base_status: Option<u16> = None;
+    let mut base_decision: Option<Decision> = None;
     let mut out = Vec::new();
     for v in &plan.variants {
         let vstart = Instant::now();
@@ -326,8 +327,15 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
             out.push(ctx.result(plan, v, d, vstart, 0));
             continue;
         }
-        let d = match v {
-            Variant::Base | Variant::Override(..) => {
+        let undecided = match v {
+            Variant::Override(..) => {
+                verdict::against_base(base_decision.as_ref(), &plan.variant_name(v))
+            }
+            _ => None,
+        };
+        let d = match (v, undecided) {
+            (_, Some(d)) => d,
+            (Variant::Base | Variant::Override(..), None) => {
                 let pair = variant_pair(ctx, v, &base, &twin);
                 match pair {
                     Err(d) => d,
@@ -350,10 +358,15 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                     }
                 }
             }
-            Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await,
+            (Variant::Forgery(f), None) => {
+                forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await
+            }
         };
-        if let (Variant::Base, Verdict::Pass | Verdict::Fail) = (v, d.verdict) {
-            base_status.get_or_insert(plan.not_found);
+        if let Variant::Base = v {
+            if let Verdict::Pass | Verdict::Fail = d.verdict {
+                base_status.get_or_insert(plan.not_found);
+            }
+            base_decision = Some(d.clone());
         }
         out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
     }
@@ -439,6 +452,7 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
     };
     let mut out = Vec::new();
     let mut base_status: Option<u16> = None;
+    let mut base_decision: Option<Decision> = None;
     for v in &plan.variants {
         let vstart = Instant::now();
         let s = Sender::new(ctx);
@@ -456,9 +470,17 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                 None => Err(Decision::skip(
                     "A's org id is unknown: capture `org_id` when provisioning",
                 )),
-                Some(org) => apply_override(&base, *ch, name, org).ok_or_else(|| {
-                    Decision::skip("the request has no JSON object body to add the field to")
-                }),
+                Some(org) => verdict::against_base(base_decision.as_ref(), &plan.variant_name(v))
+                    .map_or_else(
+                        || {
+                            apply_override(&base, *ch, name, org).ok_or_else(|| {
+                                Decision::skip(
+                                    "the request has no JSON object body to add the field to",
+                                )
+                            })
+                        },
+                        Err,
+                    ),
             },
             _ => Ok(base.clone()),
         };
@@ -484,6 +506,9 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                 Err(d) => d,
             },
         };
+        if let Variant::Base = v {
+            base_decision = Some(d.clone());
+        }
         out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
     }
     out
