@@ -204,9 +204,13 @@ pub struct Created {
     pub what: String,
     /// Its captured identifiers (redacted).
     pub ids: Vec<String>,
-    /// `true` when a teardown step covering it succeeded; `false` when teardown failed
-    /// or the suite has none.
+    /// `true` only when a teardown step that used one of its captures (or its org's
+    /// `org_id`) succeeded; `false` when no step addressed it, the step failed, or the
+    /// suite has no teardown.
     pub removed: bool,
+    /// Left behind on purpose: the suite's reason from `teardown.keeps` (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept: Option<String>,
 }
 
 /// What is known about a run before the first result: the header of every report.

@@ -201,6 +201,7 @@ mod tests {
             what: "brand".into(),
             ids: vec!["42".into()],
             removed: false,
+            kept: None,
         }];
         let info = info();
         let text = JsonReport::new(&info, &results, &summary)

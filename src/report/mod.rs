@@ -224,6 +224,7 @@ fn redacted(
             what: s(&c.what),
             ids: c.ids.iter().map(s).collect(),
             removed: c.removed,
+            kept: c.kept.as_ref().map(s),
         })
         .collect();
     (info, results, summary)

@@ -363,10 +363,11 @@ fn footer(info: &RunInfo, summary: &RunSummary, opts: &TerminalOptions) -> Strin
         ));
         for c in left {
             out.push_str(&format!(
-                "    org {}: {} {}\n",
+                "    org {}: {} {}{}\n",
                 clean_line(&c.org, NAME_WIDTH),
                 clean_line(&c.what, NAME_WIDTH),
-                clean_line(&c.ids.join(", "), usize::MAX)
+                clean_line(&c.ids.join(", "), usize::MAX),
+                kept_note(c)
             ));
         }
     } else if !summary.created.is_empty() {
@@ -378,6 +379,14 @@ fn footer(info: &RunInfo, summary: &RunSummary, opts: &TerminalOptions) -> Strin
     out.push_str(&verdict_line(summary, opts));
     out.push('\n');
     out
+}
+
+/// ` (kept: REASON)` for what the suite declares the API cannot delete.
+fn kept_note(c: &crate::outcome::Created) -> String {
+    c.kept
+        .as_ref()
+        .map(|r| format!(" (kept: {})", clean_line(r, usize::MAX)))
+        .unwrap_or_default()
 }
 
 /// The last line: the exit code and what it means, in words.
@@ -604,12 +613,14 @@ ISOLATION BROKEN (exit 1): 1 check failed
                 what: "org".into(),
                 ids: vec!["org-a".into()],
                 removed: true,
+                kept: None,
             },
             Created {
                 org: "a".into(),
                 what: "brand".into(),
                 ids: vec!["42".into()],
                 removed: false,
+                kept: None,
             },
         ];
         let got = render_table(&results, &info(), &summary, &PLAIN);

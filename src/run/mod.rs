@@ -126,7 +126,11 @@ pub async fn run_suite(
 
     // 5. Teardown: last, and always.
     let created = match tenants {
-        Some(t) => orgs::teardown(t, suite, opts, redactor, &mut em).await,
+        Some(t) => {
+            let (created, left) = orgs::teardown(t, suite, opts, redactor, &mut em).await;
+            notices.extend(left);
+            created
+        }
         None => Vec::new(),
     };
 

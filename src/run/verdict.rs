@@ -1447,10 +1447,25 @@ mod tests {
         for (case, base, want) in [
             ("base passed", Some(Decision::pass("404 as expected")), None),
             ("base failed", Some(Decision::fail("B read A's row")), None),
-            ("base warned", Some(Decision { verdict: Verdict::Warn, ..Decision::pass("w") }), None),
+            (
+                "base warned",
+                Some(Decision {
+                    verdict: Verdict::Warn,
+                    ..Decision::pass("w")
+                }),
+                None,
+            ),
             ("base not in plan", None, None),
-            ("base errored", Some(Decision::error("B got 503")), Some(Verdict::Error)),
-            ("base skipped", Some(Decision::skip("no org id")), Some(Verdict::Skip)),
+            (
+                "base errored",
+                Some(Decision::error("B got 503")),
+                Some(Verdict::Error),
+            ),
+            (
+                "base skipped",
+                Some(Decision::skip("no org id")),
+                Some(Verdict::Skip),
+            ),
         ] {
             let got = against_base(base.as_ref(), name);
             assert_eq!(got.as_ref().map(|d| d.verdict), want, "{case}");
