@@ -73,7 +73,8 @@ pub struct JsonReport<'a> {
     pub notices: &'a [String],
     /// What the run created on the target: `org` (`"a"` or `"b"`), `what` (e.g. `"org"`
     /// or a seed step's name), `ids` (captured identifiers, redacted) and `removed`
-    /// (`true` when a teardown step covering it succeeded). Anything with
+    /// (`true` only when a teardown step that used its captures succeeded), and `kept`
+    /// (the suite's `teardown.keeps` reason, when left on purpose). Anything with
     /// `removed: false` is still on the target.
     pub created: &'a [Created],
     /// Every result in the order it was decided. Each has: `id` (stable, unique in the
