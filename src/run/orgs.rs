@@ -622,7 +622,7 @@ async fn run_steps(
             Identity::A
         });
         for (k, spec) in step.capture.iter() {
-            let v = setup::capture(spec, &resp).map_err(|m| setup::StepError {
+            let (v, typed) = setup::capture_typed(spec, &resp).map_err(|m| setup::StepError {
                 summary: format!("{what} `{name}`: capture `{}`: {m}", k.name),
                 evidence: vec![("answer".into(), verdict::show(&resp))],
             })?;
@@ -633,6 +633,10 @@ async fn run_steps(
                 &mut values.a
             } else {
                 &mut values.b
+            };
+            match typed {
+                Some(j) => state.typed.insert(k.name.clone(), j),
+                None => state.typed.remove(&k.name),
             };
             state.captures.insert(k.name.clone(), v);
         }

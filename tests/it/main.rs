@@ -15,5 +15,6 @@ mod pool;
 mod probe_many;
 mod promises;
 mod reports;
+mod runner_truth;
 mod support;
 mod trust;
