@@ -230,6 +230,13 @@ pub struct RunInfo {
     pub tool_version: String,
     /// Start time, RFC 3339 UTC.
     pub started_at: String,
+    /// The environment variables the suite read: names, never values.
+    pub env_read: Vec<String>,
+    /// The origins requests were allowed to go to: the target's, the suite's
+    /// `target.allowed_origins`, then `--allow-origin`'s.
+    pub allowed_origins: Vec<String>,
+    /// What the loader noticed about the suite (e.g. that it has no `env:` list).
+    pub load_notices: Vec<String>,
 }
 
 /// The end of a run: everything a report needs besides the results themselves.

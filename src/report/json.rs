@@ -71,6 +71,12 @@ pub struct JsonReport<'a> {
     /// Loud notes about how the run was made that weaken or qualify its verdict (for
     /// example that `--insecure` disabled TLS verification). Free text.
     pub notices: &'a [String],
+    /// The environment variables the suite read: names, never values.
+    pub env_read: &'a [String],
+    /// The origins requests were allowed to go to (the target's first).
+    pub allowed_origins: &'a [String],
+    /// What the loader noticed about the suite (e.g. that it has no `env:` list).
+    pub load_notices: &'a [String],
     /// What the run created on the target: `org` (`"a"` or `"b"`), `what` (e.g. `"org"`
     /// or a seed step's name), `ids` (captured identifiers, redacted) and `removed`
     /// (`true` only when a teardown step that used its captures succeeded), and `kept`
@@ -131,6 +137,9 @@ impl<'a> JsonReport<'a> {
             incomplete: summary.incomplete,
             counts: summary.counts,
             notices: &summary.notices,
+            env_read: &info.env_read,
+            allowed_origins: &info.allowed_origins,
+            load_notices: &info.load_notices,
             created: &summary.created,
             results,
         }
@@ -232,6 +241,9 @@ mod tests {
                 "incomplete",
                 "counts",
                 "notices",
+                "env_read",
+                "allowed_origins",
+                "load_notices",
                 "created",
                 "results"
             ]

@@ -199,6 +199,9 @@ fn redacted(
         target: o(&info.target),
         tool_version: info.tool_version.clone(),
         started_at: info.started_at.clone(),
+        env_read: info.env_read.clone(),
+        allowed_origins: info.allowed_origins.iter().map(s).collect(),
+        load_notices: info.load_notices.iter().map(s).collect(),
     };
     let results = results
         .iter()

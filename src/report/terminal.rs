@@ -338,7 +338,14 @@ fn footer(info: &RunInfo, summary: &RunSummary, opts: &TerminalOptions) -> Strin
             .map(|t| format!(" · target {}", clean_line(t, 2 * NAME_WIDTH)))
             .unwrap_or_default()
     ));
-    for n in &summary.notices {
+    if !info.env_read.is_empty() || !info.allowed_origins.is_empty() {
+        out.push_str(&format!(
+            "environment read: {} · requests allowed to: {}\n",
+            clean_line(&or_none(&info.env_read), usize::MAX),
+            clean_line(&or_none(&info.allowed_origins), usize::MAX)
+        ));
+    }
+    for n in info.load_notices.iter().chain(&summary.notices) {
         out.push_str(&format!(
             "{} {}\n",
             paint("NOTICE:", Style::Yellow, color),
@@ -379,6 +386,15 @@ fn footer(info: &RunInfo, summary: &RunSummary, opts: &TerminalOptions) -> Strin
     out.push_str(&verdict_line(summary, opts));
     out.push('\n');
     out
+}
+
+/// The names joined, or `none`.
+fn or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// ` (kept: REASON)` for what the suite declares the API cannot delete.

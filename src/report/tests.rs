@@ -18,6 +18,9 @@ pub(crate) fn info() -> RunInfo {
         target: Some("http://127.0.0.1:8080".into()),
         tool_version: "0.1.0".into(),
         started_at: "2025-01-01T00:00:00Z".into(),
+        env_read: Vec::new(),
+        allowed_origins: Vec::new(),
+        load_notices: Vec::new(),
     }
 }
 

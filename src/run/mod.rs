@@ -59,12 +59,15 @@ pub async fn run_suite(
         redactor.add(&e.name, &e.value);
     }
     let target = suite.target.as_ref().and_then(|t| t.base_url.as_literal());
-    let info = run_info(
+    let mut info = run_info(
         &suite.name.value,
         Some((&loaded.path, &loaded.sha256)),
         &run_id,
         target.map(|u| redactor.redact(&u)),
     );
+    info.env_read = loaded.env_names().iter().map(|n| n.to_string()).collect();
+    info.allowed_origins = loaded.origins.clone();
+    info.load_notices = loaded.notices.clone();
     let mut em = Emitter::start(sink, info, redactor);
     let mut notices = Vec::new();
     if opts.insecure {
@@ -97,6 +100,7 @@ pub async fn run_suite(
             &cancel,
             &run_id,
             signer.as_ref(),
+            &loaded.origins,
             &mut em,
         )
         .await

@@ -60,6 +60,7 @@ pub(crate) async fn setup(
     cancel: &Cancel,
     run_id: &str,
     signer: Option<&jwt::Signer>,
+    origins: &[String],
     em: &mut Emitter<'_>,
 ) -> Option<Tenants> {
     let (target, orgs) = (suite.target.as_ref()?, suite.orgs.as_ref()?);
@@ -67,7 +68,8 @@ pub(crate) async fn setup(
         run_id: run_id.to_string(),
         ..Values::default()
     };
-    let http = client(suite, target, opts, redactor, &mut values, em)?;
+    let mut http = client(suite, target, opts, redactor, &mut values, em)?;
+    http.allow_only(origins.to_vec());
     let auth = orgs
         .auth
         .as_ref()

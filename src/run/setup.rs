@@ -22,10 +22,7 @@ pub fn capture(spec: &CaptureSpec, resp: &Resp) -> Result<String, RunError> {
 
 /// A capture's text, and its JSON value when it was not a JSON string (a number, a
 /// boolean, an object), so a JSON body can send it with its type.
-pub fn capture_typed(
-    spec: &CaptureSpec,
-    resp: &Resp,
-) -> Result<(String, Option<Value>), RunError> {
+pub fn capture_typed(spec: &CaptureSpec, resp: &Resp) -> Result<(String, Option<Value>), RunError> {
     match &spec.source {
         CaptureSource::Status => Ok((resp.status.to_string(), None)),
         CaptureSource::Header(h) => resp

@@ -30,7 +30,11 @@ impl App {
         1000 + *n
     }
     fn org_of(&self, h: &HeaderMap) -> Option<u64> {
-        let t = h.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")?;
+        let t = h
+            .get("authorization")?
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")?;
         self.tokens.lock().unwrap().get(t).copied()
     }
 }
@@ -60,7 +64,10 @@ async fn create(State(app): S, h: HeaderMap, Json(b): Json<Value>) -> (StatusCod
     }
     let id = app.id();
     app.projects.lock().unwrap().insert(id, org);
-    (StatusCode::CREATED, Json(json!({"id": id, "name": b["name"]})))
+    (
+        StatusCode::CREATED,
+        Json(json!({"id": id, "name": b["name"]})),
+    )
 }
 
 /// The owner reads its project; anyone else gets a 500 for a project that exists and a
@@ -87,6 +94,10 @@ fn serve(rt: &tokio::runtime::Runtime) -> String {
         .route("/signup", post(signup))
         .route("/projects", post(create))
         .route("/projects/{id}", get(read))
+        .route(
+            "/link",
+            get(|| async { Json(json!({"url": "http://127.0.0.1:9/steal"})) }),
+        )
         .with_state(Arc::new(App::default()));
     let l = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -117,10 +128,14 @@ checks:
 "#;
 
 fn run_against(url: &str) -> Run {
+    run_suite_text(&SUITE.replace("URL", url), &[])
+}
+
+fn run_suite_text(text: &str, extra: &[&str]) -> Run {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let suite = dir.join(format!("{}.yaml", unique("typed")));
-    std::fs::write(&suite, SUITE.replace("URL", url)).unwrap();
+    std::fs::write(&suite, text).unwrap();
     let json = dir.join(format!("{}.json", unique("r")));
     let junit = dir.join(format!("{}.xml", unique("r")));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantgate"));
@@ -128,6 +143,7 @@ fn run_against(url: &str) -> Run {
         .arg(&suite)
         .arg("--json")
         .arg(&json)
+        .args(extra)
         .env("NO_COLOR", "1");
     Run::of(cmd, json, junit)
 }
@@ -157,8 +173,16 @@ fn no_variant_is_judged_against_a_base_that_errored() {
     let rt = runtime();
     let r = run_against(&serve(&rt));
     assert_eq!(r.code, 2, "{}", r.explain());
-    assert!(r.ids("fail").is_empty(), "{:?}\n{}", r.ids("fail"), r.explain());
-    let results = r.json.as_ref().unwrap()["results"].as_array().unwrap().clone();
+    assert!(
+        r.ids("fail").is_empty(),
+        "{:?}\n{}",
+        r.ids("fail"),
+        r.explain()
+    );
+    let results = r.json.as_ref().unwrap()["results"]
+        .as_array()
+        .unwrap()
+        .clone();
     let base = results
         .iter()
         .find(|x| x["id"] == "project-is-invisible-to-b")
@@ -179,4 +203,46 @@ fn no_variant_is_judged_against_a_base_that_errored() {
         assert!(s.contains("not judged"), "{s}");
         assert!(!s.contains("changed B's answer"), "{s}");
     }
+}
+
+/// A URL built from a capture is checked when it is sent: another origin is refused
+/// (an `error` naming it), unless `--allow-origin` allows it; every report says which
+/// origins were allowed and which environment variables were read.
+#[test]
+fn a_url_from_a_capture_goes_only_to_an_allowed_origin() {
+    let rt = runtime();
+    let text = SUITE.replace("URL", &serve(&rt)).replace(
+        "    capture: { project_id: $.id }\n",
+        "    capture: { project_id: $.id }\n  - name: follow the link\n    request: { url: /link }\n    capture: { next: $.url }\n  - name: go there\n    request: { url: \"{{a.next}}\" }\n",
+    );
+    let seed_error = |r: &Run| {
+        r.json.as_ref().unwrap()["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == "setup/seed")
+            .unwrap_or_else(|| panic!("{}", r.explain()))["summary"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let r = run_suite_text(&text, &[]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    let s = seed_error(&r);
+    assert!(s.contains("refused to send to http://127.0.0.1:9"), "{s}");
+    let j = r.json.as_ref().unwrap();
+    assert_eq!(j["allowed_origins"].as_array().unwrap().len(), 1, "{j}");
+    assert!(j["env_read"].is_array(), "{j}");
+    assert!(
+        r.stdout.contains("requests allowed to: http://127.0.0.1:"),
+        "{}",
+        r.stdout
+    );
+
+    let r = run_suite_text(&text, &["--allow-origin", "http://127.0.0.1:9"]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    let s = seed_error(&r);
+    assert!(!s.contains("refused to send"), "allowed, so sent: {s}");
+    let origins = r.json.as_ref().unwrap()["allowed_origins"].to_string();
+    assert!(origins.contains("http://127.0.0.1:9\""), "{origins}");
 }
