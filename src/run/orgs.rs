@@ -53,6 +53,7 @@ impl Tenants {
 
 /// Provisions both orgs and seeds A. `None` when the suite sends nothing (no target or
 /// no orgs) or the client cannot be built (reported as an error).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn setup(
     suite: &Suite,
     opts: &Options,

@@ -572,7 +572,7 @@ impl<'a> Validator<'a> {
                 let names: Vec<String> = own.iter().cloned().collect();
                 self.at(
                     Loc::of(&k.capture),
-                    &format!(
+                    format!(
                         "`teardown.keeps` names `{}`, which no provision or seed step captures",
                         k.capture.value
                     ),
