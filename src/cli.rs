@@ -372,6 +372,12 @@ fn validate(a: ValidateArgs, env: &EnvLookup) -> u8 {
                 }
             }
         }
+        // Known only once connected: listed with what they need.
+        for id in s.database.iter().flat_map(run::database::planned_ids) {
+            if writeln!(out, "{id}").is_err() {
+                return exit::PROVEN;
+            }
+        }
     }
     exit::PROVEN
 }

@@ -322,3 +322,37 @@ fn only_what_a_step_addressed_counts_as_removed() {
     assert!(r.stdout.contains("LEFT ON THE TARGET"), "{}", r.stdout);
     assert!(!r.stdout.contains("all removed"), "{}", r.stdout);
 }
+
+/// `validate --list` names the database results too, marked as needing the database.
+#[test]
+fn validate_list_names_the_database_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |suite: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenantgate"))
+            .args(["validate", "--list", "--no-env"])
+            .arg(suite)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let found = run(&crate::support::bundled_suite());
+    assert!(
+        found.contains("<schema>.<table>.rls_forced  (database: per tenant table found)"),
+        "{found}"
+    );
+    assert!(found.contains("<object>.app_role_bypassrls"), "{found}");
+    let declared = edited_suite(
+        dir.path(),
+        &[(
+            "  tenant_column: org_id\n",
+            "  tenant_column: org_id\n  tables: [public.brands]\n",
+        )],
+    );
+    let listed = run(&declared);
+    assert!(
+        listed.contains("public.brands.unique_without_tenant  (database)"),
+        "{listed}"
+    );
+}
