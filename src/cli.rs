@@ -136,6 +136,10 @@ pub struct RunArgs {
     /// Leave out the results PATTERN selects (repeatable; same patterns as --filter).
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<String>,
+    /// Also allow requests to this origin (repeatable), e.g. `https://auth.example.com`.
+    /// Shown in every report.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origins: Vec<String>,
     /// Accept any TLS certificate. Reported in every output.
     #[arg(long)]
     pub insecure: bool,
@@ -361,8 +365,15 @@ pub async fn main_with(args: Vec<OsString>, env: EnvLookup, cancel: Option<Cance
     }
 }
 
-fn load(path: &std::path::Path, env: &EnvLookup) -> Result<suite::Loaded, u8> {
-    suite::load::load_file_with_env(path, &|n| env(n)).map_err(|e| {
+fn load(
+    path: &std::path::Path,
+    env: &EnvLookup,
+    allow_origins: &[String],
+) -> Result<suite::Loaded, u8> {
+    let lookup = |n: &str| env(n);
+    let mut opts = suite::load::LoadOptions::new(&lookup);
+    opts.allow_origins = allow_origins;
+    suite::load::load_file_with(path, &opts).map_err(|e| {
         eprint!("{}", e.render(&Redactor::new()));
         exit::UNDECIDED
     })
@@ -433,12 +444,18 @@ fn validate(a: ValidateArgs, env: &EnvLookup) -> u8 {
                 }
             }
         }
+        // Known only once connected: listed with what they need.
+        for id in s.database.iter().flat_map(run::database::planned_ids) {
+            if writeln!(out, "{id}").is_err() {
+                return exit::PROVEN;
+            }
+        }
     }
     exit::PROVEN
 }
 
 async fn run_cmd(a: RunArgs, env: &EnvLookup, cancel: Option<Cancel>) -> u8 {
-    let loaded = match load(&a.suite, env) {
+    let loaded = match load(&a.suite, env, &a.allow_origins) {
         Ok(l) => Arc::new(l),
         Err(c) => return c,
     };

@@ -80,6 +80,12 @@ struct SliceReport {
     #[serde(default)]
     created: Vec<Created>,
     partition: Option<Partition>,
+    #[serde(default)]
+    env_read: Vec<String>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+    #[serde(default)]
+    load_notices: Vec<String>,
     results: Vec<CheckResult>,
 }
 
@@ -282,6 +288,9 @@ fn combine(slices: Vec<(PathBuf, SliceReport)>, deny_warnings: bool) -> Result<M
         tool_version: first.tool.version.clone(),
         started_at,
         partition: None,
+        env_read: first.env_read.clone(),
+        allowed_origins: first.allowed_origins.clone(),
+        load_notices: first.load_notices.clone(),
     };
     let summary = RunSummary {
         counts,

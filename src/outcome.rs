@@ -213,9 +213,13 @@ pub struct Created {
     pub what: String,
     /// Its captured identifiers (redacted).
     pub ids: Vec<String>,
-    /// `true` when a teardown step covering it succeeded; `false` when teardown failed
-    /// or the suite has none.
+    /// `true` only when a teardown step that used one of its captures (or its org's
+    /// `org_id`) succeeded; `false` when no step addressed it, the step failed, or the
+    /// suite has no teardown.
     pub removed: bool,
+    /// Left behind on purpose: the suite's reason from `teardown.keeps` (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept: Option<String>,
 }
 
 /// What is known about a run before the first result: the header of every report.
@@ -237,6 +241,13 @@ pub struct RunInfo {
     pub started_at: String,
     /// The slice this run is of a partitioned run (`--partition K/N`), if any.
     pub partition: Option<crate::plan::Partition>,
+    /// The environment variables the suite read: names, never values.
+    pub env_read: Vec<String>,
+    /// The origins requests were allowed to go to: the target's, the suite's
+    /// `target.allowed_origins`, then `--allow-origin`'s.
+    pub allowed_origins: Vec<String>,
+    /// What the loader noticed about the suite (e.g. that it has no `env:` list).
+    pub load_notices: Vec<String>,
 }
 
 /// The end of a run: everything a report needs besides the results themselves.

@@ -227,10 +227,14 @@ fn counts(h: &mut String, summary: &RunSummary, deny_warnings: bool) {
     for c in &left {
         let _ = writeln!(
             h,
-            "<p class=\"notice\">LEFT ON THE TARGET: org {}: {} {}</p>",
+            "<p class=\"notice\">LEFT ON THE TARGET: org {}: {} {}{}</p>",
             esc(&c.org),
             esc(&c.what),
-            esc(&c.ids.join(", "))
+            esc(&c.ids.join(", ")),
+            c.kept
+                .as_ref()
+                .map(|r| format!(" (kept: {})", esc(r)))
+                .unwrap_or_default()
         );
     }
     h.push_str("</section>\n");

@@ -71,9 +71,16 @@ pub struct JsonReport<'a> {
     /// Loud notes about how the run was made that weaken or qualify its verdict (for
     /// example that `--insecure` disabled TLS verification). Free text.
     pub notices: &'a [String],
+    /// The environment variables the suite read: names, never values.
+    pub env_read: &'a [String],
+    /// The origins requests were allowed to go to (the target's first).
+    pub allowed_origins: &'a [String],
+    /// What the loader noticed about the suite (e.g. that it has no `env:` list).
+    pub load_notices: &'a [String],
     /// What the run created on the target: `org` (`"a"` or `"b"`), `what` (e.g. `"org"`
     /// or a seed step's name), `ids` (captured identifiers, redacted) and `removed`
-    /// (`true` when a teardown step covering it succeeded). Anything with
+    /// (`true` only when a teardown step that used its captures succeeded), and `kept`
+    /// (the suite's `teardown.keeps` reason, when left on purpose). Anything with
     /// `removed: false` is still on the target.
     pub created: &'a [Created],
     /// The slice of a partitioned run (`--partition K/N`): `{ "index": K, "total": N }`;
@@ -134,6 +141,9 @@ impl<'a> JsonReport<'a> {
             incomplete: summary.incomplete,
             counts: summary.counts,
             notices: &summary.notices,
+            env_read: &info.env_read,
+            allowed_origins: &info.allowed_origins,
+            load_notices: &info.load_notices,
             created: &summary.created,
             partition: info.partition,
             results,
@@ -206,6 +216,7 @@ mod tests {
             what: "brand".into(),
             ids: vec!["42".into()],
             removed: false,
+            kept: None,
         }];
         let info = info();
         let text = JsonReport::new(&info, &results, &summary)
@@ -235,6 +246,9 @@ mod tests {
                 "incomplete",
                 "counts",
                 "notices",
+                "env_read",
+                "allowed_origins",
+                "load_notices",
                 "created",
                 "results"
             ]

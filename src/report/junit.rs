@@ -189,7 +189,16 @@ fn properties(info: &RunInfo, summary: &RunSummary, deny_warnings: bool) -> Vec<
         p.push(Property::new(
             "tenantgate.left_on_target",
             xml_text(
-                &format!("org {}: {} {}", c.org, c.what, c.ids.join(", ")),
+                &format!(
+                    "org {}: {} {}{}",
+                    c.org,
+                    c.what,
+                    c.ids.join(", "),
+                    c.kept
+                        .as_ref()
+                        .map(|r| format!(" (kept: {r})"))
+                        .unwrap_or_default()
+                ),
                 true,
             ),
         ));

@@ -200,6 +200,9 @@ fn redacted(
         tool_version: info.tool_version.clone(),
         started_at: info.started_at.clone(),
         partition: info.partition,
+        env_read: info.env_read.clone(),
+        allowed_origins: info.allowed_origins.iter().map(s).collect(),
+        load_notices: info.load_notices.iter().map(s).collect(),
     };
     let results = results
         .iter()
@@ -225,6 +228,7 @@ fn redacted(
             what: s(&c.what),
             ids: c.ids.iter().map(s).collect(),
             removed: c.removed,
+            kept: c.kept.as_ref().map(s),
         })
         .collect();
     (info, results, summary)

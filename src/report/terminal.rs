@@ -348,7 +348,14 @@ fn footer(info: &RunInfo, summary: &RunSummary, opts: &TerminalOptions) -> Strin
             .map(|t| format!(" · target {}", clean_line(t, 2 * NAME_WIDTH)))
             .unwrap_or_default()
     ));
-    for n in &summary.notices {
+    if !info.env_read.is_empty() || !info.allowed_origins.is_empty() {
+        out.push_str(&format!(
+            "environment read: {} · requests allowed to: {}\n",
+            clean_line(&or_none(&info.env_read), usize::MAX),
+            clean_line(&or_none(&info.allowed_origins), usize::MAX)
+        ));
+    }
+    for n in info.load_notices.iter().chain(&summary.notices) {
         out.push_str(&format!(
             "{} {}\n",
             paint("NOTICE:", Style::Yellow, color),
@@ -373,10 +380,11 @@ fn footer(info: &RunInfo, summary: &RunSummary, opts: &TerminalOptions) -> Strin
         ));
         for c in left {
             out.push_str(&format!(
-                "    org {}: {} {}\n",
+                "    org {}: {} {}{}\n",
                 clean_line(&c.org, NAME_WIDTH),
                 clean_line(&c.what, NAME_WIDTH),
-                clean_line(&c.ids.join(", "), usize::MAX)
+                clean_line(&c.ids.join(", "), usize::MAX),
+                kept_note(c)
             ));
         }
     } else if !summary.created.is_empty() {
@@ -388,6 +396,23 @@ fn footer(info: &RunInfo, summary: &RunSummary, opts: &TerminalOptions) -> Strin
     out.push_str(&verdict_line(summary, opts));
     out.push('\n');
     out
+}
+
+/// The names joined, or `none`.
+fn or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// ` (kept: REASON)` for what the suite declares the API cannot delete.
+fn kept_note(c: &crate::outcome::Created) -> String {
+    c.kept
+        .as_ref()
+        .map(|r| format!(" (kept: {})", clean_line(r, usize::MAX)))
+        .unwrap_or_default()
 }
 
 /// The last line: the exit code and what it means, in words.
@@ -615,12 +640,14 @@ ISOLATION BROKEN (exit 1): 1 check failed
                 what: "org".into(),
                 ids: vec!["org-a".into()],
                 removed: true,
+                kept: None,
             },
             Created {
                 org: "a".into(),
                 what: "brand".into(),
                 ids: vec!["42".into()],
                 removed: false,
+                kept: None,
             },
         ];
         let got = render_table(&results, &info(), &summary, &PLAIN);

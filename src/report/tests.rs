@@ -19,6 +19,9 @@ pub(crate) fn info() -> RunInfo {
         tool_version: "0.1.0".into(),
         started_at: "2025-01-01T00:00:00Z".into(),
         partition: None,
+        env_read: Vec::new(),
+        allowed_origins: Vec::new(),
+        load_notices: Vec::new(),
     }
 }
 

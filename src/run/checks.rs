@@ -452,11 +452,19 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
     }
     let ids: Vec<String> = twins.ids();
     let mut base_status: Option<u16> = None;
+    let mut base_decision: Option<Decision> = None;
     let mut out = Vec::new();
     for v in &plan.variants {
         let vstart = Instant::now();
         let s = Sender::new(ctx);
         if let Some(d) = interrupted(ctx) {
+            out.push(ctx.result(plan, v, d, vstart, 0));
+            continue;
+        }
+        // No variant is judged against a base that did not decide.
+        if let Variant::Override(..) = v
+            && let Some(d) = verdict::against_base(base_decision.as_ref(), &plan.variant_name(v))
+        {
             out.push(ctx.result(plan, v, d, vstart, 0));
             continue;
         }
@@ -501,8 +509,11 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
             Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await,
             Variant::Session(_) => Decision::skip("not applicable"),
         };
-        if let (Variant::Base, Verdict::Pass | Verdict::Fail) = (v, d.verdict) {
-            base_status.get_or_insert(plan.not_found);
+        if let Variant::Base = v {
+            if let Verdict::Pass | Verdict::Fail = d.verdict {
+                base_status.get_or_insert(plan.not_found);
+            }
+            base_decision = Some(d.clone());
         }
         out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
     }
@@ -588,10 +599,18 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
     };
     let mut out = Vec::new();
     let mut base_status: Option<u16> = None;
+    let mut base_decision: Option<Decision> = None;
     for v in &plan.variants {
         let vstart = Instant::now();
         let s = Sender::new(ctx);
         if let Some(d) = interrupted(ctx) {
+            out.push(ctx.result(plan, v, d, vstart, 0));
+            continue;
+        }
+        // No variant is judged against a base that did not decide.
+        if let Variant::Override(..) = v
+            && let Some(d) = verdict::against_base(base_decision.as_ref(), &plan.variant_name(v))
+        {
             out.push(ctx.result(plan, v, d, vstart, 0));
             continue;
         }
@@ -643,6 +662,9 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
             ds.push((d, what));
         }
         let d = worst(ds);
+        if let Variant::Base = v {
+            base_decision = Some(d.clone());
+        }
         out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
     }
     out

@@ -20,6 +20,9 @@ pub struct OrgState {
     pub captures: BTreeMap<String, String>,
     /// The org's cookie jar: what the target set during setup, sent back as the org.
     pub jar: BTreeMap<String, String>,
+    /// The JSON value of captures that were not JSON strings (a number, a boolean, an
+    /// object), so that a `json:` body whose value is only `{{a.NAME}}` sends that type.
+    pub typed: BTreeMap<String, Value>,
 }
 
 impl OrgState {
@@ -89,6 +92,36 @@ impl Twins {
 }
 
 impl Values {
+    /// The typed lookup for JSON bodies, over the text lookup `text` (same `bare`): a
+    /// capture that was a JSON number, boolean or object is that value again (a twin of
+    /// a number stays a number when it still reads as one); anything else is a JSON
+    /// string of its text.
+    pub fn typed<'a>(
+        &'a self,
+        text: &'a dyn Fn(&str) -> Option<String>,
+        bare: Option<Identity>,
+    ) -> impl Fn(&str) -> Option<Value> + 'a {
+        move |name: &str| {
+            let s = text(name)?;
+            if self.vars.contains_key(name) || ["run_id", "uuid", "org"].contains(&name) {
+                return Some(Value::String(s));
+            }
+            let (state, n) = match name.split_once('.') {
+                Some(("a", n)) => (&self.a, n),
+                Some(("b", n)) => (&self.b, n),
+                Some(_) => return Some(Value::String(s)),
+                None => (self.org(bare?)?, name),
+            };
+            Some(match state.typed.get(n) {
+                Some(v) if crate::suite::model::json_text(v) == s => v.clone(),
+                Some(Value::Number(_)) => serde_json::from_str::<serde_json::Number>(&s)
+                    .map(Value::Number)
+                    .unwrap_or(Value::String(s)),
+                _ => Value::String(s),
+            })
+        }
+    }
+
     /// The placeholder lookup. `bare` makes `org` and bare capture names refer to that
     /// org (provision, auth, teardown). `twins` swaps every `a.NAME` (but the token).
     pub fn lookup<'a>(
@@ -227,7 +260,10 @@ impl Preparer<'_> {
         }
         let body = match (&req.json, &req.body) {
             (Some(j), _) => {
-                let v = j.render(&lookup)?;
+                let typed = self.values.typed(&lookup, bare);
+                let v = j
+                    .render_typed(&typed)
+                    .map_err(|e| RunError::Template(e.to_string()))?;
                 self.register_body_secrets(&v);
                 Some(Body::Json(v))
             }

@@ -28,6 +28,53 @@ pub fn audit_config(
     }
 }
 
+/// The database results `validate --list` can name without connecting: every table
+/// rule per declared table (`public.brands.rls_forced`), or per `<schema>.<table>` when
+/// the tables are found at run time, and the rules about the app role and other
+/// objects as `<object>.RULE`. Each line says it needs the database.
+pub fn planned_ids(database: &crate::suite::model::Database) -> Vec<String> {
+    use db::rules::{Rule, TABLE_RULES};
+    let schema = database.schemas.first().map_or("public", String::as_str);
+    let tables: Vec<String> = if database.tables.is_empty() {
+        vec!["<schema>.<table>".into()]
+    } else {
+        database
+            .tables
+            .iter()
+            .map(|t| {
+                if t.contains('.') {
+                    t.clone()
+                } else {
+                    format!("{schema}.{t}")
+                }
+            })
+            .collect()
+    };
+    let mut out: Vec<String> = tables
+        .iter()
+        .flat_map(|t| TABLE_RULES.iter().map(move |r| format!("{t}.{}", r.id())))
+        .collect();
+    out.extend(
+        [
+            Rule::AppRoleSuperuser,
+            Rule::AppRoleBypassrls,
+            Rule::ViewBypass,
+            Rule::MatviewTenantData,
+            Rule::ForeignTableTenantData,
+            Rule::DefinerFunction,
+            Rule::DerivedTenantData,
+        ]
+        .iter()
+        .map(|r| format!("<object>.{}", r.id())),
+    );
+    let tag = if database.tables.is_empty() {
+        "(database: per tenant table found)"
+    } else {
+        "(database)"
+    };
+    out.into_iter().map(|id| format!("{id}  {tag}")).collect()
+}
+
 /// Registers the passwords of the audit's connections (catalog and probe) as secrets.
 pub fn register_passwords(cfg: &db::AuditConfig, redactor: &Redactor) {
     redactor.add_url_password("database password", &cfg.url);

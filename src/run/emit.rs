@@ -100,6 +100,9 @@ pub(crate) fn run_info(
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         started_at: super::options::now_rfc3339(),
         partition: None,
+        env_read: Vec::new(),
+        allowed_origins: Vec::new(),
+        load_notices: Vec::new(),
     }
 }
 

@@ -130,6 +130,12 @@ pub enum TransportError {
         "cannot connect: {0} (a target behind a private CA needs `target.tls: {{ ca: PATH }}`)"
     )]
     Certificate(String),
+    /// A URL known only at send time (built from a capture) of an origin the suite
+    /// and the command line do not allow: never sent.
+    #[error(
+        "refused to send to {0}: not an allowed origin (allow it in `target.allowed_origins` or with --allow-origin)"
+    )]
+    Refused(String),
     #[error("{0}")]
     Other(String),
 }
@@ -208,6 +214,8 @@ pub struct Http {
     base: String,
     timeout: Duration,
     default_headers: Vec<(String, String)>,
+    /// The origins absolute URLs may have (empty: no restriction, e.g. in unit tests).
+    allowed: Vec<String>,
 }
 
 /// One line from an error and its sources (reqwest nests the useful part).
@@ -249,7 +257,27 @@ impl Http {
             base: base_url.trim_end_matches('/').to_string(),
             timeout,
             default_headers,
+            allowed: Vec::new(),
         })
+    }
+
+    /// Restricts absolute URLs to `origins` (the loader's: the target's, the suite's
+    /// `target.allowed_origins`, `--allow-origin`'s). URLs the loader could check never
+    /// reach here refused; this catches those built from a capture.
+    pub fn allow_only(&mut self, origins: Vec<String>) {
+        self.allowed = origins;
+    }
+
+    /// The origin a request must not go to, if `url` is absolute and not allowed.
+    fn refused(&self, url: &str) -> Option<String> {
+        if self.allowed.is_empty() || !crate::suite::validate::is_absolute(url) {
+            return None;
+        }
+        match crate::suite::validate::origin_of_url(url) {
+            Some(o) if self.allowed.contains(&o) => None,
+            Some(o) => Some(o),
+            None => Some("a URL that does not parse".into()),
+        }
     }
 
     /// The absolute URL for a request URL.
@@ -263,6 +291,9 @@ impl Http {
 
     /// Sends once.
     pub async fn send(&self, p: &Prepared) -> Result<Resp, TransportError> {
+        if let Some(o) = self.refused(&p.url) {
+            return Err(TransportError::Refused(o));
+        }
         let method = reqwest::Method::from_bytes(p.method.as_bytes())
             .map_err(|_| TransportError::Other(format!("bad method {}", p.method)))?;
         let mut rb = self.client.request(method, self.absolute(&p.url));
@@ -347,7 +378,7 @@ impl Http {
         loop {
             let r = self.send(p).await;
             let transient = match &r {
-                Err(TransportError::Certificate(_)) => false,
+                Err(TransportError::Certificate(_) | TransportError::Refused(_)) => false,
                 Err(_) => true,
                 Ok(resp) => matches!(resp.status, 429 | 502 | 503),
             };

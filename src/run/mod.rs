@@ -73,6 +73,9 @@ pub async fn run_suite(
         target.map(|u| redactor.redact(&u)),
     );
     info.partition = opts.partition;
+    info.env_read = loaded.env_names().iter().map(|n| n.to_string()).collect();
+    info.allowed_origins = loaded.origins.clone();
+    info.load_notices = loaded.notices.clone();
     let mut em = Emitter::start(sink, info, redactor);
     let mut notices = Vec::new();
     if opts.insecure {
@@ -113,6 +116,7 @@ pub async fn run_suite(
             &cancel,
             &run_id,
             signer.as_ref(),
+            &loaded.origins,
             &mut em,
         )
         .await
@@ -148,7 +152,11 @@ pub async fn run_suite(
 
     // 6. Teardown: last, and always.
     let created = match tenants {
-        Some(t) => orgs::teardown(t, suite, opts, redactor, &mut em).await,
+        Some(t) => {
+            let (created, left) = orgs::teardown(t, suite, opts, redactor, &mut em).await;
+            notices.extend(left);
+            created
+        }
         None => Vec::new(),
     };
 

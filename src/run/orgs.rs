@@ -26,6 +26,9 @@ pub(crate) struct Tenants {
     pub provisioned: Vec<Identity>,
     /// What was created, per org, for the report.
     pub created: Vec<Created>,
+    /// The capture names of each `created` item (same order): what a teardown step must
+    /// use to count as addressing it.
+    pub created_caps: Vec<BTreeSet<String>>,
     pub a_org: Option<String>,
     pub b_org: Option<String>,
     /// Provision and seed all succeeded: the checks can run.
@@ -50,6 +53,7 @@ impl Tenants {
 
 /// Provisions both orgs and seeds A. `None` when the suite sends nothing (no target or
 /// no orgs) or the client cannot be built (reported as an error).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn setup(
     suite: &Suite,
     opts: &Options,
@@ -57,6 +61,7 @@ pub(crate) async fn setup(
     cancel: &Cancel,
     run_id: &str,
     signer: Option<&jwt::Signer>,
+    origins: &[String],
     em: &mut Emitter<'_>,
 ) -> Option<Tenants> {
     let (target, orgs) = (suite.target.as_ref()?, suite.orgs.as_ref()?);
@@ -64,7 +69,8 @@ pub(crate) async fn setup(
         run_id: run_id.to_string(),
         ..Values::default()
     };
-    let http = client(suite, target, opts, redactor, &mut values, em)?;
+    let mut http = client(suite, target, opts, redactor, &mut values, em)?;
+    http.allow_only(origins.to_vec());
     let auth = orgs
         .auth
         .as_ref()
@@ -95,6 +101,7 @@ pub(crate) async fn setup(
         values,
         provisioned: Vec::new(),
         created: Vec::new(),
+        created_caps: Vec::new(),
         a_org: None,
         b_org: None,
         ready: false,
@@ -211,7 +218,14 @@ async fn provision(
                         what: "org".into(),
                         ids,
                         removed: false,
+                        kept: None,
                     });
+                    t.created_caps.push(
+                        t.values
+                            .org(org)
+                            .map(|s| s.captures.keys().cloned().collect())
+                            .unwrap_or_default(),
+                    );
                 }
                 r
             }
@@ -278,7 +292,9 @@ async fn seed(
                 .unwrap_or_else(|| step.request.value.url.to_string()),
             ids: ids_of(&new, redactor),
             removed: false,
+            kept: None,
         });
+        t.created_caps.push(new.keys().cloned().collect());
         if let Err(e) = r {
             em.result(setup_error(
                 "setup/seed",
@@ -294,22 +310,62 @@ async fn seed(
 }
 
 /// Tears down what setup made, B first (A's data is the evidence until the end), and
-/// returns the created list with what teardown removed. Runs always: also after
-/// failures, errors and interrupts.
+/// returns the created list with what teardown removed, and notices. Runs always: also
+/// after failures, errors and interrupts.
+///
+/// Truthful: an item counts as removed only when a step that uses one of its captures
+/// succeeded; a step that uses the org's `org_id` and succeeded removes the org and what
+/// it holds. What the suite declares in `teardown.keeps` is reported as kept, with its
+/// reason; a failing step that addresses only kept items is a notice, any other failing
+/// step an `error`. A step that needs a capture the org lacks is skipped, with a notice.
 pub(crate) async fn teardown(
     mut t: Tenants,
     suite: &Suite,
     opts: &Options,
     redactor: &Redactor,
     em: &mut Emitter<'_>,
-) -> Vec<Created> {
-    let Some(orgs) = suite.orgs.as_ref().filter(|o| !o.teardown.is_empty()) else {
-        return t.created;
+) -> (Vec<Created>, Vec<String>) {
+    let mut notices = Vec::new();
+    let Some(orgs) = suite.orgs.as_ref() else {
+        return (t.created, notices);
     };
+    let td = &orgs.teardown;
     for org in t.provisioned.clone().iter().rev() {
-        em.phase(format!("tearing down org {}", org.as_str()));
-        let mut all_ok = true;
-        for step in &orgs.teardown {
+        let mine: Vec<usize> = (0..t.created.len())
+            .filter(|&i| t.created[i].org == org.as_str())
+            .collect();
+        if !td.steps.is_empty() {
+            em.phase(format!("tearing down org {}", org.as_str()));
+        }
+        for step in &td.steps {
+            let name = step.name.clone().unwrap_or_else(|| "step".into());
+            let uses: BTreeSet<String> = step_uses(step, *org)
+                .into_iter()
+                .filter(|u| !["run_id", "uuid", "org"].contains(&u.as_str()))
+                .filter(|u| !t.values.vars.contains_key(u))
+                .collect();
+            let have: BTreeSet<String> = t
+                .values
+                .org(*org)
+                .map(|s| s.captures.keys().cloned().collect())
+                .unwrap_or_default();
+            if let Some(missing) = uses.iter().find(|u| !have.contains(*u)) {
+                notices.push(format!(
+                    "teardown `{name}` skipped for org {}: it uses `{missing}`, which org {} never captured",
+                    org.as_str(),
+                    org.as_str()
+                ));
+                continue;
+            }
+            let addressed: Vec<usize> = mine
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    t.created_caps[i]
+                        .iter()
+                        .any(|c| c != "token" && uses.contains(c))
+                })
+                .collect();
             let r = run_steps(
                 &t.http,
                 &t.auth,
@@ -322,24 +378,86 @@ pub(crate) async fn teardown(
                 "teardown",
             )
             .await;
-            if let Err(e) = r {
-                all_ok = false;
-                em.result(setup_error(
-                    &format!("setup/teardown-{}", org.as_str()),
-                    &format!("teardown org {}", org.as_str()),
-                    format!("{} (what it created may be left behind)", e.summary),
-                    e.evidence,
-                    redactor,
-                ));
+            match r {
+                Ok(()) => {
+                    let whole_org = uses.contains("org_id");
+                    let gone = if whole_org { &mine } else { &addressed };
+                    for &i in gone {
+                        t.created[i].removed = true;
+                    }
+                }
+                Err(e) => {
+                    let declared = !addressed.is_empty()
+                        && addressed
+                            .iter()
+                            .all(|&i| kept_reason(td, &t.created_caps[i]).is_some());
+                    if declared {
+                        notices.push(format!(
+                            "teardown `{name}` failed for org {}, as the suite declares (`teardown.keeps`): {}",
+                            org.as_str(),
+                            e.summary
+                        ));
+                    } else {
+                        em.result(setup_error(
+                            &format!("setup/teardown-{}", org.as_str()),
+                            &format!("teardown org {}", org.as_str()),
+                            format!("{} (what it created may be left behind)", e.summary),
+                            e.evidence,
+                            redactor,
+                        ));
+                    }
+                }
             }
         }
-        if all_ok {
-            for c in t.created.iter_mut().filter(|c| c.org == org.as_str()) {
-                c.removed = true;
-            }
-        }
+        mark_kept(&mut t, td, &mine);
     }
-    t.created
+    (t.created, notices)
+}
+
+/// Marks what teardown left behind on purpose: items naming a capture in `keeps`, and
+/// everything of an org that is itself kept (it stays, so what it holds stays).
+fn mark_kept(t: &mut Tenants, td: &crate::suite::model::Teardown, mine: &[usize]) {
+    let org_kept = mine
+        .iter()
+        .find(|&&i| t.created[i].what == "org" && !t.created[i].removed)
+        .and_then(|&i| kept_reason(td, &t.created_caps[i]));
+    for &i in mine {
+        if t.created[i].removed {
+            continue;
+        }
+        t.created[i].kept = kept_reason(td, &t.created_caps[i]).or_else(|| {
+            org_kept
+                .as_ref()
+                .map(|r| format!("stays with its org, which the API keeps: {r}"))
+        });
+    }
+}
+
+/// The suite's reason for keeping an item with these captures, if it declares one.
+fn kept_reason(td: &crate::suite::model::Teardown, caps: &BTreeSet<String>) -> Option<String> {
+    caps.iter().find_map(|c| td.kept(c))
+}
+
+/// The captures of the torn-down org a teardown step uses: bare names and `a.`/`b.`
+/// names of that org (vars and built-ins such as `run_id` are not captures).
+fn step_uses(step: &Step, org: Identity) -> BTreeSet<String> {
+    let r = &step.request.value;
+    let mut tpls: Vec<&Tpl> = vec![&r.url];
+    tpls.extend(r.headers.iter().map(|(_, t)| t));
+    tpls.extend(r.query.iter().map(|(_, t)| t));
+    if let Some(j) = &r.json {
+        tpls.extend(j.templates());
+    }
+    tpls.extend(r.body.as_ref());
+    let prefix = format!("{}.", org.as_str());
+    tpls.iter()
+        .flat_map(|t| t.parts.iter())
+        .filter_map(|p| match p {
+            Part::Var(v) if v.starts_with(&prefix) => Some(v[prefix.len()..].to_string()),
+            Part::Var(v) if !v.contains('.') => Some(v.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Identifiers for the "created" list: captured values that are not secrets.
@@ -523,7 +641,7 @@ async fn run_steps(
             Identity::A
         });
         for (k, spec) in step.capture.iter() {
-            let v = setup::capture(spec, &resp).map_err(|m| setup::StepError {
+            let (v, typed) = setup::capture_typed(spec, &resp).map_err(|m| setup::StepError {
                 summary: format!("{what} `{name}`: capture `{}`: {m}", k.name),
                 evidence: vec![("answer".into(), verdict::show(&resp))],
             })?;
@@ -536,6 +654,10 @@ async fn run_steps(
                 &mut values.a
             } else {
                 &mut values.b
+            };
+            match typed {
+                Some(j) => state.typed.insert(k.name.clone(), j),
+                None => state.typed.remove(&k.name),
             };
             state.captures.insert(k.name.clone(), v);
         }

@@ -17,24 +17,29 @@ pub struct StepError {
 
 /// Reads one capture from an answer.
 pub fn capture(spec: &CaptureSpec, resp: &Resp) -> Result<String, RunError> {
+    capture_typed(spec, resp).map(|(s, _)| s)
+}
+
+/// A capture's text, and its JSON value when it was not a JSON string (a number, a
+/// boolean, an object), so a JSON body can send it with its type.
+pub fn capture_typed(spec: &CaptureSpec, resp: &Resp) -> Result<(String, Option<Value>), RunError> {
     match &spec.source {
-        CaptureSource::Status => Ok(resp.status.to_string()),
+        CaptureSource::Status => Ok((resp.status.to_string(), None)),
         CaptureSource::Header(h) => resp
             .header(h)
-            .map(|s| s.to_string())
+            .map(|s| (s.to_string(), None))
             .ok_or_else(|| RunError::NoHeader(h.to_string())),
-        CaptureSource::Cookie(c) => {
-            super::cookies::cookie_value(resp, c).ok_or_else(|| RunError::NoCookie(c.to_string()))
-        }
+        CaptureSource::Cookie(c) => super::cookies::cookie_value(resp, c)
+            .map(|v| (v, None))
+            .ok_or_else(|| RunError::NoCookie(c.to_string())),
         CaptureSource::Path(path, text) => {
             let json = resp
                 .json()
                 .ok_or_else(|| RunError::NotJson(text.to_string()))?;
-            let nodes = path.query(&json);
-            match nodes.first() {
-                Some(Value::String(s)) => Ok(s.clone()),
+            match path.query(&json).first() {
+                Some(Value::String(s)) => Ok((s.clone(), None)),
                 Some(Value::Null) => Err(RunError::Null(text.to_string())),
-                Some(v) => Ok(v.to_string()),
+                Some(v) => Ok((v.to_string(), Some((*v).clone()))),
                 None => Err(RunError::NoMatch(text.to_string())),
             }
         }

@@ -653,6 +653,24 @@ pub fn override_changed(channel_name: &str, base: u16, with_override: u16) -> Op
     })
 }
 
+/// A variant is judged against the base request's answer (B's plain request): when that
+/// base errored or was skipped, nothing is known to compare with, so the variant is
+/// undecided too (`error`, or `skip` after a skipped base) with the base's reason —
+/// never a `fail` measured against an answer that was never decided. `None` when the
+/// base decided (pass or fail) or did not run in this plan.
+pub fn against_base(base: Option<&Decision>, variant_name: &str) -> Option<Decision> {
+    let b = base?;
+    let why = format!(
+        "not judged: B's plain request (without {variant_name}) was undecided, so there is no answer to compare with: {}",
+        b.summary
+    );
+    match b.verdict {
+        Verdict::Pass | Verdict::Fail | Verdict::Warn => None,
+        Verdict::Skip => Some(Decision::skip(why)),
+        Verdict::Error => Some(Decision::error(why)),
+    }
+}
+
 /// A `tenant_override` variant of a read, after the not-found rule (`d`). When the twin
 /// stops being not-found only because A's org id was offered, the server reads the
 /// tenant from the request (twin 2xx: a failure), or refuses a request that names
@@ -1419,6 +1437,42 @@ mod tests {
             expect(case, &got, verdict, &words);
             if verdict == F {
                 assert_eq!(got.evidence.len(), 1, "{case}: the evidence is kept");
+            }
+        }
+    }
+
+    #[test]
+    fn no_variant_is_judged_against_an_undecided_base() {
+        let name = "header `X-Org-Id`";
+        for (case, base, want) in [
+            ("base passed", Some(Decision::pass("404 as expected")), None),
+            ("base failed", Some(Decision::fail("B read A's row")), None),
+            (
+                "base warned",
+                Some(Decision {
+                    verdict: Verdict::Warn,
+                    ..Decision::pass("w")
+                }),
+                None,
+            ),
+            ("base not in plan", None, None),
+            (
+                "base errored",
+                Some(Decision::error("B got 503")),
+                Some(Verdict::Error),
+            ),
+            (
+                "base skipped",
+                Some(Decision::skip("no org id")),
+                Some(Verdict::Skip),
+            ),
+        ] {
+            let got = against_base(base.as_ref(), name);
+            assert_eq!(got.as_ref().map(|d| d.verdict), want, "{case}");
+            if let (Some(d), Some(b)) = (got, base) {
+                assert!(d.summary.contains(&b.summary), "{case}: {}", d.summary);
+                assert!(d.summary.contains(name), "{case}: {}", d.summary);
+                assert!(!d.summary.contains("changed B's answer"), "{case}");
             }
         }
     }

@@ -727,6 +727,25 @@ checks:
     }
 
     #[test]
+    fn teardown_keeps_loads_in_both_forms_and_names_only_captures() {
+        let text = GOOD.replace(
+            "  teardown:\n    - request:",
+            "  teardown:\n    keeps: [brand_id, { capture: org_id, reason: \"orgs stay\" }]\n    reason: \"no delete route\"\n    steps:\n    - request:",
+        );
+        assert_ne!(text, GOOD);
+        let l = load_str("s.yaml", &text, &env(&[]))
+            .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
+        let td = &l.suite.orgs.as_ref().unwrap().teardown;
+        assert_eq!(td.steps.len(), 1);
+        assert_eq!(td.kept("org_id").as_deref(), Some("orgs stay"));
+        assert_eq!(td.kept("brand_id").as_deref(), Some("no delete route"));
+        assert_eq!(td.kept("token"), None);
+        let out = errors(&text.replace("keeps: [brand_id", "keeps: [brand_idd"));
+        assert!(out.contains("`teardown.keeps` names `brand_idd`"), "{out}");
+        assert!(out.contains("did you mean `brand_id`?"), "{out}");
+    }
+
+    #[test]
     fn a_lone_placeholder_keeps_its_json_type() {
         let text = GOOD.replace(
             "json: { enabled: false }",

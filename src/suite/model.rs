@@ -132,9 +132,10 @@ pub struct Orgs {
     /// An endpoint that echoes the caller's tenant.
     #[serde(default)]
     pub identity: Option<ReqOrUrl>,
-    /// Steps run for both orgs at the end, also after failures.
+    /// Steps run for both orgs at the end, also after failures; a list of steps, or
+    /// `{ steps, keeps, reason }` (extension) naming what the API cannot delete.
     #[serde(default)]
-    pub teardown: Vec<Step>,
+    pub teardown: Teardown,
     /// Captures that hold the tenant in the path (extension), e.g. `{ slug: "{{slug}}" }`:
     /// `{{own.slug}}` is then the caller's own, and every A value is offered in overrides.
     #[serde(default)]
@@ -171,6 +172,106 @@ pub struct SessionSpec {
     /// How many neighbours on each side of B's id are tried (default 3).
     #[serde(default)]
     pub neighbours: Option<Spanned<u32>>,
+}
+
+/// `orgs.teardown:` either a list of steps (the original form) or
+/// `{ steps: [...], keeps: [...], reason: "..." }` (extension), where `keeps` names the
+/// captures of what the API cannot delete, so a run reports them as kept on purpose
+/// rather than as a failed teardown.
+#[derive(Debug, Default)]
+pub struct Teardown {
+    pub steps: Vec<Step>,
+    pub keeps: Vec<Keep>,
+    /// Why the API keeps what `keeps` names (shown for every kept item without its own).
+    pub reason: Option<String>,
+}
+
+impl Teardown {
+    /// The reason a capture is kept on purpose, if the suite declares it in `keeps`.
+    pub fn kept(&self, capture: &str) -> Option<String> {
+        self.keeps
+            .iter()
+            .find(|k| k.capture.value == capture)
+            .map(|k| {
+                k.reason
+                    .clone()
+                    .or_else(|| self.reason.clone())
+                    .unwrap_or_else(|| "declared in `teardown.keeps`".into())
+            })
+    }
+}
+
+/// One entry of `teardown.keeps`: a capture name, or `{ capture, reason }`.
+#[derive(Debug)]
+pub struct Keep {
+    pub capture: Spanned<String>,
+    pub reason: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Teardown {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            #[serde(default)]
+            steps: Vec<Step>,
+            #[serde(default)]
+            keeps: Vec<Keep>,
+            #[serde(default)]
+            reason: Option<String>,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Teardown;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of steps, or { steps, keeps, reason }")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Teardown, A::Error> {
+                let steps = Vec::<Step>::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(Teardown {
+                    steps,
+                    ..Teardown::default()
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Teardown, A::Error> {
+                let f = Full::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Teardown {
+                    steps: f.steps,
+                    keeps: f.keeps,
+                    reason: f.reason,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Keep {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            capture: Spanned<String>,
+            #[serde(default)]
+            reason: Option<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Name(Spanned<String>),
+            Full(Full),
+        }
+        Ok(match Raw::deserialize(d)? {
+            Raw::Name(capture) => Keep {
+                capture,
+                reason: None,
+            },
+            Raw::Full(f) => Keep {
+                capture: f.capture,
+                reason: f.reason,
+            },
+        })
+    }
 }
 
 /// `orgs.auth:`

@@ -604,11 +604,27 @@ impl<'a> Validator<'a> {
             b: Some(&caps.b),
             suggest_orgs: false,
         };
-        for step in &o.teardown {
+        for step in &o.teardown.steps {
             for t in step_templates(step) {
                 self.placeholders(&teardown, t, "a teardown step");
             }
             self.step(step);
+        }
+        for k in &o.teardown.keeps {
+            if !own.contains(&k.capture.value) {
+                let names: Vec<String> = own.iter().cloned().collect();
+                self.at(
+                    Loc::of(&k.capture),
+                    format!(
+                        "`teardown.keeps` names `{}`, which no provision or seed step captures",
+                        k.capture.value
+                    ),
+                    Some(format!(
+                        "name the capture of what the API cannot delete{}",
+                        crate::run::verdict::did_you_mean(&k.capture.value, &names)
+                    )),
+                );
+            }
         }
     }
 
@@ -1038,7 +1054,7 @@ impl<'a> Validator<'a> {
     fn request_origins(&mut self, s: &Suite, vars: &[String], base: &Url, allowed: &[String]) {
         let mut urls: Vec<&Tpl> = Vec::new();
         if let Some(o) = &s.orgs {
-            let steps = o.provision.iter().chain(&o.teardown);
+            let steps = o.provision.iter().chain(&o.teardown.steps);
             urls.extend(steps.map(|st| &st.request.value.url));
             urls.extend(o.identity.iter().map(|i| &i.request.url));
         }

@@ -16,6 +16,7 @@ mod pool;
 mod probe_many;
 mod promises;
 mod reports;
+mod runner_truth;
 mod styles;
 mod support;
 mod trust;

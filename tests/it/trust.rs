@@ -226,3 +226,133 @@ fn one_bug_reads_as_one_block_per_check() {
     let lines = r.stdout.lines().count();
     assert!(lines < 150, "{lines} lines\n{}", r.stdout);
 }
+
+fn created(r: &Run) -> Vec<serde_json::Value> {
+    r.json.as_ref().expect("a JSON report")["created"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The reference API's `cannot-delete` bug (`DELETE /orgs/{id}` answers 405): the bundled
+/// suite's teardown fails, which is an `error` (exit 2), and every item is listed as left
+/// behind; "all removed" is never said.
+#[test]
+fn a_teardown_that_fails_leaves_everything_listed_and_the_run_undecided() {
+    let t = Target::start("cannot-delete");
+    let r = t.run(&crate::support::bundled_suite(), &[]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    assert!(r.ids("fail").is_empty(), "{:?}", r.ids("fail"));
+    let errors = r.ids("error");
+    assert!(
+        errors.contains(&"setup/teardown-a".to_string())
+            && errors.contains(&"setup/teardown-b".to_string()),
+        "{errors:?}\n{}",
+        r.explain()
+    );
+    let c = created(&r);
+    assert!(!c.is_empty());
+    assert!(c.iter().all(|x| x["removed"] == false), "{c:?}");
+    assert!(!r.stdout.contains("all removed"), "{}", r.stdout);
+    assert!(r.stdout.contains("LEFT ON THE TARGET"), "{}", r.stdout);
+}
+
+/// The same API with the suite declaring that orgs cannot be deleted: the failing step is
+/// a notice, the run is proven (exit 0), and what stays is listed as kept, with the reason.
+#[test]
+fn what_the_suite_declares_kept_is_listed_with_its_reason() {
+    let t = Target::start("cannot-delete");
+    let suite = edited_suite(
+        t.dir.path(),
+        &[(
+            "  teardown:\n    - name: delete org",
+            "  teardown:\n    keeps: [{ capture: org_id, reason: \"this API cannot delete orgs\" }]\n    steps:\n    - name: delete org",
+        )],
+    );
+    let r = t.run(&suite, &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    let c = created(&r);
+    assert!(c.iter().all(|x| x["removed"] == false), "{c:?}");
+    let org = c.iter().find(|x| x["what"] == "org").expect("an org item");
+    assert_eq!(org["kept"], "this API cannot delete orgs", "{c:?}");
+    assert!(
+        c.iter().all(|x| x["kept"].is_string()),
+        "everything stays with its org: {c:?}"
+    );
+    assert!(
+        notices(&r)
+            .iter()
+            .any(|n| n.contains("as the suite declares")),
+        "{:?}",
+        notices(&r)
+    );
+    assert!(
+        r.stdout.contains("(kept: this API cannot delete orgs)"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("all removed"), "{}", r.stdout);
+}
+
+/// A teardown that deletes only A's subscriber: that item is removed, nothing else is
+/// counted as removed, and B (which never captured a subscriber) skips the step.
+#[test]
+fn only_what_a_step_addressed_counts_as_removed() {
+    let t = Target::start("");
+    let suite = edited_suite(
+        t.dir.path(),
+        &[(
+            "      request: { method: DELETE, url: \"/orgs/{{org_id}}\" }",
+            "      request: { method: DELETE, url: \"/subscribers/{{subscriber_id}}\" }",
+        )],
+    );
+    let r = t.run(&suite, &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    let c = created(&r);
+    let removed: Vec<&serde_json::Value> = c.iter().filter(|x| x["removed"] == true).collect();
+    assert_eq!(removed.len(), 1, "{c:?}");
+    assert_eq!(removed[0]["what"], "add a subscriber", "{c:?}");
+    assert!(
+        notices(&r)
+            .iter()
+            .any(|n| n.contains("skipped for org b") && n.contains("subscriber_id")),
+        "{:?}",
+        notices(&r)
+    );
+    assert!(r.stdout.contains("LEFT ON THE TARGET"), "{}", r.stdout);
+    assert!(!r.stdout.contains("all removed"), "{}", r.stdout);
+}
+
+/// `validate --list` names the database results too, marked as needing the database.
+#[test]
+fn validate_list_names_the_database_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |suite: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenantgate"))
+            .args(["validate", "--list", "--no-env"])
+            .arg(suite)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let found = run(&crate::support::bundled_suite());
+    assert!(
+        found.contains("<schema>.<table>.rls_forced  (database: per tenant table found)"),
+        "{found}"
+    );
+    assert!(found.contains("<object>.app_role_bypassrls"), "{found}");
+    let declared = edited_suite(
+        dir.path(),
+        &[(
+            "  tenant_column: org_id\n",
+            "  tenant_column: org_id\n  tables: [public.brands]\n",
+        )],
+    );
+    let listed = run(&declared);
+    assert!(
+        listed.contains("public.brands.unique_without_tenant  (database)"),
+        "{listed}"
+    );
+}
