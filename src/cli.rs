@@ -609,12 +609,13 @@ fn list_cmd(a: ListArgs) -> u8 {
             text.push_str(&format!("  {}  [{}]\n", p.variant_id(v), p.variant_name(v)));
         }
     }
-    if s.database.is_some() {
-        text.push_str(
-            "database (tables found in the catalog at run time; ids schema.table.RULE):\n",
-        );
-        for r in crate::db::rules::TABLE_RULES {
-            text.push_str(&format!("  *.*.{}\n", r.id()));
+    if let Some(db) = &s.database {
+        // The same ids `validate --list` names; known only once connected.
+        text.push_str("database (needs the database; tables found in the catalog at run time):\n");
+        for line in run::database::planned_ids(db) {
+            let (id, tag) = line.split_once("  ").unwrap_or((line.as_str(), ""));
+            let tag = tag.trim_start_matches('(').trim_end_matches(')');
+            text.push_str(&format!("  {id}  [{tag}]\n"));
         }
     }
     // A closed pipe (`| head`) ends the listing quietly.

@@ -314,8 +314,8 @@ async fn seed(
 /// after failures, errors and interrupts.
 ///
 /// Truthful: an item counts as removed only when a step that uses one of its captures
-/// succeeded; a step that uses the org's `org_id` and succeeded removes the org and what
-/// it holds. What the suite declares in `teardown.keeps` is reported as kept, with its
+/// succeeded; a step that uses the org's `org_id` (or a capture of `orgs.scope`, such as
+/// its slug) and succeeded removes the org and what it holds. What the suite declares in `teardown.keeps` is reported as kept, with its
 /// reason; a failing step that addresses only kept items is a notice, any other failing
 /// step an `error`. A step that needs a capture the org lacks is skipped, with a notice.
 pub(crate) async fn teardown(
@@ -380,7 +380,12 @@ pub(crate) async fn teardown(
             .await;
             match r {
                 Ok(()) => {
-                    let whole_org = uses.contains("org_id");
+                    // The org itself, by its id or by a scope value (a slug), goes with
+                    // everything it holds.
+                    let whole_org = uses.contains("org_id")
+                        || orgs.scope.iter().any(|(k, tpl)| {
+                            uses.contains(k.name.as_str()) || tpl.vars().any(|v| uses.contains(v))
+                        });
                     let gone = if whole_org { &mine } else { &addressed };
                     for &i in gone {
                         t.created[i].removed = true;
