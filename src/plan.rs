@@ -394,7 +394,7 @@ impl Planner<'_> {
                     request,
                     as_: c.as_.unwrap_or(Identity::B),
                     expect: c.expect.clone(),
-                    control: c.control.clone(),
+                    control: c.control.as_deref().cloned(),
                 })),
                 base(),
             )
@@ -499,7 +499,7 @@ fn attack_on<T>(
     pick: impl Fn(&Attacks) -> Option<&Toggle<T>>,
 ) -> bool {
     check
-        .and_then(|c| c.attacks.as_ref())
+        .and_then(|c| c.attacks.as_deref())
         .and_then(&pick)
         .or_else(|| suite.attacks.as_ref().and_then(&pick))
         .is_none_or(|t| t.enabled())
@@ -527,7 +527,7 @@ fn override_names(suite: &Suite, check: Option<&Check>) -> Vec<(Channel, String)
     }
     for a in [
         suite.attacks.as_ref(),
-        check.and_then(|c| c.attacks.as_ref()),
+        check.and_then(|c| c.attacks.as_deref()),
     ]
     .into_iter()
     .flatten()
