@@ -126,7 +126,7 @@ pub struct RunArgs {
     pub suite: PathBuf,
     #[command(flatten)]
     pub out: Outputs,
-    /// Checks run at once (default: 4 per CPU).
+    /// Checks run at once, pinned (default: adapts to the target, 1 to 64).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: Option<u16>,
     /// Only the results PATTERN selects (repeatable): an exact id, a check's slug (all
@@ -472,7 +472,7 @@ async fn run_cmd(a: RunArgs, env: &EnvLookup, cancel: Option<Cancel>) -> u8 {
     let redactor = Redactor::new();
     let mut reps = reporters_with_suite(&a.out, &redactor, Some(&loaded));
     let opts = Options {
-        jobs: a.jobs.map(usize::from).unwrap_or_else(run::default_jobs),
+        jobs: a.jobs.map(usize::from),
         filters: a.filter.clone(),
         excludes: a.exclude.clone(),
         deny_warnings: a.out.deny_warnings,

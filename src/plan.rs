@@ -534,7 +534,7 @@ impl Planner<'_> {
                     request,
                     as_: c.as_.unwrap_or(Identity::B),
                     expect: c.expect.clone(),
-                    control: c.control.clone(),
+                    control: c.control.as_deref().cloned(),
                 })),
                 base(),
             )
@@ -547,7 +547,11 @@ impl Planner<'_> {
             variants,
             not_found,
             oracle: attack_on(self.suite, Some(c), |a| a.existence_oracle.as_ref()),
-            control: c.control.clone().filter(|_| c.request.is_none()),
+            control: c
+                .control
+                .as_deref()
+                .cloned()
+                .filter(|_| c.request.is_none()),
         }
     }
 
@@ -676,7 +680,7 @@ fn attack_on<T>(
     pick: impl Fn(&Attacks) -> Option<&Toggle<T>>,
 ) -> bool {
     check
-        .and_then(|c| c.attacks.as_ref())
+        .and_then(|c| c.attacks.as_deref())
         .and_then(&pick)
         .or_else(|| suite.attacks.as_ref().and_then(&pick))
         .is_none_or(|t| t.enabled())
@@ -704,7 +708,7 @@ fn override_names(suite: &Suite, check: Option<&Check>) -> Vec<(Channel, String)
     }
     for a in [
         suite.attacks.as_ref(),
-        check.and_then(|c| c.attacks.as_ref()),
+        check.and_then(|c| c.attacks.as_deref()),
     ]
     .into_iter()
     .flatten()

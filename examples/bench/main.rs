@@ -50,6 +50,10 @@ struct Args {
     /// `examples/reference-api`: a real target with a database behind it).
     #[arg(long)]
     reference: bool,
+    /// Also run tenantgate without `--jobs` (its adaptive concurrency), next to the
+    /// pinned `--jobs` row.
+    #[arg(long)]
+    adaptive: bool,
     /// Skip Hurl even when it is installed.
     #[arg(long)]
     no_hurl: bool,
@@ -161,9 +165,11 @@ fn run_tenantgate(
     base: &str,
     store: &target::Store,
     checks: usize,
-    jobs: usize,
+    jobs: Option<usize>,
 ) -> Result<Sample, String> {
     let suite = dir.join(format!("bench-{checks}.yaml"));
+    // No `--jobs`: tenantgate adapts its concurrency to the target.
+    let pin = jobs.map(|j| vec!["--jobs".to_string(), j.to_string()]);
     std::fs::write(&suite, workload::suite(base, checks)).map_err(|e| e.to_string())?;
     let json = dir.join("report.json");
     let before = requests(store);
@@ -171,7 +177,8 @@ fn run_tenantgate(
         Command::new(bin)
             .arg("run")
             .arg(&suite)
-            .args(["--jobs", &jobs.to_string(), "--color", "never", "--json"])
+            .args(pin.unwrap_or_default())
+            .args(["--color", "never", "--json"])
             .arg(&json)
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
@@ -482,13 +489,20 @@ fn main() -> Result<(), String> {
     }
     for &checks in &args.sizes {
         let jobs = args.jobs;
-        let tg: Runner = Box::new(|| run_tenantgate(&bin, dir.path(), &base, &store, checks, jobs));
+        let tg: Runner =
+            Box::new(|| run_tenantgate(&bin, dir.path(), &base, &store, checks, Some(jobs)));
         let raw: Runner =
             Box::new(|| run_loadgen(&base, &store, checks, jobs, Schedule::AllConcurrent));
         let same: Runner =
             Box::new(|| run_loadgen(&base, &store, checks, jobs, Schedule::WritesSerial));
         let t = repeat(args.runs, &tg)?;
         print_row("tenantgate", checks, args.runs, &t);
+        if args.adaptive {
+            let ad: Runner =
+                Box::new(|| run_tenantgate(&bin, dir.path(), &base, &store, checks, None));
+            let a = repeat(args.runs, &ad)?;
+            print_row("tenantgate, adaptive jobs", checks, args.runs, &a);
+        }
         let l = repeat(args.runs, &raw)?;
         print_row("load generator", checks, args.runs, &l);
         let s = repeat(args.runs, &same)?;

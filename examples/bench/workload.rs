@@ -32,7 +32,7 @@ pub fn suite(base_url: &str, checks: usize) -> String {
 name: bench-{checks}
 target:
   base_url: {base_url}
-attacks: {{ tenant_override: false, token_forgery: false, claim_integrity: false, existence_oracle: false }}
+attacks: {{ tenant_override: false, token_forgery: false, claim_integrity: false, existence_oracle: false, pool_reuse: false }}
 orgs:
   provision:
     - name: sign up
@@ -92,7 +92,7 @@ pub fn reference_suite(base_url: &str, checks: usize) -> String {
 name: bench-reference-{checks}
 target:
   base_url: {base_url}
-attacks: {{ tenant_override: false, token_forgery: false, claim_integrity: false, existence_oracle: false }}
+attacks: {{ tenant_override: false, token_forgery: false, claim_integrity: false, existence_oracle: false, pool_reuse: false }}
 orgs:
   provision:
     - name: sign up

@@ -8,7 +8,9 @@
 //! OpenSSL-style bundle, `SSL_CERT_FILE` / `SSL_CERT_DIR` honoured), plus the suite's
 //! `target.tls.ca` roots when given. `--insecure` turns verification off entirely.
 
+use super::adaptive::{Gate, Signal};
 use super::error::RunError;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -216,6 +218,9 @@ pub struct Http {
     default_headers: Vec<(String, String)>,
     /// The origins absolute URLs may have (empty: no restriction, e.g. in unit tests).
     allowed: Vec<String>,
+    /// The check stage's concurrency gate, told of every answer once set (shared by
+    /// the clones, so setting it on one reaches the checks' client).
+    gate: Arc<OnceLock<Gate>>,
 }
 
 /// One line from an error and its sources (reqwest nests the useful part).
@@ -258,6 +263,7 @@ impl Http {
             timeout,
             default_headers,
             allowed: Vec::new(),
+            gate: Arc::new(OnceLock::new()),
         })
     }
 
@@ -280,6 +286,20 @@ impl Http {
         }
     }
 
+    /// From now on every answer (and every transport error) of this client and its
+    /// clones is recorded on `gate` (adaptive concurrency). Set once; a later call is
+    /// ignored.
+    pub fn set_gate(&self, gate: Gate) {
+        let _ = self.gate.set(gate);
+    }
+
+    /// Tells the gate, if any, how an attempt went.
+    fn record(&self, elapsed: Duration, signal: Signal) {
+        if let Some(g) = self.gate.get() {
+            g.record(elapsed, signal);
+        }
+    }
+
     /// The absolute URL for a request URL.
     pub fn absolute(&self, url: &str) -> String {
         if url.starts_with("http://") || url.starts_with("https://") {
@@ -294,6 +314,16 @@ impl Http {
         if let Some(o) = self.refused(&p.url) {
             return Err(TransportError::Refused(o));
         }
+        let start = Instant::now();
+        let r = self.send_once(p, start).await;
+        match &r {
+            Ok(resp) => self.record(resp.elapsed, Signal::of_status(resp.status)),
+            Err(_) => self.record(start.elapsed(), Signal::Failed),
+        }
+        r
+    }
+
+    async fn send_once(&self, p: &Prepared, start: Instant) -> Result<Resp, TransportError> {
         let method = reqwest::Method::from_bytes(p.method.as_bytes())
             .map_err(|_| TransportError::Other(format!("bad method {}", p.method)))?;
         let mut rb = self.client.request(method, self.absolute(&p.url));
@@ -308,7 +338,6 @@ impl Http {
             Some(Body::Text(t)) => rb = rb.body(t.clone()),
             None => {}
         }
-        let start = Instant::now();
         let map_err = |e: reqwest::Error| {
             if e.is_timeout() {
                 TransportError::Timeout(self.timeout)

@@ -11,8 +11,9 @@ use crate::plan::{Partition, Selection};
 /// How a run behaves (from the command line).
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Checks run at once.
-    pub jobs: usize,
+    /// Checks run at once: `Some(n)` pins it (`--jobs N`); `None` adapts to the target
+    /// (see [`super::adaptive`]).
+    pub jobs: Option<usize>,
     /// Only the checks, variants and database results these patterns match (see
     /// [`Selection`]); empty: everything.
     pub filters: Vec<String>,
@@ -62,7 +63,7 @@ impl Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            jobs: default_jobs(),
+            jobs: None,
             filters: Vec::new(),
             excludes: Vec::new(),
             deny_warnings: false,
@@ -77,7 +78,8 @@ impl Default for Options {
     }
 }
 
-/// Four checks per CPU: checks wait on the network, not the CPU.
+/// Four checks per CPU: checks wait on the network, not the CPU. No longer the default
+/// (the default adapts); kept for callers that want a fixed figure.
 pub fn default_jobs() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get() * 4)

@@ -1,12 +1,14 @@
 //! The check stage's scheduling (run stage): non-writes concurrently (bounded by
-//! `jobs`), then writes one at a time — so a write that leaks cannot be blamed on
-//! another variant's change — and results emitted in plan order.
+//! `--jobs N`, or by the adaptive gate of [`super::adaptive`] without `--jobs`), then
+//! writes one at a time — so a write that leaks cannot be blamed on another variant's
+//! change — and results emitted in plan order.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use super::adaptive::{Config, Gate, Limiter};
 use super::checks::{self, Ctx};
 use super::emit::Emitter;
 use super::options::Cancel;
@@ -16,41 +18,55 @@ use crate::plan::CheckPlan;
 /// How often the check stage reports progress while checks run.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
-/// Runs the planned checks: non-writes concurrently (at most `jobs` at once), then
-/// writes one at a time; emits results in plan order. Returns true when interrupted.
+/// Runs the planned checks: non-writes concurrently (at most `jobs` at once; `None`:
+/// as many as the adaptive gate allows), then writes one at a time; emits results in
+/// plan order. Returns true when interrupted.
 /// On an interrupt no check starts; the running ones finish (each is bounded by the
 /// timeout).
 pub(crate) async fn run_checks(
     ctx: &Arc<Ctx>,
     plans: Vec<CheckPlan>,
-    jobs: usize,
+    jobs: Option<usize>,
     cancel: &Cancel,
     em: &mut Emitter<'_>,
 ) -> bool {
     let n = plans.len();
     em.phase(format!("running {n} checks as org b"));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Vec<CheckResult>)>();
-    let sem = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let gate = Gate::new(match jobs {
+        Some(n) => Limiter::fixed(n),
+        None => Limiter::new(Config::default()),
+    });
+    // Every answer of the checks' client now resizes the gate (pinned: it never moves).
+    ctx.http.set_gate(gate.clone());
     let started = Arc::new(AtomicUsize::new(0));
-    let mut writes = Vec::new();
-    for (i, p) in plans.into_iter().enumerate() {
-        if p.is_write() {
-            writes.push((i, p));
-            continue;
-        }
-        let (ctx, tx, sem, cancel) = (ctx.clone(), tx.clone(), sem.clone(), cancel.clone());
+    let (writes, concurrent): (Vec<_>, Vec<_>) = plans
+        .into_iter()
+        .enumerate()
+        .partition(|(_, p)| p.is_write());
+    // A feeder spawns each check only once it has a slot: spawned all at once, 10,000
+    // waiting tasks (each sized for a whole check's state) held most of the run's memory.
+    let feeder = {
+        let (ctx, tx, gate, cancel) = (ctx.clone(), tx.clone(), gate.clone(), cancel.clone());
         let started = started.clone();
         tokio::spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            started.fetch_add(1, Ordering::Relaxed);
-            let results = if cancel.is_cancelled() {
-                Vec::new()
-            } else {
-                guarded(ctx, p).await
-            };
-            let _ = tx.send((i, results));
-        });
-    }
+            for (i, p) in concurrent {
+                let permit = gate.acquire().await;
+                started.fetch_add(1, Ordering::Relaxed);
+                let (ctx, tx, cancel) = (ctx.clone(), tx.clone(), cancel.clone());
+                tokio::spawn(async move {
+                    // Held for the whole check; answers are recorded by the client.
+                    let _permit = permit;
+                    let results = if cancel.is_cancelled() {
+                        Vec::new()
+                    } else {
+                        guarded(ctx, p).await
+                    };
+                    let _ = tx.send((i, results));
+                });
+            }
+        })
+    };
     // The channel closes once every task has reported.
     drop(tx);
     let mut slots: BTreeMap<usize, Vec<CheckResult>> = BTreeMap::new();
@@ -79,6 +95,8 @@ pub(crate) async fn run_checks(
             }
         }
     }
+    // The feeder has ended (the channel closed after its last check).
+    let _ = feeder.await;
     for (i, p) in writes {
         let rs = if cancel.is_cancelled() {
             Vec::new()
@@ -93,6 +111,10 @@ pub(crate) async fn run_checks(
         slots.insert(i, rs);
     }
     emit_ready(&mut slots, &mut next, n, em);
+    if jobs.is_none() {
+        // So a slow run can be told from a slow target.
+        em.phase(format!("jobs: adaptive, {} at the end", gate.limit()));
+    }
     cancel.is_cancelled()
 }
 

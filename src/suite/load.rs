@@ -355,7 +355,10 @@ fn parse(name: &str, text: &str, opts: &LoadOptions) -> Parsed {
             }
         }
         let e = match parsed {
-            Ok(s) => {
+            Ok(mut s) => {
+                // The vector grew by doubling: give back the unused tail (kept for the
+                // whole run).
+                s.checks.shrink_to_fit();
                 out.suite = Some(s);
                 break;
             }

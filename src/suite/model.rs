@@ -663,17 +663,19 @@ pub fn parse_capture(s: &str) -> Result<CaptureSource, ValueError> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Check {
+    // The parts only some checks have are boxed: inline, every kind's request made a
+    // check 2,176 bytes and a suite of 10,000 checks 22 MB (docs/performance.md).
     pub name: Spanned<String>,
     #[serde(default)]
-    pub read: Option<ReqOrUrl>,
+    pub read: Option<Box<ReqOrUrl>>,
     #[serde(default)]
-    pub list: Option<ReqOrUrl>,
+    pub list: Option<Box<ReqOrUrl>>,
     #[serde(default)]
-    pub write: Option<Spanned<Request>>,
+    pub write: Option<Box<Spanned<Request>>>,
     #[serde(default)]
-    pub verify: Option<ReqOrUrl>,
+    pub verify: Option<Box<ReqOrUrl>>,
     #[serde(default)]
-    pub request: Option<Spanned<Request>>,
+    pub request: Option<Box<Spanned<Request>>>,
     /// With `list`: the mass-assignment check (extension) — B creates in its own scope
     /// naming A's org in the body; A's list must not grow, B's must show the row.
     #[serde(default)]
@@ -683,11 +685,11 @@ pub struct Check {
     #[serde(default)]
     pub expect: Option<Expect>,
     #[serde(default)]
-    pub control: Option<Control>,
+    pub control: Option<Box<Control>>,
     #[serde(default)]
     pub markers: Vec<MarkerSpec>,
     #[serde(default)]
-    pub attacks: Option<Attacks>,
+    pub attacks: Option<Box<Attacks>>,
     #[serde(default)]
     pub not_found_status: Option<Spanned<u16>>,
 }

@@ -3,7 +3,7 @@
 //! files. A `Validator` owns the file name and collects every problem it finds, so
 //! one load reports them all.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use reqwest::Url;
 
@@ -264,7 +264,8 @@ impl<'a> Validator<'a> {
         if let Some(a) = &s.attacks {
             self.attacks(a);
         }
-        let mut seen: Vec<(String, Loc)> = Vec::new();
+        // A map, not a list: the duplicate check was quadratic (10,000 checks: 0.5–0.9 s).
+        let mut seen: HashMap<String, Loc> = HashMap::with_capacity(s.checks.len());
         for c in &s.checks {
             self.check(c, &full, &mut seen);
         }
@@ -629,7 +630,7 @@ impl<'a> Validator<'a> {
     }
 
     /// One check: its name, its kind, its requests and expectations.
-    fn check(&mut self, c: &Check, full: &Scope, seen: &mut Vec<(String, Loc)>) {
+    fn check(&mut self, c: &Check, full: &Scope, seen: &mut HashMap<String, Loc>) {
         let name_loc = Loc::of(&c.name);
         let sl = slug(&c.name.value);
         if sl.is_empty() {
@@ -638,7 +639,7 @@ impl<'a> Validator<'a> {
                 "a check needs a name with letters or digits",
                 Some("results are identified by the name: write what the check proves, e.g. `brand is invisible to B`".into()),
             );
-        } else if let Some((_, prev)) = seen.iter().find(|(s, _)| *s == sl) {
+        } else if let Some(prev) = seen.get(&sl) {
             let line = prev.line;
             self.at(
                 name_loc,
@@ -649,7 +650,7 @@ impl<'a> Validator<'a> {
                 Some("check names must be unique: results are identified by them".into()),
             );
         } else {
-            seen.push((sl, name_loc));
+            seen.insert(sl, name_loc);
         }
         self.check_kind(c, name_loc);
         self.check_requests(c, full);
