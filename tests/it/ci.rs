@@ -173,7 +173,7 @@ fn list_shows_the_plan_without_environment() {
             "{id} missing from:\n{text}"
         );
     }
-    assert!(text.contains("*.*.rls_enabled"));
+    assert!(text.contains("<schema>.<table>.rls_enabled  ["), "{text}");
 }
 
 #[test]
