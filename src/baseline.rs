@@ -43,7 +43,11 @@ pub const REASON_PLACEHOLDER: &str = "TODO: why this is acceptable";
 /// once.
 pub fn render(results: &[CheckResult]) -> String {
     let mut ids: Vec<&CheckResult> = Vec::new();
-    for r in results.iter().filter(|r| r.verdict == Verdict::Warn) {
+    // Warnings the suite already accepts keep their entry (and its reason) there.
+    for r in results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Warn && r.accepted.is_none())
+    {
         if !ids.iter().any(|o| o.id == r.id) {
             ids.push(r);
         }

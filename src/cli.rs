@@ -257,6 +257,10 @@ fn reporters_with_suite(
             color,
             deny_warnings: out.deny_warnings,
             quiet: out.quiet,
+            // A counter redrawn in place needs a terminal that understands `\r` and
+            // erase-line; a CI log gets a line every few seconds instead.
+            live: std::io::stderr().is_terminal()
+                && std::env::var("TERM").map_or(true, |t| t != "dumb"),
         },
     )));
     let paths = ReportPaths::resolve(&out.files, out.junit.as_deref(), out.json.as_deref());

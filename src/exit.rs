@@ -2,7 +2,7 @@
 //!
 //! | code | meaning |
 //! |---|---|
-//! | 0 | isolation proven: every result passed (warnings allowed unless `--deny-warnings`), at least one check ran |
+//! | 0 | isolation proven: every result passed (warnings allowed unless `--deny-warnings`; warnings the suite accepts with a reason always allowed), at least one check ran |
 //! | 1 | a proven isolation failure, and nothing else |
 //! | 2 | nothing failed, but something could not be decided; the suite could not be loaded; the command line was wrong; an internal error |
 //!
@@ -22,7 +22,7 @@ pub const UNDECIDED: u8 = 2;
 
 /// The exit status for a finished (or interrupted) run.
 pub fn for_counts(counts: &Counts, deny_warnings: bool, interrupted: bool) -> u8 {
-    if counts.fail > 0 || (deny_warnings && counts.warn > 0) {
+    if counts.fail > 0 || (deny_warnings && counts.warn > counts.accepted) {
         ISOLATION_FAILURE
     } else if counts.error > 0 || interrupted || counts.pass + counts.warn == 0 {
         UNDECIDED
@@ -47,7 +47,23 @@ mod tests {
             error,
             warn,
             skip,
+            accepted: 0,
         }
+    }
+
+    #[test]
+    fn accepted_warnings_do_not_fail_deny_warnings() {
+        let mut c = counts(3, 0, 0, 2, 0);
+        assert_eq!(for_counts(&c, true, false), ISOLATION_FAILURE);
+        c.accepted = 1;
+        assert_eq!(
+            for_counts(&c, true, false),
+            ISOLATION_FAILURE,
+            "one is not accepted"
+        );
+        c.accepted = 2;
+        assert_eq!(for_counts(&c, true, false), PROVEN);
+        assert_eq!(for_counts(&c, false, false), PROVEN);
     }
 
     #[test]

@@ -116,6 +116,10 @@ pub struct CheckResult {
     /// How many times a transport error made the runner retry it.
     #[serde(skip_serializing_if = "is_zero", default)]
     pub retries: u32,
+    /// For a warning the suite's `accept:` list accepts: why (the entry's reason). The
+    /// verdict stays `warn`; an accepted warning does not fail `--deny-warnings`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub accepted: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -151,6 +155,7 @@ impl CheckResult {
             evidence: Vec::new(),
             duration: Duration::ZERO,
             retries: 0,
+            accepted: None,
         }
     }
 
@@ -175,6 +180,13 @@ pub struct Counts {
     pub error: usize,
     pub warn: usize,
     pub skip: usize,
+    /// How many of the warnings the suite accepted (`accept:`); counted in `warn` too.
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub accepted: usize,
+}
+
+fn is_zero_usize(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Counts {
@@ -199,6 +211,9 @@ impl Counts {
         let mut c = Counts::default();
         for r in results {
             c.add(r.verdict);
+            if r.verdict == Verdict::Warn && r.accepted.is_some() {
+                c.accepted += 1;
+            }
         }
         c
     }
@@ -275,8 +290,19 @@ pub enum Event {
     Started(RunInfo),
     /// A phase began (for progress output): e.g. "provisioning org a".
     Phase(String),
+    /// Where the check stage stands (for progress output; reports ignore it).
+    Progress(Progress),
     /// One result is final.
     Finished(CheckResult),
     /// The run ended.
     Ended(RunSummary),
+}
+
+/// The check stage's progress: how many checks are done out of how many, and how many
+/// are running now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    pub in_flight: usize,
 }

@@ -105,7 +105,7 @@ pub fn attestation_statement(
     for r in results {
         match r.verdict {
             Verdict::Pass => passed.push(r.id.as_str()),
-            Verdict::Warn if !deny_warnings => warned.push(r.id.as_str()),
+            Verdict::Warn if !deny_warnings || r.accepted.is_some() => warned.push(r.id.as_str()),
             Verdict::Warn | Verdict::Fail | Verdict::Error => failed.push(r.id.as_str()),
             Verdict::Skip => {}
         }

@@ -200,12 +200,17 @@ fn header(h: &mut String, info: &RunInfo, summary: &RunSummary, verdict: RunVerd
 
 fn counts(h: &mut String, summary: &RunSummary, deny_warnings: bool) {
     let c = &summary.counts;
+    let warn_word = if c.accepted > 0 {
+        format!("warnings ({} accepted)", c.accepted)
+    } else {
+        "warnings".to_string()
+    };
     h.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n<ul class=\"counts\">\n");
     for (key, n, word) in [
         ("pass", c.pass, "passed"),
         ("fail", c.fail, "failed"),
         ("error", c.error, "errors"),
-        ("warn", c.warn, "warnings"),
+        ("warn", c.warn, warn_word.as_str()),
         ("skip", c.skip, "skipped"),
     ] {
         let _ = writeln!(
@@ -370,10 +375,11 @@ fn database(h: &mut String, results: &[CheckResult], anchors: &HashMap<usize, St
             };
             let _ = write!(
                 h,
-                "<tr>{}<td>{}</td><td class=\"v-{v}\" data-verdict=\"{v}\">{word}</td><td>{}</td></tr>",
+                "<tr>{}<td>{}</td><td class=\"v-{v}\" data-verdict=\"{v}\">{word}</td><td>{}{}</td></tr>",
                 name(&mut first),
                 esc(&r.variant),
-                esc(&r.summary)
+                esc(&r.summary),
+                accepted_note(r)
             );
         }
         if !passes.is_empty() {
@@ -390,6 +396,17 @@ fn database(h: &mut String, results: &[CheckResult], anchors: &HashMap<usize, St
     h.push_str("</table>\n</section>\n");
 }
 
+/// ` — accepted: REASON` for a warning the suite accepts (`accept:`).
+fn accepted_note(r: &CheckResult) -> String {
+    match r.accepted.as_deref().filter(|_| r.verdict == Verdict::Warn) {
+        Some(reason) => format!(
+            " <span class=\"accepted\" data-accepted=\"true\">— accepted: {}</span>",
+            esc(reason)
+        ),
+        None => String::new(),
+    }
+}
+
 fn evidence(h: &mut String, results: &[CheckResult], anchors: &HashMap<usize, String>) {
     h.push_str("<section id=\"evidence\">\n<h2>Evidence</h2>\n");
     let mut any = false;
@@ -401,12 +418,13 @@ fn evidence(h: &mut String, results: &[CheckResult], anchors: &HashMap<usize, St
         let v = r.verdict.as_str();
         let _ = write!(
             h,
-            "<article id=\"{anchor}\" class=\"v-{v}\" data-verdict=\"{v}\">\n<h3>{} {}</h3>\n<p>id <code>{}</code> · layer {}</p>\n<p class=\"summary\">{}</p>\n<dl>\n",
+            "<article id=\"{anchor}\" class=\"v-{v}\" data-verdict=\"{v}\">\n<h3>{} {}</h3>\n<p>id <code>{}</code> · layer {}</p>\n<p class=\"summary\">{}{}</p>\n<dl>\n",
             v.to_uppercase(),
             esc(&display_name(r)),
             esc(&r.id),
             r.layer.as_str(),
-            esc(&r.summary)
+            esc(&r.summary),
+            accepted_note(r)
         );
         for e in &r.evidence {
             let _ = writeln!(

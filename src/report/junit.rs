@@ -224,7 +224,9 @@ fn test_case(r: &CheckResult, deny_warnings: bool, suite_path: Option<&str>) -> 
         Verdict::Pass => TestCaseStatus::success(),
         Verdict::Fail => non_success(NonSuccessKind::Failure, "isolation"),
         Verdict::Error => non_success(NonSuccessKind::Error, "undecided"),
-        Verdict::Warn if deny_warnings => non_success(NonSuccessKind::Failure, "warning"),
+        Verdict::Warn if deny_warnings && r.accepted.is_none() => {
+            non_success(NonSuccessKind::Failure, "warning")
+        }
         Verdict::Warn => TestCaseStatus::success(),
         Verdict::Skip => {
             let mut s = TestCaseStatus::skipped();
@@ -239,7 +241,13 @@ fn test_case(r: &CheckResult, deny_warnings: bool, suite_path: Option<&str>) -> 
         case.extra
             .insert("file".into(), xml_text(file, true).into());
     }
-    if r.verdict == Verdict::Warn && !deny_warnings {
+    if let Some(reason) = r.accepted.as_deref().filter(|_| r.verdict == Verdict::Warn) {
+        case.set_system_out(format!(
+            "warning (accepted: {}): {}",
+            xml_text(reason, false),
+            details()
+        ));
+    } else if r.verdict == Verdict::Warn && !deny_warnings {
         case.set_system_out(format!("warning: {}", details()));
     }
     case

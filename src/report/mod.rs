@@ -46,7 +46,7 @@ pub use html::{Html, html_report};
 pub use json::{Json, JsonReport, JsonSuite, JsonTool, SCHEMA_VERSION};
 pub use junit::{Junit, junit_report};
 pub use sarif::{FINGERPRINT_KEY, SARIF_SCHEMA, Sarif, rule_id, sarif_report};
-pub use terminal::{PASS_ROWS_PER_LAYER, Terminal, TerminalOptions, render_table};
+pub use terminal::{ITEMISED_RESULTS_MAX, Terminal, TerminalOptions, render_table};
 
 /// One consumer of run events. Implementations buffer what they need and write when they
 /// choose (the terminal as results arrive, files at [`Event::Ended`]).
@@ -156,7 +156,7 @@ impl Collected {
                 self.results.clear();
                 None
             }
-            Event::Phase(_) => None,
+            Event::Phase(_) | Event::Progress(_) => None,
             Event::Finished(r) => {
                 self.results.push(r.clone());
                 None

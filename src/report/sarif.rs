@@ -454,7 +454,7 @@ fn result_json(
 ) -> Value {
     let (kind, level) = match r.verdict {
         Verdict::Fail => ("fail", "error"),
-        Verdict::Warn if deny_warnings => ("fail", "error"),
+        Verdict::Warn if deny_warnings && r.accepted.is_none() => ("fail", "error"),
         Verdict::Warn => ("fail", "warning"),
         _ => ("open", "none"),
     };
@@ -496,6 +496,15 @@ fn result_json(
     });
     if location.as_object().is_some_and(|o| !o.is_empty()) {
         result["locations"] = json!([location]);
+    }
+    // An accepted warning: suppressed in the suite file (`accept:`), with its reason —
+    // code scanning shows it as dismissed, never as gone.
+    if let Some(reason) = r.accepted.as_deref().filter(|_| r.verdict == Verdict::Warn) {
+        result["suppressions"] = json!([{
+            "kind": "inSource",
+            "status": "accepted",
+            "justification": reason,
+        }]);
     }
     result
 }

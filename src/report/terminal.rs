@@ -5,7 +5,6 @@
 //! Everything printed at the end comes from [`render_table`], a pure function, so the
 //! exact text is snapshot-tested. The footer's duration is the only timing in it.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 
 use comfy_table::{Attribute, Cell, Color, Table, presets};
@@ -13,10 +12,10 @@ use comfy_table::{Attribute, Cell, Color, Table, presets};
 use super::{RunVerdict, display_name, evidence_text, plural};
 use crate::outcome::{CheckResult, Counts, Event, Layer, RunInfo, RunSummary, Verdict};
 
-/// Above this many passes in one layer, the table shows one row per (layer, variant)
-/// instead of one per pass: a database audit can produce 100 000 passes, and a person
-/// needs to see the few rows that did not pass.
-pub const PASS_ROWS_PER_LAYER: usize = 40;
+/// Up to this many results, the table has a row for each. Above it (a database audit can
+/// produce 100 000 passes) it shows the counts per layer and a row for each result that
+/// did not pass, so a green run fits on one screen; verbose output lists every row.
+pub const ITEMISED_RESULTS_MAX: usize = 40;
 
 /// The Evidence column shows at most this many characters of a result's summary; the
 /// full evidence of failures and errors follows the table.
@@ -39,7 +38,13 @@ pub struct TerminalOptions {
     /// `--quiet`: no progress and no table, only the verdict line at the end (errors of
     /// tenantgate itself are still printed by the command).
     pub quiet: bool,
+    /// Progress goes to a terminal: the check counter is redrawn in place. Otherwise it
+    /// is a line every [`PROGRESS_LINE_EVERY`], so a CI log never looks hung.
+    pub live: bool,
 }
+
+/// When progress does not go to a terminal: at most one counter line this often.
+pub const PROGRESS_LINE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Prints progress to `progress` (stderr) as results arrive and the final report to `out`
 /// (stdout) at [`Event::Ended`].
@@ -50,6 +55,10 @@ pub struct Terminal<W: Write + Send> {
     info: Option<RunInfo>,
     results: Vec<CheckResult>,
     counts: Counts,
+    /// The in-place counter is on the screen (live mode): cleared before other lines.
+    status_shown: bool,
+    /// When the last counter line was printed (not live).
+    last_progress: Option<std::time::Instant>,
 }
 
 impl<W: Write + Send> Terminal<W> {
@@ -62,6 +71,8 @@ impl<W: Write + Send> Terminal<W> {
             info: None,
             results: Vec::new(),
             counts: Counts::default(),
+            status_shown: false,
+            last_progress: None,
         }
     }
 
@@ -74,9 +85,47 @@ impl<W: Write + Send> Terminal<W> {
         if self.opts.quiet {
             return Ok(());
         }
-        writeln!(self.progress, "{line}")
+        // Over the in-place counter: clear it first (it is redrawn at the next tick).
+        let clear = if std::mem::take(&mut self.status_shown) {
+            "\r\x1b[K"
+        } else {
+            ""
+        };
+        writeln!(self.progress, "{clear}{line}")
             .and_then(|()| self.progress.flush())
             .map_err(|e| io::Error::new(e.kind(), format!("cannot write progress: {e}")))
+    }
+
+    /// The check counter: in place on a terminal, else a line every few seconds.
+    fn progress_counter(&mut self, p: &crate::outcome::Progress) -> io::Result<()> {
+        if self.opts.quiet {
+            return Ok(());
+        }
+        let c = &self.counts;
+        let mut line = format!(
+            "...   checks {}/{} done, {} in flight",
+            p.done, p.total, p.in_flight
+        );
+        if c.fail + c.error > 0 {
+            line.push_str(&format!(
+                " · {} failed, {}",
+                c.fail,
+                plural(c.error, "error")
+            ));
+        }
+        if self.opts.live {
+            self.status_shown = true;
+            return write!(self.progress, "\r\x1b[K{line}")
+                .and_then(|()| self.progress.flush())
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot write progress: {e}")));
+        }
+        let now = std::time::Instant::now();
+        let last = *self.last_progress.get_or_insert(now);
+        if now.duration_since(last) < PROGRESS_LINE_EVERY || p.done == p.total {
+            return Ok(());
+        }
+        self.last_progress = Some(now);
+        self.progress_line(&line)
     }
 }
 
@@ -107,22 +156,34 @@ impl<W: Write + Send> super::Reporter for Terminal<W> {
                 };
                 self.progress_line(&line)
             }
+            Event::Progress(p) => self.progress_counter(p),
             Event::Finished(r) => {
                 // Keep the result before writing, so a broken stderr cannot cost the table.
                 self.counts.add(r.verdict);
+                if r.verdict == Verdict::Warn && r.accepted.is_some() {
+                    self.counts.accepted += 1;
+                }
                 self.results.push(r.clone());
                 if r.verdict == Verdict::Pass {
                     return Ok(());
                 }
                 let line = format!(
-                    "{}  {}  {}",
+                    "{}  {}  {}{}",
                     verdict_word(r.verdict, self.opts.color),
                     clean_line(&display_name(r), 2 * NAME_WIDTH),
-                    clean_line(&r.summary, 100)
+                    clean_line(&r.summary, 100),
+                    if r.accepted.is_some() {
+                        " (accepted)"
+                    } else {
+                        ""
+                    }
                 );
                 self.progress_line(&line)
             }
             Event::Ended(summary) => {
+                if std::mem::take(&mut self.status_shown) && !self.opts.quiet {
+                    let _ = write!(self.progress, "\r\x1b[K").and_then(|()| self.progress.flush());
+                }
                 let Some(info) = self.info.as_ref() else {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
@@ -143,16 +204,6 @@ impl<W: Write + Send> super::Reporter for Terminal<W> {
     }
 }
 
-/// One table row: a result, or the passes of one (layer, variant) folded together.
-enum Row<'a> {
-    One(&'a CheckResult),
-    Passes {
-        layer: Layer,
-        variant: &'a str,
-        count: usize,
-    },
-}
-
 /// Everything the terminal prints at the end of a run: the table, a detail block per
 /// failure and error, and the footer (counts, duration, notices, leftovers, verdict).
 ///
@@ -167,29 +218,40 @@ pub fn render_table(
     let color = opts.color;
     let mut out = String::new();
 
-    let (rows, folded) = rows(results, opts.verbose);
-    if rows.is_empty() {
+    if results.is_empty() {
         out.push_str("no results\n");
+    } else if opts.verbose || results.len() <= ITEMISED_RESULTS_MAX {
+        out.push_str(&table(&results.iter().collect::<Vec<_>>(), color));
     } else {
-        out.push_str(&table(&rows, color));
-    }
-    if folded > 0 {
-        out.push_str(&format!(
-            "{} folded into one row per layer and variant (layers with more than \
-             {PASS_ROWS_PER_LAYER} passes); verbose output lists each\n",
-            plural(folded, "passing result"),
-        ));
+        // Too many rows for one screen: the counts per layer, then only what did not
+        // pass — a green run reads at a glance, a red one shows its few rows.
+        out.push_str(&layer_table(results, color));
+        let others: Vec<&CheckResult> = results
+            .iter()
+            .filter(|r| r.verdict != Verdict::Pass)
+            .collect();
+        if !others.is_empty() {
+            out.push_str(&table(&others, color));
+        }
+        let passes = results.len() - others.len();
+        if passes > 0 {
+            out.push_str(&format!(
+                "{} counted per layer; --verbose lists every result\n",
+                plural(passes, "passing result"),
+            ));
+        }
     }
 
     // The evidence a person needs to act on: failures and errors, and warnings when
     // they fail the gate too.
-    let detailed = |v: Verdict| {
-        matches!(v, Verdict::Fail | Verdict::Error) || (opts.deny_warnings && v == Verdict::Warn)
+    let detailed = |v: &CheckResult| {
+        matches!(v.verdict, Verdict::Fail | Verdict::Error)
+            || (opts.deny_warnings && v.verdict == Verdict::Warn && v.accepted.is_none())
     };
     // One block per check and finding: the variants that got the same verdict, reason
     // and evidence (apart from the request each sent) are listed together, so one bug
     // reads as one block, not once per attack variant.
-    for group in same_finding(results.iter().filter(|r| detailed(r.verdict))) {
+    for group in same_finding(results.iter().filter(|r| detailed(r))) {
         let r = group[0];
         out.push('\n');
         out.push_str(&format!(
@@ -249,43 +311,65 @@ fn same_finding<'a>(results: impl Iterator<Item = &'a CheckResult>) -> Vec<Vec<&
     groups.into_iter().map(|(_, v)| v).collect()
 }
 
-/// Results in event order, with the passes of crowded layers folded per variant (the
-/// folded row stands where the first of its passes was). Returns the rows and how many
-/// passes were folded.
-fn rows(results: &[CheckResult], verbose: bool) -> (Vec<Row<'_>>, usize) {
-    let mut passes: HashMap<Layer, usize> = HashMap::new();
-    for r in results.iter().filter(|r| r.verdict == Verdict::Pass) {
-        *passes.entry(r.layer).or_default() += 1;
-    }
-    let fold = |l: Layer| !verbose && passes.get(&l).copied().unwrap_or(0) > PASS_ROWS_PER_LAYER;
-
-    let mut rows = Vec::new();
-    let mut group: HashMap<(Layer, &str), usize> = HashMap::new();
-    let mut folded = 0;
+/// Per layer, in the pipeline's order (setup, checks, attacks, database, probe): how
+/// many results got each verdict.
+fn layer_counts(results: &[CheckResult]) -> Vec<(Layer, Counts)> {
+    let mut by: Vec<(Layer, Counts)> = Vec::new();
     for r in results {
-        if r.verdict == Verdict::Pass && fold(r.layer) {
-            folded += 1;
-            let at = *group
-                .entry((r.layer, r.variant.as_str()))
-                .or_insert_with(|| {
-                    rows.push(Row::Passes {
-                        layer: r.layer,
-                        variant: &r.variant,
-                        count: 0,
-                    });
-                    rows.len() - 1
-                });
-            if let Row::Passes { count, .. } = &mut rows[at] {
-                *count += 1;
+        let at = match by.iter().position(|(l, _)| *l == r.layer) {
+            Some(i) => i,
+            None => {
+                by.push((r.layer, Counts::default()));
+                by.len() - 1
             }
-        } else {
-            rows.push(Row::One(r));
-        }
+        };
+        by[at].1.add(r.verdict);
     }
-    (rows, folded)
+    by.sort_by_key(|(l, _)| *l);
+    by
 }
 
-fn table(rows: &[Row<'_>], color: bool) -> String {
+/// The compact form's first table: one row per layer with its counts.
+fn layer_table(results: &[CheckResult], color: bool) -> String {
+    let mut t = Table::new();
+    t.load_style(presets::UTF8_FULL_CONDENSED);
+    t.force_no_tty();
+    if color {
+        t.enforce_styling();
+    }
+    t.set_header(["Layer", "passed", "failed", "errors", "warnings", "skipped"]);
+    for (layer, c) in layer_counts(results) {
+        let n = |v: Verdict, n: usize| {
+            if n == 0 {
+                Cell::new("·")
+            } else {
+                let cell = Cell::new(n);
+                if color && v != Verdict::Skip {
+                    cell.fg(match verdict_style(v) {
+                        Style::Red => Color::Red,
+                        Style::Green => Color::Green,
+                        _ => Color::Yellow,
+                    })
+                } else {
+                    cell
+                }
+            }
+        };
+        t.add_row([
+            Cell::new(layer.as_str()),
+            n(Verdict::Pass, c.pass),
+            n(Verdict::Fail, c.fail),
+            n(Verdict::Error, c.error),
+            n(Verdict::Warn, c.warn),
+            n(Verdict::Skip, c.skip),
+        ]);
+    }
+    let mut s = t.to_string();
+    s.push('\n');
+    s
+}
+
+fn table(rows: &[&CheckResult], color: bool) -> String {
     let mut t = Table::new();
     t.load_style(presets::UTF8_FULL_CONDENSED);
     // Never ask the terminal for its width or whether it is one: the output must be the
@@ -296,29 +380,25 @@ fn table(rows: &[Row<'_>], color: bool) -> String {
     }
     t.set_header(["Check", "Variant", "Verdict", "Evidence"]);
     for row in rows {
-        let cells = match row {
-            Row::One(r) => [
+        let cells = match *row {
+            r if r.accepted.is_some() => [
+                Cell::new(clean_line(&r.check, NAME_WIDTH)),
+                Cell::new(clean_line(&r.variant, NAME_WIDTH)),
+                verdict_cell(r.verdict, color),
+                Cell::new(format!(
+                    "accepted: {}",
+                    clean_line(
+                        r.accepted.as_deref().unwrap_or_default(),
+                        EVIDENCE_WIDTH - 10
+                    )
+                )),
+            ],
+            r => [
                 Cell::new(clean_line(&r.check, NAME_WIDTH)),
                 Cell::new(clean_line(&r.variant, NAME_WIDTH)),
                 verdict_cell(r.verdict, color),
                 Cell::new(clean_line(&r.summary, EVIDENCE_WIDTH)),
             ],
-            Row::Passes {
-                layer,
-                variant,
-                count,
-            } => {
-                let noun = match layer {
-                    Layer::Database | Layer::Probe => "object",
-                    _ => "check",
-                };
-                [
-                    Cell::new(layer.as_str()),
-                    Cell::new(clean_line(variant, NAME_WIDTH)),
-                    verdict_cell(Verdict::Pass, color),
-                    Cell::new(plural(*count, noun)),
-                ]
-            }
         };
         t.add_row(cells);
     }
@@ -335,7 +415,7 @@ fn footer(info: &RunInfo, summary: &RunSummary, opts: &TerminalOptions) -> Strin
         c.pass,
         c.fail,
         plural(c.error, "error"),
-        plural(c.warn, "warning"),
+        warnings(c),
         c.skip,
         duration(summary.duration),
     );
@@ -398,6 +478,15 @@ fn footer(info: &RunInfo, summary: &RunSummary, opts: &TerminalOptions) -> Strin
     out
 }
 
+/// `2 warnings`, or `2 warnings (1 accepted)`.
+fn warnings(c: &Counts) -> String {
+    if c.accepted == 0 {
+        plural(c.warn, "warning")
+    } else {
+        format!("{} ({} accepted)", plural(c.warn, "warning"), c.accepted)
+    }
+}
+
 /// The names joined, or `none`.
 fn or_none(names: &[String]) -> String {
     if names.is_empty() {
@@ -430,10 +519,10 @@ fn verdict_line(summary: &RunSummary, opts: &TerminalOptions) -> String {
             if c.fail > 0 {
                 why.push(format!("{} failed", plural(c.fail, "check")));
             }
-            if opts.deny_warnings && c.warn > 0 {
+            if opts.deny_warnings && c.warn > c.accepted {
                 why.push(format!(
                     "{} denied by --deny-warnings",
-                    plural(c.warn, "warning")
+                    plural(c.warn - c.accepted, "warning")
                 ));
             }
             let why = if why.is_empty() {
@@ -596,6 +685,7 @@ mod tests {
         color: false,
         deny_warnings: false,
         quiet: false,
+        live: false,
     };
 
     const EXPECTED: &str = "\
@@ -733,7 +823,6 @@ ISOLATION BROKEN (exit 1): 1 check failed
                 "RLS not forced; the owner bypasses it",
             ),
         );
-        // A small layer stays itemised even when another layer is folded.
         for i in 0..3 {
             results.push(CheckResult::new(
                 format!("c{i}"),
@@ -746,33 +835,35 @@ ISOLATION BROKEN (exit 1): 1 check failed
         }
         let summary = summary_for(&results, false);
         let got = render_table(&results, &info(), &summary, &PLAIN);
-        let rows: Vec<&str> = got
+        let cells: Vec<Vec<&str>> = got
             .lines()
             .filter(|l| l.starts_with('│'))
-            .skip(1)
-            .map(|l| l.trim_end())
-            .collect();
-        let cells: Vec<Vec<&str>> = rows
-            .iter()
-            .map(|l| l.trim_matches('│').split('┆').map(str::trim).collect())
+            .map(|l| {
+                l.trim_end()
+                    .trim_matches('│')
+                    .split('┆')
+                    .map(str::trim)
+                    .collect()
+            })
             .collect();
         assert_eq!(
             cells,
             vec![
-                vec!["database", "rls_enabled", "pass", "10000 objects"],
-                vec!["database", "rls_forced", "pass", "10000 objects"],
+                vec!["Layer", "passed", "failed", "errors", "warnings", "skipped"],
+                vec!["http", "3", "·", "·", "·", "·"],
+                vec!["database", "20000", "1", "·", "·", "·"],
+                vec!["Check", "Variant", "Verdict", "Evidence"],
                 vec![
                     "public.leaky",
                     "rls_forced",
                     "fail",
                     "RLS not forced; the owner bypasses it"
                 ],
-                vec!["check 0", "base", "pass", "404"],
-                vec!["check 1", "base", "pass", "404"],
-                vec!["check 2", "base", "pass", "404"],
             ]
         );
-        assert!(got.contains("20000 passing results folded into one row per layer and variant"));
+        assert!(
+            got.contains("20003 passing results counted per layer; --verbose lists every result")
+        );
 
         let verbose = TerminalOptions {
             verbose: true,
@@ -783,12 +874,12 @@ ISOLATION BROKEN (exit 1): 1 check failed
             all.lines().filter(|l| l.starts_with('│')).count(),
             1 + results.len()
         );
-        assert!(!all.contains("folded"));
+        assert!(!all.contains("counted per layer"));
     }
 
     #[test]
-    fn at_most_forty_passes_stay_itemised() {
-        let results: Vec<_> = (0..PASS_ROWS_PER_LAYER)
+    fn at_most_forty_results_stay_itemised() {
+        let results: Vec<_> = (0..ITEMISED_RESULTS_MAX)
             .map(|i| {
                 CheckResult::new(
                     i.to_string(),
@@ -803,8 +894,70 @@ ISOLATION BROKEN (exit 1): 1 check failed
         let got = render_table(&results, &info(), &summary_for(&results, false), &PLAIN);
         assert_eq!(
             got.lines().filter(|l| l.starts_with('│')).count(),
-            1 + PASS_ROWS_PER_LAYER
+            1 + ITEMISED_RESULTS_MAX
         );
+    }
+
+    /// A writer the test can read after the reporter took it.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_counter_is_redrawn_in_place_on_a_terminal_and_throttled_in_a_log() {
+        use crate::outcome::Progress;
+        use crate::report::Reporter as _;
+        let fail = CheckResult::new("x", "x", "base", Layer::Http, Verdict::Fail, "leak");
+        let progress = |done| {
+            Event::Progress(Progress {
+                done,
+                total: 3,
+                in_flight: 2,
+            })
+        };
+        for live in [true, false] {
+            let err = Shared::default();
+            let opts = TerminalOptions { live, ..PLAIN };
+            let mut term = Terminal::new(Vec::new(), Box::new(err.clone()), opts);
+            term.event(&Event::Started(info())).unwrap();
+            term.event(&progress(1)).unwrap();
+            term.event(&Event::Finished(fail.clone())).unwrap();
+            term.event(&progress(2)).unwrap();
+            term.event(&Event::Ended(summary_for(
+                std::slice::from_ref(&fail),
+                false,
+            )))
+            .unwrap();
+            let text = String::from_utf8(err.0.lock().unwrap().clone()).unwrap();
+            if live {
+                assert!(
+                    text.contains("\r\x1b[K...   checks 1/3 done, 2 in flight"),
+                    "{text:?}"
+                );
+                // The result line clears the counter first; the end clears it too.
+                assert!(text.contains("\r\x1b[KFAIL   x  leak\n"), "{text:?}");
+                assert!(
+                    text.contains("checks 2/3 done, 2 in flight · 1 failed, 0 errors"),
+                    "{text:?}"
+                );
+                assert!(text.ends_with("\r\x1b[K"), "{text:?}");
+            } else {
+                // No escape codes in a log, and no counter line within the first seconds.
+                assert!(
+                    !text.contains('\x1b') && !text.contains("checks 1/3"),
+                    "{text:?}"
+                );
+                assert!(text.contains("FAIL   x  leak\n"), "{text:?}");
+            }
+        }
     }
 
     #[test]

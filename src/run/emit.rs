@@ -14,6 +14,17 @@ pub(crate) struct Emitter<'a> {
     redactor: Redactor,
     results: Vec<CheckResult>,
     started: Instant,
+    /// The suite's `accept:` list: pattern, reason, and what it met (a warning; only
+    /// other verdicts).
+    accept: Vec<Acceptance>,
+}
+
+/// One `accept:` entry while the run goes.
+struct Acceptance {
+    pattern: String,
+    reason: String,
+    warnings: usize,
+    others: usize,
 }
 
 impl<'a> Emitter<'a> {
@@ -29,7 +40,21 @@ impl<'a> Emitter<'a> {
             redactor: redactor.clone(),
             results: Vec::new(),
             started: Instant::now(),
+            accept: Vec::new(),
         }
+    }
+
+    /// Marks the warnings the suite's `accept:` entries match as accepted, from now on.
+    pub(crate) fn accepting(&mut self, entries: &[crate::suite::model::Accept]) {
+        self.accept = entries
+            .iter()
+            .map(|a| Acceptance {
+                pattern: a.id.value.trim().to_string(),
+                reason: a.reason.value.trim().to_string(),
+                warnings: 0,
+                others: 0,
+            })
+            .collect();
     }
 
     pub(crate) fn result(&mut self, mut r: CheckResult) {
@@ -37,12 +62,35 @@ impl<'a> Emitter<'a> {
         for e in &mut r.evidence {
             e.text = self.redactor.redact(&e.text);
         }
+        // Only a warning can be accepted: a failure or an error stays what it is.
+        if let Some(a) = self
+            .accept
+            .iter_mut()
+            .find(|a| crate::plan::pattern_matches(&a.pattern, &r.id))
+        {
+            if r.verdict == Verdict::Warn {
+                a.warnings += 1;
+                r.accepted = Some(self.redactor.redact(&a.reason));
+            } else if matches!(r.verdict, Verdict::Fail | Verdict::Error) {
+                a.others += 1;
+            }
+        }
         self.results.push(r.clone());
         (self.sink)(Event::Finished(r));
     }
 
     pub(crate) fn phase(&mut self, s: impl Into<String>) {
         (self.sink)(Event::Phase(s.into()));
+    }
+
+    /// Where the check stage stands: the terminal draws it in place, or prints it every
+    /// few seconds when stderr is not a terminal.
+    pub(crate) fn progress(&mut self, done: usize, total: usize, in_flight: usize) {
+        (self.sink)(Event::Progress(crate::outcome::Progress {
+            done,
+            total,
+            in_flight,
+        }));
     }
 
     /// The results so far.
@@ -69,7 +117,23 @@ impl<'a> Emitter<'a> {
         for c in &mut created {
             c.ids = c.ids.iter().map(|i| self.redactor.redact(i)).collect();
         }
-        let notices = notices.iter().map(|n| self.redactor.redact(n)).collect();
+        let mut notices: Vec<String> = notices.iter().map(|n| self.redactor.redact(n)).collect();
+        for a in &self.accept {
+            if a.warnings > 0 {
+                continue;
+            }
+            notices.push(if a.others > 0 {
+                format!(
+                    "accept `{}` matches {} failure(s) or error(s) and no warning: only warnings can be accepted",
+                    a.pattern, a.others
+                )
+            } else {
+                format!(
+                    "accept `{}` matched no warning in this run: remove it if it is stale",
+                    a.pattern
+                )
+            });
+        }
         let counts = Counts::of(&self.results);
         let summary = RunSummary {
             counts,

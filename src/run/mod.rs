@@ -77,6 +77,7 @@ pub async fn run_suite(
     info.allowed_origins = loaded.origins.clone();
     info.load_notices = loaded.notices.clone();
     let mut em = Emitter::start(sink, info, redactor);
+    em.accepting(&suite.accept);
     let mut notices = Vec::new();
     if opts.insecure {
         notices.push("--insecure: TLS certificates were NOT verified; a verdict over an unverified connection proves less".to_string());

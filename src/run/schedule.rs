@@ -15,8 +15,9 @@ use super::options::Cancel;
 use crate::outcome::CheckResult;
 use crate::plan::CheckPlan;
 
-/// How often the check stage reports progress while checks run.
-const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// How often the check stage reports progress while checks run (the terminal redraws
+/// its counter at this pace, and prints a line every few seconds when not a terminal).
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// Runs the planned checks: non-writes concurrently (at most `jobs` at once; `None`:
 /// as many as the adaptive gate allows), then writes one at a time; emits results in
@@ -77,7 +78,6 @@ pub(crate) async fn run_checks(
     let mut tick =
         tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
     let mut done = 0usize;
-    let mut last_line = std::time::Instant::now();
     loop {
         tokio::select! {
             got = rx.recv() => match got {
@@ -90,8 +90,7 @@ pub(crate) async fn run_checks(
             },
             _ = tick.tick() => {
                 let in_flight = started.load(Ordering::Relaxed).saturating_sub(done);
-                last_line = std::time::Instant::now();
-                em.phase(format!("checks: {done}/{n} done, {in_flight} in flight"));
+                em.progress(done, n, in_flight);
             }
         }
     }
@@ -101,16 +100,14 @@ pub(crate) async fn run_checks(
         let rs = if cancel.is_cancelled() {
             Vec::new()
         } else {
-            if last_line.elapsed() >= PROGRESS_EVERY {
-                last_line = std::time::Instant::now();
-                em.phase(format!("checks: {done}/{n} done, 1 in flight ({})", p.name));
-            }
+            em.progress(done, n, 1);
             guarded(ctx.clone(), p).await
         };
         done += 1;
         slots.insert(i, rs);
     }
     emit_ready(&mut slots, &mut next, n, em);
+    em.progress(done, n, 0);
     if jobs.is_none() {
         // So a slow run can be told from a slow target.
         em.phase(format!("jobs: adaptive, {} at the end", gate.limit()));

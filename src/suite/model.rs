@@ -61,6 +61,21 @@ pub struct Suite {
     /// The OpenAPI coverage gate (extension): the document and the exempt operations.
     #[serde(default)]
     pub openapi: Option<OpenApi>,
+    /// Warnings accepted with a reason (extension; `tenantgate baseline` writes them):
+    /// still shown in every report, marked accepted, and not failing `--deny-warnings`.
+    #[serde(default)]
+    pub accept: Vec<Accept>,
+}
+
+/// One `accept:` entry: the result id (exact, a check's slug, or a glob such as
+/// `public.users.*`) of warnings accepted, and why.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Accept {
+    /// The result id or pattern, as `--filter` matches ids.
+    pub id: Spanned<String>,
+    /// Why it is acceptable (required; a reviewer reads it in every report).
+    pub reason: Spanned<String>,
 }
 
 /// `openapi:` (extension): every tenant-scoped operation of `spec` must be covered by a

@@ -242,6 +242,7 @@ impl<'a> Validator<'a> {
     pub(super) fn validate(mut self, s: &Suite) -> Checked {
         self.header(s);
         self.env_list(s);
+        self.accept_list(s);
         let vars = self.vars(s);
         self.target(s, &vars);
         let origins = self.origins(s);
@@ -980,6 +981,36 @@ impl<'a> Validator<'a> {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// `accept:` entries: an id or pattern, and a reason a reviewer can check (never
+    /// empty, never the placeholder `tenantgate baseline` writes), each id once.
+    fn accept_list(&mut self, s: &Suite) {
+        let mut seen: HashMap<&str, Loc> = HashMap::new();
+        for a in &s.accept {
+            let id = a.id.value.trim();
+            if id.is_empty() {
+                self.at(
+                    Loc::of(&a.id),
+                    "an `accept:` entry needs the id of the warning it accepts",
+                    Some("copy the id from a report, e.g. `public.users.unique_without_tenant`, or write a glob such as `public.users.*`".into()),
+                );
+            } else if let Some(first) = seen.insert(id, Loc::of(&a.id)) {
+                self.at(
+                    Loc::of(&a.id),
+                    format!("`{id}` is accepted twice (first at line {})", first.line),
+                    Some("keep one entry per id, with one reason".into()),
+                );
+            }
+            let reason = a.reason.value.trim();
+            if reason.is_empty() || reason.starts_with(crate::baseline::REASON_PLACEHOLDER) {
+                self.at(
+                    Loc::of(&a.reason),
+                    format!("accepting `{id}` needs a reason a reviewer can check"),
+                    Some("write why this warning is acceptable here (accepting is a decision: the reason is shown in every report)".into()),
+                );
             }
         }
     }

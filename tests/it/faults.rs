@@ -891,7 +891,7 @@ fn a_slow_target_shows_progress_instead_of_silence() {
     let r = run_via(&t, &p.url, &s, &["--filter", "mention-is-invisible-to-b"]);
     assert_eq!(r.code, 0, "{}", r.explain());
     assert!(
-        r.stderr.contains("checks: 0/1 done, 1 in flight"),
+        r.stderr.contains("checks 0/1 done, 1 in flight"),
         "no progress line on stderr:\n{}",
         r.stderr
     );

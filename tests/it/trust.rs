@@ -356,3 +356,163 @@ fn validate_list_names_the_database_rules() {
         "{listed}"
     );
 }
+
+/// A table with a global unique e-mail: `unique_without_tenant` warns on it (RLS is sound).
+fn add_a_warning(t: &Target) {
+    let admin = t.l().admin_url.clone();
+    let app = t.l().app_role.clone();
+    t.rt.block_on(async move {
+        let c = crate::common::connect(&admin).await;
+        c.batch_execute(&format!(
+            "CREATE TABLE public.newsletter (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), \
+               org_id uuid NOT NULL, email text NOT NULL UNIQUE);
+             ALTER TABLE public.newsletter ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE public.newsletter FORCE ROW LEVEL SECURITY;
+             CREATE POLICY tenant_isolation ON public.newsletter FOR ALL TO {app}
+               USING (org_id = NULLIF(current_setting('app.current_org_id', true), '')::uuid)
+               WITH CHECK (org_id = NULLIF(current_setting('app.current_org_id', true), '')::uuid);
+             GRANT SELECT, INSERT ON public.newsletter TO {app};"
+        ))
+        .await
+        .expect("create the table");
+    });
+}
+
+const WARNING: &str = "public.newsletter.unique_without_tenant";
+
+#[test]
+fn an_accepted_warning_stays_visible_and_does_not_fail_deny_warnings() {
+    let t = Target::start("");
+    add_a_warning(&t);
+    // Without an accept entry the warning fails --deny-warnings.
+    // (The attestation promise counts the tables, so the extra one contradicts it.)
+    let plain = t.run(
+        &crate::support::bundled_suite(),
+        &["--deny-warnings", "--exclude", "promise.attestation*"],
+    );
+    assert_eq!(plain.code, 1, "{}", plain.explain());
+    assert!(
+        plain.stdout.contains("1 warning denied by --deny-warnings"),
+        "{}",
+        plain.stdout
+    );
+    assert_eq!(result(&plain, WARNING)["verdict"], "warn");
+    assert!(result(&plain, WARNING).get("accepted").is_none());
+
+    // Accepted by a glob, with a reason: exit 0, and every report says so.
+    let suite = edited_suite(
+        t.dir.path(),
+        &[(
+            "\ndatabase:\n",
+            "\naccept:\n  - { id: \"public.newsletter.*\", reason: \"newsletter e-mails are global by design\" }\n  - { id: \"public.nothing.rls_forced\", reason: \"stale entry\" }\ndatabase:\n",
+        )],
+    );
+    let sarif = t.dir.path().join("r.sarif");
+    let html = t.dir.path().join("r.html");
+    let r = t.run(
+        &suite,
+        &[
+            "--deny-warnings",
+            "--exclude",
+            "promise.attestation*",
+            "--sarif",
+            sarif.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.explain());
+    let w = result(&r, WARNING);
+    assert_eq!(w["verdict"], "warn", "the verdict stays a warning");
+    assert_eq!(w["accepted"], "newsletter e-mails are global by design");
+    assert_eq!(
+        r.json.as_ref().unwrap()["counts"]["accepted"],
+        1,
+        "{}",
+        r.explain()
+    );
+    assert!(
+        r.stdout.contains("accepted: newsletter e-mails are global"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("1 warning (1 accepted)"), "{}", r.stdout);
+    assert!(
+        notices(&r)
+            .iter()
+            .any(|n| n.contains("accept `public.nothing.rls_forced` matched no warning")),
+        "{:?}",
+        notices(&r)
+    );
+    let junit = r.junit.as_deref().unwrap();
+    assert!(
+        junit.contains("warning (accepted: newsletter e-mails are global by design)"),
+        "{junit}"
+    );
+    let sarif: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
+    let res = sarif["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["properties"]["id"] == WARNING)
+        .expect("the accepted warning is in the SARIF log");
+    assert_eq!(res["suppressions"][0]["kind"], "inSource");
+    assert_eq!(
+        res["suppressions"][0]["justification"],
+        "newsletter e-mails are global by design"
+    );
+    assert!(
+        std::fs::read_to_string(&html)
+            .unwrap()
+            .contains("— accepted: newsletter e-mails are global by design")
+    );
+}
+
+#[test]
+fn an_accept_entry_needs_a_real_reason_and_never_accepts_a_failure() {
+    let t = Target::start("mentions-rls-off");
+    let placeholder = edited_suite(
+        t.dir.path(),
+        &[(
+            "\ndatabase:\n",
+            "\naccept:\n  - { id: \"public.mentions.*\", reason: \"TODO: why this is acceptable\" }\n  - { id: \"\", reason: \"x\" }\ndatabase:\n",
+        )],
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenantgate"))
+        .args(["validate", "--no-env"])
+        .arg(&placeholder)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("accepting `public.mentions.*` needs a reason a reviewer can check"),
+        "{err}"
+    );
+    assert!(
+        err.contains("an `accept:` entry needs the id of the warning it accepts"),
+        "{err}"
+    );
+
+    // A reason does not turn a failure into anything else.
+    let suite = edited_suite(
+        t.dir.path(),
+        &[(
+            "\ndatabase:\n",
+            "\naccept:\n  - { id: \"public.mentions.*\", reason: \"we know\" }\ndatabase:\n",
+        )],
+    );
+    let r = t.run(&suite, &[]);
+    assert_eq!(r.code, 1, "{}", r.explain());
+    let f = result(&r, "public.mentions.rls_enabled");
+    assert_eq!(f["verdict"], "fail");
+    assert!(f.get("accepted").is_none());
+    assert!(
+        notices(&r)
+            .iter()
+            .any(|n| n.contains("only warnings can be accepted")),
+        "{:?}",
+        notices(&r)
+    );
+}
