@@ -390,6 +390,39 @@ pub(crate) async fn teardown(
                     for &i in gone {
                         t.created[i].removed = true;
                     }
+                    // Where a read check knows the item's URL, A must now get not-found.
+                    let gone = gone.clone();
+                    for (i, why) in confirm_gone(&t, suite, *org, &gone, opts, redactor).await {
+                        match why {
+                            Reread::StillThere(what) => {
+                                t.created[i].removed = false;
+                                // Its org's data is still there: the org was not removed.
+                                if whole_org {
+                                    for &j in &mine {
+                                        if t.created[j].what == "org" {
+                                            t.created[j].removed = false;
+                                        }
+                                    }
+                                }
+                                if kept_reason(td, &t.created_caps[i]).is_none() {
+                                    em.result(setup_error(
+                                        &format!("setup/teardown-{}/left", org.as_str()),
+                                        &format!("teardown org {}", org.as_str()),
+                                        format!(
+                                            "teardown `{name}` answered success, but A still reads what it should have removed ({what})"
+                                        ),
+                                        vec![],
+                                        redactor,
+                                    ));
+                                }
+                            }
+                            Reread::Unconfirmed(what) => notices.push(format!(
+                                "teardown `{name}`: the removal of org {}'s {} could not be confirmed ({what})",
+                                org.as_str(),
+                                t.created[i].what
+                            )),
+                        }
+                    }
                 }
                 Err(e) => {
                     let declared = !addressed.is_empty()
@@ -417,6 +450,68 @@ pub(crate) async fn teardown(
         mark_kept(&mut t, td, &mine);
     }
     (t.created, notices)
+}
+
+/// What re-reading an item after its teardown step showed, when it was not not-found.
+enum Reread {
+    /// A still got it (2xx): the step did not remove it.
+    StillThere(String),
+    /// Neither found nor not-found (401 once the org is gone, a 5xx, a transport error):
+    /// the step's success is all there is.
+    Unconfirmed(String),
+}
+
+/// Re-reads, as A, each of org A's `items` that a `read` check addresses (its URL uses
+/// one of the item's captures): the item counts as removed only when A now gets the
+/// check's not-found status (or 404 / 410). Org B's items have no known read URL.
+async fn confirm_gone(
+    t: &Tenants,
+    suite: &Suite,
+    org: Identity,
+    items: &[usize],
+    opts: &Options,
+    redactor: &Redactor,
+) -> Vec<(usize, Reread)> {
+    let mut out = Vec::new();
+    if org != Identity::A {
+        return out;
+    }
+    let prep = Preparer {
+        values: &t.values,
+        auth: &t.auth,
+        redactor,
+    };
+    for &i in items {
+        let caps = &t.created_caps[i];
+        let read = suite.checks.iter().find_map(|c| {
+            let r = c.read.as_ref()?;
+            r.request
+                .url
+                .vars()
+                .filter_map(|v| v.strip_prefix("a."))
+                .any(|v| v != "token" && caps.contains(v))
+                .then_some((c, &r.request))
+        });
+        let Some((check, req)) = read else { continue };
+        let not_found = check
+            .not_found_status
+            .as_ref()
+            .or(suite.not_found_status.as_ref())
+            .map_or(404, |s| s.value);
+        let Ok(p) = prep.prepare(req, Identity::A, None, None, None) else {
+            continue;
+        };
+        let line = redactor.redact(&p.line());
+        let (got, _) = t.http.send_retrying(&p, &opts.setup_policy()).await;
+        let why = match got {
+            Ok(r) if r.status == not_found || r.status == 404 || r.status == 410 => continue,
+            Ok(r) if r.is_success() => Reread::StillThere(format!("{line} answered {}", r.status)),
+            Ok(r) => Reread::Unconfirmed(format!("{line} answered {}", r.status)),
+            Err(e) => Reread::Unconfirmed(format!("{line}: {}", redactor.redact(&e.to_string()))),
+        };
+        out.push((i, why));
+    }
+    out
 }
 
 /// Marks what teardown left behind on purpose: items naming a capture in `keeps`, and

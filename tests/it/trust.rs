@@ -516,3 +516,41 @@ fn an_accept_entry_needs_a_real_reason_and_never_accepts_a_failure() {
         notices(&r)
     );
 }
+
+/// `delete-keeps-data`: `DELETE /orgs/{id}` answers 204 and deletes nothing. A's re-read of
+/// its brand (the URL of the suite's read check) still answers 200, so the brand and its
+/// org are listed as left behind and the run is undecided; on the correct API the same
+/// re-read gets 404 and everything counts as removed.
+#[test]
+fn a_teardown_that_only_says_it_deleted_is_found_out_by_a_re_read() {
+    let t = Target::start("delete-keeps-data");
+    let r = t.run(&crate::support::bundled_suite(), &[]);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    assert!(r.ids("fail").is_empty(), "{:?}", r.ids("fail"));
+    assert!(
+        r.ids("error")
+            .contains(&"setup/teardown-a/left".to_string()),
+        "{}",
+        r.explain()
+    );
+    assert!(
+        r.stdout.contains("answered success, but A still reads"),
+        "{}",
+        r.stdout
+    );
+    let c = created(&r);
+    for what in ["org", "create brand"] {
+        let item = c
+            .iter()
+            .find(|x| x["org"] == "a" && x["what"] == what)
+            .unwrap_or_else(|| panic!("no {what} in {c:?}"));
+        assert_eq!(item["removed"], false, "{item:?}");
+    }
+    assert!(!r.stdout.contains("all removed"), "{}", r.stdout);
+
+    let clean = Target::start("");
+    let r = clean.run(&crate::support::bundled_suite(), &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert!(created(&r).iter().all(|x| x["removed"] == true));
+    assert!(r.stdout.contains("all removed by teardown"), "{}", r.stdout);
+}

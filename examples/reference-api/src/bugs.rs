@@ -42,6 +42,9 @@ pub enum Bug {
     PoolSessionLeak,
     /// Orgs cannot be deleted: what a suite creates stays behind.
     CannotDelete,
+    /// `DELETE /orgs/{id}` answers 204 and deletes nothing (a "soft delete" that keeps
+    /// every row, still readable by the org's token).
+    DeleteKeepsData,
     /// TLS 1.2 handshakes are accepted (the correct app serves TLS 1.3 only).
     Tls12Accepted,
     /// HTTPS answers carry no `Strict-Transport-Security` header.
@@ -70,7 +73,7 @@ pub enum Layer {
 
 impl Bug {
     /// Every bug, in a stable order (the order of the README's table).
-    pub const ALL: [Bug; 20] = [
+    pub const ALL: [Bug; 21] = [
         Bug::TenantFromHeader,
         Bug::ForbiddenNot404,
         Bug::MentionsRlsOff,
@@ -84,6 +87,7 @@ impl Bug {
         Bug::AppRoleBypassrls,
         Bug::PoolSessionLeak,
         Bug::CannotDelete,
+        Bug::DeleteKeepsData,
         Bug::Tls12Accepted,
         Bug::NoHsts,
         Bug::ApiKeyPlaintext,
@@ -109,6 +113,7 @@ impl Bug {
             Bug::AppRoleBypassrls => "app-role-bypassrls",
             Bug::PoolSessionLeak => "pool-session-leak",
             Bug::CannotDelete => "cannot-delete",
+            Bug::DeleteKeepsData => "delete-keeps-data",
             Bug::Tls12Accepted => "tls12-accepted",
             Bug::NoHsts => "no-hsts",
             Bug::ApiKeyPlaintext => "api-key-plaintext",
@@ -152,6 +157,9 @@ impl Bug {
             Bug::PoolSessionLeak => {
                 "the tenant is set session-level (set_config(..., false)) on LIFO-pooled \
                  connections; GET /public/featured-brands, which sets none, shows the last caller's brands"
+            }
+            Bug::DeleteKeepsData => {
+                "DELETE /orgs/{id} answers 204 but deletes nothing: the org's brands stay, readable by its token"
             }
             Bug::CannotDelete => {
                 "DELETE /orgs/{id} answers 405: orgs stay behind with their users, mentions and \
@@ -209,6 +217,9 @@ impl Bug {
                 "pool_reuse attack (A's request, then the anonymous checks at once)"
             }
             Bug::CannotDelete => "truthful teardown: the report lists what was left behind",
+            Bug::DeleteKeepsData => {
+                "truthful teardown: A re-reads its brand after the delete (error, left behind)"
+            }
             Bug::Tls12Accepted => "transport check: minimum TLS version 1.3",
             Bug::NoHsts => "transport check: Strict-Transport-Security max-age on answers",
             Bug::ApiKeyPlaintext => "secrets at rest: the key's plaintext found by the probe",

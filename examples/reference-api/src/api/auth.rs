@@ -186,6 +186,10 @@ pub async fn delete_org(
     if id != caller.org_id {
         return Err(ApiError::NotFound);
     }
+    if state.bugs.contains(Bug::DeleteKeepsData) {
+        // Planted: the deletion is acknowledged and never happens.
+        return Ok(StatusCode::NO_CONTENT);
+    }
     let mut client = state.app.get().await?;
     let tx = begin_tenant(&mut client, caller.org_id).await?;
     let deleted = tx
