@@ -46,6 +46,9 @@ pub enum Command {
     },
     /// Print the man page (roff): `tenantgate man > tenantgate.1`.
     Man,
+    /// Print the suite format's JSON Schema (for editors and linters):
+    /// `tenantgate schema > suite.schema.json`.
+    Schema,
     /// Combine the JSON reports of every slice of a `run --partition K/N` into one run's
     /// reports, with the exit status of the whole.
     #[command(after_help = crate::manual::EXIT_CODES)]
@@ -356,6 +359,9 @@ pub async fn main_with(args: Vec<OsString>, env: EnvLookup, cancel: Option<Cance
             crate::manual::print(|o| crate::manual::completions(shell, o))
         }
         Command::Man => crate::manual::print(crate::manual::man),
+        Command::Schema => {
+            crate::manual::print(|o| o.write_all(crate::suite::schema::suite_schema().as_bytes()))
+        }
         Command::Merge(a) => merge_cmd(a),
         Command::List(a) => list_cmd(a),
         Command::Init(a) => match crate::openapi::init(&a.openapi, a.output.as_deref()) {

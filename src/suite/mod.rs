@@ -8,6 +8,7 @@ pub mod load;
 pub mod model;
 pub mod promises;
 mod recover;
+pub mod schema;
 pub mod template;
 pub mod validate;
 mod yaml_error;

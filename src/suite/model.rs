@@ -7,6 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
@@ -14,12 +15,14 @@ use serde_saphyr::Spanned;
 use super::template::{Loc, Part, RenderError, Tpl, collect_error};
 
 /// A whole suite file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Suite {
     /// Must be 1.
+    #[schemars(with = "u32")]
     pub version: Spanned<u32>,
     /// The suite's name, used in reports.
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     /// Free text for the reader (extension).
     #[serde(default)]
@@ -27,6 +30,7 @@ pub struct Suite {
     /// The environment variables the suite may read as `${NAME}` (extension). When
     /// absent, every name the suite uses counts as declared (and a notice says so).
     #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
     pub env: Option<Vec<Spanned<String>>>,
     /// Where requests go.
     #[serde(default)]
@@ -54,6 +58,7 @@ pub struct Suite {
     pub attacks: Option<Attacks>,
     /// The status a not-found answer has (default 404).
     #[serde(default)]
+    #[schemars(with = "Option<u16>")]
     pub not_found_status: Option<Spanned<u16>>,
     /// The vendor's other promises, opt-in (extension; [`super::promises`]).
     #[serde(default)]
@@ -69,18 +74,20 @@ pub struct Suite {
 
 /// One `accept:` entry: the result id (exact, a check's slug, or a glob such as
 /// `public.users.*`) of warnings accepted, and why.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Accept {
     /// The result id or pattern, as `--filter` matches ids.
+    #[schemars(with = "String")]
     pub id: Spanned<String>,
     /// Why it is acceptable (required; a reviewer reads it in every report).
+    #[schemars(with = "String")]
     pub reason: Spanned<String>,
 }
 
 /// `openapi:` (extension): every tenant-scoped operation of `spec` must be covered by a
 /// check or listed in `exempt` with a reason (see `crate::openapi`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenApi {
     /// The OpenAPI 3 document, relative to the suite file (`run --openapi` wins).
@@ -92,7 +99,7 @@ pub struct OpenApi {
 }
 
 /// One `openapi.exempt` entry.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenApiExempt {
     /// `METHOD /path/{param}` as in the document, e.g. `GET /health`.
@@ -102,7 +109,7 @@ pub struct OpenApiExempt {
 }
 
 /// `target:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     pub base_url: Tpl,
@@ -121,7 +128,7 @@ pub struct Target {
 }
 
 /// `target.tls:` (extension): trust for targets behind a private CA.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
     /// A PEM bundle of CA certificates added to the system's trust roots (not replacing
@@ -131,7 +138,7 @@ pub struct Tls {
 }
 
 /// `orgs:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Orgs {
     #[serde(default)]
@@ -143,6 +150,7 @@ pub struct Orgs {
     pub auth: Option<Auth>,
     /// The JWT claim that carries the tenant; a dotted path for nested claims.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub tenant_claim: Option<Spanned<String>>,
     /// An endpoint that echoes the caller's tenant.
     #[serde(default)]
@@ -165,27 +173,32 @@ pub struct Orgs {
 }
 
 /// `orgs.credentials.NAME:` a header and its value (bare org names allowed).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credential {
+    #[schemars(with = "String")]
     pub header: Spanned<String>,
     pub value: Tpl,
 }
 
 /// `orgs.session:` the session cookie, the provision step that logs in, and logout.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionSpec {
     /// The name of the session cookie.
+    #[schemars(with = "String")]
     pub cookie: Spanned<String>,
     /// The name of the provision step that logs in (run again for the logout attack).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub login: Option<Spanned<String>>,
     /// The request that logs out.
     #[serde(default)]
+    #[schemars(with = "Option<Request>")]
     pub logout: Option<Spanned<Request>>,
     /// How many neighbours on each side of B's id are tried (default 3).
     #[serde(default)]
+    #[schemars(with = "Option<u32>")]
     pub neighbours: Option<Spanned<u32>>,
 }
 
@@ -290,11 +303,12 @@ impl<'de> Deserialize<'de> for Keep {
 }
 
 /// `orgs.auth:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Auth {
     /// With `value`: the header that carries the credential.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub header: Option<Spanned<String>>,
     #[serde(default)]
     pub value: Option<Tpl>,
@@ -304,9 +318,10 @@ pub struct Auth {
 }
 
 /// `orgs.mint:` tokens minted by tenantgate instead of provisioned through the API.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Mint {
+    #[schemars(with = "String")]
     pub algorithm: Spanned<String>,
     /// HMAC secret (HS256/384/512).
     #[serde(default)]
@@ -322,9 +337,10 @@ pub struct Mint {
 }
 
 /// A signing key (used by `attacks.token_forgery.sign_with`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignKey {
+    #[schemars(with = "String")]
     pub algorithm: Spanned<String>,
     #[serde(default)]
     pub secret: Option<Tpl>,
@@ -333,7 +349,7 @@ pub struct SignKey {
 }
 
 /// Which identity sends a request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Identity {
     A,
@@ -352,11 +368,12 @@ impl Identity {
 }
 
 /// A provision, seed or teardown step.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     #[serde(default)]
     pub name: Option<String>,
+    #[schemars(with = "Request")]
     pub request: Spanned<Request>,
     #[serde(default, rename = "as")]
     pub as_: Option<Identity>,
@@ -367,7 +384,7 @@ pub struct Step {
 }
 
 /// `request: { method, url, headers, query, json, body }`
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
     #[serde(default)]
@@ -479,7 +496,7 @@ impl<'de> Deserialize<'de> for ReqOrUrl {
 }
 
 /// `expect: { status, body_contains, body_excludes, json }`
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     #[serde(default)]
@@ -675,25 +692,29 @@ pub fn parse_capture(s: &str) -> Result<CaptureSource, ValueError> {
 
 /// A check, as written; exactly one of `read`, `list`, `write`, `request` is set
 /// (checked by validation, which can point at the check).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Check {
     // The parts only some checks have are boxed: inline, every kind's request made a
     // check 2,176 bytes and a suite of 10,000 checks 22 MB (docs/performance.md).
+    #[schemars(with = "String")]
     pub name: Spanned<String>,
     #[serde(default)]
     pub read: Option<Box<ReqOrUrl>>,
     #[serde(default)]
     pub list: Option<Box<ReqOrUrl>>,
     #[serde(default)]
+    #[schemars(with = "Option<Box<Request>>")]
     pub write: Option<Box<Spanned<Request>>>,
     #[serde(default)]
     pub verify: Option<Box<ReqOrUrl>>,
     #[serde(default)]
+    #[schemars(with = "Option<Box<Request>>")]
     pub request: Option<Box<Spanned<Request>>>,
     /// With `list`: the mass-assignment check (extension) — B creates in its own scope
     /// naming A's org in the body; A's list must not grow, B's must show the row.
     #[serde(default)]
+    #[schemars(with = "Option<Request>")]
     pub create: Option<Spanned<Request>>,
     #[serde(default, rename = "as")]
     pub as_: Option<Identity>,
@@ -706,15 +727,17 @@ pub struct Check {
     #[serde(default)]
     pub attacks: Option<Box<Attacks>>,
     #[serde(default)]
+    #[schemars(with = "Option<u16>")]
     pub not_found_status: Option<Spanned<u16>>,
 }
 
 /// `control:` of a `request` check: the same request (or another) as A, with its own
 /// expectation; when it is not met the check is undecided.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Control {
     #[serde(default)]
+    #[schemars(with = "Option<Request>")]
     pub request: Option<Spanned<Request>>,
     #[serde(default, rename = "as")]
     pub as_: Option<Identity>,
@@ -756,7 +779,7 @@ impl<'de> Deserialize<'de> for MarkerSpec {
 }
 
 /// `attacks:` at suite or check level.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Attacks {
     #[serde(default)]
@@ -775,7 +798,7 @@ pub struct Attacks {
 }
 
 /// `attacks.pool_reuse:` options (extension).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoolReuse {
     /// Rounds of (A's request, then every probe); default 20, enough to cycle a pool.
@@ -822,12 +845,12 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Toggle<T> {
 }
 
 /// Options of an attack that has none: only `{}` is accepted as a mapping.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoOptions {}
 
 /// `attacks.tenant_override:` extra names to offer A's org id under.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantOverride {
     #[serde(default, deserialize_with = "header_names")]
@@ -859,7 +882,7 @@ fn header_names<'de, D: de::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::E
 }
 
 /// `attacks.token_forgery:` options (extension).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenForgery {
     /// The target's real signing key: enables the `expired` variant for provisioned
@@ -869,7 +892,7 @@ pub struct TokenForgery {
 }
 
 /// `database:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Database {
     pub url: Tpl,
@@ -889,6 +912,7 @@ pub struct Database {
     pub probe: Option<Probe>,
     /// A tenant identity model preset (extension): `supabase`.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub preset: Option<Spanned<String>>,
     /// Functions returning the caller's identity or claims (extension): `auth.uid`.
     #[serde(default)]
@@ -914,7 +938,7 @@ impl Database {
 }
 
 /// `database.probe:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Probe {
     pub url: Tpl,

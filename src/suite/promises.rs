@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -18,7 +19,7 @@ use crate::promise::attestation::COUNT_NAMES;
 use crate::promise::transport::TlsVersion;
 
 /// `promises:`
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Promises {
     /// TLS version, certificate window, HSTS.
@@ -36,17 +37,20 @@ pub struct Promises {
 }
 
 /// `promises.transport:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Transport {
     /// `"1.2"` or `"1.3"`: the lowest version the server may accept.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub min_tls: Option<Spanned<String>>,
     /// When set, `Strict-Transport-Security` must carry at least this `max-age`.
     #[serde(default)]
+    #[schemars(with = "Option<u64>")]
     pub hsts_max_age: Option<Spanned<u64>>,
     /// The certificate must stay valid this many days (default 14).
     #[serde(default)]
+    #[schemars(with = "Option<u32>")]
     pub cert_min_days: Option<Spanned<u32>>,
 }
 
@@ -85,21 +89,23 @@ impl SecretAtRest {
 }
 
 /// One `promises.secrets_at_rest[]` entry.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretAtRest {
     /// The name of a seed capture (as A) holding the credential's plaintext.
+    #[schemars(with = "String")]
     pub capture: Spanned<String>,
     /// Tables to search (`schema.table` or `table`); empty: every readable table.
     #[serde(default)]
     pub tables: Vec<String>,
     /// Rows read per table (default 10000).
     #[serde(default)]
+    #[schemars(with = "Option<u32>")]
     pub max_rows: Option<Spanned<u32>>,
 }
 
 /// `promises.audit_log:`
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditLog {
     /// The audit tables; empty: every table named `audit%`.
@@ -108,24 +114,28 @@ pub struct AuditLog {
     /// The API's audit endpoint, read as A and as B after seeding (a path under
     /// `target.base_url`).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub endpoint: Option<Spanned<String>>,
     /// JSONPath of the rows in the endpoint's answer (default: the answer, or its
     /// `items`/`data`/`rows`/`entries`/`events`/`results` array).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub rows: Option<Spanned<String>>,
 }
 
 /// `promises.attestation:`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Attestation {
     /// The endpoint (a path under `target.base_url`).
+    #[schemars(with = "String")]
     pub url: Spanned<String>,
     /// Who fetches it (default `b`); the other org's markers must not appear in it.
     #[serde(default, rename = "as")]
     pub as_: Option<Identity>,
     /// JSONPath of the per-table entries (default `$.tables`).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub tables: Option<Spanned<String>>,
     /// Field of an entry naming the table (default `name`).
     #[serde(default)]
@@ -138,6 +148,7 @@ pub struct Attestation {
     pub rls_forced: Option<String>,
     /// Count name → JSONPath (defaults `$.counts.NAME`).
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
     pub counts: BTreeMap<String, Spanned<String>>,
 }
 

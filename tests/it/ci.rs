@@ -296,3 +296,75 @@ fn the_coverage_gate_never_passes_an_uncovered_operation() {
         "{errors:?}"
     );
 }
+
+fn suites_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("suites")
+}
+
+/// `tenantgate schema` is what `suites/suite.schema.json` holds: the committed copy is
+/// regenerated whenever the suite model changes.
+#[test]
+fn the_committed_suite_schema_is_current() {
+    let out = tenantgate(&["schema".as_ref()]);
+    assert_eq!(out.status.code(), Some(0));
+    let committed = std::fs::read_to_string(suites_dir().join("suite.schema.json")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout) == committed,
+        "suites/suite.schema.json is stale: run `cargo run -q -- schema > suites/suite.schema.json`"
+    );
+}
+
+/// Every bundled suite names the schema in its modeline and validates against it (by
+/// Python's `jsonschema`, an independent reader), and a wrong suite does not.
+#[test]
+fn bundled_suites_carry_the_modeline_and_validate_against_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut good = Vec::new();
+    for e in std::fs::read_dir(suites_dir()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            text.starts_with("# yaml-language-server: $schema=./suite.schema.json\n"),
+            "{} has no schema modeline",
+            p.display()
+        );
+        let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        let j = dir
+            .path()
+            .join(p.file_name().unwrap())
+            .with_extension("json");
+        std::fs::write(&j, v.to_string()).unwrap();
+        good.push(j);
+    }
+    assert!(good.len() >= 4, "{good:?}");
+    let mut bad = Vec::new();
+    for (i, doc) in [
+        serde_json::json!({"version": 1, "name": "x", "frobnicate": true}),
+        serde_json::json!({"version": 1, "name": "x", "checks": [{"name": "c", "read": 5}]}),
+        serde_json::json!({"version": 1, "name": "x", "attacks": {"token_forgery": "yes"}}),
+        serde_json::json!({"name": "x"}),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let p = dir.path().join(format!("bad{i}.json"));
+        std::fs::write(&p, doc.to_string()).unwrap();
+        bad.push(p);
+    }
+    let mut py = std::process::Command::new("python3");
+    py.args(["-c", "import jsonschema"]);
+    if crate::reports::tool("python3 with jsonschema", "pip install jsonschema", &mut py).is_none()
+    {
+        return;
+    }
+    let schema = suites_dir().join("suite.schema.json");
+    let mut args: Vec<&Path> = vec![&schema];
+    args.extend(good.iter().map(|p| p.as_path()));
+    args.push(Path::new("--"));
+    args.extend(bad.iter().map(|p| p.as_path()));
+    let got = crate::reports::python("check_suite_schema.py", &args);
+    assert_eq!(got["bad"], 4, "{got}");
+}

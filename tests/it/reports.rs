@@ -18,13 +18,13 @@ use crate::support::{Run, Target, edited_suite};
 
 const EVIL: &str = "<script>alert('tg')</script>";
 
-fn tools_required() -> bool {
+pub(crate) fn tools_required() -> bool {
     std::env::var("TENANTGATE_REPORT_TOOLS").is_ok_and(|v| v == "required")
 }
 
 /// `Some(())` when `check` succeeds; else panics under `TENANTGATE_REPORT_TOOLS=required`,
 /// or prints why the part is skipped.
-fn tool(what: &str, install: &str, check: &mut Command) -> Option<()> {
+pub(crate) fn tool(what: &str, install: &str, check: &mut Command) -> Option<()> {
     let ok = check.output().is_ok_and(|o| o.status.success());
     if ok {
         return Some(());
@@ -37,7 +37,7 @@ fn tool(what: &str, install: &str, check: &mut Command) -> Option<()> {
     None
 }
 
-fn python(script: &str, args: &[&Path]) -> Value {
+pub(crate) fn python(script: &str, args: &[&Path]) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/it/tools")
         .join(script);
