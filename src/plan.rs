@@ -77,6 +77,9 @@ pub enum Variant {
     Credential(String),
     /// An attack on B's opaque session id.
     Session(SessionAttack),
+    /// The member of both orgs (`orgs.member`) in B's scope: it must see none of A's
+    /// data there, while it does see A's in A's scope.
+    SharedMember,
 }
 
 /// An attack on opaque session ids (`orgs.session`).
@@ -186,6 +189,7 @@ impl CheckPlan {
             (Variant::CrossScope, _) => "cross_scope".into(),
             (Variant::Credential(n), _) => format!("credential:{n}"),
             (Variant::Session(a), _) => format!("session:{}", a.name()),
+            (Variant::SharedMember, _) => "shared_member".into(),
         }
     }
 
@@ -539,7 +543,7 @@ impl Planner<'_> {
                 base(),
             )
         };
-        variants.extend(self.scoped(&kind));
+        variants.extend(self.scoped(&kind, c));
         CheckPlan {
             kind,
             name: c.name.value.clone(),
@@ -570,8 +574,9 @@ impl Planner<'_> {
     }
 
     /// The cross-scope and credential variants of a read, list or write that names the
-    /// caller's own scope (`{{own.NAME}}`).
-    fn scoped(&self, kind: &Kind) -> Vec<Variant> {
+    /// caller's own scope (`{{own.NAME}}`), and, with `orgs.member`, the shared-member
+    /// variant of such a list, or of such a read of A's object.
+    fn scoped(&self, kind: &Kind, c: &Check) -> Vec<Variant> {
         let req = match kind {
             Kind::Read { request } | Kind::List { request } => request,
             Kind::Write { write, .. } => &**write,
@@ -587,6 +592,17 @@ impl Planner<'_> {
                     .iter()
                     .map(|(k, _)| Variant::Credential(k.name.clone())),
             );
+            let member_can_judge = match kind {
+                Kind::List { .. } => true,
+                Kind::Read { request } => names_a(request),
+                _ => false,
+            };
+            if o.member.is_some()
+                && member_can_judge
+                && attack_on(self.suite, Some(c), |a| a.shared_member.as_ref())
+            {
+                v.push(Variant::SharedMember);
+            }
         }
         v
     }
