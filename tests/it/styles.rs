@@ -79,6 +79,10 @@ fn the_correct_scoped_app_passes_every_check() {
         "project-is-invisible-to-b/credential:api_key",
         "project-is-invisible-to-b/tenant_override:header:X-Org",
         "project-list-holds-none-of-a-s/cross_scope",
+        "project-list-holds-none-of-a-s/shared_member",
+        "invoice-list-holds-none-of-a-s/shared_member",
+        "project-is-invisible-to-b/shared_member",
+        "invoice-is-invisible-to-b/shared_member",
         "b-cannot-rename-a-s-project",
         "b-cannot-void-a-s-invoice/cross_scope",
         "projects-b-creates-stay-in-b",
@@ -116,6 +120,8 @@ fn the_correct_scoped_app_passes_every_check() {
         .unwrap()
         .clone();
     assert!(created.iter().all(|c| c["removed"] == true), "{created:?}");
+    // The member of both orgs made something (its own org): torn down too.
+    assert!(created.iter().any(|c| c["org"] == "member"), "{created:?}");
 }
 
 /// Each planted HTTP bug and the patterns every failing result id must contain.
@@ -138,6 +144,10 @@ const BUGS: &[(&str, &[&str])] = &[
         &["/cross_scope", "/credential:api_key"],
     ),
     ("mass-assignment", &["projects-b-creates-stay-in-b"]),
+    (
+        "list-all-member-orgs",
+        &["project-list-holds-none-of-a-s/shared_member"],
+    ),
     (
         "cross-scope-id",
         &["project-is-invisible-to-b", "b-cannot-rename-a-s-project"],
@@ -186,4 +196,5 @@ bug_tests! {
     scoped_catches_slug_existence_oracle => "slug-existence-oracle",
     scoped_catches_mass_assignment => "mass-assignment",
     scoped_catches_cross_scope_id => "cross-scope-id",
+    scoped_catches_list_all_member_orgs => "list-all-member-orgs",
 }
