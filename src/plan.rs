@@ -893,6 +893,45 @@ checks:
             "no token: {got:?}"
         );
         assert!(!got.contains(&"session/session:logout".to_string()));
+        assert!(
+            !got.iter().any(|i| i.ends_with("/shared_member")),
+            "no member, no shared_member: {got:?}"
+        );
+        let member = "  member:\n    provision:\n      - request: { method: POST, url: /signup }\n        capture: { session: $cookie.sid }\n  identity: /me\n";
+        let with = text.replacen("  identity: /me\n", member, 1);
+        let load = |t: &str| {
+            crate::suite::load_str("t.yaml", t, &|_| None)
+                .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())))
+                .suite
+        };
+        let got = all(&load(&with), false);
+        assert!(got.contains(&"thing/shared_member".to_string()), "{got:?}");
+        assert!(
+            !got.contains(&"org/shared_member".to_string()),
+            "a read naming nothing of A's: {got:?}"
+        );
+        assert!(
+            !got.contains(&"made/shared_member".to_string()),
+            "{got:?}"
+        );
+        let list = "  - { name: things, list: \"/orgs/{{own.slug}}/things\" }\n  - { name: flat, list: /things }\n";
+        let with_list = format!("{with}{list}");
+        let got = all(&load(&with_list), false);
+        assert!(got.contains(&"things/shared_member".to_string()), "{got:?}");
+        assert!(
+            !got.contains(&"flat/shared_member".to_string()),
+            "not own-scoped: {got:?}"
+        );
+        let off = format!("{with_list}attacks: {{ shared_member: false }}\n");
+        let got = all(&load(&off), false);
+        assert!(!got.iter().any(|i| i.ends_with("/shared_member")), "{got:?}");
+        let off_one = with_list.replace(
+            "list: \"/orgs/{{own.slug}}/things\" }",
+            "list: \"/orgs/{{own.slug}}/things\", attacks: { shared_member: false } }",
+        );
+        let got = all(&load(&off_one), false);
+        assert!(!got.contains(&"things/shared_member".to_string()), "{got:?}");
+        assert!(got.contains(&"thing/shared_member".to_string()), "{got:?}");
         let plans = plan(&s, false, &Selection::all());
         assert!(
             plans[1].control.is_some(),
