@@ -38,11 +38,15 @@ impl Scoped {
     }
 
     fn run(&self) -> Run {
+        self.run_suite(&suite())
+    }
+
+    fn run_suite(&self, suite: &Path) -> Run {
         let json = self.dir.path().join(format!("{}.json", unique("r")));
         let junit = self.dir.path().join(format!("{}.xml", unique("r")));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantgate"));
         cmd.arg("run")
-            .arg(suite())
+            .arg(suite)
             .arg("--json")
             .arg(&json)
             .arg("--junit")
@@ -122,6 +126,39 @@ fn the_correct_scoped_app_passes_every_check() {
     assert!(created.iter().all(|c| c["removed"] == true), "{created:?}");
     // The member of both orgs made something (its own org): torn down too.
     assert!(created.iter().any(|c| c["org"] == "member"), "{created:?}");
+}
+
+/// Fail closed: a "member" that A never added sees nothing of A's anywhere, so its
+/// clean answers in B's scope prove nothing — every shared_member variant is an error
+/// naming the likely cause, never a pass, and the run exits 2.
+#[test]
+fn a_member_that_is_not_in_a_is_an_error_not_a_pass() {
+    let text = std::fs::read_to_string(suite()).unwrap();
+    let start = text.find("      - name: A adds it").unwrap();
+    let end = text.find("      - name: B adds it").unwrap();
+    let text = format!("{}{}", &text[..start], &text[end..]);
+    let t = Scoped::start("");
+    let path = t.dir.path().join("member-of-b-only.yaml");
+    std::fs::write(&path, text).unwrap();
+    let r = t.run_suite(&path);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    let errors = r.ids("error");
+    for id in [
+        "project-list-holds-none-of-a-s/shared_member",
+        "project-is-invisible-to-b/shared_member",
+    ] {
+        assert!(errors.iter().any(|e| e == id), "{id}: {}", r.explain());
+    }
+    assert!(
+        errors.iter().all(|e| e.ends_with("/shared_member")),
+        "{errors:?}"
+    );
+    assert!(r.ids("fail").is_empty(), "{}", r.explain());
+    assert!(
+        r.all_output().contains("is it a member of A?"),
+        "{}",
+        r.explain()
+    );
 }
 
 /// Each planted HTTP bug and the patterns every failing result id must contain.
