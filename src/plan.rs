@@ -910,10 +910,7 @@ checks:
             !got.contains(&"org/shared_member".to_string()),
             "a read naming nothing of A's: {got:?}"
         );
-        assert!(
-            !got.contains(&"made/shared_member".to_string()),
-            "{got:?}"
-        );
+        assert!(!got.contains(&"made/shared_member".to_string()), "{got:?}");
         let list = "  - { name: things, list: \"/orgs/{{own.slug}}/things\" }\n  - { name: flat, list: /things }\n";
         let with_list = format!("{with}{list}");
         let got = all(&load(&with_list), false);
@@ -924,13 +921,19 @@ checks:
         );
         let off = format!("{with_list}attacks: {{ shared_member: false }}\n");
         let got = all(&load(&off), false);
-        assert!(!got.iter().any(|i| i.ends_with("/shared_member")), "{got:?}");
+        assert!(
+            !got.iter().any(|i| i.ends_with("/shared_member")),
+            "{got:?}"
+        );
         let off_one = with_list.replace(
             "list: \"/orgs/{{own.slug}}/things\" }",
             "list: \"/orgs/{{own.slug}}/things\", attacks: { shared_member: false } }",
         );
         let got = all(&load(&off_one), false);
-        assert!(!got.contains(&"things/shared_member".to_string()), "{got:?}");
+        assert!(
+            !got.contains(&"things/shared_member".to_string()),
+            "{got:?}"
+        );
         assert!(got.contains(&"thing/shared_member".to_string()), "{got:?}");
         let plans = plan(&s, false, &Selection::all());
         assert!(

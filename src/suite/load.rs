@@ -921,7 +921,11 @@ checks:
             .position(|l| l.contains("A adds it"))
             .unwrap()
             + 3;
-        let out = errors(&SCOPED.replacen("json: { email: \"{{email}}\"", "json: { email: \"{{emial}}\"", 1));
+        let out = errors(&SCOPED.replacen(
+            "json: { email: \"{{email}}\"",
+            "json: { email: \"{{emial}}\"",
+            1,
+        ));
         assert!(
             out.contains("unknown placeholder `{{emial}}` in a member step"),
             "{out}"
@@ -929,10 +933,15 @@ checks:
         assert!(out.contains("did you mean `{{email}}`?"), "{out}");
         assert!(out.contains(&format!("--> s.yaml:{line}:")), "{out}");
         // The member has no scope of its own.
-        let out = errors(&SCOPED.replacen("/orgs/{{a.slug}}/members", "/orgs/{{own.slug}}/members", 1));
-        assert!(out.contains("unknown placeholder `{{own.slug}}` in a member step"), "{out}");
+        let out =
+            errors(&SCOPED.replacen("/orgs/{{a.slug}}/members", "/orgs/{{own.slug}}/members", 1));
+        assert!(
+            out.contains("unknown placeholder `{{own.slug}}` in a member step"),
+            "{out}"
+        );
         // A's later captures are usable; a capture no step makes is not.
-        let out = errors(&SCOPED.replacen("/orgs/{{a.slug}}/members", "/orgs/{{a.nope}}/members", 1));
+        let out =
+            errors(&SCOPED.replacen("/orgs/{{a.slug}}/members", "/orgs/{{a.nope}}/members", 1));
         assert!(out.contains("unknown placeholder `{{a.nope}}`"), "{out}");
         // `member.NAME` in a check is the member's capture.
         let check = "  - { name: org is invisible to B, read: \"/orgs/{{own.slug}}\" }";
@@ -954,7 +963,10 @@ checks:
             "give B a project\n    as: member\n",
             1,
         ));
-        assert!(out.contains("`as: member` in a provision, seed or teardown step"), "{out}");
+        assert!(
+            out.contains("`as: member` in a provision, seed or teardown step"),
+            "{out}"
+        );
         let start = SCOPED.find("  # A third user").unwrap();
         let end = SCOPED.find("seed:").unwrap();
         let without = format!("{}{}", &SCOPED[..start], &SCOPED[end..]);
@@ -963,6 +975,9 @@ checks:
             &format!("{check}\n  - {{ name: member reads, request: {{ url: /me }}, as: member, expect: {{ status: 200 }} }}"),
             1,
         ));
-        assert!(out.contains("runs `as: member`, but the suite has no `orgs.member`"), "{out}");
+        assert!(
+            out.contains("runs `as: member`, but the suite has no `orgs.member`"),
+            "{out}"
+        );
     }
 }

@@ -1212,7 +1212,10 @@ impl<'a> Validator<'a> {
     fn request_origins(&mut self, s: &Suite, vars: &[String], base: &Url, allowed: &[String]) {
         let mut urls: Vec<&Tpl> = Vec::new();
         if let Some(o) = &s.orgs {
-            let member = o.member.iter().flat_map(|m| m.provision.iter().chain(&m.teardown));
+            let member = o
+                .member
+                .iter()
+                .flat_map(|m| m.provision.iter().chain(&m.teardown));
             let steps = o.provision.iter().chain(&o.teardown.steps).chain(member);
             urls.extend(steps.map(|st| &st.request.value.url));
             urls.extend(o.identity.iter().map(|i| &i.request.url));
