@@ -161,6 +161,26 @@ fn a_member_that_is_not_in_a_is_an_error_not_a_pass() {
     );
 }
 
+/// The failure names the member and B's scope, and shows A's project in its list.
+#[test]
+fn the_member_sees_a_s_projects_in_b_s_list_with_list_all_member_orgs() {
+    let t = Scoped::start("list-all-member-orgs");
+    let r = t.run();
+    assert_eq!(r.code, 1, "{}", r.explain());
+    let results = r.json.as_ref().unwrap()["results"].as_array().unwrap();
+    let res = results
+        .iter()
+        .find(|x| x["id"] == "project-list-holds-none-of-a-s/shared_member")
+        .expect("the shared_member result");
+    assert_eq!(res["verdict"], "fail", "{res}");
+    let summary = res["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.starts_with("the member's list in B's scope holds A's data: ")
+            && summary.contains("Apollo "),
+        "{res}"
+    );
+}
+
 /// Each planted HTTP bug and the patterns every failing result id must contain.
 const BUGS: &[(&str, &[&str])] = &[
     ("guessable-session", &["session/session:"]),
