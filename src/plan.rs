@@ -77,6 +77,9 @@ pub enum Variant {
     Credential(String),
     /// An attack on B's opaque session id.
     Session(SessionAttack),
+    /// The member of both orgs (`orgs.member`) in B's scope: it must see none of A's
+    /// data there, while it does see A's in A's scope.
+    SharedMember,
 }
 
 /// An attack on opaque session ids (`orgs.session`).
@@ -186,6 +189,7 @@ impl CheckPlan {
             (Variant::CrossScope, _) => "cross_scope".into(),
             (Variant::Credential(n), _) => format!("credential:{n}"),
             (Variant::Session(a), _) => format!("session:{}", a.name()),
+            (Variant::SharedMember, _) => "shared_member".into(),
         }
     }
 
@@ -539,7 +543,7 @@ impl Planner<'_> {
                 base(),
             )
         };
-        variants.extend(self.scoped(&kind));
+        variants.extend(self.scoped(&kind, c));
         CheckPlan {
             kind,
             name: c.name.value.clone(),
@@ -570,8 +574,9 @@ impl Planner<'_> {
     }
 
     /// The cross-scope and credential variants of a read, list or write that names the
-    /// caller's own scope (`{{own.NAME}}`).
-    fn scoped(&self, kind: &Kind) -> Vec<Variant> {
+    /// caller's own scope (`{{own.NAME}}`), and, with `orgs.member`, the shared-member
+    /// variant of such a list, or of such a read of A's object.
+    fn scoped(&self, kind: &Kind, c: &Check) -> Vec<Variant> {
         let req = match kind {
             Kind::Read { request } | Kind::List { request } => request,
             Kind::Write { write, .. } => &**write,
@@ -587,6 +592,17 @@ impl Planner<'_> {
                     .iter()
                     .map(|(k, _)| Variant::Credential(k.name.clone())),
             );
+            let member_can_judge = match kind {
+                Kind::List { .. } => true,
+                Kind::Read { request } => names_a(request),
+                _ => false,
+            };
+            if o.member.is_some()
+                && member_can_judge
+                && attack_on(self.suite, Some(c), |a| a.shared_member.as_ref())
+            {
+                v.push(Variant::SharedMember);
+            }
         }
         v
     }
@@ -877,6 +893,48 @@ checks:
             "no token: {got:?}"
         );
         assert!(!got.contains(&"session/session:logout".to_string()));
+        assert!(
+            !got.iter().any(|i| i.ends_with("/shared_member")),
+            "no member, no shared_member: {got:?}"
+        );
+        let member = "  member:\n    provision:\n      - request: { method: POST, url: /signup }\n        capture: { session: $cookie.sid }\n  identity: /me\n";
+        let with = text.replacen("  identity: /me\n", member, 1);
+        let load = |t: &str| {
+            crate::suite::load_str("t.yaml", t, &|_| None)
+                .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())))
+                .suite
+        };
+        let got = all(&load(&with), false);
+        assert!(got.contains(&"thing/shared_member".to_string()), "{got:?}");
+        assert!(
+            !got.contains(&"org/shared_member".to_string()),
+            "a read naming nothing of A's: {got:?}"
+        );
+        assert!(!got.contains(&"made/shared_member".to_string()), "{got:?}");
+        let list = "  - { name: things, list: \"/orgs/{{own.slug}}/things\" }\n  - { name: flat, list: /things }\n";
+        let with_list = format!("{with}{list}");
+        let got = all(&load(&with_list), false);
+        assert!(got.contains(&"things/shared_member".to_string()), "{got:?}");
+        assert!(
+            !got.contains(&"flat/shared_member".to_string()),
+            "not own-scoped: {got:?}"
+        );
+        let off = format!("{with_list}attacks: {{ shared_member: false }}\n");
+        let got = all(&load(&off), false);
+        assert!(
+            !got.iter().any(|i| i.ends_with("/shared_member")),
+            "{got:?}"
+        );
+        let off_one = with_list.replace(
+            "list: \"/orgs/{{own.slug}}/things\" }",
+            "list: \"/orgs/{{own.slug}}/things\", attacks: { shared_member: false } }",
+        );
+        let got = all(&load(&off_one), false);
+        assert!(
+            !got.contains(&"things/shared_member".to_string()),
+            "{got:?}"
+        );
+        assert!(got.contains(&"thing/shared_member".to_string()), "{got:?}");
         let plans = plan(&s, false, &Selection::all());
         assert!(
             plans[1].control.is_some(),

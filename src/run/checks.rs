@@ -507,6 +507,9 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                 }
             },
             Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await,
+            Variant::SharedMember => super::member::read(ctx, &s, plan, req)
+                .await
+                .unwrap_or_else(|d| d),
             Variant::Session(_) => Decision::skip("not applicable"),
         };
         if let Variant::Base = v {
@@ -522,7 +525,7 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
 
 /// B's request and the twin's (twice), judged by the not-found rule; with the twin's
 /// status (a `tenant_override` variant is judged on it too).
-async fn not_found_variant(
+pub(super) async fn not_found_variant(
     s: &Sender<'_>,
     plan: &CheckPlan,
     b: &Prepared,
@@ -619,6 +622,13 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
             out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
             continue;
         }
+        if let Variant::SharedMember = v {
+            let d = super::member::list(ctx, &s, req, control_is_json)
+                .await
+                .unwrap_or_else(|d| d);
+            out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
+            continue;
+        }
         if matches!(v, Variant::CrossScope | Variant::Credential(_)) {
             let d = match scoped_pair(ctx, req, v) {
                 Err(d) => d,
@@ -708,7 +718,9 @@ async fn write(ctx: &Ctx, plan: &CheckPlan, req: &Request, verify: &Request) -> 
             Variant::CrossScope | Variant::Credential(_) => {
                 scoped_pair(ctx, req, v).map(|(b, t, ids)| vec![(b, t, String::new(), ids)])
             }
-            Variant::Forgery(_) | Variant::Session(_) => Err(Decision::skip("not applicable")),
+            Variant::Forgery(_) | Variant::Session(_) | Variant::SharedMember => {
+                Err(Decision::skip("not applicable"))
+            }
             _ => variant_pairs(ctx, v, &base, &twin).map(|ps| {
                 ps.into_iter()
                     .map(|(b, t, w)| (b, t, w, ids.clone()))
@@ -901,9 +913,10 @@ async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult
         }
         let d = match v {
             Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await,
-            Variant::CrossScope | Variant::Credential(_) | Variant::Session(_) => {
-                Decision::skip("not applicable")
-            }
+            Variant::CrossScope
+            | Variant::Credential(_)
+            | Variant::Session(_)
+            | Variant::SharedMember => Decision::skip("not applicable"),
             Variant::Base | Variant::Override(..) => {
                 let p = match v {
                     Variant::Override(ch, name) => ctx

@@ -38,6 +38,8 @@ pub struct Values {
     pub vars: BTreeMap<String, String>,
     pub a: OrgState,
     pub b: OrgState,
+    /// The user who is a member of both orgs (`orgs.member`): its captures and jar.
+    pub member: OrgState,
 }
 
 /// A fresh random (v4) UUID.
@@ -109,6 +111,7 @@ impl Values {
             let (state, n) = match name.split_once('.') {
                 Some(("a", n)) => (&self.a, n),
                 Some(("b", n)) => (&self.b, n),
+                Some(("member", n)) => (&self.member, n),
                 Some(_) => return Some(Value::String(s)),
                 None => (self.org(bare?)?, name),
             };
@@ -143,6 +146,7 @@ impl Values {
                 let state = match org {
                     "a" => &self.a,
                     "b" => &self.b,
+                    "member" => &self.member,
                     _ => return None,
                 };
                 let v = state.captures.get(n)?.clone();
@@ -163,6 +167,7 @@ impl Values {
             match org {
                 Identity::A => self.a.captures.get(name).cloned(),
                 Identity::B => self.b.captures.get(name).cloned(),
+                Identity::Member => self.member.captures.get(name).cloned(),
                 Identity::Anon => None,
             }
         }
@@ -173,6 +178,7 @@ impl Values {
         match id {
             Identity::A => Some(&self.a),
             Identity::B => Some(&self.b),
+            Identity::Member => Some(&self.member),
             Identity::Anon => None,
         }
     }
@@ -186,9 +192,19 @@ pub struct AuthSpec {
     pub value: Tpl,
     /// `orgs.auth.cookie`: cookie name and value template.
     pub cookies: Vec<(String, Tpl)>,
+    /// `orgs.member.auth`, when the member authenticates differently from the orgs.
+    pub member: Option<Box<AuthSpec>>,
 }
 
 impl AuthSpec {
+    /// How `as_` is authenticated: the member's own auth when it has one, else this.
+    pub fn of(&self, as_: Identity) -> &AuthSpec {
+        match (as_, &self.member) {
+            (Identity::Member, Some(m)) => m,
+            _ => self,
+        }
+    }
+
     /// Whether forged tokens can be sent (the value uses `{{token}}`).
     pub fn uses_token(&self) -> bool {
         self.value.vars().any(|v| v == "token")
@@ -284,15 +300,16 @@ impl Preparer<'_> {
             // The identity's own names fill the auth value (its token); without a token
             // yet (the first provision step) the request goes without credentials.
             let auth_lookup = self.values.lookup(Some(as_), None, token_override);
-            super::cookies::add_cookies(&mut p, self.auth, self.values.org(as_), &auth_lookup);
-            if let Ok(value) = self.auth.value.render(&auth_lookup)
-                && !self.auth.header.is_empty()
+            let auth = self.auth.of(as_);
+            super::cookies::add_cookies(&mut p, auth, self.values.org(as_), &auth_lookup);
+            if let Ok(value) = auth.value.render(&auth_lookup)
+                && !auth.header.is_empty()
                 && !p
                     .headers
                     .iter()
-                    .any(|(k, _)| k.eq_ignore_ascii_case(&self.auth.header))
+                    .any(|(k, _)| k.eq_ignore_ascii_case(&auth.header))
             {
-                p.headers.push((self.auth.header.clone(), value));
+                p.headers.push((auth.header.clone(), value));
             }
         }
         Ok(p)

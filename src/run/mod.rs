@@ -25,6 +25,7 @@ mod emit;
 pub mod error;
 pub mod http;
 pub mod jwt;
+mod member;
 pub mod options;
 mod orgs;
 mod promises;

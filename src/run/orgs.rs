@@ -71,30 +71,12 @@ pub(crate) async fn setup(
     };
     let mut http = client(suite, target, opts, redactor, &mut values, em)?;
     http.allow_only(origins.to_vec());
-    let auth = orgs
-        .auth
+    let mut auth = auth_spec(orgs.auth.as_ref());
+    auth.member = orgs
+        .member
         .as_ref()
-        .map(|a| AuthSpec {
-            header: a
-                .header
-                .as_ref()
-                .map(|h| h.value.clone())
-                .unwrap_or_default(),
-            value: a.value.clone().unwrap_or_else(|| Tpl::literal("")),
-            cookies: a
-                .cookie
-                .iter()
-                .map(|(k, t)| (k.name.clone(), t.clone()))
-                .collect(),
-        })
-        .unwrap_or_else(|| AuthSpec {
-            header: "Authorization".into(),
-            value: Tpl {
-                parts: vec![Part::Lit("Bearer ".into()), Part::Var("token".into())],
-                loc: Default::default(),
-            },
-            cookies: Vec::new(),
-        });
+        .and_then(|m| m.auth.as_ref())
+        .map(|a| Box::new(auth_spec(Some(a))));
     let mut t = Tenants {
         http,
         auth,
@@ -115,9 +97,101 @@ pub(crate) async fn setup(
     if t.ready && !suite.seed.is_empty() {
         t.ready = seed(&mut t, suite, opts, redactor, cancel, em).await;
     }
+    if t.ready
+        && let Some(m) = &orgs.member
+    {
+        t.ready = provision_member(&mut t, m, opts, redactor, cancel, em).await;
+    }
     t.a_org = org_id_of(&t.values.a, suite);
     t.b_org = org_id_of(&t.values.b, suite);
     Some(t)
+}
+
+/// How an `auth:` section sends an identity; none is `Authorization: Bearer {{token}}`.
+fn auth_spec(a: Option<&crate::suite::model::Auth>) -> AuthSpec {
+    match a {
+        Some(a) => AuthSpec {
+            header: a
+                .header
+                .as_ref()
+                .map(|h| h.value.clone())
+                .unwrap_or_default(),
+            value: a.value.clone().unwrap_or_else(|| Tpl::literal("")),
+            cookies: a
+                .cookie
+                .iter()
+                .map(|(k, t)| (k.name.clone(), t.clone()))
+                .collect(),
+            member: None,
+        },
+        None => AuthSpec {
+            header: "Authorization".into(),
+            value: Tpl {
+                parts: vec![Part::Lit("Bearer ".into()), Part::Var("token".into())],
+                loc: Default::default(),
+            },
+            cookies: Vec::new(),
+            member: None,
+        },
+    }
+}
+
+/// Makes the user who is a member of both orgs (`orgs.member`), once both orgs exist and
+/// A is seeded. What it made is torn down first (`orgs.member.teardown`), or reported as
+/// left behind. False when a step failed or the run was interrupted.
+async fn provision_member(
+    t: &mut Tenants,
+    m: &crate::suite::model::Member,
+    opts: &Options,
+    redactor: &Redactor,
+    cancel: &Cancel,
+    em: &mut Emitter<'_>,
+) -> bool {
+    if cancel.is_cancelled() {
+        return false;
+    }
+    em.phase("provisioning the member of both orgs");
+    let r = run_steps(
+        &t.http,
+        &t.auth,
+        &mut t.values,
+        &m.provision,
+        Identity::Member,
+        Some(Identity::Member),
+        &opts.setup_policy(),
+        redactor,
+        "member",
+    )
+    .await;
+    if let Some(tok) = t.values.member.token() {
+        redactor.add("token member", tok);
+    }
+    // A step that sent something may have made something (a user, its own org).
+    if r.is_ok() || !t.values.member.captures.is_empty() {
+        t.provisioned.push(Identity::Member);
+        t.created.push(Created {
+            org: "member".into(),
+            what: "member of both orgs".into(),
+            ids: ids_of(&t.values.member.captures, redactor),
+            removed: false,
+            kept: None,
+        });
+        t.created_caps
+            .push(t.values.member.captures.keys().cloned().collect());
+    }
+    match r {
+        Ok(()) => true,
+        Err(e) => {
+            em.result(setup_error(
+                "setup/provision-member",
+                "provision the member of both orgs",
+                e.summary,
+                e.evidence,
+                redactor,
+            ));
+            false
+        }
+    }
 }
 
 /// The vars, the default headers and the HTTP client of a run.
@@ -334,10 +408,16 @@ pub(crate) async fn teardown(
         let mine: Vec<usize> = (0..t.created.len())
             .filter(|&i| t.created[i].org == org.as_str())
             .collect();
-        if !td.steps.is_empty() {
+        // The member (provisioned last, so torn down first) has its own steps.
+        let steps = match (org, &orgs.member) {
+            (Identity::Member, Some(m)) => &m.teardown,
+            (Identity::Member, None) => continue,
+            _ => &td.steps,
+        };
+        if !steps.is_empty() {
             em.phase(format!("tearing down org {}", org.as_str()));
         }
-        for step in &td.steps {
+        for step in steps {
             let name = step.name.clone().unwrap_or_else(|| "step".into());
             let uses: BTreeSet<String> = step_uses(step, *org)
                 .into_iter()
@@ -621,14 +701,21 @@ fn markers_of(suite: &Suite, values: &Values) -> (Vec<String>, Vec<String>) {
     // found in B's correct answers: it proves nothing, so it is dropped, and said.
     let mut notices = Vec::new();
     out.retain(|(m, from)| {
-        let inside = values
-            .b
-            .captures
-            .iter()
-            .find(|(k, v)| k.as_str() != "token" && v.as_str() != m && v.contains(m.as_str()));
-        if let Some((k, _)) = inside {
+        // The same for the member of both orgs, whose answers in B's scope are judged.
+        let inside = [("B's", &values.b), ("the member's", &values.member)]
+            .into_iter()
+            .find_map(|(who, state)| {
+                state
+                    .captures
+                    .iter()
+                    .find(|(k, v)| {
+                        k.as_str() != "token" && v.as_str() != m && v.contains(m.as_str())
+                    })
+                    .map(|(k, _)| (who, k))
+            });
+        if let Some((who, k)) = inside {
             notices.push(format!(
-                "{from} is not used as a marker: it is part of B's own `{k}`, so finding it in B's answers would prove nothing"
+                "{from} is not used as a marker: it is part of {who} own `{k}`, so finding it in {who} answers would prove nothing"
             ));
         }
         inside.is_none()
@@ -731,6 +818,7 @@ async fn run_steps(
         match identity {
             Identity::A => super::cookies::update_jar(&mut values.a.jar, &resp),
             Identity::B => super::cookies::update_jar(&mut values.b.jar, &resp),
+            Identity::Member => super::cookies::update_jar(&mut values.member.jar, &resp),
             Identity::Anon => {}
         }
         // Provision/teardown captures belong to the org being set up; a seed step's to
@@ -750,10 +838,10 @@ async fn run_steps(
             {
                 redactor.add(&format!("{} {}", k.name, owner.as_str()), &v);
             }
-            let state = if owner == Identity::A {
-                &mut values.a
-            } else {
-                &mut values.b
+            let state = match owner {
+                Identity::A => &mut values.a,
+                Identity::Member => &mut values.member,
+                _ => &mut values.b,
             };
             match typed {
                 Some(j) => state.typed.insert(k.name.clone(), j),

@@ -62,6 +62,32 @@ impl Decision {
     }
 }
 
+/// A decision of B's rules (`not_found_rule`, `list_rule`) retold for the member of
+/// both orgs, who sent the request in B's scope: "B got" becomes "the member got, in
+/// B's scope,", "B's list" "the member's list in B's scope", and so on.
+pub fn as_member(mut d: Decision) -> Decision {
+    fn retell(s: &str) -> String {
+        s.replace("B's list", "the member's list in B's scope")
+            .replace(
+                "B's request for a never-issued id",
+                "the member's request for a never-issued id in B's scope",
+            )
+            .replace("B's answer", "the member's answer in B's scope")
+            .replace("B got", "the member got, in B's scope,")
+            .replace("tells B", "tells the member")
+            .replace("B's identity", "the member's identity")
+    }
+    d.summary = retell(&d.summary);
+    for e in &mut d.evidence {
+        e.label = e
+            .label
+            .replace("B got", "the member got")
+            .replace("never-issued id)", "never-issued id, in B's scope)")
+            .replace("(A's id)", "(A's id in B's scope)");
+    }
+    d
+}
+
 /// Whether a status can be judged by an isolation rule at all. Not: 5xx (the server
 /// failed), 3xx (tenantgate does not follow redirects, so what lies behind one is
 /// unknown), 429 and 408 (a rate limiter or a proxy answered, not the application).
@@ -935,6 +961,22 @@ pub fn pool_reuse_rule(seen: &[PoolObservation], rounds: u32, probes: usize) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_decisions_are_retold_for_the_member_in_b_scope() {
+        let d = as_member(
+            Decision::fail("B's list holds A's data: Apollo x").with("B got (A's id)", "200"),
+        );
+        assert_eq!(
+            d.summary,
+            "the member's list in B's scope holds A's data: Apollo x"
+        );
+        assert_eq!(d.evidence[0].label, "the member got (A's id in B's scope)");
+        let d = as_member(Decision::fail(
+            "B got 200 for A's resource; a never-issued id gets 404",
+        ));
+        assert!(d.summary.starts_with("the member got, in B's scope, 200"));
+    }
     use std::time::Duration;
 
     fn resp(status: u16, ct: &str, body: &str) -> Resp {

@@ -905,4 +905,79 @@ checks:
         let out = errors(bomb);
         assert!(out.starts_with("error:"), "{out}");
     }
+
+    const SCOPED: &str = include_str!("../../suites/scoped-api.yaml");
+
+    #[test]
+    fn the_member_of_both_orgs_is_validated_like_the_other_steps() {
+        let l = load_str("s.yaml", SCOPED, &env(&[]))
+            .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
+        let m = l.suite.orgs.as_ref().unwrap().member.as_ref().unwrap();
+        assert_eq!(m.provision.len(), 4);
+        assert_eq!(m.teardown.len(), 1);
+        // A misspelt capture in a member step: located, with the member's own names.
+        let line = SCOPED
+            .lines()
+            .position(|l| l.contains("A adds it"))
+            .unwrap()
+            + 3;
+        let out = errors(&SCOPED.replacen(
+            "json: { email: \"{{email}}\"",
+            "json: { email: \"{{emial}}\"",
+            1,
+        ));
+        assert!(
+            out.contains("unknown placeholder `{{emial}}` in a member step"),
+            "{out}"
+        );
+        assert!(out.contains("did you mean `{{email}}`?"), "{out}");
+        assert!(out.contains(&format!("--> s.yaml:{line}:")), "{out}");
+        // The member has no scope of its own.
+        let out =
+            errors(&SCOPED.replacen("/orgs/{{a.slug}}/members", "/orgs/{{own.slug}}/members", 1));
+        assert!(
+            out.contains("unknown placeholder `{{own.slug}}` in a member step"),
+            "{out}"
+        );
+        // A's later captures are usable; a capture no step makes is not.
+        let out =
+            errors(&SCOPED.replacen("/orgs/{{a.slug}}/members", "/orgs/{{a.nope}}/members", 1));
+        assert!(out.contains("unknown placeholder `{{a.nope}}`"), "{out}");
+        // `member.NAME` in a check is the member's capture.
+        let check = "  - { name: org is invisible to B, read: \"/orgs/{{own.slug}}\" }";
+        assert!(SCOPED.contains(check));
+        let with = |extra: &str| SCOPED.replacen(check, &format!("{check}\n{extra}"), 1);
+        load_str(
+            "s.yaml",
+            &with("  - { name: member reads, request: { url: \"/users/{{member.user_id}}\" }, as: member, expect: { status: 404 } }"),
+            &env(&[]),
+        )
+        .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
+        let out = errors(&with(
+            "  - { name: member reads, request: { url: \"/users/{{member.usr_id}}\" }, expect: { status: 404 } }",
+        ));
+        assert!(out.contains("did you mean `{{member.user_id}}`?"), "{out}");
+        // `as: member` where no member exists yet, or in a suite without one.
+        let out = errors(&SCOPED.replacen(
+            "give B a project\n    as: b\n",
+            "give B a project\n    as: member\n",
+            1,
+        ));
+        assert!(
+            out.contains("`as: member` in a provision, seed or teardown step"),
+            "{out}"
+        );
+        let start = SCOPED.find("  # A third user").unwrap();
+        let end = SCOPED.find("seed:").unwrap();
+        let without = format!("{}{}", &SCOPED[..start], &SCOPED[end..]);
+        let out = errors(&without.replacen(
+            check,
+            &format!("{check}\n  - {{ name: member reads, request: {{ url: /me }}, as: member, expect: {{ status: 200 }} }}"),
+            1,
+        ));
+        assert!(
+            out.contains("runs `as: member`, but the suite has no `orgs.member`"),
+            "{out}"
+        );
+    }
 }

@@ -170,6 +170,26 @@ pub struct Orgs {
     /// Attacks on opaque session ids (extension).
     #[serde(default)]
     pub session: Option<SessionSpec>,
+    /// A third identity (extension): a user who is a member of both orgs.
+    #[serde(default)]
+    pub member: Option<Member>,
+}
+
+/// `orgs.member:` a user who belongs to org A and org B (extension). Its steps run once
+/// both orgs are provisioned and A is seeded, as the member unless a step says `as:`;
+/// their captures are the member's (`member.NAME`, bare names in its steps and auth).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// Steps that make the member (sign it up, have A and B add it, log it in).
+    pub provision: Vec<Step>,
+    /// How the member's requests are authenticated; default `orgs.auth` with the
+    /// member's own names.
+    #[serde(default)]
+    pub auth: Option<Auth>,
+    /// Steps that remove what the member's provision made, run first at teardown.
+    #[serde(default)]
+    pub teardown: Vec<Step>,
 }
 
 /// `orgs.credentials.NAME:` a header and its value (bare org names allowed).
@@ -355,6 +375,8 @@ pub enum Identity {
     A,
     B,
     Anon,
+    /// The user who is a member of both orgs (`orgs.member`, extension).
+    Member,
 }
 
 impl Identity {
@@ -363,6 +385,7 @@ impl Identity {
             Identity::A => "a",
             Identity::B => "b",
             Identity::Anon => "anon",
+            Identity::Member => "member",
         }
     }
 }
@@ -795,6 +818,10 @@ pub struct Attacks {
     /// connection). On by default; suite level only.
     #[serde(default)]
     pub pool_reuse: Option<Toggle<PoolReuse>>,
+    /// Extension: with `orgs.member`, the member's request in B's scope must hold none
+    /// of A's data (on every read and list that uses `{{own.NAME}}`).
+    #[serde(default)]
+    pub shared_member: Option<Toggle<NoOptions>>,
 }
 
 /// `attacks.pool_reuse:` options (extension).

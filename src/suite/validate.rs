@@ -112,6 +112,10 @@ struct Scope<'a> {
     /// `a.NAME` / `b.NAME` allowed with these names.
     a: Option<&'a BTreeSet<String>>,
     b: Option<&'a BTreeSet<String>>,
+    /// `member.NAME` allowed with these names (`orgs.member`).
+    member: Option<&'a BTreeSet<String>>,
+    /// `own.NAME` allowed (not in the member's steps: the member has no scope of its own).
+    own: bool,
     /// `a.NAME` / `b.NAME` may be suggested. Not in teardown: it runs once per org, as
     /// that org, and a hint towards `{{a.NAME}}` would have B's teardown touch A's data.
     suggest_orgs: bool,
@@ -128,8 +132,11 @@ impl Scope<'_> {
                 "b" => self.b.is_some_and(|s| s.contains(n)),
                 // The caller's own: both orgs must have it.
                 "own" => {
-                    self.a.is_some_and(|s| s.contains(n)) && self.b.is_some_and(|s| s.contains(n))
+                    self.own
+                        && self.a.is_some_and(|s| s.contains(n))
+                        && self.b.is_some_and(|s| s.contains(n))
                 }
+                "member" => self.member.is_some_and(|s| s.contains(n)),
                 _ => false,
             };
         }
@@ -154,6 +161,9 @@ impl Scope<'_> {
         }
         if let Some(b) = self.b {
             k.extend(b.iter().map(|n| format!("b.{n}")));
+        }
+        if let Some(m) = self.member {
+            k.extend(m.iter().map(|n| format!("member.{n}")));
         }
         k
     }
@@ -248,11 +258,19 @@ impl<'a> Validator<'a> {
         let origins = self.origins(s);
         let org = self.orgs(s, &vars);
         let caps = self.seed(s, &vars, org);
+        let member = s
+            .orgs
+            .as_ref()
+            .and_then(|o| o.member.as_ref())
+            .map(|m| self.member(m, &vars, &caps));
+        self.member_identity(s);
         let full = Scope {
             vars: &vars,
             bare: None,
             a: Some(&caps.a),
             b: Some(&caps.b),
+            member: member.as_ref(),
+            own: true,
             suggest_orgs: true,
         };
         if let Some(o) = &s.orgs {
@@ -316,7 +334,7 @@ impl<'a> Validator<'a> {
                 None if known.is_empty() => "no names are known here".to_string(),
                 None => format!("known here: {}", known.join(", ")),
             };
-            let why = if v.starts_with("a.") || v.starts_with("b.") {
+            let why = if v.starts_with("a.") || v.starts_with("b.") || v.starts_with("member.") {
                 " (no earlier step captures it)"
             } else if scope.bare.is_none() && !v.contains('.') && !scope.vars.iter().any(|x| x == v)
             {
@@ -382,6 +400,8 @@ impl<'a> Validator<'a> {
                 bare: None,
                 a: None,
                 b: None,
+                member: None,
+                own: true,
                 suggest_orgs: true,
             };
             self.placeholders(&scope, t, &format!("var `{}`", k.name));
@@ -407,6 +427,8 @@ impl<'a> Validator<'a> {
             bare: None,
             a: None,
             b: None,
+            member: None,
+            own: true,
             suggest_orgs: true,
         };
         let Some(t) = &s.target else {
@@ -472,6 +494,8 @@ impl<'a> Validator<'a> {
                 bare: Some(&org_caps),
                 a: None,
                 b: None,
+                member: None,
+                own: true,
                 suggest_orgs: true,
             };
             for t in step_templates(step) {
@@ -492,6 +516,8 @@ impl<'a> Validator<'a> {
                 bare: Some(&org_caps),
                 a: None,
                 b: None,
+                member: None,
+                own: true,
                 suggest_orgs: true,
             };
             self.auth(o, &scope);
@@ -572,6 +598,8 @@ impl<'a> Validator<'a> {
                 bare: None,
                 a: Some(&a),
                 b: Some(&b),
+                member: None,
+                own: true,
                 suggest_orgs: true,
             };
             for t in step_templates(step) {
@@ -589,6 +617,102 @@ impl<'a> Validator<'a> {
         Captures { a, b }
     }
 
+    /// `orgs.member`: its steps run after provision and seed, as the member unless `as:`
+    /// says otherwise; bare names (and `member.NAME`) are the member's own captures, and
+    /// `a.NAME` / `b.NAME` are usable. Returns the member's captures.
+    fn member(&mut self, m: &Member, vars: &[String], caps: &Captures) -> BTreeSet<String> {
+        let mut mine: BTreeSet<String> = BTreeSet::new();
+        if m.provision.is_empty() {
+            self.whole(
+                "`orgs.member.provision` has no steps",
+                "add the steps that make a user a member of both orgs (sign it up, have A and B add it, log it in)",
+            );
+        }
+        for step in &m.provision {
+            let scope = Scope {
+                vars,
+                bare: Some(&mine),
+                a: Some(&caps.a),
+                b: Some(&caps.b),
+                member: Some(&mine),
+                own: false,
+                suggest_orgs: true,
+            };
+            for t in step_templates(step) {
+                self.placeholders(&scope, t, "a member step");
+            }
+            self.step(step);
+            mine.extend(step.capture.iter().map(|(k, _)| k.name.clone()));
+        }
+        let scope = Scope {
+            vars,
+            bare: Some(&mine),
+            a: None,
+            b: None,
+            member: None,
+            own: false,
+            suggest_orgs: true,
+        };
+        if let Some(auth) = &m.auth {
+            match (&auth.header, &auth.value) {
+                (Some(_), Some(v)) => self.placeholders(&scope, v, "orgs.member.auth.value"),
+                (None, None) if !auth.cookie.is_empty() => {}
+                _ => self.whole(
+                    "`orgs.member.auth` needs `header` with `value`, or `cookie`",
+                    "write `auth: { cookie: { sid: \"{{session}}\" } }`, or leave it out to send the member as `orgs.auth` says",
+                ),
+            }
+            for (k, t) in auth.cookie.iter() {
+                self.placeholders(&scope, t, &format!("orgs.member.auth.cookie.{}", k.name));
+            }
+        }
+        let teardown = Scope {
+            suggest_orgs: false,
+            ..scope
+        };
+        for step in &m.teardown {
+            for t in step_templates(step) {
+                self.placeholders(&teardown, t, "a member teardown step");
+            }
+            self.step(step);
+        }
+        mine
+    }
+
+    /// `as: member` only where the member exists: its own steps, and `request` checks
+    /// (and their controls) of a suite with `orgs.member`.
+    fn member_identity(&mut self, s: &Suite) {
+        let has_member = s.orgs.as_ref().is_some_and(|o| o.member.is_some());
+        let steps = s
+            .orgs
+            .iter()
+            .flat_map(|o| o.provision.iter().chain(&o.teardown.steps))
+            .chain(&s.seed);
+        for step in steps {
+            if step.as_ == Some(Identity::Member) {
+                self.at(
+                    Loc::of(&step.request),
+                    "`as: member` in a provision, seed or teardown step: the member of both orgs is made after them",
+                    Some("move the step into `orgs.member.provision` (or `orgs.member.teardown`), or say `as: a` or `as: b`".into()),
+                );
+            }
+        }
+        for c in &s.checks {
+            let member = c.as_ == Some(Identity::Member)
+                || c.control.as_ref().and_then(|c| c.as_) == Some(Identity::Member);
+            if member && !has_member {
+                self.at(
+                    Loc::of(&c.name),
+                    format!(
+                        "check `{}` runs `as: member`, but the suite has no `orgs.member`",
+                        c.name.value
+                    ),
+                    Some("add `orgs.member: { provision: [...] }`, the user who is a member of both orgs".into()),
+                );
+            }
+        }
+    }
+
     fn identity_and_teardown(&mut self, o: &Orgs, vars: &[String], caps: &Captures, full: &Scope) {
         if let Some(id) = &o.identity {
             for t in request_templates(&id.request) {
@@ -604,6 +728,8 @@ impl<'a> Validator<'a> {
             bare: Some(&own),
             a: Some(&caps.a),
             b: Some(&caps.b),
+            member: None,
+            own: true,
             suggest_orgs: false,
         };
         for step in &o.teardown.steps {
@@ -1086,7 +1212,11 @@ impl<'a> Validator<'a> {
     fn request_origins(&mut self, s: &Suite, vars: &[String], base: &Url, allowed: &[String]) {
         let mut urls: Vec<&Tpl> = Vec::new();
         if let Some(o) = &s.orgs {
-            let steps = o.provision.iter().chain(&o.teardown.steps);
+            let member = o
+                .member
+                .iter()
+                .flat_map(|m| m.provision.iter().chain(&m.teardown));
+            let steps = o.provision.iter().chain(&o.teardown.steps).chain(member);
             urls.extend(steps.map(|st| &st.request.value.url));
             urls.extend(o.identity.iter().map(|i| &i.request.url));
         }
@@ -1167,6 +1297,8 @@ impl<'a> Validator<'a> {
             bare: Some(&both),
             a: None,
             b: None,
+            member: None,
+            own: true,
             suggest_orgs: true,
         };
         for (_, v) in m.claims.iter() {

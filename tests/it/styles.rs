@@ -38,11 +38,15 @@ impl Scoped {
     }
 
     fn run(&self) -> Run {
+        self.run_suite(&suite())
+    }
+
+    fn run_suite(&self, suite: &Path) -> Run {
         let json = self.dir.path().join(format!("{}.json", unique("r")));
         let junit = self.dir.path().join(format!("{}.xml", unique("r")));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tenantgate"));
         cmd.arg("run")
-            .arg(suite())
+            .arg(suite)
             .arg("--json")
             .arg(&json)
             .arg("--junit")
@@ -79,6 +83,10 @@ fn the_correct_scoped_app_passes_every_check() {
         "project-is-invisible-to-b/credential:api_key",
         "project-is-invisible-to-b/tenant_override:header:X-Org",
         "project-list-holds-none-of-a-s/cross_scope",
+        "project-list-holds-none-of-a-s/shared_member",
+        "invoice-list-holds-none-of-a-s/shared_member",
+        "project-is-invisible-to-b/shared_member",
+        "invoice-is-invisible-to-b/shared_member",
         "b-cannot-rename-a-s-project",
         "b-cannot-void-a-s-invoice/cross_scope",
         "projects-b-creates-stay-in-b",
@@ -116,6 +124,61 @@ fn the_correct_scoped_app_passes_every_check() {
         .unwrap()
         .clone();
     assert!(created.iter().all(|c| c["removed"] == true), "{created:?}");
+    // The member of both orgs made something (its own org): torn down too.
+    assert!(created.iter().any(|c| c["org"] == "member"), "{created:?}");
+}
+
+/// Fail closed: a "member" that A never added sees nothing of A's anywhere, so its
+/// clean answers in B's scope prove nothing — every shared_member variant is an error
+/// naming the likely cause, never a pass, and the run exits 2.
+#[test]
+fn a_member_that_is_not_in_a_is_an_error_not_a_pass() {
+    let text = std::fs::read_to_string(suite()).unwrap();
+    let start = text.find("      - name: A adds it").unwrap();
+    let end = text.find("      - name: B adds it").unwrap();
+    let text = format!("{}{}", &text[..start], &text[end..]);
+    let t = Scoped::start("");
+    let path = t.dir.path().join("member-of-b-only.yaml");
+    std::fs::write(&path, text).unwrap();
+    let r = t.run_suite(&path);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    let errors = r.ids("error");
+    for id in [
+        "project-list-holds-none-of-a-s/shared_member",
+        "project-is-invisible-to-b/shared_member",
+    ] {
+        assert!(errors.iter().any(|e| e == id), "{id}: {}", r.explain());
+    }
+    assert!(
+        errors.iter().all(|e| e.ends_with("/shared_member")),
+        "{errors:?}"
+    );
+    assert!(r.ids("fail").is_empty(), "{}", r.explain());
+    assert!(
+        r.all_output().contains("is it a member of A?"),
+        "{}",
+        r.explain()
+    );
+}
+
+/// The failure names the member and B's scope, and shows A's project in its list.
+#[test]
+fn the_member_sees_a_s_projects_in_b_s_list_with_list_all_member_orgs() {
+    let t = Scoped::start("list-all-member-orgs");
+    let r = t.run();
+    assert_eq!(r.code, 1, "{}", r.explain());
+    let results = r.json.as_ref().unwrap()["results"].as_array().unwrap();
+    let res = results
+        .iter()
+        .find(|x| x["id"] == "project-list-holds-none-of-a-s/shared_member")
+        .expect("the shared_member result");
+    assert_eq!(res["verdict"], "fail", "{res}");
+    let summary = res["summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.starts_with("the member's list in B's scope holds A's data: ")
+            && summary.contains("Apollo "),
+        "{res}"
+    );
 }
 
 /// Each planted HTTP bug and the patterns every failing result id must contain.
@@ -138,6 +201,10 @@ const BUGS: &[(&str, &[&str])] = &[
         &["/cross_scope", "/credential:api_key"],
     ),
     ("mass-assignment", &["projects-b-creates-stay-in-b"]),
+    (
+        "list-all-member-orgs",
+        &["project-list-holds-none-of-a-s/shared_member"],
+    ),
     (
         "cross-scope-id",
         &["project-is-invisible-to-b", "b-cannot-rename-a-s-project"],
@@ -186,4 +253,5 @@ bug_tests! {
     scoped_catches_slug_existence_oracle => "slug-existence-oracle",
     scoped_catches_mass_assignment => "mass-assignment",
     scoped_catches_cross_scope_id => "cross-scope-id",
+    scoped_catches_list_all_member_orgs => "list-all-member-orgs",
 }
