@@ -115,8 +115,9 @@ pub struct RequestCheck {
 pub enum Kind {
     /// B reads A's resource; the twin is a never-issued id.
     Read { request: Request },
-    /// B's list must hold none of A's markers.
-    List { request: Request },
+    /// B's list must hold none of A's markers; `as_` is who sends it (`as:` on the
+    /// check, default B; A's control is always A).
+    List { request: Request, as_: Identity },
     /// B writes A's resource; A's `verify` read must be unchanged.
     Write {
         write: Box<Request>,
@@ -423,7 +424,7 @@ pub fn plan(suite: &Suite, has_signer: bool, selection: &Selection) -> Vec<Check
             v.extend(
                 Forgery::ALL
                     .into_iter()
-                    .filter(|f| f.needs_key())
+                    .filter(|f| f.needs_key() && forgery_kind_on(suite, None, *f))
                     .map(Variant::Forgery),
             );
         }
@@ -502,12 +503,17 @@ impl Planner<'_> {
                 v,
             )
         } else if let Some(r) = &c.list {
+            let as_ = c.as_.unwrap_or(Identity::B);
             let mut v = base();
             v.extend(self.overrides(Some(c), is_json_object(&r.request), true));
-            v.extend(self.forgeries(Some(c)));
+            if as_ == Identity::B {
+                // Only B's own token is forged; another identity has none to forge.
+                v.extend(self.forgeries(Some(c)));
+            }
             (
                 Kind::List {
                     request: r.request.clone(),
+                    as_,
                 },
                 v,
             )
@@ -573,7 +579,7 @@ impl Planner<'_> {
     /// caller's own scope (`{{own.NAME}}`).
     fn scoped(&self, kind: &Kind) -> Vec<Variant> {
         let req = match kind {
-            Kind::Read { request } | Kind::List { request } => request,
+            Kind::Read { request } | Kind::List { request, .. } => request,
             Kind::Write { write, .. } => &**write,
             _ => return vec![],
         };
@@ -599,6 +605,7 @@ impl Planner<'_> {
         Forgery::ALL
             .into_iter()
             .filter(|f| !f.needs_key() || self.has_signer)
+            .filter(|f| forgery_kind_on(self.suite, c, *f))
             .map(Variant::Forgery)
             .collect()
     }
@@ -623,16 +630,15 @@ fn pool_reuse(suite: &Suite, plans: &[CheckPlan], not_found: u16) -> Option<Chec
             Kind::Request(r) if r.as_ == Identity::Anon && r.request.method.is_safe() => {
                 probes.push((Identity::Anon, r.request.clone()))
             }
-            Kind::List { request } | Kind::Identity { request } => {
-                probes.push((Identity::B, request.clone()))
-            }
+            Kind::List { request, as_ } => probes.push((*as_, request.clone())),
+            Kind::Identity { request } => probes.push((Identity::B, request.clone())),
             _ => {}
         }
     }
     let primer = plans
         .iter()
         .find_map(|p| match &p.kind {
-            Kind::List { request } => Some(request),
+            Kind::List { request, .. } => Some(request),
             _ => None,
         })
         .or_else(|| {
@@ -684,6 +690,26 @@ fn attack_on<T>(
         .and_then(&pick)
         .or_else(|| suite.attacks.as_ref().and_then(&pick))
         .is_none_or(|t| t.enabled())
+}
+
+/// Whether one forgery kind is on (`attacks.token_forgery: { alg_none: false }`): the
+/// check's own setting, else the suite's, else on.
+fn forgery_kind_on(suite: &Suite, check: Option<&Check>, f: Forgery) -> bool {
+    let setting = |a: &Attacks| match &a.token_forgery {
+        Some(Toggle::Configured(t)) => match f.name() {
+            "alg_none" => t.alg_none,
+            "tampered" => t.tampered,
+            "random_key" => t.random_key,
+            "expired" => t.expired,
+            _ => t.no_exp,
+        },
+        _ => None,
+    };
+    check
+        .and_then(|c| c.attacks.as_deref())
+        .and_then(setting)
+        .or_else(|| suite.attacks.as_ref().and_then(setting))
+        .unwrap_or(true)
 }
 
 /// The headers, query parameters and body fields A's org id is offered under.

@@ -38,6 +38,9 @@ pub struct Ctx {
     pub credentials: Vec<(String, String, crate::suite::template::Tpl)>,
     /// `orgs.session` and what its attacks need.
     pub session: Option<super::session::SessionCfg>,
+    /// `attacks.token_forgery.reject_status`: the status a rejected token gets, when
+    /// the suite says (else a forged token is compared with a never-issued one).
+    pub reject_status: Option<crate::suite::model::StatusSpec>,
 }
 
 impl Ctx {
@@ -76,6 +79,10 @@ impl Ctx {
                 .map(|(k, c)| (k.name.clone(), c.header.value.clone(), c.value.clone()))
                 .collect(),
             session: super::session::SessionCfg::of(suite),
+            reject_status: match suite.attacks.as_ref().and_then(|a| a.token_forgery.as_ref()) {
+                Some(crate::suite::model::Toggle::Configured(t)) => t.reject_status.clone(),
+                _ => None,
+            },
         }
     }
 }
@@ -217,8 +224,20 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// A never-issued token of B's shape ([`jwt::never_issued`]), or why there is none.
+    fn never_issued_token(&self) -> Result<String, RunError> {
+        let token = self.values.b.token().ok_or(RunError::NoToken)?;
+        let t = jwt::decode(token).ok_or(RunError::NotJwt)?;
+        let invalid = jwt::never_issued(&t);
+        self.redactor.add("never-issued token", &invalid);
+        Ok(invalid)
+    }
+}
+
 /// Adds A's org id to a request through one channel; `None` when the channel does not
-/// apply (no JSON object body).
+/// apply (no JSON object body). For a GraphQL request a body field goes inside
+/// `variables` and its input objects ([`super::graphql::offer`]).
 pub fn apply_override(p: &Prepared, ch: Channel, name: &str, a_org: &str) -> Option<Prepared> {
     let mut p = p.clone();
     match ch {
@@ -226,6 +245,11 @@ pub fn apply_override(p: &Prepared, ch: Channel, name: &str, a_org: &str) -> Opt
         Channel::Query => {
             p.query.retain(|(k, _)| k != name);
             p.query.push((name.to_string(), a_org.to_string()));
+        }
+        Channel::Body if p.graphql.is_some() => {
+            if !super::graphql::offer(&mut p, name, serde_json::Value::from(a_org)) {
+                return None;
+            }
         }
         Channel::Body => match &mut p.body {
             Some(Body::Json(serde_json::Value::Object(o))) => {
@@ -342,7 +366,7 @@ fn worst(ds: Vec<(Decision, String)>) -> Decision {
 pub async fn run_check(ctx: Arc<Ctx>, plan: CheckPlan) -> Vec<CheckResult> {
     match &plan.kind {
         Kind::Read { request } => read(&ctx, &plan, request).await,
-        Kind::List { request } => list(&ctx, &plan, request).await,
+        Kind::List { request, as_ } => list(&ctx, &plan, request, *as_).await,
         Kind::Write { write: w, verify } => write(&ctx, &plan, w, verify).await,
         Kind::Request(rc) => request(&ctx, &plan, rc).await,
         Kind::Identity { request } => identity(&ctx, &plan, request).await,
@@ -409,7 +433,7 @@ async fn plan_control(
 
 pub(super) async fn control_2xx(ctx: &Ctx, req: &Request, what: &str) -> Result<Resp, Decision> {
     let s = Sender::new(ctx);
-    let p = ctx.prepare(req, Identity::A, None, None)?;
+    let p = ctx.prepare(&for_a(ctx, req), Identity::A, None, None)?;
     let r = s.send(&p, "control as A").await?;
     if !r.is_success() {
         return Err(Decision::error(format!(
@@ -418,7 +442,27 @@ pub(super) async fn control_2xx(ctx: &Ctx, req: &Request, what: &str) -> Result<
         ))
         .with("A got", show(&r)));
     }
+    if let Some(field) = &p.graphql
+        && let Some(why) = super::graphql::data_problem(&r, field)
+    {
+        return Err(Decision::error(format!(
+            "control as A: {why}: {what}, so this check could not fail"
+        ))
+        .with("A got", show(&r)));
+    }
     Ok(r)
+}
+
+/// `req` without the headers that carry the org's credential (`orgs.auth.header`), so
+/// that A's control is sent under A's own credential: an explicit `Authorization` on a
+/// check is B's (or another identity's) and never sent for A.
+fn for_a(ctx: &Ctx, req: &Request) -> Request {
+    let mut r = req.clone();
+    let h = &ctx.auth.header;
+    if !h.is_empty() {
+        r.headers.0.retain(|(k, _)| !k.name.eq_ignore_ascii_case(h));
+    }
+    r
 }
 
 async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
@@ -451,8 +495,8 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
         return all(ctx, plan, d, start);
     }
     let ids: Vec<String> = twins.ids();
-    let mut base_status: Option<u16> = None;
     let mut base_decision: Option<Decision> = None;
+    let mut forgery_refs = ForgeryRefs::default();
     let mut out = Vec::new();
     for v in &plan.variants {
         let vstart = Instant::now();
@@ -481,7 +525,7 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                         {
                             Err(d) => d,
                             Ok((d, b_status, twin_status))
-                                if matches!(v, Variant::Override(..)) =>
+                                if matches!(v, Variant::Override(..)) && b.graphql.is_none() =>
                             {
                                 verdict::read_override_rule(
                                     d,
@@ -506,13 +550,10 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                     }
                 }
             },
-            Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await,
+            Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut forgery_refs).await,
             Variant::Session(_) => Decision::skip("not applicable"),
         };
         if let Variant::Base = v {
-            if let Verdict::Pass | Verdict::Fail = d.verdict {
-                base_status.get_or_insert(plan.not_found);
-            }
             base_decision = Some(d.clone());
         }
         out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
@@ -534,7 +575,7 @@ async fn not_found_variant(
     let t2 = s.send(t, "B (never-issued id, again)").await?;
     let rb = s.send(b, "B").await?;
     let found = markers_in(&rb.body, markers);
-    let d = verdict::not_found_rule(&NotFoundInput {
+    let input = NotFoundInput {
         b: &rb,
         twin: &t1,
         twin_again: &t2,
@@ -542,45 +583,91 @@ async fn not_found_variant(
         ids,
         markers_in_b: &found,
         oracle: plan.oracle,
-    })
+    };
+    let d = match &b.graphql {
+        Some(field) => super::graphql::read_rule(&input, field),
+        None => verdict::not_found_rule(&input),
+    }
     .with("request", b.line());
     Ok((d, rb.status, t1.status))
 }
 
-/// A forged token sent where B's own token is accepted (not 401).
+/// What forged tokens of one check are compared with, fetched once per check: B's own
+/// answer and a never-issued token's.
+#[derive(Default)]
+struct ForgeryRefs {
+    control: Option<Resp>,
+    invalid: Option<Resp>,
+}
+
+/// A forged token sent where B's own token is answered normally, judged against a
+/// never-issued token's answer ([`verdict::forgery_compare_rule`]).
 async fn forgery_variant(
     ctx: &Ctx,
     s: &Sender<'_>,
     req: &Request,
     base: &Prepared,
     f: Forgery,
-    control_status: &mut Option<u16>,
+    refs: &mut ForgeryRefs,
 ) -> Decision {
     let forged = match ctx.forge(f) {
         Ok(t) => t,
         Err(why) => return Decision::skip(why.to_string()),
     };
-    let control = match control_status {
-        Some(c) => *c,
-        None => match s.send(base, "B (control for forged tokens)").await {
-            Ok(r) => {
-                *control_status = Some(r.status);
-                r.status
-            }
+    if refs.control.is_none() {
+        match s.send(base, "B (control for forged tokens)").await {
+            Ok(r) => refs.control = Some(r),
             Err(d) => return d,
-        },
-    };
+        }
+    }
+    if refs.invalid.is_none() && ctx.reject_status.is_none() {
+        let invalid = match ctx.never_issued_token() {
+            Ok(t) => t,
+            Err(why) => return Decision::skip(why.to_string()),
+        };
+        let p = match ctx.prepare(req, Identity::B, None, Some(&invalid)) {
+            Ok(p) => p,
+            Err(d) => return d,
+        };
+        match s.send(&p, "B with a never-issued token").await {
+            Ok(r) => refs.invalid = Some(r),
+            Err(d) => return d,
+        }
+    }
     let p = match ctx.prepare(req, Identity::B, None, Some(&forged)) {
         Ok(p) => p,
         Err(d) => return d,
     };
-    match s.send(&p, "B with a forged token").await {
-        Ok(r) => verdict::forgery_rule(&r, control, &ctx.markers).with("request", p.line()),
-        Err(d) => d,
-    }
+    let r = match s.send(&p, "B with a forged token").await {
+        Ok(r) => r,
+        Err(d) => return d,
+    };
+    let control = refs.control.as_ref().unwrap_or(&r);
+    let d = match (&ctx.reject_status, &refs.invalid) {
+        (Some(want), _) => verdict::forgery_compare_rule(
+            &r,
+            &verdict::ForgeryRefs {
+                control,
+                invalid: control,
+                reject_status: Some(want),
+            },
+            &ctx.markers,
+        ),
+        (None, Some(invalid)) => verdict::forgery_compare_rule(
+            &r,
+            &verdict::ForgeryRefs {
+                control,
+                invalid,
+                reject_status: None,
+            },
+            &ctx.markers,
+        ),
+        (None, None) => verdict::forgery_rule(&r, control.status, &ctx.markers),
+    };
+    d.with("request", p.line())
 }
 
-async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
+async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request, as_: Identity) -> Vec<CheckResult> {
     let start = Instant::now();
     let control_is_json = match plan_control(ctx, plan, req, "the path is wrong").await {
         Err(d) => return all(ctx, plan, d, start),
@@ -593,13 +680,14 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
         }
         Ok((r, _)) => r.json().is_some(),
     };
-    let base = match ctx.prepare(req, Identity::B, None, None) {
+    let base = match ctx.prepare(req, as_, None, None) {
         Ok(b) => b,
         Err(d) => return all(ctx, plan, d, start),
     };
     let mut out = Vec::new();
     let mut base_status: Option<u16> = None;
     let mut base_decision: Option<Decision> = None;
+    let mut forgery_refs = ForgeryRefs::default();
     for v in &plan.variants {
         let vstart = Instant::now();
         let s = Sender::new(ctx);
@@ -615,7 +703,7 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
             continue;
         }
         if let Variant::Forgery(f) = v {
-            let d = forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await;
+            let d = forgery_variant(ctx, &s, req, &base, *f, &mut forgery_refs).await;
             out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
             continue;
         }
@@ -646,6 +734,10 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                         base_status = Some(r.status);
                     }
                     let d = verdict::list_rule(&r, &ctx.markers, control_is_json);
+                    let d = match &p.graphql {
+                        Some(field) => graphql_list(d, &r, field, v, base_status),
+                        None => d,
+                    };
                     match (v, d.verdict, base_status) {
                         (Variant::Override(..), Verdict::Error, Some(base))
                             if (200..300).contains(&base) =>
@@ -668,6 +760,32 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
         out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
     }
     out
+}
+
+/// A GraphQL list after the list rule (`d`): a list without data (errors, a null
+/// connection, not a GraphQL answer) shows nothing and is an error — unless it is an
+/// override variant refused with errors while B's plain list passed, which is the safe
+/// behaviour (a pass). A's markers in the body stay a failure.
+fn graphql_list(d: Decision, r: &Resp, field: &str, v: &Variant, base: Option<u16>) -> Decision {
+    if d.verdict != Verdict::Pass {
+        return d;
+    }
+    let Some(why) = super::graphql::data_problem(r, field) else {
+        return d;
+    };
+    if matches!(v, Variant::Override(..))
+        && base.is_some_and(|b| (200..300).contains(&b))
+        && super::graphql::refused(r, field)
+    {
+        return Decision::pass(format!(
+            "offering A's org id was refused ({why}): the server does not take the tenant from the request"
+        ))
+        .with("observed", verdict::observed(r));
+    }
+    Decision::error(format!(
+        "B's list: {why}: it cannot show whether A's data leaks"
+    ))
+    .with("B got", show(r))
 }
 
 async fn write(ctx: &Ctx, plan: &CheckPlan, req: &Request, verify: &Request) -> Vec<CheckResult> {
@@ -780,6 +898,16 @@ async fn write_variant(
             .with("A got", show(&v0)),
         ));
     }
+    if let Some(field) = &verify.graphql
+        && let Some(why) = super::graphql::data_problem(&v0, field)
+    {
+        return Err(WriteStop::VerifyBefore(
+            Decision::error(format!(
+                "verify as A before B's write: {why}: the check could not see a change"
+            ))
+            .with("A got", show(&v0)),
+        ));
+    }
     let v0b = s
         .send(verify, "verify as A (before, again)")
         .await
@@ -799,20 +927,31 @@ async fn write_variant(
         .await
         .map_err(WriteStop::Other)?;
     let found = markers_in(&rb.body, markers);
-    let d = verdict::write_rule(
-        &NotFoundInput {
-            b: &rb,
-            twin: &t1,
-            twin_again: &t2,
-            not_found: plan.not_found,
-            ids,
-            markers_in_b: &found,
-            oracle: plan.oracle,
-        },
-        &v0b,
-        &v1,
-        &volatile,
-    );
+    let input = NotFoundInput {
+        b: &rb,
+        twin: &t1,
+        twin_again: &t2,
+        not_found: plan.not_found,
+        ids,
+        markers_in_b: &found,
+        oracle: plan.oracle,
+    };
+    let d = match &b.graphql {
+        None => verdict::write_rule(&input, &v0b, &v1, &volatile),
+        Some(field) => {
+            // A 200 is no acceptance: the mutation's field must hold a value, without
+            // errors; a refusal is compared with the never-issued id's like a read.
+            let accepted = super::graphql::accepted(&rb, field).then(|| {
+                format!(
+                    "B's mutation was accepted: {} holds a value and there are no errors",
+                    super::graphql::field_path(&rb, field)
+                )
+            });
+            verdict::write_rule_with(&input, &v0b, &v1, &volatile, accepted, &|nf| {
+                super::graphql::read_rule(nf, field)
+            })
+        }
+    };
     Ok(d.with("request", b.line()).with("verify", verify.line()))
 }
 
@@ -891,6 +1030,7 @@ async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult
         Err(d) => return all(ctx, plan, d, start),
     };
     let mut base_status = None;
+    let mut forgery_refs = ForgeryRefs::default();
     let mut out = Vec::new();
     for v in &plan.variants {
         let vstart = Instant::now();
@@ -900,7 +1040,7 @@ async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult
             continue;
         }
         let d = match v {
-            Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await,
+            Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut forgery_refs).await,
             Variant::CrossScope | Variant::Credential(_) | Variant::Session(_) => {
                 Decision::skip("not applicable")
             }

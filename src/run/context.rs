@@ -276,6 +276,7 @@ impl Preparer<'_> {
             headers,
             query,
             body,
+            graphql: req.graphql_field().map(str::to_string),
         };
         if let (Some((header, value)), true) = (how.credential, as_ != Identity::Anon) {
             let auth_lookup = self.values.lookup(Some(as_), None, None);

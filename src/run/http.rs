@@ -35,6 +35,9 @@ pub struct Prepared {
     pub headers: Vec<(String, String)>,
     pub query: Vec<(String, String)>,
     pub body: Option<Body>,
+    /// For a GraphQL operation: the result field it is judged on (`""`: the only field
+    /// of `data`); `None` for a plain HTTP request.
+    pub graphql: Option<String>,
 }
 
 impl Prepared {

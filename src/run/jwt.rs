@@ -132,6 +132,20 @@ pub fn forge_random_key(t: &Jwt, claim: &str, org: &str) -> String {
     format!("{signing_input}.{}", B64.encode(sig.as_ref()))
 }
 
+/// A never-issued token: B's own header and claims under a random signature of the
+/// same length. Obviously invalid, and claiming nothing B does not have: what the
+/// target answers to it is what "rejected" looks like there.
+pub fn never_issued(t: &Jwt) -> String {
+    let n = B64
+        .decode(t.signature.trim_end_matches('='))
+        .map(|s| s.len())
+        .unwrap_or(32)
+        .clamp(16, 512);
+    let mut sig = vec![0u8; n];
+    aws_lc_rs::rand::fill(&mut sig).expect("system random source");
+    format!("{}.{}.{}", enc(&t.header), enc(&t.payload), B64.encode(sig))
+}
+
 /// A key tenantgate signs with.
 #[derive(Clone)]
 pub struct Signer {

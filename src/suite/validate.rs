@@ -555,7 +555,7 @@ impl<'a> Validator<'a> {
                 );
             }
             if let Some(l) = &sess.logout {
-                self.request(&l.value);
+                self.request(&l.value, Loc::of(l));
             }
         }
     }
@@ -727,7 +727,7 @@ impl<'a> Validator<'a> {
             for (key, present) in [
                 ("expect", c.expect.is_some()),
                 ("control", c.control.is_some() && !control_ok),
-                ("as", c.as_.is_some()),
+                ("as", c.as_.is_some() && kind != "list"),
             ] {
                 if present {
                     self.at(
@@ -779,7 +779,7 @@ impl<'a> Validator<'a> {
         .collect();
         let place = format!("check `{}`", c.name.value);
         for r in requests {
-            self.request(r);
+            self.request(r, Loc::of(&c.name));
             for t in request_templates(r) {
                 self.placeholders(full, t, &place);
             }
@@ -839,7 +839,31 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn request(&mut self, r: &Request) {
+    fn request(&mut self, r: &Request, at: Loc) {
+        if let Some(g) = &r.graphql {
+            if g.query.value.trim().is_empty() {
+                self.at(
+                    Loc::of(&g.query),
+                    "`graphql.query` is empty",
+                    Some("write the operation, e.g. `query($id: ID!) { projectById(id: $id) { id name } }`".into()),
+                );
+            }
+            if let Some(v) = &g.variables
+                && !matches!(v, crate::suite::model::JValue::Map(_))
+            {
+                self.at(
+                    Loc::of(&g.query),
+                    "`graphql.variables` must be a mapping",
+                    Some("write `variables: { id: \"{{a.project_id}}\" }`".into()),
+                );
+            }
+        } else if r.url.parts.is_empty() {
+            self.at(
+                at,
+                "a request has no `url`",
+                Some("add `url: /path` (only a `graphql:` request may leave it out)".into()),
+            );
+        }
         if r.json.is_some() && r.body.is_some() {
             self.at(
                 r.url.loc,
@@ -850,7 +874,7 @@ impl<'a> Validator<'a> {
     }
 
     fn step(&mut self, s: &Step) {
-        self.request(&s.request.value);
+        self.request(&s.request.value, Loc::of(&s.request));
         if let Some(e) = &s.expect {
             self.expect(e);
         }
