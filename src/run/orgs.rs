@@ -632,6 +632,21 @@ async fn run_steps(
                 e
             })?;
         drop(lookup);
+        // A GraphQL step answers 200 when it failed too: its errors fail the step.
+        if p.graphql.is_some()
+            && let Some(errors) = resp
+                .json()
+                .and_then(|v| v.get("errors").and_then(|e| e.as_array()).cloned())
+                .filter(|e| !e.is_empty())
+        {
+            return Err(setup::StepError {
+                summary: format!(
+                    "{what} `{name}`: the GraphQL answer holds {} error(s)",
+                    errors.len()
+                ),
+                evidence: vec![("answer".into(), verdict::show(&resp))],
+            });
+        }
         // The sender keeps what the target sets (its jar), as a browser would.
         match identity {
             Identity::A => super::cookies::update_jar(&mut values.a.jar, &resp),
