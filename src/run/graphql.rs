@@ -239,12 +239,28 @@ pub fn read_rule(i: &NotFoundInput, field: &str) -> Decision {
         } else {
             " (bodies vary per request: compared status and type)"
         };
-        return Decision::pass(format!(
-            "{path} is null for A's id, same as for a never-issued id{note}"
-        ))
-        .with("observed", observed(b));
+        return with_errors(
+            Decision::pass(format!(
+                "{path} is null for A's id, same as for a never-issued id{note}"
+            ))
+            .with("observed", observed(b)),
+            b,
+            field,
+        );
     }
-    Decision::pass(format!("{path} is null for A's id")).with("observed", observed(b))
+    with_errors(
+        Decision::pass(format!("{path} is null for A's id")).with("observed", observed(b)),
+        b,
+        field,
+    )
+}
+
+/// The answer's errors (`errors[0].path updateBrandById: …`) as evidence, when it has any.
+fn with_errors(d: Decision, r: &Resp, field: &str) -> Decision {
+    match answer(r, field) {
+        Ok(Answer::Null { errors }) if !errors.is_empty() => d.with("errors", errors.join("\n")),
+        _ => d,
+    }
 }
 
 /// Offers `value` under `name` in a GraphQL request: in `variables` and in every input

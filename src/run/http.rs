@@ -49,6 +49,16 @@ impl Prepared {
             s.push(if self.url.contains('?') { '&' } else { '?' });
             s.push_str(&q.join("&"));
         }
+        // A GraphQL operation is named by its document: every one is `POST /graphql`.
+        if self.graphql.is_some()
+            && let Some(Body::Json(b)) = &self.body
+            && let Some(q) = b.get("query").and_then(Value::as_str)
+        {
+            let q: String = q.split_whitespace().collect::<Vec<_>>().join(" ");
+            let short: String = q.chars().take(100).collect();
+            let more = if short.len() < q.len() { "…" } else { "" };
+            s.push_str(&format!(" graphql `{short}{more}`"));
+        }
         s
     }
 

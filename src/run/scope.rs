@@ -199,9 +199,17 @@ async fn mass_assign_decision(
         None => !rc.is_success(),
     };
     if refused {
+        let how = match &graphql {
+            Some(field) => match super::graphql::answer(&rc, field) {
+                Ok(super::graphql::Answer::Null { errors }) if !errors.is_empty() => {
+                    format!("{}: {}", rc.status, errors.join("; "))
+                }
+                _ => format!("{}: {} is null", rc.status, super::graphql::field_path(&rc, field)),
+            },
+            None => rc.status.to_string(),
+        };
         return Ok(Decision::pass(format!(
-            "B's create naming A's org was refused ({}), and A's list did not change",
-            rc.status
+            "B's create naming A's org was refused ({how}), and A's list did not change"
         )));
     }
     let b1 = s.send(&b_list, "B's list (after)").await?;

@@ -72,6 +72,12 @@ fn suite() -> PathBuf {
 fn the_correct_graphql_app_passes_with_every_attack_on() {
     let t = Gql::start("");
     let r = t.run();
+    for x in r.json.as_ref().unwrap()["results"].as_array().unwrap() {
+        let id = x["id"].as_str().unwrap_or("");
+        if id.ends_with("b-cannot-rename-a-s-brand") || id.ends_with("brand-is-invisible-to-b/token_forgery:alg_none") || id.ends_with("stay-in-b") {
+            eprintln!("DEBUG {x:#}");
+        }
+    }
     assert_eq!(r.code, 0, "{}", r.explain());
     assert!(r.ids("error").is_empty(), "{}", r.explain());
     let passed = r.ids("pass");
@@ -127,10 +133,11 @@ fn assert_caught(bug: &str) {
         .expect("listed in BUGS");
     let t = Gql::start(bug);
     let r = t.run();
+    eprintln!("DEBUG {}", r.explain());
     assert_eq!(r.code, 1, "{bug}: {}", r.explain());
     let failed = r.ids("fail");
     assert!(
-        failed.iter().any(|f| f.starts_with(patterns[0])),
+        failed.iter().any(|f| f.contains(patterns[0])),
         "{bug}: {failed:?}"
     );
     for f in &failed {
