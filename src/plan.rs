@@ -535,14 +535,22 @@ impl Planner<'_> {
                 .as_ref()
                 .map(|r| r.value.clone())
                 .unwrap_or_else(|| Request::get(Default::default()));
+            let as_ = c.as_.unwrap_or(Identity::B);
+            let mut v = base();
+            if as_ == Identity::B {
+                // B's request, repeated with A's org id offered and with forged tokens:
+                // its `expect` must hold for every one.
+                v.extend(self.overrides(Some(c), is_json_object(&request), true));
+                v.extend(self.forgeries(Some(c)));
+            }
             (
                 Kind::Request(Box::new(RequestCheck {
                     request,
-                    as_: c.as_.unwrap_or(Identity::B),
+                    as_,
                     expect: c.expect.clone(),
                     control: c.control.as_deref().cloned(),
                 })),
-                base(),
+                v,
             )
         };
         variants.extend(self.scoped(&kind));
@@ -908,6 +916,43 @@ checks:
             plans[1].control.is_some(),
             "the explicit control is planned"
         );
+    }
+
+    #[test]
+    fn graphql_lists_as_others_and_request_checks_get_their_variants() {
+        let s = suite(concat!(
+            "  - name: gql\n",
+            "    read: { graphql: { query: \"query($id: ID!) { thingById(id: $id) { id } }\", variables: { id: \"{{a.id}}\" } } }\n",
+            "  - name: anon list\n",
+            "    as: anon\n",
+            "    list: { graphql: { query: \"{ allThings { nodes { id } } }\" } }\n",
+            "  - name: by hand\n",
+            "    request: { url: \"/things/{{a.id}}\" }\n",
+            "    expect: { status: 404 }\n",
+            "attacks: { token_forgery: { alg_none: false } }\n",
+        ));
+        let plans = plan(&s, false, &Selection::all());
+        let gql = plans.iter().find(|p| p.slug == "gql").unwrap();
+        let Kind::Read { request } = &gql.kind else {
+            panic!("{:?}", gql.kind)
+        };
+        assert_eq!(request.method.0, "POST");
+        assert_eq!(request.url.to_string(), "/graphql");
+        assert_eq!(request.graphql_field(), Some(""));
+        let got = ids(&plans);
+        for want in [
+            "gql/tenant_override:body:org_id",
+            "gql/token_forgery:tampered",
+            "anon-list/tenant_override:header:X-Org-Id",
+            "by-hand/tenant_override:header:X-Org-Id",
+            "by-hand/token_forgery:random_key",
+        ] {
+            assert!(got.contains(&want.to_string()), "{want} in {got:?}");
+        }
+        assert!(!got.iter().any(|i| i.ends_with("alg_none")), "{got:?}");
+        assert!(!got.iter().any(|i| i.starts_with("anon-list/token_forgery")));
+        let anon = plans.iter().find(|p| p.slug == "anon-list").unwrap();
+        assert!(matches!(anon.kind, Kind::List { as_: Identity::Anon, .. }));
     }
 
     #[test]

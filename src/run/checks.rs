@@ -960,8 +960,8 @@ async fn request(ctx: &Ctx, plan: &CheckPlan, c: &RequestCheck) -> Vec<CheckResu
     let req = &c.request;
     let s = Sender::new(ctx);
     let lookup = ctx.values.lookup(None, None, None);
-    let d = async {
-        if let Some(control) = &c.control {
+    if let Some(control) = &c.control {
+        let control = async {
             let creq = control.request.as_ref().map(|r| &r.value).unwrap_or(req);
             let p = ctx.prepare(creq, control.as_.unwrap_or(Identity::A), None, None)?;
             let r = s.send(&p, "control").await?;
@@ -973,42 +973,106 @@ async fn request(ctx: &Ctx, plan: &CheckPlan, c: &RequestCheck) -> Vec<CheckResu
                 ))
                 .with("control got", show(&r)));
             }
-        }
-        let p = ctx.prepare(req, c.as_, None, None)?;
-        let r = s.send(&p, "request").await?;
-        let problems = unmet(c.expect.as_ref(), &r, &lookup, false);
-        // A 5xx, redirect, 429 or 408 the suite did not expect is the target failing:
-        // an error, not an unmet expectation (which would be a failure).
-        let expected = |st: u16| {
-            c.expect
-                .as_ref()
-                .and_then(|e| e.status.as_ref())
-                .is_some_and(|s| s.matches(st))
+            Ok(())
         };
-        if let Some(why) = verdict::unjudgeable(&r, expected) {
-            return Err(
-                Decision::error(format!("{why}: the answer cannot be judged"))
-                    .with("got", show(&r)),
-            );
+        if let Err(d) = control.await {
+            return all(ctx, plan, d, start);
         }
-        Ok(if problems.is_empty() {
-            Decision::pass(format!("{} as expected", r.status))
-                .with("observed", verdict::observed(&r))
-        } else {
-            Decision::fail(problems.join("; "))
-                .with("got", show(&r))
-                .with("request", p.line())
-        })
     }
-    .await
-    .unwrap_or_else(|d| d);
-    vec![ctx.result(
-        plan,
-        &Variant::Base,
-        d,
-        start,
-        s.retries.load(Ordering::Relaxed),
-    )]
+    let p = match ctx.prepare(req, c.as_, None, None) {
+        Ok(p) => p,
+        Err(d) => return all(ctx, plan, d, start),
+    };
+    let mut out = Vec::new();
+    let mut base_decision: Option<Decision> = None;
+    let mut forgery_refs = ForgeryRefs::default();
+    for v in &plan.variants {
+        let vstart = Instant::now();
+        let vs = Sender::new(ctx);
+        if let Some(d) = interrupted(ctx) {
+            out.push(ctx.result(plan, v, d, vstart, 0));
+            continue;
+        }
+        if !matches!(v, Variant::Base)
+            && let Some(d) = verdict::against_base(base_decision.as_ref(), &plan.variant_name(v))
+        {
+            out.push(ctx.result(plan, v, d, vstart, 0));
+            continue;
+        }
+        let d = match v {
+            Variant::Base => {
+                let d = match vs.send(&p, "request").await {
+                    Err(d) => d,
+                    Ok(r) => request_rule(c, &r, &p, &lookup, None),
+                };
+                base_decision = Some(d.clone());
+                d
+            }
+            Variant::Override(..) => match variant_pairs(ctx, v, &p, &p) {
+                Err(d) => d,
+                Ok(pairs) => {
+                    let mut ds = Vec::new();
+                    for (b, _, what) in pairs {
+                        let d = match vs.send(&b, "B with A's org id offered").await {
+                            Err(d) => d,
+                            Ok(r) => request_rule(c, &r, &b, &lookup, Some(&ctx.markers)),
+                        };
+                        ds.push((d, what));
+                    }
+                    worst(ds)
+                }
+            },
+            Variant::Forgery(f) => {
+                forgery_variant(ctx, &vs, req, &p, *f, &mut forgery_refs).await
+            }
+            _ => Decision::skip("not applicable"),
+        };
+        let retries = s.retries.load(Ordering::Relaxed) + vs.retries.load(Ordering::Relaxed);
+        out.push(ctx.result(plan, v, d, vstart, retries));
+    }
+    out
+}
+
+/// A `request` check's answer against its `expect`. For a `tenant_override` variant
+/// (`markers` given) an unmet expectation is a failure only when the answer is a 2xx or
+/// holds A's data: a request refused because it named another tenant is safe.
+fn request_rule(
+    c: &RequestCheck,
+    r: &Resp,
+    p: &Prepared,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    markers: Option<&[String]>,
+) -> Decision {
+    let problems = unmet(c.expect.as_ref(), r, lookup, false);
+    // A 5xx, redirect, 429 or 408 the suite did not expect is the target failing:
+    // an error, not an unmet expectation (which would be a failure).
+    let expected = |st: u16| {
+        c.expect
+            .as_ref()
+            .and_then(|e| e.status.as_ref())
+            .is_some_and(|s| s.matches(st))
+    };
+    if let Some(why) = verdict::unjudgeable(r, expected) {
+        return Decision::error(format!("{why}: the answer cannot be judged"))
+            .with("got", show(r));
+    }
+    if problems.is_empty() {
+        return Decision::pass(format!("{} as expected", r.status))
+            .with("observed", verdict::observed(r));
+    }
+    if let Some(m) = markers {
+        let found = markers_in(&r.body, m);
+        if found.is_empty() && !r.is_success() {
+            return Decision::pass(format!(
+                "refused ({}) when A's org id was offered: the server does not take the tenant from the request",
+                r.status
+            ))
+            .with("observed", verdict::observed(r));
+        }
+    }
+    Decision::fail(problems.join("; "))
+        .with("got", show(r))
+        .with("request", p.line())
 }
 
 async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {

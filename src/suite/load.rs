@@ -703,6 +703,31 @@ checks:
     }
 
     #[test]
+    fn graphql_requests_load_as_posts_and_their_mistakes_are_located() {
+        let text = GOOD.replace(
+            "    read: \"/brands/{{a.brand_id}}\"",
+            "    read: { graphql: { query: \"query($id: ID!) { brandById(id: $id) { id } }\", variables: { id: \"{{a.brand_id}}\" }, field: brandById } }",
+        ).replace("  timeout: 10s", "  timeout: 10s\n  graphql: /api/graphql");
+        let l = load_str("s.yaml", &text, &env(&[]))
+            .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
+        let r = &l.suite.checks[0].read.as_ref().unwrap().request;
+        assert_eq!((r.method.0.as_str(), r.url.to_string().as_str()), ("POST", "/api/graphql"));
+        assert_eq!(r.graphql_field(), Some("brandById"));
+        let body = r.json.as_ref().unwrap().render(&|_| Some("X".into())).unwrap();
+        assert_eq!(body["variables"]["id"], "X");
+        assert!(body["query"].as_str().unwrap().contains("brandById"));
+        // json beside graphql, a request without url, a typo in graphql: each located.
+        let bad = text
+            .replace("field: brandById }", "field: brandById }, json: { a: 1 }")
+            .replace("    request: { url: /x }", "    request: { method: GET }")
+            .replace("    list: /brands", "    list: { graphql: { qurey: \"{ a }\" } }");
+        let out = errors(&bad);
+        assert!(out.contains("has its own body"), "{out}");
+        assert!(out.contains("has no `url`"), "{out}");
+        assert!(out.contains("qurey"), "{out}");
+    }
+
+    #[test]
     fn unknown_key_suggests_the_nearest() {
         let out = errors(&GOOD.replace("    read: \"/brands", "    reed: \"/brands"));
         assert!(out.contains("unknown key `reed`"), "{out}");
