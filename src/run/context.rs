@@ -38,6 +38,8 @@ pub struct Values {
     pub vars: BTreeMap<String, String>,
     pub a: OrgState,
     pub b: OrgState,
+    /// What seed steps run `as: anon` captured (`{{anon.NAME}}`).
+    pub anon: OrgState,
 }
 
 /// A fresh random (v4) UUID.
@@ -109,6 +111,7 @@ impl Values {
             let (state, n) = match name.split_once('.') {
                 Some(("a", n)) => (&self.a, n),
                 Some(("b", n)) => (&self.b, n),
+                Some(("anon", n)) => (&self.anon, n),
                 Some(_) => return Some(Value::String(s)),
                 None => (self.org(bare?)?, name),
             };
@@ -143,6 +146,7 @@ impl Values {
                 let state = match org {
                     "a" => &self.a,
                     "b" => &self.b,
+                    "anon" => &self.anon,
                     _ => return None,
                 };
                 let v = state.captures.get(n)?.clone();

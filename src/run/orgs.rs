@@ -260,12 +260,10 @@ async fn seed(
             return false;
         }
         let seeder = step.as_.unwrap_or(Identity::A);
-        let captures_of = |v: &Values| {
-            if seeder == Identity::B {
-                v.b.captures.clone()
-            } else {
-                v.a.captures.clone()
-            }
+        let captures_of = |v: &Values| match seeder {
+            Identity::A => v.a.captures.clone(),
+            Identity::B => v.b.captures.clone(),
+            Identity::Anon => v.anon.captures.clone(),
         };
         let before: BTreeSet<String> = captures_of(&t.values).into_keys().collect();
         let r = run_steps(
@@ -655,11 +653,7 @@ async fn run_steps(
         }
         // Provision/teardown captures belong to the org being set up; a seed step's to
         // the org it ran as (`as: b` seeds B's own rows, for the database probe).
-        let owner = bare.unwrap_or(if identity == Identity::B {
-            Identity::B
-        } else {
-            Identity::A
-        });
+        let owner = bare.unwrap_or(identity);
         for (k, spec) in step.capture.iter() {
             let (v, typed) = setup::capture_typed(spec, &resp).map_err(|m| setup::StepError {
                 summary: format!("{what} `{name}`: capture `{}`: {m}", k.name),
@@ -670,10 +664,11 @@ async fn run_steps(
             {
                 redactor.add(&format!("{} {}", k.name, owner.as_str()), &v);
             }
-            let state = if owner == Identity::A {
-                &mut values.a
-            } else {
-                &mut values.b
+            // A seed step's captures are the org's it ran as (`as: anon`: `anon.NAME`).
+            let state = match owner {
+                Identity::A => &mut values.a,
+                Identity::B => &mut values.b,
+                Identity::Anon => &mut values.anon,
             };
             match typed {
                 Some(j) => state.typed.insert(k.name.clone(), j),

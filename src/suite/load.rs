@@ -728,6 +728,18 @@ checks:
     }
 
     #[test]
+    fn seed_captures_as_anon_are_anon_names() {
+        let text = GOOD.replace(
+            "checks:\n",
+            "  - name: anonymous feedback\n    as: anon\n    request: { method: POST, url: /feedback }\n    capture: { ticket: $.id }\nchecks:\n  - name: ticket\n    read: \"/brands/{{a.brand_id}}?t={{anon.ticket}}\"\n",
+        );
+        load_str("s.yaml", &text, &env(&[]))
+            .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
+        let out = errors(&text.replace("{{anon.ticket}}", "{{a.ticket}}"));
+        assert!(out.contains("anon.ticket"), "suggested: {out}");
+    }
+
+    #[test]
     fn unknown_key_suggests_the_nearest() {
         let out = errors(&GOOD.replace("    read: \"/brands", "    reed: \"/brands"));
         assert!(out.contains("unknown key `reed`"), "{out}");

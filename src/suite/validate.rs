@@ -112,6 +112,8 @@ struct Scope<'a> {
     /// `a.NAME` / `b.NAME` allowed with these names.
     a: Option<&'a BTreeSet<String>>,
     b: Option<&'a BTreeSet<String>>,
+    /// `anon.NAME`: captures of seed steps run `as: anon` (extension).
+    anon: Option<&'a BTreeSet<String>>,
     /// `a.NAME` / `b.NAME` may be suggested. Not in teardown: it runs once per org, as
     /// that org, and a hint towards `{{a.NAME}}` would have B's teardown touch A's data.
     suggest_orgs: bool,
@@ -126,6 +128,7 @@ impl Scope<'_> {
             return match org {
                 "a" => self.a.is_some_and(|s| s.contains(n)),
                 "b" => self.b.is_some_and(|s| s.contains(n)),
+                "anon" => self.anon.is_some_and(|s| s.contains(n)),
                 // The caller's own: both orgs must have it.
                 "own" => {
                     self.a.is_some_and(|s| s.contains(n)) && self.b.is_some_and(|s| s.contains(n))
@@ -154,6 +157,9 @@ impl Scope<'_> {
         }
         if let Some(b) = self.b {
             k.extend(b.iter().map(|n| format!("b.{n}")));
+        }
+        if let Some(x) = self.anon {
+            k.extend(x.iter().map(|n| format!("anon.{n}")));
         }
         k
     }
@@ -199,6 +205,8 @@ struct Captures {
     a: BTreeSet<String>,
     /// `b.NAME`: the org captures and B's own seed captures (`as: b`).
     b: BTreeSet<String>,
+    /// `anon.NAME`: captures of seed steps run `as: anon`.
+    anon: BTreeSet<String>,
 }
 
 /// Checks a parsed suite and collects every problem, located in `file`.
@@ -252,6 +260,7 @@ impl<'a> Validator<'a> {
             bare: None,
             a: Some(&caps.a),
             b: Some(&caps.b),
+            anon: Some(&caps.anon),
             suggest_orgs: true,
         };
         if let Some(o) = &s.orgs {
@@ -381,6 +390,7 @@ impl<'a> Validator<'a> {
                 bare: None,
                 a: None,
                 b: None,
+                anon: None,
                 suggest_orgs: true,
             };
             self.placeholders(&scope, t, &format!("var `{}`", k.name));
@@ -406,6 +416,7 @@ impl<'a> Validator<'a> {
             bare: None,
             a: None,
             b: None,
+            anon: None,
             suggest_orgs: true,
         };
         let Some(t) = &s.target else {
@@ -471,6 +482,7 @@ impl<'a> Validator<'a> {
                 bare: Some(&org_caps),
                 a: None,
                 b: None,
+                anon: None,
                 suggest_orgs: true,
             };
             for t in step_templates(step) {
@@ -491,6 +503,7 @@ impl<'a> Validator<'a> {
                 bare: Some(&org_caps),
                 a: None,
                 b: None,
+                anon: None,
                 suggest_orgs: true,
             };
             self.auth(o, &scope);
@@ -565,27 +578,30 @@ impl<'a> Validator<'a> {
     fn seed(&mut self, s: &Suite, vars: &[String], org: BTreeSet<String>) -> Captures {
         let mut a = org.clone();
         let mut b = org;
+        let mut anon = BTreeSet::new();
         for step in &s.seed {
             let scope = Scope {
                 vars,
                 bare: None,
                 a: Some(&a),
                 b: Some(&b),
+                anon: Some(&anon),
                 suggest_orgs: true,
             };
             for t in step_templates(step) {
                 self.placeholders(&scope, t, "a seed step");
             }
             self.step(step);
-            // A seed step run `as: b` seeds B's own rows; its captures are `b.NAME`.
-            let owner = if step.as_ == Some(Identity::B) {
-                &mut b
-            } else {
-                &mut a
+            // A seed step run `as: b` seeds B's own rows; its captures are `b.NAME`
+            // (`as: anon`: `anon.NAME`).
+            let owner = match step.as_ {
+                Some(Identity::B) => &mut b,
+                Some(Identity::Anon) => &mut anon,
+                _ => &mut a,
             };
             owner.extend(step.capture.iter().map(|(k, _)| k.name.clone()));
         }
-        Captures { a, b }
+        Captures { a, b, anon }
     }
 
     fn identity_and_teardown(&mut self, o: &Orgs, vars: &[String], caps: &Captures, full: &Scope) {
@@ -603,6 +619,7 @@ impl<'a> Validator<'a> {
             bare: Some(&own),
             a: Some(&caps.a),
             b: Some(&caps.b),
+            anon: None,
             suggest_orgs: false,
         };
         for step in &o.teardown.steps {
@@ -1160,6 +1177,7 @@ impl<'a> Validator<'a> {
             bare: Some(&both),
             a: None,
             b: None,
+            anon: None,
             suggest_orgs: true,
         };
         for (_, v) in m.claims.iter() {
