@@ -952,7 +952,13 @@ checks:
         assert!(!got.iter().any(|i| i.ends_with("alg_none")), "{got:?}");
         assert!(!got.iter().any(|i| i.starts_with("anon-list/token_forgery")));
         let anon = plans.iter().find(|p| p.slug == "anon-list").unwrap();
-        assert!(matches!(anon.kind, Kind::List { as_: Identity::Anon, .. }));
+        assert!(matches!(
+            anon.kind,
+            Kind::List {
+                as_: Identity::Anon,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -79,7 +79,11 @@ impl Ctx {
                 .map(|(k, c)| (k.name.clone(), c.header.value.clone(), c.value.clone()))
                 .collect(),
             session: super::session::SessionCfg::of(suite),
-            reject_status: match suite.attacks.as_ref().and_then(|a| a.token_forgery.as_ref()) {
+            reject_status: match suite
+                .attacks
+                .as_ref()
+                .and_then(|a| a.token_forgery.as_ref())
+            {
                 Some(crate::suite::model::Toggle::Configured(t)) => t.reject_status.clone(),
                 _ => None,
             },
@@ -457,8 +461,12 @@ pub(super) async fn control_2xx(ctx: &Ctx, req: &Request, what: &str) -> Result<
 /// that A's control is sent under A's own credential: an explicit `Authorization` on a
 /// check is B's (or another identity's) and never sent for A.
 fn for_a(ctx: &Ctx, req: &Request) -> Request {
+    without_auth_header(&ctx.auth, req)
+}
+
+fn without_auth_header(auth: &AuthSpec, req: &Request) -> Request {
     let mut r = req.clone();
-    let h = &ctx.auth.header;
+    let h = &auth.header;
     if !h.is_empty() {
         r.headers.0.retain(|(k, _)| !k.name.eq_ignore_ascii_case(h));
     }
@@ -550,7 +558,9 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                     }
                 }
             },
-            Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut forgery_refs).await,
+            Variant::Forgery(f) => {
+                forgery_variant(ctx, &s, req, &base, *f, &mut forgery_refs).await
+            }
             Variant::Session(_) => Decision::skip("not applicable"),
         };
         if let Variant::Base = v {
@@ -1022,9 +1032,7 @@ async fn request(ctx: &Ctx, plan: &CheckPlan, c: &RequestCheck) -> Vec<CheckResu
                     worst(ds)
                 }
             },
-            Variant::Forgery(f) => {
-                forgery_variant(ctx, &vs, req, &p, *f, &mut forgery_refs).await
-            }
+            Variant::Forgery(f) => forgery_variant(ctx, &vs, req, &p, *f, &mut forgery_refs).await,
             _ => Decision::skip("not applicable"),
         };
         let retries = s.retries.load(Ordering::Relaxed) + vs.retries.load(Ordering::Relaxed);
@@ -1053,8 +1061,7 @@ fn request_rule(
             .is_some_and(|s| s.matches(st))
     };
     if let Some(why) = verdict::unjudgeable(r, expected) {
-        return Decision::error(format!("{why}: the answer cannot be judged"))
-            .with("got", show(r));
+        return Decision::error(format!("{why}: the answer cannot be judged")).with("got", show(r));
     }
     if problems.is_empty() {
         return Decision::pass(format!("{} as expected", r.status))
@@ -1104,7 +1111,9 @@ async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult
             continue;
         }
         let d = match v {
-            Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut forgery_refs).await,
+            Variant::Forgery(f) => {
+                forgery_variant(ctx, &s, req, &base, *f, &mut forgery_refs).await
+            }
             Variant::CrossScope | Variant::Credential(_) | Variant::Session(_) => {
                 Decision::skip("not applicable")
             }
@@ -1273,4 +1282,33 @@ fn leaks(ctx: &Ctx, r: &Resp) -> Vec<String> {
         leaked.push(a.to_string());
     }
     leaked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suite::model::Key;
+    use crate::suite::template::Tpl;
+
+    #[test]
+    fn a_checks_own_credential_is_never_sent_for_as_control() {
+        let auth = AuthSpec {
+            header: "Authorization".into(),
+            value: Tpl::literal("Bearer {{token}}"),
+            cookies: vec![],
+        };
+        let mut req = Request::get(Tpl::literal("/things"));
+        for (k, v) in [("authorization", "Bearer B-KEY"), ("X-Trace", "1")] {
+            req.headers.0.push((
+                Key {
+                    name: k.into(),
+                    loc: Default::default(),
+                },
+                Tpl::literal(v),
+            ));
+        }
+        let a = without_auth_header(&auth, &req);
+        let names: Vec<&str> = a.headers.iter().map(|(k, _)| k.name.as_str()).collect();
+        assert_eq!(names, vec!["X-Trace"]);
+    }
 }

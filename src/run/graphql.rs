@@ -329,7 +329,10 @@ mod tests {
 
     #[test]
     fn answers_are_read_on_their_field() {
-        assert_eq!(answer(&resp(200, NULL), ""), Ok(Answer::Null { errors: vec![] }));
+        assert_eq!(
+            answer(&resp(200, NULL), ""),
+            Ok(Answer::Null { errors: vec![] })
+        );
         assert_eq!(
             answer(&resp(200, r#"{"data":{"brandById":{"id":"x"}}}"#), ""),
             Ok(Answer::Data)
@@ -357,7 +360,11 @@ mod tests {
     fn a_null_field_like_the_twins_passes_and_a_value_fails() {
         let d = read(&resp(200, NULL), &resp(200, NULL), &[]);
         assert_eq!(d.verdict, crate::outcome::Verdict::Pass, "{d:?}");
-        assert!(d.summary.contains("data.brandById is null"), "{}", d.summary);
+        assert!(
+            d.summary.contains("data.brandById is null"),
+            "{}",
+            d.summary
+        );
         let d = read(
             &resp(200, r#"{"data":{"brandById":{"id":"x"}}}"#),
             &resp(200, NULL),
@@ -374,7 +381,9 @@ mod tests {
         assert_eq!(d.verdict, crate::outcome::Verdict::Fail, "{d:?}");
         assert!(d.summary.contains("$.errors"), "{}", d.summary);
         assert!(
-            d.evidence.iter().any(|e| e.text.contains("errors[0].path brandById")),
+            d.evidence
+                .iter()
+                .any(|e| e.text.contains("errors[0].path brandById")),
             "{d:?}"
         );
     }
@@ -387,8 +396,14 @@ mod tests {
             (resp(200, NULL), resp(503, "{}")),
             (resp(200, "<html>"), resp(200, NULL)),
             (resp(200, NULL), resp(200, "not json")),
-            (resp(200, NULL), resp(200, r#"{"data":{"brandById":{"id":"y"}}}"#)),
-            (resp(200, NULL), resp(403, r#"{"errors":[{"message":"bad jwt"}]}"#)),
+            (
+                resp(200, NULL),
+                resp(200, r#"{"data":{"brandById":{"id":"y"}}}"#),
+            ),
+            (
+                resp(200, NULL),
+                resp(403, r#"{"errors":[{"message":"bad jwt"}]}"#),
+            ),
             (resp(302, ""), resp(200, NULL)),
         ] {
             let d = read(&b, &t, &[]);

@@ -204,7 +204,11 @@ async fn mass_assign_decision(
                 Ok(super::graphql::Answer::Null { errors }) if !errors.is_empty() => {
                     format!("{}: {}", rc.status, errors.join("; "))
                 }
-                _ => format!("{}: {} is null", rc.status, super::graphql::field_path(&rc, field)),
+                _ => format!(
+                    "{}: {} is null",
+                    rc.status,
+                    super::graphql::field_path(&rc, field)
+                ),
             },
             None => rc.status.to_string(),
         };

@@ -494,10 +494,9 @@ pub fn write_rule(
     verify_after: &Resp,
     volatile: &BTreeSet<String>,
 ) -> Decision {
-    let accepted = nf
-        .b
-        .is_success()
-        .then(|| format!("B's write got {}: it was accepted", nf.b.status));
+    let accepted =
+        nf.b.is_success()
+            .then(|| format!("B's write got {}: it was accepted", nf.b.status));
     write_rule_with(
         nf,
         verify_before,
@@ -1148,15 +1147,17 @@ mod forgery_compare_tests {
             Verdict::Error
         );
         // 401 is a rejection by the contract.
-        assert_eq!(judge(&resp(401, "{}"), &ok, &invalid).verdict, Verdict::Pass);
+        assert_eq!(
+            judge(&resp(401, "{}"), &ok, &invalid).verdict,
+            Verdict::Pass
+        );
     }
 
     #[test]
     fn a_configured_reject_status_wins() {
         let ok = resp(200, "{}");
-        let want = crate::suite::model::StatusSpec(vec![crate::suite::model::StatusPat::Exact(
-            403,
-        )]);
+        let want =
+            crate::suite::model::StatusSpec(vec![crate::suite::model::StatusPat::Exact(403)]);
         let with = |r: &Resp, control: &Resp| {
             forgery_compare_rule(
                 r,
@@ -1176,7 +1177,10 @@ mod forgery_compare_tests {
 
     #[test]
     fn shapes_ignore_values_but_not_structure() {
-        assert_eq!(shape(r#"{"a":"x","b":[1,2]}"#), shape(r#"{"a":"y","b":[3]}"#));
+        assert_eq!(
+            shape(r#"{"a":"x","b":[1,2]}"#),
+            shape(r#"{"a":"y","b":[3]}"#)
+        );
         assert_ne!(shape(r#"{"errors":[]}"#), shape(r#"{"data":{}}"#));
         assert_eq!(shape("<html>"), "text");
     }

@@ -486,11 +486,7 @@ fn graphql_requests(s: &mut crate::suite::model::Suite) -> Vec<Loc> {
         for r in reqs.into_iter().flatten() {
             fill(r);
         }
-        if let Some(r) = c
-            .control
-            .as_deref_mut()
-            .and_then(|c| c.request.as_mut())
-        {
+        if let Some(r) = c.control.as_deref_mut().and_then(|c| c.request.as_mut()) {
             fill(&mut r.value);
         }
     }
@@ -711,16 +707,27 @@ checks:
         let l = load_str("s.yaml", &text, &env(&[]))
             .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
         let r = &l.suite.checks[0].read.as_ref().unwrap().request;
-        assert_eq!((r.method.0.as_str(), r.url.to_string().as_str()), ("POST", "/api/graphql"));
+        assert_eq!(
+            (r.method.0.as_str(), r.url.to_string().as_str()),
+            ("POST", "/api/graphql")
+        );
         assert_eq!(r.graphql_field(), Some("brandById"));
-        let body = r.json.as_ref().unwrap().render(&|_| Some("X".into())).unwrap();
+        let body = r
+            .json
+            .as_ref()
+            .unwrap()
+            .render(&|_| Some("X".into()))
+            .unwrap();
         assert_eq!(body["variables"]["id"], "X");
         assert!(body["query"].as_str().unwrap().contains("brandById"));
         // json beside graphql, a request without url, a typo in graphql: each located.
         let bad = text
             .replace("field: brandById }", "field: brandById }, json: { a: 1 }")
             .replace("    request: { url: /x }", "    request: { method: GET }")
-            .replace("    list: /brands", "    list: { graphql: { qurey: \"{ a }\" } }");
+            .replace(
+                "    list: /brands",
+                "    list: { graphql: { qurey: \"{ a }\" } }",
+            );
         let out = errors(&bad);
         assert!(out.contains("has its own body"), "{out}");
         assert!(out.contains("has no `url`"), "{out}");

@@ -906,7 +906,6 @@ pub struct TokenForgery {
     pub no_exp: Option<bool>,
 }
 
-
 /// `database:`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

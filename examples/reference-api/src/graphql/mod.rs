@@ -353,8 +353,7 @@ async fn graphql(State(st): State<Arc<Gql>>, headers: HeaderMap, body: Bytes) ->
                 .and_then(|v| v.split_once(' '))
                 .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
                 .map(|(_, t)| t.trim());
-            match token.and_then(|t| crate::token::verify(t, &st.app.jwt_secret, &st.token_bugs))
-            {
+            match token.and_then(|t| crate::token::verify(t, &st.app.jwt_secret, &st.token_bugs)) {
                 Some(c) => Some(c.org_id),
                 None => return refusal(StatusCode::FORBIDDEN, "invalid token"),
             }
@@ -428,7 +427,9 @@ async fn execute(
             ("query", "allBrands") => all_brands(st, &tx).await,
             ("mutation", "updateBrandById") => update_brand(&tx, org, &args).await,
             ("mutation", "createBrand") => create_brand(&tx, org, &args).await,
-            (k, n) => Err(Refused(format!("Cannot query field \"{n}\" on type \"{k}\"."))),
+            (k, n) => Err(Refused(format!(
+                "Cannot query field \"{n}\" on type \"{k}\"."
+            ))),
         };
         match r {
             Ok(v) => {
@@ -557,9 +558,7 @@ async fn update_brand(
         .map(str::to_string);
     let row = tx
         .query_opt(
-            &format!(
-                "UPDATE brands SET name = COALESCE($2, name) WHERE id = $1 RETURNING {BRAND}"
-            ),
+            &format!("UPDATE brands SET name = COALESCE($2, name) WHERE id = $1 RETURNING {BRAND}"),
             &[&id, &name],
         )
         .await?;
@@ -601,7 +600,8 @@ async fn create_brand(
         )
         .await
     {
-        tx.execute("ROLLBACK TO SAVEPOINT create_brand", &[]).await?;
+        tx.execute("ROLLBACK TO SAVEPOINT create_brand", &[])
+            .await?;
         return Err(e.into());
     }
     let row = tx
@@ -625,7 +625,12 @@ mod tests {
         assert!(!clean.contains("SECURITY DEFINER") && !clean.contains("CREATE VIEW"));
         assert!(!clean.contains("WITH CHECK (true)") && !clean.contains("IS NULL"));
         let all = graphql_sql("tq", &GqlBugs::parse("all").unwrap());
-        for s in ["SECURITY DEFINER", "CREATE VIEW", "WITH CHECK (true)", "IS NULL"] {
+        for s in [
+            "SECURITY DEFINER",
+            "CREATE VIEW",
+            "WITH CHECK (true)",
+            "IS NULL",
+        ] {
             assert!(all.contains(s), "{s}");
         }
     }

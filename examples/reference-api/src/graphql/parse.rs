@@ -255,7 +255,10 @@ impl Parser<'_> {
                 let start = self.i;
                 self.i += 1;
                 while self.i < self.s.len()
-                    && matches!(self.s[self.i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                    && matches!(
+                        self.s[self.i],
+                        b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'
+                    )
                 {
                     self.i += 1;
                 }
@@ -322,7 +325,13 @@ mod tests {
         assert_eq!(input["n"], serde_json::json!([1, -2.5, "x", null, "ENUM"]));
         assert_eq!(f.selection[0].selection[1].name, "name");
         assert_eq!(parse("{ a }").unwrap()[0].kind, "query");
-        for bad in ["", "{ a ", "query { ...F }", "{ a(x: ) }", "fragment F on X { a }"] {
+        for bad in [
+            "",
+            "{ a ",
+            "query { ...F }",
+            "{ a(x: ) }",
+            "fragment F on X { a }",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }
