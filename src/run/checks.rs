@@ -674,6 +674,22 @@ async fn forgery_variant(
         ),
         (None, None) => verdict::forgery_rule(&r, control.status, &ctx.markers),
     };
+    // A reference answer that could not be judged (a redirect, a 5xx) decides nothing for
+    // the next forgery: fetched again then.
+    if refs
+        .invalid
+        .as_ref()
+        .is_some_and(|i| !verdict::judgeable_status(i.status))
+    {
+        refs.invalid = None;
+    }
+    if refs
+        .control
+        .as_ref()
+        .is_some_and(|c| !verdict::judgeable_status(c.status))
+    {
+        refs.control = None;
+    }
     d.with("request", p.line())
 }
 
