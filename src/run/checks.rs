@@ -967,6 +967,30 @@ async fn write_variant(
         Some(field) => {
             // A 200 is no acceptance: the mutation's field must hold a value, without
             // errors; a refusal is compared with the never-issued id's like a read.
+            // A's re-read must itself be a GraphQL answer without errors before a
+            // difference can be blamed on B (a `null` without errors is a deleted row).
+            let broken_after = verify
+                .graphql
+                .as_ref()
+                .and_then(|vf| match super::graphql::answer(&v1, vf) {
+                    Err(why) => Some(why),
+                    Ok(super::graphql::Answer::Null { errors }) if !errors.is_empty() => {
+                        Some(format!("it holds errors ({})", errors.join("; ")))
+                    }
+                    Ok(_) => None,
+                });
+            if let Some(why) = broken_after
+                && found.is_empty()
+                && !super::graphql::accepted(&rb, field)
+                && v1.is_success()
+            {
+                return Ok(Decision::error(format!(
+                    "verify as A (after): {why}: A's data cannot be compared"
+                ))
+                .with("A got (after)", show(&v1))
+                .with("request", b.line())
+                .with("verify", verify.line()));
+            }
             let accepted = super::graphql::accepted(&rb, field).then(|| {
                 format!(
                     "B's mutation was accepted: {} holds a value and there are no errors",
