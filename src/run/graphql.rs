@@ -414,6 +414,51 @@ mod tests {
     }
 
     #[test]
+    fn a_mutation_is_judged_on_its_field_and_on_as_re_read() {
+        use crate::outcome::Verdict;
+        use crate::run::verdict::write_rule_with;
+        let refused = resp(
+            200,
+            r#"{"errors":[{"message":"No values were updated","path":["updateBrandById"]}],"data":{"updateBrandById":null}}"#,
+        );
+        let done = resp(200, r#"{"data":{"updateBrandById":{"brand":{"id":"x"}}}}"#);
+        let quiet = resp(200, r#"{"data":{"updateBrandById":null}}"#);
+        let before = resp(200, r#"{"data":{"brandById":{"name":"Acme"}}}"#);
+        let after = resp(200, r#"{"data":{"brandById":{"name":"renamed"}}}"#);
+        let judge = |b: &Resp, after: &Resp| {
+            let nf = NotFoundInput {
+                b,
+                twin: &refused,
+                twin_again: &refused,
+                not_found: 404,
+                ids: &[],
+                markers_in_b: &[],
+                oracle: true,
+            };
+            let accepted = accepted(b, "updateBrandById").then(|| "accepted".to_string());
+            write_rule_with(&nf, &before, after, &Default::default(), accepted, &|nf| {
+                read_rule(nf, "updateBrandById")
+            })
+        };
+        let d = judge(&refused, &before);
+        assert_eq!(d.verdict, Verdict::Pass, "{d:?}");
+        assert!(d.summary.contains("A's data unchanged"), "{}", d.summary);
+        assert_eq!(judge(&done, &before).verdict, Verdict::Fail);
+        // A 200 with a null field is no acceptance, but A's changed data is a failure
+        // named by its path; unchanged, it differs from the twin's errors: an oracle.
+        let d = judge(&quiet, &after);
+        assert_eq!(d.verdict, Verdict::Fail, "{d:?}");
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.text.contains("$.data.brandById.name")),
+            "{d:?}"
+        );
+        assert_eq!(judge(&quiet, &before).verdict, Verdict::Fail);
+        assert_eq!(judge(&resp(502, ""), &before).verdict, Verdict::Error);
+    }
+
+    #[test]
     fn offers_go_inside_variables_and_input_objects() {
         let mut p = Prepared {
             method: "POST".into(),
