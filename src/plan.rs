@@ -118,8 +118,9 @@ pub struct RequestCheck {
 pub enum Kind {
     /// B reads A's resource; the twin is a never-issued id.
     Read { request: Request },
-    /// B's list must hold none of A's markers.
-    List { request: Request },
+    /// B's list must hold none of A's markers; `as_` is who sends it (`as:` on the
+    /// check, default B; A's control is always A).
+    List { request: Request, as_: Identity },
     /// B writes A's resource; A's `verify` read must be unchanged.
     Write {
         write: Box<Request>,
@@ -427,7 +428,7 @@ pub fn plan(suite: &Suite, has_signer: bool, selection: &Selection) -> Vec<Check
             v.extend(
                 Forgery::ALL
                     .into_iter()
-                    .filter(|f| f.needs_key())
+                    .filter(|f| f.needs_key() && forgery_kind_on(suite, None, *f))
                     .map(Variant::Forgery),
             );
         }
@@ -506,12 +507,17 @@ impl Planner<'_> {
                 v,
             )
         } else if let Some(r) = &c.list {
+            let as_ = c.as_.unwrap_or(Identity::B);
             let mut v = base();
             v.extend(self.overrides(Some(c), is_json_object(&r.request), true));
-            v.extend(self.forgeries(Some(c)));
+            if as_ == Identity::B {
+                // Only B's own token is forged; another identity has none to forge.
+                v.extend(self.forgeries(Some(c)));
+            }
             (
                 Kind::List {
                     request: r.request.clone(),
+                    as_,
                 },
                 v,
             )
@@ -533,14 +539,23 @@ impl Planner<'_> {
                 .as_ref()
                 .map(|r| r.value.clone())
                 .unwrap_or_else(|| Request::get(Default::default()));
+            let as_ = c.as_.unwrap_or(Identity::B);
+            let mut v = base();
+            if as_ == Identity::B && reads_only(&request) {
+                // B's request, repeated with A's org id offered and with forged tokens:
+                // its `expect` must hold for every one. (Not a write: repeating it would
+                // create what no teardown knows of.)
+                v.extend(self.overrides(Some(c), is_json_object(&request), true));
+                v.extend(self.forgeries(Some(c)));
+            }
             (
                 Kind::Request(Box::new(RequestCheck {
                     request,
-                    as_: c.as_.unwrap_or(Identity::B),
+                    as_,
                     expect: c.expect.clone(),
                     control: c.control.as_deref().cloned(),
                 })),
-                base(),
+                v,
             )
         };
         variants.extend(self.scoped(&kind, c));
@@ -578,7 +593,7 @@ impl Planner<'_> {
     /// variant of such a list, or of such a read of A's object.
     fn scoped(&self, kind: &Kind, c: &Check) -> Vec<Variant> {
         let req = match kind {
-            Kind::Read { request } | Kind::List { request } => request,
+            Kind::Read { request } | Kind::List { request, .. } => request,
             Kind::Write { write, .. } => &**write,
             _ => return vec![],
         };
@@ -615,6 +630,7 @@ impl Planner<'_> {
         Forgery::ALL
             .into_iter()
             .filter(|f| !f.needs_key() || self.has_signer)
+            .filter(|f| forgery_kind_on(self.suite, c, *f))
             .map(Variant::Forgery)
             .collect()
     }
@@ -639,16 +655,15 @@ fn pool_reuse(suite: &Suite, plans: &[CheckPlan], not_found: u16) -> Option<Chec
             Kind::Request(r) if r.as_ == Identity::Anon && r.request.method.is_safe() => {
                 probes.push((Identity::Anon, r.request.clone()))
             }
-            Kind::List { request } | Kind::Identity { request } => {
-                probes.push((Identity::B, request.clone()))
-            }
+            Kind::List { request, as_ } => probes.push((*as_, request.clone())),
+            Kind::Identity { request } => probes.push((Identity::B, request.clone())),
             _ => {}
         }
     }
     let primer = plans
         .iter()
         .find_map(|p| match &p.kind {
-            Kind::List { request } => Some(request),
+            Kind::List { request, .. } => Some(request),
             _ => None,
         })
         .or_else(|| {
@@ -685,6 +700,15 @@ fn names_a(r: &Request) -> bool {
     tpls.iter().any(|t| t.vars().any(|v| v.starts_with("a.")))
 }
 
+/// Whether a request only reads: a safe method, or a GraphQL document without a
+/// `mutation`.
+fn reads_only(r: &Request) -> bool {
+    match &r.graphql {
+        Some(g) => !g.query.value.contains("mutation"),
+        None => r.method.is_safe(),
+    }
+}
+
 fn is_json_object(r: &Request) -> bool {
     matches!(r.json, Some(JValue::Map(_)))
 }
@@ -700,6 +724,26 @@ fn attack_on<T>(
         .and_then(&pick)
         .or_else(|| suite.attacks.as_ref().and_then(&pick))
         .is_none_or(|t| t.enabled())
+}
+
+/// Whether one forgery kind is on (`attacks.token_forgery: { alg_none: false }`): the
+/// check's own setting, else the suite's, else on.
+fn forgery_kind_on(suite: &Suite, check: Option<&Check>, f: Forgery) -> bool {
+    let setting = |a: &Attacks| match &a.token_forgery {
+        Some(Toggle::Configured(t)) => match f.name() {
+            "alg_none" => t.alg_none,
+            "tampered" => t.tampered,
+            "random_key" => t.random_key,
+            "expired" => t.expired,
+            _ => t.no_exp,
+        },
+        _ => None,
+    };
+    check
+        .and_then(|c| c.attacks.as_deref())
+        .and_then(setting)
+        .or_else(|| suite.attacks.as_ref().and_then(setting))
+        .unwrap_or(true)
 }
 
 /// The headers, query parameters and body fields A's org id is offered under.
@@ -940,6 +984,56 @@ checks:
             plans[1].control.is_some(),
             "the explicit control is planned"
         );
+    }
+
+    #[test]
+    fn graphql_lists_as_others_and_request_checks_get_their_variants() {
+        let s = suite(concat!(
+            "  - name: gql\n",
+            "    read: { graphql: { query: \"query($id: ID!) { thingById(id: $id) { id } }\", variables: { id: \"{{a.id}}\" } } }\n",
+            "  - name: anon list\n",
+            "    as: anon\n",
+            "    list: { graphql: { query: \"{ allThings { nodes { id } } }\" } }\n",
+            "  - name: by hand\n",
+            "    request: { url: \"/things/{{a.id}}\" }\n",
+            "    expect: { status: 404 }\n",
+            "  - name: a write by hand\n",
+            "    request: { method: POST, url: /things }\n",
+            "    expect: { status: 201 }\n",
+            "attacks: { token_forgery: { alg_none: false } }\n",
+        ));
+        let plans = plan(&s, false, &Selection::all());
+        let gql = plans.iter().find(|p| p.slug == "gql").unwrap();
+        let Kind::Read { request } = &gql.kind else {
+            panic!("{:?}", gql.kind)
+        };
+        assert_eq!(request.method.0, "POST");
+        assert_eq!(request.url.to_string(), "/graphql");
+        assert_eq!(request.graphql_field(), Some(""));
+        let got = ids(&plans);
+        for want in [
+            "gql/tenant_override:body:org_id",
+            "gql/token_forgery:tampered",
+            "anon-list/tenant_override:header:X-Org-Id",
+            "by-hand/tenant_override:header:X-Org-Id",
+            "by-hand/token_forgery:random_key",
+        ] {
+            assert!(got.contains(&want.to_string()), "{want} in {got:?}");
+        }
+        assert!(!got.iter().any(|i| i.ends_with("alg_none")), "{got:?}");
+        assert!(!got.iter().any(|i| i.starts_with("anon-list/token_forgery")));
+        assert!(
+            !got.iter().any(|i| i.starts_with("a-write-by-hand/")),
+            "{got:?}"
+        );
+        let anon = plans.iter().find(|p| p.slug == "anon-list").unwrap();
+        assert!(matches!(
+            anon.kind,
+            Kind::List {
+                as_: Identity::Anon,
+                ..
+            }
+        ));
     }
 
     #[test]

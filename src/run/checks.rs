@@ -38,6 +38,9 @@ pub struct Ctx {
     pub credentials: Vec<(String, String, crate::suite::template::Tpl)>,
     /// `orgs.session` and what its attacks need.
     pub session: Option<super::session::SessionCfg>,
+    /// `attacks.token_forgery.reject_status`: the status a rejected token gets, when
+    /// the suite says (else a forged token is compared with a never-issued one).
+    pub reject_status: Option<crate::suite::model::StatusSpec>,
 }
 
 impl Ctx {
@@ -76,6 +79,14 @@ impl Ctx {
                 .map(|(k, c)| (k.name.clone(), c.header.value.clone(), c.value.clone()))
                 .collect(),
             session: super::session::SessionCfg::of(suite),
+            reject_status: match suite
+                .attacks
+                .as_ref()
+                .and_then(|a| a.token_forgery.as_ref())
+            {
+                Some(crate::suite::model::Toggle::Configured(t)) => t.reject_status.clone(),
+                _ => None,
+            },
         }
     }
 }
@@ -217,8 +228,20 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// A never-issued token of B's shape ([`jwt::never_issued`]), or why there is none.
+    fn never_issued_token(&self) -> Result<String, RunError> {
+        let token = self.values.b.token().ok_or(RunError::NoToken)?;
+        let t = jwt::decode(token).ok_or(RunError::NotJwt)?;
+        let invalid = jwt::never_issued(&t);
+        self.redactor.add("never-issued token", &invalid);
+        Ok(invalid)
+    }
+}
+
 /// Adds A's org id to a request through one channel; `None` when the channel does not
-/// apply (no JSON object body).
+/// apply (no JSON object body). For a GraphQL request a body field goes inside
+/// `variables` and its input objects ([`super::graphql::offer`]).
 pub fn apply_override(p: &Prepared, ch: Channel, name: &str, a_org: &str) -> Option<Prepared> {
     let mut p = p.clone();
     match ch {
@@ -226,6 +249,11 @@ pub fn apply_override(p: &Prepared, ch: Channel, name: &str, a_org: &str) -> Opt
         Channel::Query => {
             p.query.retain(|(k, _)| k != name);
             p.query.push((name.to_string(), a_org.to_string()));
+        }
+        Channel::Body if p.graphql.is_some() => {
+            if !super::graphql::offer(&mut p, name, serde_json::Value::from(a_org)) {
+                return None;
+            }
         }
         Channel::Body => match &mut p.body {
             Some(Body::Json(serde_json::Value::Object(o))) => {
@@ -342,7 +370,7 @@ fn worst(ds: Vec<(Decision, String)>) -> Decision {
 pub async fn run_check(ctx: Arc<Ctx>, plan: CheckPlan) -> Vec<CheckResult> {
     match &plan.kind {
         Kind::Read { request } => read(&ctx, &plan, request).await,
-        Kind::List { request } => list(&ctx, &plan, request).await,
+        Kind::List { request, as_ } => list(&ctx, &plan, request, *as_).await,
         Kind::Write { write: w, verify } => write(&ctx, &plan, w, verify).await,
         Kind::Request(rc) => request(&ctx, &plan, rc).await,
         Kind::Identity { request } => identity(&ctx, &plan, request).await,
@@ -409,7 +437,7 @@ async fn plan_control(
 
 pub(super) async fn control_2xx(ctx: &Ctx, req: &Request, what: &str) -> Result<Resp, Decision> {
     let s = Sender::new(ctx);
-    let p = ctx.prepare(req, Identity::A, None, None)?;
+    let p = ctx.prepare(&for_a(ctx, req), Identity::A, None, None)?;
     let r = s.send(&p, "control as A").await?;
     if !r.is_success() {
         return Err(Decision::error(format!(
@@ -418,7 +446,31 @@ pub(super) async fn control_2xx(ctx: &Ctx, req: &Request, what: &str) -> Result<
         ))
         .with("A got", show(&r)));
     }
+    if let Some(field) = &p.graphql
+        && let Some(why) = super::graphql::data_problem(&r, field)
+    {
+        return Err(Decision::error(format!(
+            "control as A: {why}: {what}, so this check could not fail"
+        ))
+        .with("A got", show(&r)));
+    }
     Ok(r)
+}
+
+/// `req` without the headers that carry the org's credential (`orgs.auth.header`), so
+/// that A's control is sent under A's own credential: an explicit `Authorization` on a
+/// check is B's (or another identity's) and never sent for A.
+fn for_a(ctx: &Ctx, req: &Request) -> Request {
+    without_auth_header(&ctx.auth, req)
+}
+
+fn without_auth_header(auth: &AuthSpec, req: &Request) -> Request {
+    let mut r = req.clone();
+    let h = &auth.header;
+    if !h.is_empty() {
+        r.headers.0.retain(|(k, _)| !k.name.eq_ignore_ascii_case(h));
+    }
+    r
 }
 
 async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
@@ -451,8 +503,8 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
         return all(ctx, plan, d, start);
     }
     let ids: Vec<String> = twins.ids();
-    let mut base_status: Option<u16> = None;
     let mut base_decision: Option<Decision> = None;
+    let mut forgery_refs = ForgeryRefs::default();
     let mut out = Vec::new();
     for v in &plan.variants {
         let vstart = Instant::now();
@@ -481,7 +533,7 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                         {
                             Err(d) => d,
                             Ok((d, b_status, twin_status))
-                                if matches!(v, Variant::Override(..)) =>
+                                if matches!(v, Variant::Override(..)) && b.graphql.is_none() =>
                             {
                                 verdict::read_override_rule(
                                     d,
@@ -506,16 +558,15 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                     }
                 }
             },
-            Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await,
+            Variant::Forgery(f) => {
+                forgery_variant(ctx, &s, req, &base, *f, &mut forgery_refs).await
+            }
             Variant::SharedMember => super::member::read(ctx, &s, plan, req)
                 .await
                 .unwrap_or_else(|d| d),
             Variant::Session(_) => Decision::skip("not applicable"),
         };
         if let Variant::Base = v {
-            if let Verdict::Pass | Verdict::Fail = d.verdict {
-                base_status.get_or_insert(plan.not_found);
-            }
             base_decision = Some(d.clone());
         }
         out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
@@ -537,7 +588,7 @@ pub(super) async fn not_found_variant(
     let t2 = s.send(t, "B (never-issued id, again)").await?;
     let rb = s.send(b, "B").await?;
     let found = markers_in(&rb.body, markers);
-    let d = verdict::not_found_rule(&NotFoundInput {
+    let input = NotFoundInput {
         b: &rb,
         twin: &t1,
         twin_again: &t2,
@@ -545,45 +596,107 @@ pub(super) async fn not_found_variant(
         ids,
         markers_in_b: &found,
         oracle: plan.oracle,
-    })
+    };
+    let d = match &b.graphql {
+        Some(field) => super::graphql::read_rule(&input, field),
+        None => verdict::not_found_rule(&input),
+    }
     .with("request", b.line());
     Ok((d, rb.status, t1.status))
 }
 
-/// A forged token sent where B's own token is accepted (not 401).
+/// What forged tokens of one check are compared with, fetched once per check: B's own
+/// answer and a never-issued token's.
+#[derive(Default)]
+struct ForgeryRefs {
+    control: Option<Resp>,
+    invalid: Option<Resp>,
+}
+
+/// A forged token sent where B's own token is answered normally, judged against a
+/// never-issued token's answer ([`verdict::forgery_compare_rule`]).
 async fn forgery_variant(
     ctx: &Ctx,
     s: &Sender<'_>,
     req: &Request,
     base: &Prepared,
     f: Forgery,
-    control_status: &mut Option<u16>,
+    refs: &mut ForgeryRefs,
 ) -> Decision {
     let forged = match ctx.forge(f) {
         Ok(t) => t,
         Err(why) => return Decision::skip(why.to_string()),
     };
-    let control = match control_status {
-        Some(c) => *c,
-        None => match s.send(base, "B (control for forged tokens)").await {
-            Ok(r) => {
-                *control_status = Some(r.status);
-                r.status
-            }
+    if refs.control.is_none() {
+        match s.send(base, "B (control for forged tokens)").await {
+            Ok(r) => refs.control = Some(r),
             Err(d) => return d,
-        },
-    };
+        }
+    }
+    if refs.invalid.is_none() && ctx.reject_status.is_none() {
+        let invalid = match ctx.never_issued_token() {
+            Ok(t) => t,
+            Err(why) => return Decision::skip(why.to_string()),
+        };
+        let p = match ctx.prepare(req, Identity::B, None, Some(&invalid)) {
+            Ok(p) => p,
+            Err(d) => return d,
+        };
+        match s.send(&p, "B with a never-issued token").await {
+            Ok(r) => refs.invalid = Some(r),
+            Err(d) => return d,
+        }
+    }
     let p = match ctx.prepare(req, Identity::B, None, Some(&forged)) {
         Ok(p) => p,
         Err(d) => return d,
     };
-    match s.send(&p, "B with a forged token").await {
-        Ok(r) => verdict::forgery_rule(&r, control, &ctx.markers).with("request", p.line()),
-        Err(d) => d,
+    let r = match s.send(&p, "B with a forged token").await {
+        Ok(r) => r,
+        Err(d) => return d,
+    };
+    let control = refs.control.as_ref().unwrap_or(&r);
+    let d = match (&ctx.reject_status, &refs.invalid) {
+        (Some(want), _) => verdict::forgery_compare_rule(
+            &r,
+            &verdict::ForgeryRefs {
+                control,
+                invalid: control,
+                reject_status: Some(want),
+            },
+            &ctx.markers,
+        ),
+        (None, Some(invalid)) => verdict::forgery_compare_rule(
+            &r,
+            &verdict::ForgeryRefs {
+                control,
+                invalid,
+                reject_status: None,
+            },
+            &ctx.markers,
+        ),
+        (None, None) => verdict::forgery_rule(&r, control.status, &ctx.markers),
+    };
+    // A reference answer that could not be judged (a redirect, a 5xx) decides nothing for
+    // the next forgery: fetched again then.
+    if refs
+        .invalid
+        .as_ref()
+        .is_some_and(|i| !verdict::judgeable_status(i.status))
+    {
+        refs.invalid = None;
     }
+    if refs
+        .control
+        .as_ref()
+        .is_some_and(|c| !verdict::judgeable_status(c.status))
+    {
+        refs.control = None;
+    }
+    d.with("request", p.line())
 }
 
-async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
+async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request, as_: Identity) -> Vec<CheckResult> {
     let start = Instant::now();
     let control_is_json = match plan_control(ctx, plan, req, "the path is wrong").await {
         Err(d) => return all(ctx, plan, d, start),
@@ -596,13 +709,14 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
         }
         Ok((r, _)) => r.json().is_some(),
     };
-    let base = match ctx.prepare(req, Identity::B, None, None) {
+    let base = match ctx.prepare(req, as_, None, None) {
         Ok(b) => b,
         Err(d) => return all(ctx, plan, d, start),
     };
     let mut out = Vec::new();
     let mut base_status: Option<u16> = None;
     let mut base_decision: Option<Decision> = None;
+    let mut forgery_refs = ForgeryRefs::default();
     for v in &plan.variants {
         let vstart = Instant::now();
         let s = Sender::new(ctx);
@@ -618,7 +732,7 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
             continue;
         }
         if let Variant::Forgery(f) = v {
-            let d = forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await;
+            let d = forgery_variant(ctx, &s, req, &base, *f, &mut forgery_refs).await;
             out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
             continue;
         }
@@ -656,6 +770,10 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
                         base_status = Some(r.status);
                     }
                     let d = verdict::list_rule(&r, &ctx.markers, control_is_json);
+                    let d = match &p.graphql {
+                        Some(field) => graphql_list(d, &r, field, v, base_status),
+                        None => d,
+                    };
                     match (v, d.verdict, base_status) {
                         (Variant::Override(..), Verdict::Error, Some(base))
                             if (200..300).contains(&base) =>
@@ -678,6 +796,32 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
         out.push(ctx.result(plan, v, d, vstart, s.retries.load(Ordering::Relaxed)));
     }
     out
+}
+
+/// A GraphQL list after the list rule (`d`): a list without data (errors, a null
+/// connection, not a GraphQL answer) shows nothing and is an error — unless it is an
+/// override variant refused with errors while B's plain list passed, which is the safe
+/// behaviour (a pass). A's markers in the body stay a failure.
+fn graphql_list(d: Decision, r: &Resp, field: &str, v: &Variant, base: Option<u16>) -> Decision {
+    if d.verdict != Verdict::Pass {
+        return d;
+    }
+    let Some(why) = super::graphql::data_problem(r, field) else {
+        return d;
+    };
+    if matches!(v, Variant::Override(..))
+        && base.is_some_and(|b| (200..300).contains(&b))
+        && super::graphql::refused(r, field)
+    {
+        return Decision::pass(format!(
+            "offering A's org id was refused ({why}): the server does not take the tenant from the request"
+        ))
+        .with("observed", verdict::observed(r));
+    }
+    Decision::error(format!(
+        "B's list: {why}: it cannot show whether A's data leaks"
+    ))
+    .with("B got", show(r))
 }
 
 async fn write(ctx: &Ctx, plan: &CheckPlan, req: &Request, verify: &Request) -> Vec<CheckResult> {
@@ -792,6 +936,16 @@ async fn write_variant(
             .with("A got", show(&v0)),
         ));
     }
+    if let Some(field) = &verify.graphql
+        && let Some(why) = super::graphql::data_problem(&v0, field)
+    {
+        return Err(WriteStop::VerifyBefore(
+            Decision::error(format!(
+                "verify as A before B's write: {why}: the check could not see a change"
+            ))
+            .with("A got", show(&v0)),
+        ));
+    }
     let v0b = s
         .send(verify, "verify as A (before, again)")
         .await
@@ -811,20 +965,55 @@ async fn write_variant(
         .await
         .map_err(WriteStop::Other)?;
     let found = markers_in(&rb.body, markers);
-    let d = verdict::write_rule(
-        &NotFoundInput {
-            b: &rb,
-            twin: &t1,
-            twin_again: &t2,
-            not_found: plan.not_found,
-            ids,
-            markers_in_b: &found,
-            oracle: plan.oracle,
-        },
-        &v0b,
-        &v1,
-        &volatile,
-    );
+    let input = NotFoundInput {
+        b: &rb,
+        twin: &t1,
+        twin_again: &t2,
+        not_found: plan.not_found,
+        ids,
+        markers_in_b: &found,
+        oracle: plan.oracle,
+    };
+    let d = match &b.graphql {
+        None => verdict::write_rule(&input, &v0b, &v1, &volatile),
+        Some(field) => {
+            // A 200 is no acceptance: the mutation's field must hold a value, without
+            // errors; a refusal is compared with the never-issued id's like a read.
+            // A's re-read must itself be a GraphQL answer without errors before a
+            // difference can be blamed on B (a `null` without errors is a deleted row).
+            let broken_after = verify
+                .graphql
+                .as_ref()
+                .and_then(|vf| match super::graphql::answer(&v1, vf) {
+                    Err(why) => Some(why),
+                    Ok(super::graphql::Answer::Null { errors }) if !errors.is_empty() => {
+                        Some(format!("it holds errors ({})", errors.join("; ")))
+                    }
+                    Ok(_) => None,
+                });
+            if let Some(why) = broken_after
+                && found.is_empty()
+                && !super::graphql::accepted(&rb, field)
+                && v1.is_success()
+            {
+                return Ok(Decision::error(format!(
+                    "verify as A (after): {why}: A's data cannot be compared"
+                ))
+                .with("A got (after)", show(&v1))
+                .with("request", b.line())
+                .with("verify", verify.line()));
+            }
+            let accepted = super::graphql::accepted(&rb, field).then(|| {
+                format!(
+                    "B's mutation was accepted: {} holds a value and there are no errors",
+                    super::graphql::field_path(&rb, field)
+                )
+            });
+            verdict::write_rule_with(&input, &v0b, &v1, &volatile, accepted, &|nf| {
+                super::graphql::read_rule(nf, field)
+            })
+        }
+    };
     Ok(d.with("request", b.line()).with("verify", verify.line()))
 }
 
@@ -833,8 +1022,8 @@ async fn request(ctx: &Ctx, plan: &CheckPlan, c: &RequestCheck) -> Vec<CheckResu
     let req = &c.request;
     let s = Sender::new(ctx);
     let lookup = ctx.values.lookup(None, None, None);
-    let d = async {
-        if let Some(control) = &c.control {
+    if let Some(control) = &c.control {
+        let control = async {
             let creq = control.request.as_ref().map(|r| &r.value).unwrap_or(req);
             let p = ctx.prepare(creq, control.as_.unwrap_or(Identity::A), None, None)?;
             let r = s.send(&p, "control").await?;
@@ -846,42 +1035,103 @@ async fn request(ctx: &Ctx, plan: &CheckPlan, c: &RequestCheck) -> Vec<CheckResu
                 ))
                 .with("control got", show(&r)));
             }
-        }
-        let p = ctx.prepare(req, c.as_, None, None)?;
-        let r = s.send(&p, "request").await?;
-        let problems = unmet(c.expect.as_ref(), &r, &lookup, false);
-        // A 5xx, redirect, 429 or 408 the suite did not expect is the target failing:
-        // an error, not an unmet expectation (which would be a failure).
-        let expected = |st: u16| {
-            c.expect
-                .as_ref()
-                .and_then(|e| e.status.as_ref())
-                .is_some_and(|s| s.matches(st))
+            Ok(())
         };
-        if let Some(why) = verdict::unjudgeable(&r, expected) {
-            return Err(
-                Decision::error(format!("{why}: the answer cannot be judged"))
-                    .with("got", show(&r)),
-            );
+        if let Err(d) = control.await {
+            return all(ctx, plan, d, start);
         }
-        Ok(if problems.is_empty() {
-            Decision::pass(format!("{} as expected", r.status))
-                .with("observed", verdict::observed(&r))
-        } else {
-            Decision::fail(problems.join("; "))
-                .with("got", show(&r))
-                .with("request", p.line())
-        })
     }
-    .await
-    .unwrap_or_else(|d| d);
-    vec![ctx.result(
-        plan,
-        &Variant::Base,
-        d,
-        start,
-        s.retries.load(Ordering::Relaxed),
-    )]
+    let p = match ctx.prepare(req, c.as_, None, None) {
+        Ok(p) => p,
+        Err(d) => return all(ctx, plan, d, start),
+    };
+    let mut out = Vec::new();
+    let mut base_decision: Option<Decision> = None;
+    let mut forgery_refs = ForgeryRefs::default();
+    for v in &plan.variants {
+        let vstart = Instant::now();
+        let vs = Sender::new(ctx);
+        if let Some(d) = interrupted(ctx) {
+            out.push(ctx.result(plan, v, d, vstart, 0));
+            continue;
+        }
+        if !matches!(v, Variant::Base)
+            && let Some(d) = verdict::against_base(base_decision.as_ref(), &plan.variant_name(v))
+        {
+            out.push(ctx.result(plan, v, d, vstart, 0));
+            continue;
+        }
+        let d = match v {
+            Variant::Base => {
+                let d = match vs.send(&p, "request").await {
+                    Err(d) => d,
+                    Ok(r) => request_rule(c, &r, &p, &lookup, None),
+                };
+                base_decision = Some(d.clone());
+                d
+            }
+            Variant::Override(..) => match variant_pairs(ctx, v, &p, &p) {
+                Err(d) => d,
+                Ok(pairs) => {
+                    let mut ds = Vec::new();
+                    for (b, _, what) in pairs {
+                        let d = match vs.send(&b, "B with A's org id offered").await {
+                            Err(d) => d,
+                            Ok(r) => request_rule(c, &r, &b, &lookup, Some(&ctx.markers)),
+                        };
+                        ds.push((d, what));
+                    }
+                    worst(ds)
+                }
+            },
+            Variant::Forgery(f) => forgery_variant(ctx, &vs, req, &p, *f, &mut forgery_refs).await,
+            _ => Decision::skip("not applicable"),
+        };
+        let retries = s.retries.load(Ordering::Relaxed) + vs.retries.load(Ordering::Relaxed);
+        out.push(ctx.result(plan, v, d, vstart, retries));
+    }
+    out
+}
+
+/// A `request` check's answer against its `expect`. For a `tenant_override` variant
+/// (`markers` given) an unmet expectation is a failure only when the answer is a 2xx or
+/// holds A's data: a request refused because it named another tenant is safe.
+fn request_rule(
+    c: &RequestCheck,
+    r: &Resp,
+    p: &Prepared,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    markers: Option<&[String]>,
+) -> Decision {
+    let problems = unmet(c.expect.as_ref(), r, lookup, false);
+    // A 5xx, redirect, 429 or 408 the suite did not expect is the target failing:
+    // an error, not an unmet expectation (which would be a failure).
+    let expected = |st: u16| {
+        c.expect
+            .as_ref()
+            .and_then(|e| e.status.as_ref())
+            .is_some_and(|s| s.matches(st))
+    };
+    if let Some(why) = verdict::unjudgeable(r, expected) {
+        return Decision::error(format!("{why}: the answer cannot be judged")).with("got", show(r));
+    }
+    if problems.is_empty() {
+        return Decision::pass(format!("{} as expected", r.status))
+            .with("observed", verdict::observed(r));
+    }
+    if let Some(m) = markers {
+        let found = markers_in(&r.body, m);
+        if found.is_empty() && !r.is_success() {
+            return Decision::pass(format!(
+                "refused ({}) when A's org id was offered: the server does not take the tenant from the request",
+                r.status
+            ))
+            .with("observed", verdict::observed(r));
+        }
+    }
+    Decision::fail(problems.join("; "))
+        .with("got", show(r))
+        .with("request", p.line())
 }
 
 async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
@@ -903,6 +1153,7 @@ async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult
         Err(d) => return all(ctx, plan, d, start),
     };
     let mut base_status = None;
+    let mut forgery_refs = ForgeryRefs::default();
     let mut out = Vec::new();
     for v in &plan.variants {
         let vstart = Instant::now();
@@ -912,7 +1163,9 @@ async fn identity(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult
             continue;
         }
         let d = match v {
-            Variant::Forgery(f) => forgery_variant(ctx, &s, req, &base, *f, &mut base_status).await,
+            Variant::Forgery(f) => {
+                forgery_variant(ctx, &s, req, &base, *f, &mut forgery_refs).await
+            }
             Variant::CrossScope
             | Variant::Credential(_)
             | Variant::Session(_)
@@ -1082,4 +1335,34 @@ fn leaks(ctx: &Ctx, r: &Resp) -> Vec<String> {
         leaked.push(a.to_string());
     }
     leaked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::suite::model::Key;
+    use crate::suite::template::Tpl;
+
+    #[test]
+    fn a_checks_own_credential_is_never_sent_for_as_control() {
+        let auth = AuthSpec {
+            header: "Authorization".into(),
+            value: Tpl::literal("Bearer {{token}}"),
+            cookies: vec![],
+            member: None,
+        };
+        let mut req = Request::get(Tpl::literal("/things"));
+        for (k, v) in [("authorization", "Bearer B-KEY"), ("X-Trace", "1")] {
+            req.headers.0.push((
+                Key {
+                    name: k.into(),
+                    loc: Default::default(),
+                },
+                Tpl::literal(v),
+            ));
+        }
+        let a = without_auth_header(&auth, &req);
+        let names: Vec<&str> = a.headers.iter().map(|(k, _)| k.name.as_str()).collect();
+        assert_eq!(names, vec!["X-Trace"]);
+    }
 }

@@ -40,6 +40,8 @@ pub struct Values {
     pub b: OrgState,
     /// The user who is a member of both orgs (`orgs.member`): its captures and jar.
     pub member: OrgState,
+    /// What seed steps run `as: anon` captured (`{{anon.NAME}}`).
+    pub anon: OrgState,
 }
 
 /// A fresh random (v4) UUID.
@@ -112,6 +114,7 @@ impl Values {
                 Some(("a", n)) => (&self.a, n),
                 Some(("b", n)) => (&self.b, n),
                 Some(("member", n)) => (&self.member, n),
+                Some(("anon", n)) => (&self.anon, n),
                 Some(_) => return Some(Value::String(s)),
                 None => (self.org(bare?)?, name),
             };
@@ -147,6 +150,7 @@ impl Values {
                     "a" => &self.a,
                     "b" => &self.b,
                     "member" => &self.member,
+                    "anon" => &self.anon,
                     _ => return None,
                 };
                 let v = state.captures.get(n)?.clone();
@@ -292,6 +296,7 @@ impl Preparer<'_> {
             headers,
             query,
             body,
+            graphql: req.graphql_field().map(str::to_string),
         };
         if let (Some((header, value)), true) = (how.credential, as_ != Identity::Anon) {
             let auth_lookup = self.values.lookup(Some(as_), None, None);

@@ -35,6 +35,9 @@ pub struct Prepared {
     pub headers: Vec<(String, String)>,
     pub query: Vec<(String, String)>,
     pub body: Option<Body>,
+    /// For a GraphQL operation: the result field it is judged on (`""`: the only field
+    /// of `data`); `None` for a plain HTTP request.
+    pub graphql: Option<String>,
 }
 
 impl Prepared {
@@ -45,6 +48,16 @@ impl Prepared {
             let q: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
             s.push(if self.url.contains('?') { '&' } else { '?' });
             s.push_str(&q.join("&"));
+        }
+        // A GraphQL operation is named by its document: every one is `POST /graphql`.
+        if self.graphql.is_some()
+            && let Some(Body::Json(b)) = &self.body
+            && let Some(q) = b.get("query").and_then(Value::as_str)
+        {
+            let q: String = q.split_whitespace().collect::<Vec<_>>().join(" ");
+            let short: String = q.chars().take(100).collect();
+            let more = if short.len() < q.len() { "…" } else { "" };
+            s.push_str(&format!(" graphql `{short}{more}`"));
         }
         s
     }

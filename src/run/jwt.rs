@@ -132,6 +132,26 @@ pub fn forge_random_key(t: &Jwt, claim: &str, org: &str) -> String {
     format!("{signing_input}.{}", B64.encode(sig.as_ref()))
 }
 
+/// A never-issued token: three segments of random bytes, shaped like `t` (a JWT's
+/// dots, about its length) but decoding to nothing. No verifier accepts it — not even
+/// one that skips the signature — so what the target answers to it is what "rejected"
+/// looks like there.
+pub fn never_issued(t: &Jwt) -> String {
+    let sig = B64
+        .decode(t.signature.trim_end_matches('='))
+        .map(|s| s.len())
+        .unwrap_or(32)
+        .clamp(16, 512);
+    let part = |n: usize| {
+        let mut b = vec![0u8; n];
+        aws_lc_rs::rand::fill(&mut b).expect("system random source");
+        // A leading 0xff is never the start of JSON text, whatever follows.
+        b[0] = 0xff;
+        B64.encode(b)
+    };
+    format!("{}.{}.{}", part(24), part(48), part(sig))
+}
+
 /// A key tenantgate signs with.
 #[derive(Clone)]
 pub struct Signer {

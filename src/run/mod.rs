@@ -23,6 +23,7 @@ mod cookies;
 pub mod database;
 mod emit;
 pub mod error;
+pub mod graphql;
 pub mod http;
 pub mod jwt;
 mod member;

@@ -334,12 +334,11 @@ async fn seed(
             return false;
         }
         let seeder = step.as_.unwrap_or(Identity::A);
-        let captures_of = |v: &Values| {
-            if seeder == Identity::B {
-                v.b.captures.clone()
-            } else {
-                v.a.captures.clone()
-            }
+        let captures_of = |v: &Values| match seeder {
+            Identity::A => v.a.captures.clone(),
+            Identity::B => v.b.captures.clone(),
+            Identity::Anon => v.anon.captures.clone(),
+            Identity::Member => v.member.captures.clone(),
         };
         let before: BTreeSet<String> = captures_of(&t.values).into_keys().collect();
         let r = run_steps(
@@ -814,6 +813,21 @@ async fn run_steps(
                 e
             })?;
         drop(lookup);
+        // A GraphQL step answers 200 when it failed too: its errors fail the step.
+        if p.graphql.is_some()
+            && let Some(errors) = resp
+                .json()
+                .and_then(|v| v.get("errors").and_then(|e| e.as_array()).cloned())
+                .filter(|e| !e.is_empty())
+        {
+            return Err(setup::StepError {
+                summary: format!(
+                    "{what} `{name}`: the GraphQL answer holds {} error(s)",
+                    errors.len()
+                ),
+                evidence: vec![("answer".into(), verdict::show(&resp))],
+            });
+        }
         // The sender keeps what the target sets (its jar), as a browser would.
         match identity {
             Identity::A => super::cookies::update_jar(&mut values.a.jar, &resp),
@@ -823,11 +837,7 @@ async fn run_steps(
         }
         // Provision/teardown captures belong to the org being set up; a seed step's to
         // the org it ran as (`as: b` seeds B's own rows, for the database probe).
-        let owner = bare.unwrap_or(if identity == Identity::B {
-            Identity::B
-        } else {
-            Identity::A
-        });
+        let owner = bare.unwrap_or(identity);
         for (k, spec) in step.capture.iter() {
             let (v, typed) = setup::capture_typed(spec, &resp).map_err(|m| setup::StepError {
                 summary: format!("{what} `{name}`: capture `{}`: {m}", k.name),
@@ -838,10 +848,12 @@ async fn run_steps(
             {
                 redactor.add(&format!("{} {}", k.name, owner.as_str()), &v);
             }
+            // A step's captures are the identity's it ran as (`as: anon`: `anon.NAME`).
             let state = match owner {
                 Identity::A => &mut values.a,
+                Identity::B => &mut values.b,
                 Identity::Member => &mut values.member,
-                _ => &mut values.b,
+                Identity::Anon => &mut values.anon,
             };
             match typed {
                 Some(j) => state.typed.insert(k.name.clone(), j),

@@ -77,6 +77,7 @@ impl Stage<'_, '_, '_> {
             headers,
             query: Vec::new(),
             body: None,
+            graphql: None,
         };
         self.send(&p).await
     }

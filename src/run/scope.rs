@@ -145,7 +145,16 @@ async fn mass_assign_decision(
     let a0 = control_2xx(ctx, list, "A's list does not answer A").await?;
     let mut p = ctx.prepare(create, Identity::B, None, None)?;
     let mut marks = Vec::new();
+    let graphql = p.graphql.clone();
     match &mut p.body {
+        Some(Body::Json(Value::Object(o))) if graphql.is_some() => {
+            row_markers(o.get("variables").unwrap_or(&Value::Null), &mut marks);
+            for f in fields {
+                if let Some(v) = field_value(f, ctx.a_org.as_deref(), &ctx.a_scope) {
+                    super::graphql::offer(&mut p, f, v);
+                }
+            }
+        }
         Some(Body::Json(Value::Object(o))) => {
             row_markers(&Value::Object(o.clone()), &mut marks);
             for f in fields {
@@ -185,10 +194,26 @@ async fn mass_assign_decision(
         .with("request", p.line())
         .with("new in A's list", m.clone()));
     }
-    if !rc.is_success() {
+    let refused = match &graphql {
+        Some(field) => super::graphql::refused(&rc, field),
+        None => !rc.is_success(),
+    };
+    if refused {
+        let how = match &graphql {
+            Some(field) => match super::graphql::answer(&rc, field) {
+                Ok(super::graphql::Answer::Null { errors }) if !errors.is_empty() => {
+                    format!("{}: {}", rc.status, errors.join("; "))
+                }
+                _ => format!(
+                    "{}: {} is null",
+                    rc.status,
+                    super::graphql::field_path(&rc, field)
+                ),
+            },
+            None => rc.status.to_string(),
+        };
         return Ok(Decision::pass(format!(
-            "B's create naming A's org was refused ({}), and A's list did not change",
-            rc.status
+            "B's create naming A's org was refused ({how}), and A's list did not change"
         )));
     }
     let b1 = s.send(&b_list, "B's list (after)").await?;

@@ -520,6 +520,31 @@ pub fn write_rule(
     verify_after: &Resp,
     volatile: &BTreeSet<String>,
 ) -> Decision {
+    let accepted =
+        nf.b.is_success()
+            .then(|| format!("B's write got {}: it was accepted", nf.b.status));
+    write_rule_with(
+        nf,
+        verify_before,
+        verify_after,
+        volatile,
+        accepted,
+        &not_found_rule,
+    )
+}
+
+/// [`write_rule`] with the acceptance of B's write (`Some(why)` when it was accepted)
+/// and the rule its refusal is compared with the twin's by given: a GraphQL mutation
+/// answers 200 either way, so whether it was accepted is read from its field
+/// ([`super::graphql`]).
+pub fn write_rule_with(
+    nf: &NotFoundInput,
+    verify_before: &Resp,
+    verify_after: &Resp,
+    volatile: &BTreeSet<String>,
+    accepted: Option<String>,
+    refusal_rule: &dyn Fn(&NotFoundInput) -> Decision,
+) -> Decision {
     let mut changes = Vec::new();
     if verify_after.status != verify_before.status {
         changes.push(format!(
@@ -536,21 +561,15 @@ pub fn write_rule(
         }
     };
     if nf.b.is_server_error() || nf.twin.is_server_error() {
-        return with_diff(not_found_rule(nf));
+        return with_diff(refusal_rule(nf));
     }
-    if nf.b.is_success() {
+    if let Some(why) = accepted {
         let what = if changes.is_empty() {
             ""
         } else {
             " and A's data changed"
         };
-        return with_diff(
-            Decision::fail(format!(
-                "B's write got {}: it was accepted{what}",
-                nf.b.status
-            ))
-            .with("B got", show(nf.b)),
-        );
+        return with_diff(Decision::fail(format!("{why}{what}")).with("B got", show(nf.b)));
     }
     // A's verify answer after the write must itself be judgeable before a difference
     // can be blamed on B: a 503, a redirect or a body cut short is the target failing,
@@ -576,7 +595,7 @@ pub fn write_rule(
             .with("B got", show(nf.b)),
         );
     }
-    let d = not_found_rule(nf);
+    let d = refusal_rule(nf);
     if d.verdict == Verdict::Pass {
         Decision {
             summary: format!("{}; A's data unchanged", d.summary),
@@ -755,6 +774,153 @@ pub fn forgery_rule(r: &Resp, control_status: u16, markers: &[String]) -> Decisi
         ))
     };
     d.with("got", show(r))
+}
+
+/// What a forged token is compared with (extension): B's own token's answer (the
+/// positive control: it must answer normally) and a never-issued token's (B's token
+/// under a random signature: obviously invalid), and the status the suite says a
+/// rejected token gets, when it says one.
+pub struct ForgeryRefs<'a> {
+    /// B's own token, same request.
+    pub control: &'a Resp,
+    /// A never-issued token, same request.
+    pub invalid: &'a Resp,
+    /// `attacks.token_forgery.reject_status`.
+    pub reject_status: Option<&'a crate::suite::model::StatusSpec>,
+}
+
+/// A forged token is rejected when its answer is indistinguishable (status and JSON
+/// shape) from a never-issued token's, whatever status the server uses for that (401,
+/// or 403 as PostGraphile does), or when it gets the status the suite declared; it was
+/// accepted when it gets A's data, a 2xx, or B's own token's answer. B's own token
+/// answered like the never-issued one proves nothing (error); so does a refusal that
+/// looks like neither (error, unverified): exit 1 is for a proven acceptance only.
+pub fn forgery_compare_rule(r: &Resp, refs: &ForgeryRefs, markers: &[String]) -> Decision {
+    let found = markers_in(&r.body, markers);
+    if !found.is_empty() {
+        return Decision::fail(format!(
+            "the forged token was accepted: {} with A's data ({})",
+            r.status,
+            found.join(", ")
+        ))
+        .with("got", show(r));
+    }
+    if let Some(why) = unjudgeable(r, |_| false) {
+        return Decision::error(format!("{why}: the answer cannot be judged")).with("got", show(r));
+    }
+    let accepted = |why: String| {
+        Decision::fail(format!("the forged token was accepted: {why}"))
+            .with("got", show(r))
+            .with("a never-issued token got", show(refs.invalid))
+    };
+    if let Some(want) = refs.reject_status {
+        if want.matches(refs.control.status) {
+            return Decision::error(format!(
+                "B's own valid token is answered {} here too: a {want} for a forged one proves nothing",
+                refs.control.status
+            ));
+        }
+        if want.matches(r.status) {
+            return Decision::pass(format!(
+                "{}: the forged token was rejected (the suite's `reject_status`)",
+                r.status
+            ))
+            .with("observed", observed(r));
+        }
+        if r.is_success() {
+            return accepted(format!("{}, not {want}", r.status));
+        }
+        return Decision::fail(format!(
+            "a forged token got {}, not {want} (the suite's `reject_status`)",
+            r.status
+        ))
+        .with("got", show(r));
+    }
+    if let Some(why) = unjudgeable(refs.invalid, |_| false) {
+        return Decision::error(format!(
+            "a never-issued token got {why}: there is no rejection to compare with"
+        ))
+        .with("a never-issued token got", show(refs.invalid));
+    }
+    let same = |x: &Resp, y: &Resp| x.status == y.status && shape(&x.body) == shape(&y.body);
+    if same(refs.control, refs.invalid) {
+        return Decision::error(format!(
+            "B's own token is answered like a never-issued token ({}): a rejection of a forged one proves nothing",
+            refs.invalid.status
+        ))
+        .with("B got", show(refs.control));
+    }
+    if same(r, refs.invalid) {
+        return Decision::pass(format!(
+            "{}: the forged token was rejected like a never-issued token",
+            r.status
+        ))
+        .with("observed", observed(r));
+    }
+    if r.status == 401 {
+        return Decision::pass("401: the forged token was rejected").with("observed", observed(r));
+    }
+    if same(r, refs.control) {
+        return accepted(format!(
+            "{}, answered like B's own token (a never-issued token gets {})",
+            r.status, refs.invalid.status
+        ));
+    }
+    if r.is_success() {
+        return accepted(format!(
+            "{} (a never-issued token gets {})",
+            r.status, refs.invalid.status
+        ));
+    }
+    Decision::error(format!(
+        "a forged token got {}, like neither a never-issued token ({}) nor B's own ({}): unverified",
+        r.status, refs.invalid.status, refs.control.status
+    ))
+    .with("got", show(r))
+    .with("a never-issued token got", show(refs.invalid))
+}
+
+/// The shape of a body: its JSON structure with every value replaced by its type (the
+/// keys of objects, the shapes in arrays), or `text` when it is not JSON. Two refusals
+/// that differ only in their message have the same shape.
+pub fn shape(body: &str) -> String {
+    fn walk(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(o) => {
+                out.push('{');
+                for (k, x) in o {
+                    out.push_str(k);
+                    out.push(':');
+                    walk(x, out);
+                    out.push(',');
+                }
+                out.push('}');
+            }
+            Value::Array(a) => {
+                let mut seen = BTreeSet::new();
+                for x in a {
+                    let mut s = String::new();
+                    walk(x, &mut s);
+                    seen.insert(s);
+                }
+                out.push('[');
+                out.push_str(&seen.into_iter().collect::<Vec<_>>().join("|"));
+                out.push(']');
+            }
+            Value::Null => out.push_str("null"),
+            Value::Bool(_) => out.push_str("bool"),
+            Value::Number(_) => out.push_str("number"),
+            Value::String(_) => out.push_str("string"),
+        }
+    }
+    match serde_json::from_str::<Value>(body) {
+        Ok(v) => {
+            let mut s = String::new();
+            walk(&v, &mut s);
+            s
+        }
+        Err(_) => "text".into(),
+    }
 }
 
 /// The identity endpoint as B must echo B's org and never A's.
@@ -956,6 +1122,94 @@ pub fn pool_reuse_rule(seen: &[PoolObservation], rounds: u32, probes: usize) -> 
     Decision::pass(format!(
         "{rounds} rounds × {probes} probes right after A's requests: none held A's data"
     ))
+}
+
+#[cfg(test)]
+mod forgery_compare_tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn resp(status: u16, body: &str) -> Resp {
+        Resp {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.into(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    fn judge(r: &Resp, control: &Resp, invalid: &Resp) -> Decision {
+        forgery_compare_rule(
+            r,
+            &ForgeryRefs {
+                control,
+                invalid,
+                reject_status: None,
+            },
+            &["Acme-1234567".into()],
+        )
+    }
+
+    #[test]
+    fn a_forged_token_answered_like_a_never_issued_one_is_rejected_whatever_the_status() {
+        let ok = resp(200, r#"{"data":{"brandById":null}}"#);
+        let invalid = resp(403, r#"{"errors":[{"message":"invalid signature"}]}"#);
+        let forged = resp(403, r#"{"errors":[{"message":"jwt malformed"}]}"#);
+        assert_eq!(judge(&forged, &ok, &invalid).verdict, Verdict::Pass);
+        // B's own answer, a 2xx, or A's data: accepted.
+        assert_eq!(judge(&ok, &ok, &invalid).verdict, Verdict::Fail);
+        let other = resp(200, r#"{"data":{"brandById":{"id":"x"}}}"#);
+        assert_eq!(judge(&other, &ok, &invalid).verdict, Verdict::Fail);
+        let leak = resp(404, r#"{"name":"Acme-1234567"}"#);
+        assert_eq!(judge(&leak, &ok, &invalid).verdict, Verdict::Fail);
+        // Faults, a control that looks rejected, and a refusal like neither: undecided.
+        assert_eq!(
+            judge(&resp(503, "{}"), &ok, &invalid).verdict,
+            Verdict::Error
+        );
+        assert_eq!(judge(&forged, &invalid, &invalid).verdict, Verdict::Error);
+        assert_eq!(
+            judge(&resp(400, r#"{"x":1}"#), &ok, &invalid).verdict,
+            Verdict::Error
+        );
+        // 401 is a rejection by the contract.
+        assert_eq!(
+            judge(&resp(401, "{}"), &ok, &invalid).verdict,
+            Verdict::Pass
+        );
+    }
+
+    #[test]
+    fn a_configured_reject_status_wins() {
+        let ok = resp(200, "{}");
+        let want =
+            crate::suite::model::StatusSpec(vec![crate::suite::model::StatusPat::Exact(403)]);
+        let with = |r: &Resp, control: &Resp| {
+            forgery_compare_rule(
+                r,
+                &ForgeryRefs {
+                    control,
+                    invalid: control,
+                    reject_status: Some(&want),
+                },
+                &[],
+            )
+            .verdict
+        };
+        assert_eq!(with(&resp(403, "{}"), &ok), Verdict::Pass);
+        assert_eq!(with(&resp(401, "{}"), &ok), Verdict::Fail);
+        assert_eq!(with(&resp(403, "{}"), &resp(403, "{}")), Verdict::Error);
+    }
+
+    #[test]
+    fn shapes_ignore_values_but_not_structure() {
+        assert_eq!(
+            shape(r#"{"a":"x","b":[1,2]}"#),
+            shape(r#"{"a":"y","b":[3]}"#)
+        );
+        assert_ne!(shape(r#"{"errors":[]}"#), shape(r#"{"data":{}}"#));
+        assert_eq!(shape("<html>"), "text");
+    }
 }
 
 #[cfg(test)]

@@ -421,6 +421,78 @@ fn parse(name: &str, text: &str, opts: &LoadOptions) -> Parsed {
     out
 }
 
+/// Every `graphql:` request becomes the HTTP request it stands for: `POST` of
+/// `{query, operationName, variables}` to its `url`, else `target.graphql`, else
+/// `/graphql`. Done before validation, so its URL, its placeholders and its body are
+/// checked (and later twinned and attacked) like any other request's.
+fn graphql_requests(s: &mut crate::suite::model::Suite) -> Vec<Loc> {
+    let mut conflicts = Vec::new();
+    use crate::suite::template::Tpl;
+    let endpoint = s.target.as_ref().and_then(|t| t.graphql.clone());
+    let mut fill = |r: &mut Request| {
+        let Some(g) = &r.graphql else { return };
+        if r.json.is_some() || r.body.is_some() {
+            conflicts.push(Loc::of(&g.query));
+            return;
+        }
+        let loc = Loc::of(&g.query);
+        let key = |n: &str| Key {
+            name: n.to_string(),
+            loc,
+        };
+        let mut body = vec![(
+            key("query"),
+            JValue::Str(Tpl::literal(g.query.value.clone())),
+        )];
+        if let Some(op) = &g.operation {
+            body.push((key("operationName"), JValue::Str(Tpl::literal(op.clone()))));
+        }
+        body.push((
+            key("variables"),
+            g.variables
+                .clone()
+                .unwrap_or_else(|| JValue::Map(Map::default())),
+        ));
+        r.json = Some(JValue::Map(Map(body)));
+        r.method = Method("POST".into());
+        if r.url.parts.is_empty() {
+            r.url = endpoint.clone().unwrap_or_else(|| {
+                let mut t = Tpl::literal("/graphql");
+                t.loc = loc;
+                t
+            });
+        }
+    };
+    let steps = s
+        .orgs
+        .iter_mut()
+        .flat_map(|o| o.provision.iter_mut().chain(o.teardown.steps.iter_mut()))
+        .chain(s.seed.iter_mut());
+    for st in steps {
+        fill(&mut st.request.value);
+    }
+    if let Some(id) = s.orgs.as_mut().and_then(|o| o.identity.as_mut()) {
+        fill(&mut id.request);
+    }
+    for c in &mut s.checks {
+        let reqs = [
+            c.read.as_deref_mut().map(|r| &mut r.request),
+            c.list.as_deref_mut().map(|r| &mut r.request),
+            c.verify.as_deref_mut().map(|r| &mut r.request),
+            c.write.as_deref_mut().map(|r| &mut r.value),
+            c.request.as_deref_mut().map(|r| &mut r.value),
+            c.create.as_mut().map(|r| &mut r.value),
+        ];
+        for r in reqs.into_iter().flatten() {
+            fill(r);
+        }
+        if let Some(r) = c.control.as_deref_mut().and_then(|c| c.request.as_mut()) {
+            fill(&mut r.value);
+        }
+    }
+    conflicts
+}
+
 fn sort(diags: &mut [Diagnostic]) {
     diags.sort_by_key(|d| d.loc.map(|l| (l.line, l.col)).unwrap_or((0, 0)));
 }
@@ -437,9 +509,18 @@ fn load_bytes(name: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Loaded, Lo
         blanks,
         declared,
     } = parse(name, text, opts);
-    let Some(suite) = suite else {
+    let Some(mut suite) = suite else {
         return Err(failed(name, text, diags, env));
     };
+    let conflicts = graphql_requests(&mut suite);
+    diags.extend(conflicts.into_iter().map(|loc| {
+        Diagnostic::at(
+            name,
+            loc,
+            "a `graphql:` request has its own body: it cannot have `json` or `body` too",
+            Some("put the operation's values in `graphql.variables`".into()),
+        )
+    }));
     // Values that already have a problem (a missing variable, a bad placeholder) are
     // not checked again: one mistake, one message. Nor are values `--no-env` left
     // unread.
@@ -615,6 +696,54 @@ checks:
             Err(e) => e,
         };
         e.render(&Redactor::new())
+    }
+
+    #[test]
+    fn graphql_requests_load_as_posts_and_their_mistakes_are_located() {
+        let text = GOOD.replace(
+            "    read: \"/brands/{{a.brand_id}}\"",
+            "    read: { graphql: { query: \"query($id: ID!) { brandById(id: $id) { id } }\", variables: { id: \"{{a.brand_id}}\" }, field: brandById } }",
+        ).replace("  timeout: 10s", "  timeout: 10s\n  graphql: /api/graphql");
+        let l = load_str("s.yaml", &text, &env(&[]))
+            .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
+        let r = &l.suite.checks[0].read.as_ref().unwrap().request;
+        assert_eq!(
+            (r.method.0.as_str(), r.url.to_string().as_str()),
+            ("POST", "/api/graphql")
+        );
+        assert_eq!(r.graphql_field(), Some("brandById"));
+        let body = r
+            .json
+            .as_ref()
+            .unwrap()
+            .render(&|_| Some("X".into()))
+            .unwrap();
+        assert_eq!(body["variables"]["id"], "X");
+        assert!(body["query"].as_str().unwrap().contains("brandById"));
+        // json beside graphql, a request without url, a typo in graphql: each located.
+        let bad = text
+            .replace("field: brandById }", "field: brandById }, json: { a: 1 }")
+            .replace("    request: { url: /x }", "    request: { method: GET }")
+            .replace(
+                "    list: /brands",
+                "    list: { graphql: { qurey: \"{ a }\" } }",
+            );
+        let out = errors(&bad);
+        assert!(out.contains("has its own body"), "{out}");
+        assert!(out.contains("has no `url`"), "{out}");
+        assert!(out.contains("qurey"), "{out}");
+    }
+
+    #[test]
+    fn seed_captures_as_anon_are_anon_names() {
+        let text = GOOD.replace(
+            "checks:\n",
+            "  - name: anonymous feedback\n    as: anon\n    request: { method: POST, url: /feedback }\n    capture: { ticket: $.id }\nchecks:\n  - name: ticket\n    read: \"/brands/{{a.brand_id}}?t={{anon.ticket}}\"\n",
+        );
+        load_str("s.yaml", &text, &env(&[]))
+            .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
+        let out = errors(&text.replace("{{anon.ticket}}", "{{a.ticket}}"));
+        assert!(out.contains("anon.ticket"), "suggested: {out}");
     }
 
     #[test]

@@ -125,6 +125,10 @@ pub struct Target {
     /// (extension); any other absolute URL is refused at load.
     #[serde(default)]
     pub allowed_origins: Vec<Tpl>,
+    /// The GraphQL endpoint (extension) a `graphql:` request without a `url` is sent to;
+    /// default `/graphql`.
+    #[serde(default)]
+    pub graphql: Option<Tpl>,
 }
 
 /// `target.tls:` (extension): trust for targets behind a private CA.
@@ -412,6 +416,8 @@ pub struct Step {
 pub struct Request {
     #[serde(default)]
     pub method: Method,
+    /// Required unless `graphql` is given (checked by validation).
+    #[serde(default)]
     pub url: Tpl,
     #[serde(default)]
     pub headers: Map<Tpl>,
@@ -421,6 +427,11 @@ pub struct Request {
     pub json: Option<JValue>,
     #[serde(default)]
     pub body: Option<Tpl>,
+    /// A GraphQL operation (extension): sent as `POST` of
+    /// `{query, operationName, variables}` to `url` (default `target.graphql`, else
+    /// `/graphql`), and judged by the GraphQL rules.
+    #[serde(default)]
+    pub graphql: Option<Box<GraphQl>>,
 }
 
 impl Request {
@@ -433,8 +444,36 @@ impl Request {
             query: Map::default(),
             json: None,
             body: None,
+            graphql: None,
         }
     }
+
+    /// The GraphQL result field this request is judged on (`Some("")`: the only field
+    /// of `data`), or `None` for a plain HTTP request.
+    pub fn graphql_field(&self) -> Option<&str> {
+        self.graphql
+            .as_ref()
+            .map(|g| g.field.as_deref().unwrap_or(""))
+    }
+}
+
+/// `graphql: { query, operation, variables, field }` on a request (extension).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GraphQl {
+    /// The document (no `{{...}}` placeholders: values go in `variables`).
+    #[schemars(with = "String")]
+    pub query: Spanned<String>,
+    /// `operationName`, when the document holds several operations.
+    #[serde(default)]
+    pub operation: Option<String>,
+    /// The variables; strings are templates (`{{a.brand_id}}`), typed as in `json:`.
+    #[serde(default)]
+    pub variables: Option<JValue>,
+    /// The dotted path under `data` the check is judged on (`projectById`,
+    /// `allBrands.nodes`); default: the only field of `data`.
+    #[serde(default)]
+    pub field: Option<String>,
 }
 
 /// An HTTP method, upper-cased.
@@ -916,6 +955,21 @@ pub struct TokenForgery {
     /// tokens (minted suites use the mint key).
     #[serde(default)]
     pub sign_with: Option<SignKey>,
+    /// The status a rejected token gets (extension); when absent a forged token is
+    /// rejected when it is answered like a never-issued token.
+    #[serde(default)]
+    pub reject_status: Option<StatusSpec>,
+    /// Each forgery kind on or off (extension; default on).
+    #[serde(default)]
+    pub alg_none: Option<bool>,
+    #[serde(default)]
+    pub tampered: Option<bool>,
+    #[serde(default)]
+    pub random_key: Option<bool>,
+    #[serde(default)]
+    pub expired: Option<bool>,
+    #[serde(default)]
+    pub no_exp: Option<bool>,
 }
 
 /// `database:`

@@ -116,6 +116,8 @@ struct Scope<'a> {
     member: Option<&'a BTreeSet<String>>,
     /// `own.NAME` allowed (not in the member's steps: the member has no scope of its own).
     own: bool,
+    /// `anon.NAME`: captures of seed steps run `as: anon` (extension).
+    anon: Option<&'a BTreeSet<String>>,
     /// `a.NAME` / `b.NAME` may be suggested. Not in teardown: it runs once per org, as
     /// that org, and a hint towards `{{a.NAME}}` would have B's teardown touch A's data.
     suggest_orgs: bool,
@@ -130,6 +132,7 @@ impl Scope<'_> {
             return match org {
                 "a" => self.a.is_some_and(|s| s.contains(n)),
                 "b" => self.b.is_some_and(|s| s.contains(n)),
+                "anon" => self.anon.is_some_and(|s| s.contains(n)),
                 // The caller's own: both orgs must have it.
                 "own" => {
                     self.own
@@ -164,6 +167,9 @@ impl Scope<'_> {
         }
         if let Some(m) = self.member {
             k.extend(m.iter().map(|n| format!("member.{n}")));
+        }
+        if let Some(x) = self.anon {
+            k.extend(x.iter().map(|n| format!("anon.{n}")));
         }
         k
     }
@@ -209,6 +215,8 @@ struct Captures {
     a: BTreeSet<String>,
     /// `b.NAME`: the org captures and B's own seed captures (`as: b`).
     b: BTreeSet<String>,
+    /// `anon.NAME`: captures of seed steps run `as: anon`.
+    anon: BTreeSet<String>,
 }
 
 /// Checks a parsed suite and collects every problem, located in `file`.
@@ -271,6 +279,7 @@ impl<'a> Validator<'a> {
             b: Some(&caps.b),
             member: member.as_ref(),
             own: true,
+            anon: Some(&caps.anon),
             suggest_orgs: true,
         };
         if let Some(o) = &s.orgs {
@@ -402,6 +411,7 @@ impl<'a> Validator<'a> {
                 b: None,
                 member: None,
                 own: true,
+                anon: None,
                 suggest_orgs: true,
             };
             self.placeholders(&scope, t, &format!("var `{}`", k.name));
@@ -429,6 +439,7 @@ impl<'a> Validator<'a> {
             b: None,
             member: None,
             own: true,
+            anon: None,
             suggest_orgs: true,
         };
         let Some(t) = &s.target else {
@@ -496,6 +507,7 @@ impl<'a> Validator<'a> {
                 b: None,
                 member: None,
                 own: true,
+                anon: None,
                 suggest_orgs: true,
             };
             for t in step_templates(step) {
@@ -518,6 +530,7 @@ impl<'a> Validator<'a> {
                 b: None,
                 member: None,
                 own: true,
+                anon: None,
                 suggest_orgs: true,
             };
             self.auth(o, &scope);
@@ -582,7 +595,7 @@ impl<'a> Validator<'a> {
                 );
             }
             if let Some(l) = &sess.logout {
-                self.request(&l.value);
+                self.request(&l.value, Loc::of(l));
             }
         }
     }
@@ -592,6 +605,7 @@ impl<'a> Validator<'a> {
     fn seed(&mut self, s: &Suite, vars: &[String], org: BTreeSet<String>) -> Captures {
         let mut a = org.clone();
         let mut b = org;
+        let mut anon = BTreeSet::new();
         for step in &s.seed {
             let scope = Scope {
                 vars,
@@ -600,21 +614,23 @@ impl<'a> Validator<'a> {
                 b: Some(&b),
                 member: None,
                 own: true,
+                anon: Some(&anon),
                 suggest_orgs: true,
             };
             for t in step_templates(step) {
                 self.placeholders(&scope, t, "a seed step");
             }
             self.step(step);
-            // A seed step run `as: b` seeds B's own rows; its captures are `b.NAME`.
-            let owner = if step.as_ == Some(Identity::B) {
-                &mut b
-            } else {
-                &mut a
+            // A seed step run `as: b` seeds B's own rows; its captures are `b.NAME`
+            // (`as: anon`: `anon.NAME`).
+            let owner = match step.as_ {
+                Some(Identity::B) => &mut b,
+                Some(Identity::Anon) => &mut anon,
+                _ => &mut a,
             };
             owner.extend(step.capture.iter().map(|(k, _)| k.name.clone()));
         }
-        Captures { a, b }
+        Captures { a, b, anon }
     }
 
     /// `orgs.member`: its steps run after provision and seed, as the member unless `as:`
@@ -636,6 +652,7 @@ impl<'a> Validator<'a> {
                 b: Some(&caps.b),
                 member: Some(&mine),
                 own: false,
+                anon: None,
                 suggest_orgs: true,
             };
             for t in step_templates(step) {
@@ -651,6 +668,7 @@ impl<'a> Validator<'a> {
             b: None,
             member: None,
             own: false,
+            anon: None,
             suggest_orgs: true,
         };
         if let Some(auth) = &m.auth {
@@ -730,6 +748,7 @@ impl<'a> Validator<'a> {
             b: Some(&caps.b),
             member: None,
             own: true,
+            anon: None,
             suggest_orgs: false,
         };
         for step in &o.teardown.steps {
@@ -854,7 +873,7 @@ impl<'a> Validator<'a> {
             for (key, present) in [
                 ("expect", c.expect.is_some()),
                 ("control", c.control.is_some() && !control_ok),
-                ("as", c.as_.is_some()),
+                ("as", c.as_.is_some() && kind != "list"),
             ] {
                 if present {
                     self.at(
@@ -906,7 +925,7 @@ impl<'a> Validator<'a> {
         .collect();
         let place = format!("check `{}`", c.name.value);
         for r in requests {
-            self.request(r);
+            self.request(r, Loc::of(&c.name));
             for t in request_templates(r) {
                 self.placeholders(full, t, &place);
             }
@@ -966,7 +985,31 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn request(&mut self, r: &Request) {
+    fn request(&mut self, r: &Request, at: Loc) {
+        if let Some(g) = &r.graphql {
+            if g.query.value.trim().is_empty() {
+                self.at(
+                    Loc::of(&g.query),
+                    "`graphql.query` is empty",
+                    Some("write the operation, e.g. `query($id: ID!) { projectById(id: $id) { id name } }`".into()),
+                );
+            }
+            if let Some(v) = &g.variables
+                && !matches!(v, crate::suite::model::JValue::Map(_))
+            {
+                self.at(
+                    Loc::of(&g.query),
+                    "`graphql.variables` must be a mapping",
+                    Some("write `variables: { id: \"{{a.project_id}}\" }`".into()),
+                );
+            }
+        } else if r.url.parts.is_empty() {
+            self.at(
+                at,
+                "a request has no `url`",
+                Some("add `url: /path` (only a `graphql:` request may leave it out)".into()),
+            );
+        }
         if r.json.is_some() && r.body.is_some() {
             self.at(
                 r.url.loc,
@@ -977,7 +1020,7 @@ impl<'a> Validator<'a> {
     }
 
     fn step(&mut self, s: &Step) {
-        self.request(&s.request.value);
+        self.request(&s.request.value, Loc::of(&s.request));
         if let Some(e) = &s.expect {
             self.expect(e);
         }
@@ -1299,6 +1342,7 @@ impl<'a> Validator<'a> {
             b: None,
             member: None,
             own: true,
+            anon: None,
             suggest_orgs: true,
         };
         for (_, v) in m.claims.iter() {

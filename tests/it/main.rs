@@ -12,6 +12,7 @@ mod faultproxy;
 mod faults;
 mod fuzz;
 mod gate;
+mod graphql;
 mod pool;
 mod probe_many;
 mod promises;

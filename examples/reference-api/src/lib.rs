@@ -12,6 +12,7 @@ pub mod api;
 pub mod apikey;
 pub mod bugs;
 mod db;
+pub mod graphql;
 pub mod password;
 pub mod pg;
 pub mod schema;
@@ -28,6 +29,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
 
 pub use bugs::{Bug, Bugs};
+pub use graphql::{GqlBug, GqlBugs, launch_graphql_at};
 pub use schema::{AppRole, prepare_database};
 pub use scoped::{ScopedBug, ScopedBugs, ScopedLaunched, launch_scoped, launch_scoped_at};
 pub use tls::TlsFiles;
