@@ -7,12 +7,15 @@ use std::time::Instant;
 use crate::outcome::{CheckResult, Counts, Created, Event, Layer, RunInfo, RunSummary, Verdict};
 use crate::redact::Redactor;
 
-/// Everything the run emits, collected in order.
+/// Everything the run emits, in order. Results are streamed to the sink, not kept: the
+/// emitter holds only what the summary needs (the counts) and the result ids (for
+/// `--filter`'s "matches nothing" notice).
 pub(crate) struct Emitter<'a> {
     sink: &'a mut dyn FnMut(Event),
     /// The one redaction step everything emitted passes (results, notices, created ids).
     redactor: Redactor,
-    results: Vec<CheckResult>,
+    counts: Counts,
+    ids: Vec<String>,
     started: Instant,
 }
 
@@ -27,7 +30,8 @@ impl<'a> Emitter<'a> {
         Emitter {
             sink,
             redactor: redactor.clone(),
-            results: Vec::new(),
+            counts: Counts::default(),
+            ids: Vec::new(),
             started: Instant::now(),
         }
     }
@@ -37,7 +41,8 @@ impl<'a> Emitter<'a> {
         for e in &mut r.evidence {
             e.text = self.redactor.redact(&e.text);
         }
-        self.results.push(r.clone());
+        self.counts.add(r.verdict);
+        self.ids.push(r.id.clone());
         (self.sink)(Event::Finished(r));
     }
 
@@ -45,14 +50,14 @@ impl<'a> Emitter<'a> {
         (self.sink)(Event::Phase(s.into()));
     }
 
-    /// The results so far.
-    pub(crate) fn results(&self) -> &[CheckResult] {
-        &self.results
+    /// The ids of the results so far.
+    pub(crate) fn ids(&self) -> &[String] {
+        &self.ids
     }
 
     /// Whether a result so far is an error (a stage that cannot go on).
     pub(crate) fn has_error(&self) -> bool {
-        self.results.iter().any(|r| r.verdict == Verdict::Error)
+        self.counts.error > 0
     }
 
     /// Closes the run: the counts, the exit status (decided here and nowhere else) and
@@ -70,7 +75,7 @@ impl<'a> Emitter<'a> {
             c.ids = c.ids.iter().map(|i| self.redactor.redact(i)).collect();
         }
         let notices = notices.iter().map(|n| self.redactor.redact(n)).collect();
-        let counts = Counts::of(&self.results);
+        let counts = self.counts;
         let summary = RunSummary {
             counts,
             duration: self.started.elapsed(),
