@@ -404,7 +404,10 @@ mod tests {
     fn does_not_overrun_a_target_that_degrades_past_its_knee() {
         let mut l = Limiter::new(Config::default());
         let seen = simulate(&mut l, 3_000, 4, ms(300), 1.0);
-        assert!(seen[1_000..].iter().all(|n| (3..=5).contains(n)), "{seen:?}");
+        assert!(
+            seen[1_000..].iter().all(|n| (3..=5).contains(n)),
+            "{seen:?}"
+        );
     }
 
     #[test]
@@ -424,7 +427,10 @@ mod tests {
         // stays flat; holding more in flight only adds latency.
         let mut l = Limiter::new(Config::default());
         let seen = simulate(&mut l, 20_000, 8, ms(1), 0.0);
-        assert!(seen[5_000..].iter().all(|n| (6..=10).contains(n)), "{seen:?}");
+        assert!(
+            seen[5_000..].iter().all(|n| (6..=10).contains(n)),
+            "{seen:?}"
+        );
     }
 
     #[test]

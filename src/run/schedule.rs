@@ -263,3 +263,36 @@ fn emit_ready(
         *next += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(paths: &[&str]) -> Option<Vec<String>> {
+        Some(paths.iter().map(|p| path_of(p)).collect())
+    }
+
+    #[test]
+    fn paths_drop_origin_query_fragment_and_trailing_slash() {
+        assert_eq!(path_of("/items/1?x=2"), "/items/1");
+        assert_eq!(path_of("https://api.example/items/1/#top"), "/items/1");
+        assert_eq!(path_of("https://api.example"), "");
+        assert_eq!(path_of("items/1"), "/items/1");
+    }
+
+    #[test]
+    fn writes_conflict_when_a_path_equals_or_contains_another() {
+        let one = res(&["/items/1", "/items/1"]);
+        assert!(!conflicts(&one, &res(&["/items/2", "/items/2"])));
+        // Segment-wise: /items/1 does not contain /items/10.
+        assert!(!conflicts(&one, &res(&["/items/10", "/items/10"])));
+        assert!(conflicts(&one, &res(&["/items/1", "/items/1"])));
+        // A list verify covers every item under it; so does the root.
+        assert!(conflicts(&one, &res(&["/items/2", "/items"])));
+        assert!(conflicts(&one, &res(&["/items/1/name", "/other"])));
+        assert!(conflicts(&one, &res(&["https://x.example/", "/b"])));
+        // A write that must run alone conflicts with everything.
+        assert!(conflicts(&one, &None));
+        assert!(conflicts(&None, &None));
+    }
+}
