@@ -1,8 +1,8 @@
 //! Adaptive concurrency for the runner (run stage, between the plan and the HTTP
 //! transport): how many checks run at once when `--jobs` is not given. It finds the
 //! target's knee instead of a fixed multiple of the CPU count: it climbs while the
-//! answers per second climb, settles on the smallest limit that gets about the best rate
-//! seen, and backs off at once when the target answers 429 or 503 or stops answering, so
+//! answers per second climb, settles where one more in flight no longer pays, and
+//! backs off at once when the target answers 429 or 503 or stops answering, so
 //! a slow target is not overrun and a fast one is not starved. `--jobs N` pins it
 //! ([`Limiter::fixed`]).
 //!
@@ -51,11 +51,14 @@ pub struct Config {
     pub min: usize,
     /// Never more in flight.
     pub max: usize,
-    /// A higher limit is kept only when it raised the rate by at least this fraction; a
-    /// lower one is taken when it lost less than this fraction.
+    /// A higher limit is kept only when it raised the rate by at least this fraction (a
+    /// lower one is taken when it lost nothing): more in flight must pay for itself.
     pub gain: f64,
     /// The fewest answers a round has.
     pub min_round: usize,
+    /// The shortest a round lasts: a rate over a few milliseconds is the scheduler's
+    /// noise, not the target's.
+    pub min_round_time: Duration,
     /// Rounds at the settled limit between two probes (alternately up and down).
     pub probe_every: usize,
     /// The factor applied on a 429/503 or a failure.
@@ -70,6 +73,7 @@ impl Default for Config {
             max: 64,
             gain: 0.05,
             min_round: 32,
+            min_round_time: Duration::from_millis(50),
             probe_every: 4,
             overload_backoff: 0.5,
         }
@@ -78,7 +82,8 @@ impl Default for Config {
 
 /// The limit controller: doubles while the rate rises (slow start), then holds the
 /// best limit, probing a quarter up and a quarter down now and then (hill climbing on
-/// the answers per second); halves on overload.
+/// the answers per second: up is kept when it gains [`Config::gain`], down when it
+/// loses nothing); halves on overload.
 #[derive(Clone, Debug)]
 pub struct Limiter {
     cfg: Config,
@@ -159,9 +164,12 @@ impl Limiter {
         }
         let start = *self.round_start.get_or_insert(at);
         self.round_len += 1;
-        if self.round_len >= self.cfg.min_round.max(2 * self.limit) {
+        let elapsed = at.saturating_sub(start);
+        if self.round_len >= self.cfg.min_round.max(2 * self.limit)
+            && elapsed >= self.cfg.min_round_time
+        {
             // Answers after the first over the time since it.
-            let secs = at.saturating_sub(start).as_secs_f64().max(1e-6);
+            let secs = elapsed.as_secs_f64().max(1e-6);
             let rate = (self.round_len - 1) as f64 / secs;
             self.end_round(rate);
         }
@@ -204,7 +212,7 @@ impl Limiter {
         } else if self.limit > best && rate >= best_rate * (1.0 + gain) {
             self.best = Some((self.limit, rate));
             self.grow();
-        } else if self.limit < best && rate >= best_rate * (1.0 - gain) {
+        } else if self.limit < best && rate >= best_rate {
             // As good with fewer in flight: less load on the target for the same rate.
             self.best = Some((self.limit, rate));
         } else {
@@ -358,6 +366,15 @@ mod tests {
         }
     }
 
+    /// The default configuration without the minimum round time (simulated rounds are
+    /// counted in answers).
+    fn cfg() -> Config {
+        Config {
+            min_round_time: Duration::ZERO,
+            ..Config::default()
+        }
+    }
+
     /// Feeds `answers` answers timed as such a target would give them; the limit after
     /// each.
     fn simulate(
@@ -378,7 +395,7 @@ mod tests {
 
     #[test]
     fn grows_while_the_rate_rises_up_to_the_maximum() {
-        let mut l = Limiter::new(Config::default());
+        let mut l = Limiter::new(cfg());
         let seen = simulate(&mut l, 5_000, 1_000, ms(5), 0.0);
         assert_eq!(seen[0], 2, "{seen:?}");
         assert!(seen.contains(&4) && seen.contains(&8), "slow start doubles");
@@ -388,7 +405,7 @@ mod tests {
     #[test]
     fn settles_at_a_slow_targets_knee() {
         // Four workers of 300 ms: more than four in flight only queues.
-        let mut l = Limiter::new(Config::default());
+        let mut l = Limiter::new(cfg());
         let seen = simulate(&mut l, 3_000, 4, ms(300), 0.0);
         let tail = &seen[1_000..];
         assert!(
@@ -402,7 +419,7 @@ mod tests {
 
     #[test]
     fn does_not_overrun_a_target_that_degrades_past_its_knee() {
-        let mut l = Limiter::new(Config::default());
+        let mut l = Limiter::new(cfg());
         let seen = simulate(&mut l, 3_000, 4, ms(300), 1.0);
         assert!(
             seen[1_000..].iter().all(|n| (3..=5).contains(n)),
@@ -412,7 +429,7 @@ mod tests {
 
     #[test]
     fn a_fast_target_is_not_starved() {
-        let mut l = Limiter::new(Config::default());
+        let mut l = Limiter::new(cfg());
         let seen = simulate(&mut l, 20_000, 32, ms(1), 0.0);
         assert!(
             seen[5_000..].iter().all(|n| (24..=40).contains(n)),
@@ -425,7 +442,7 @@ mod tests {
     fn a_flat_plateau_is_left_at_its_lower_edge() {
         // A CPU-bound pair of tool and target: the rate rises to 8 in flight, then
         // stays flat; holding more in flight only adds latency.
-        let mut l = Limiter::new(Config::default());
+        let mut l = Limiter::new(cfg());
         let seen = simulate(&mut l, 20_000, 8, ms(1), 0.0);
         assert!(
             seen[5_000..].iter().all(|n| (6..=10).contains(n)),
@@ -437,7 +454,7 @@ mod tests {
     fn backs_off_at_once_on_429_and_503_and_failures() {
         let mut l = Limiter::new(Config {
             initial: 32,
-            ..Config::default()
+            ..cfg()
         });
         assert_eq!(l.record(ms(1), Signal::of_status(429)), 16);
         assert_eq!(l.record(ms(2), Signal::of_status(503)), 8);
@@ -452,6 +469,18 @@ mod tests {
             l.record(ms(100 + i), Signal::Answered);
         }
         assert_eq!(l.limit(), 2);
+    }
+
+    #[test]
+    fn a_round_lasts_at_least_the_minimum_time() {
+        let mut l = Limiter::new(Config::default());
+        // 1,000 answers within 10 ms: no decision yet.
+        for i in 0..1_000 {
+            l.record(Duration::from_micros(10 * i), Signal::Answered);
+        }
+        assert_eq!(l.limit(), 2);
+        l.record(ms(60), Signal::Answered);
+        assert_eq!(l.limit(), 4);
     }
 
     #[test]
@@ -470,7 +499,7 @@ mod tests {
         let gate = Gate::new(Limiter::new(Config {
             initial: 4,
             min_round: 1,
-            ..Config::default()
+            ..cfg()
         }));
         let mut held = Vec::new();
         for _ in 0..4 {
