@@ -173,8 +173,8 @@ pub struct CheckPlan {
     /// Whether the existence-oracle rule is on.
     pub oracle: bool,
     /// An explicit `control:` of a `read`, `list` or `write` (extension), replacing the
-    /// default control as A.
-    pub control: Option<Control>,
+    /// default control as A. Boxed: rare, and a plan is held per check.
+    pub control: Option<Box<Control>>,
 }
 
 impl CheckPlan {
@@ -375,11 +375,10 @@ pub fn plan(suite: &Suite, has_signer: bool, selection: &Selection) -> Vec<Check
         .as_ref()
         .map(|s| s.value)
         .unwrap_or(404);
-    let mut plans: Vec<CheckPlan> = suite
-        .checks
-        .iter()
-        .map(|c| p.suite_check(c, nf_suite))
-        .collect();
+    // Sized once for the few plans added below: a doubling here was the run's peak
+    // memory at 10,000 checks.
+    let mut plans: Vec<CheckPlan> = Vec::with_capacity(suite.checks.len() + 8);
+    plans.extend(suite.checks.iter().map(|c| p.suite_check(c, nf_suite)));
     if let Some(orgs) = &suite.orgs {
         let claims_on = attack_on(suite, None, |a| a.claim_integrity.as_ref());
         if let Some(id) = &orgs.identity {
@@ -566,11 +565,7 @@ impl Planner<'_> {
             variants,
             not_found,
             oracle: attack_on(self.suite, Some(c), |a| a.existence_oracle.as_ref()),
-            control: c
-                .control
-                .as_deref()
-                .cloned()
-                .filter(|_| c.request.is_none()),
+            control: c.control.clone().filter(|_| c.request.is_none()),
         }
     }
 

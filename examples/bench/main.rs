@@ -46,6 +46,10 @@ struct Args {
     /// few ms, how checks are scheduled shows; with none, the tool's CPU cost does.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// The target handles at most this many requests at once and queues the rest (a
+    /// small app with a fixed pool of workers: a target with a knee, for `--adaptive`).
+    #[arg(long)]
+    workers: Option<usize>,
     /// Also run tenantgate against the reference API (a throwaway PostgreSQL and
     /// `examples/reference-api`: a real target with a database behind it).
     #[arg(long)]
@@ -470,19 +474,25 @@ fn main() -> Result<(), String> {
     // The target gets the machine's cores, as a real server would; the load generator
     // (its own process) as many runtime threads as tenantgate's runtime has.
     let target_rt = threads(cpus, "target")?;
-    let (base, store) = target::serve(&target_rt, Duration::from_millis(args.latency_ms))
-        .map_err(|e| e.to_string())?;
+    let (base, store) = target::serve(
+        &target_rt,
+        Duration::from_millis(args.latency_ms),
+        args.workers,
+    )
+    .map_err(|e| e.to_string())?;
     if let Some(out) = &args.serve {
         return serve_only(&target_rt, out, &base, &args);
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let hurl = !args.no_hurl && hurl_on_path();
     println!(
-        "tenantgate benchmark: {} | {cpus} CPUs, load average {} | jobs {} | target {base} (in-memory, in this process, +{} ms per answer)",
+        "tenantgate benchmark: {} | {cpus} CPUs, load average {} | jobs {} | target {base} (in-memory, in this process, +{} ms per answer, {})",
         bin.display(),
         load_average(),
         args.jobs,
-        args.latency_ms
+        args.latency_ms,
+        args.workers
+            .map_or("no worker limit".to_string(), |w| format!("{w} workers"))
     );
     if !hurl {
         println!("hurl: not on PATH (or --no-hurl): skipped");
@@ -513,7 +523,7 @@ fn main() -> Result<(), String> {
                 .map_or(f64::NAN, |c| secs(c) * 1e6 / x.requests.max(1) as f64)
         };
         println!(
-            "  ratios at {checks}: tenantgate req/s = {:.0} % of the load generator's ({:.0} % of it with writes one at a time, as tenantgate schedules them); CPU per request {:.0} µs vs {:.0} µs ({:.1}×)",
+            "  ratios at {checks}: tenantgate req/s = {:.0} % of the load generator's ({:.0} % of it with writes one at a time); CPU per request {:.0} µs vs {:.0} µs ({:.1}×)",
             100.0 * rate(&t.0) / rate(&l.0),
             100.0 * rate(&t.0) / rate(&s.0),
             cpu_per_req(&t.0),

@@ -36,6 +36,9 @@ pub struct Store {
     /// Added to every answer: a target with network or database latency, where the
     /// scheduling of checks matters more than the tool's CPU cost.
     latency: std::time::Duration,
+    /// At most this many requests handled at once (`--workers N`; a small app with a
+    /// fixed pool of workers, which queues the rest): a target with a knee.
+    workers: Option<tokio::sync::Semaphore>,
 }
 
 type Shared = Arc<Store>;
@@ -61,6 +64,10 @@ fn unauthorized() -> Response {
 
 async fn count(State(s): State<Shared>, req: Request, next: Next) -> Response {
     s.requests.fetch_add(1, Ordering::Relaxed);
+    let _worker = match &s.workers {
+        Some(w) => w.acquire().await.ok(),
+        None => None,
+    };
     if !s.latency.is_zero() {
         tokio::time::sleep(s.latency).await;
     }
@@ -176,14 +183,17 @@ pub fn router(store: Shared) -> Router {
         .with_state(store)
 }
 
-/// Serves on 127.0.0.1 (a free port) on `rt`, adding `latency` to every answer;
-/// returns the base URL and the store.
+/// Serves on 127.0.0.1 (a free port) on `rt`, adding `latency` to every answer and
+/// handling at most `workers` requests at once (`None`: no limit); returns the base URL
+/// and the store.
 pub fn serve(
     rt: &tokio::runtime::Runtime,
     latency: std::time::Duration,
+    workers: Option<usize>,
 ) -> std::io::Result<(String, Shared)> {
     let store: Shared = Arc::new(Store {
         latency,
+        workers: workers.map(tokio::sync::Semaphore::new),
         ..Store::default()
     });
     let listener = rt.block_on(tokio::net::TcpListener::bind(SocketAddr::from((

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{Collected, RunVerdict, context, redacted, write_atomically};
+use super::{Collected, RunVerdict, context, redact_result, redacted, write_atomically_with};
 use crate::outcome::{CheckResult, Counts, Created, Event, RunInfo, RunSummary};
 use crate::redact::Redactor;
 
@@ -187,16 +187,25 @@ impl super::Reporter for Json {
             return Ok(());
         };
         let what = "JSON report";
-        let info = self.collected.info(what)?;
-        let text = match &self.collected.redactor {
+        let info = self.collected.info(what)?.clone();
+        // Redacted in place and serialized straight into the file: at 10,000 results a
+        // redacted copy and the whole text in one string were most of the run's memory.
+        let (info, summary) = match &self.collected.redactor {
             Some(r) => {
-                let (info, results, summary) = redacted(r, info, &self.collected.results, summary);
-                JsonReport::new(&info, &results, &summary).to_pretty_string()
+                for c in &mut self.collected.results {
+                    redact_result(r, c);
+                }
+                let (info, _, summary) = redacted(r, &info, &[], summary);
+                (info, summary)
             }
-            None => JsonReport::new(info, &self.collected.results, summary).to_pretty_string(),
-        }
-        .map_err(|e| context(what, &self.path, io::Error::other(e)))?;
-        write_atomically(&self.path, text.as_bytes()).map_err(|e| context(what, &self.path, e))
+            None => (info, summary.clone()),
+        };
+        let report = JsonReport::new(&info, &self.collected.results, &summary);
+        write_atomically_with(&self.path, |w| {
+            serde_json::to_writer_pretty(&mut *w, &report).map_err(io::Error::other)?;
+            w.write_all(b"\n")
+        })
+        .map_err(|e| context(what, &self.path, e))
     }
 }
 

@@ -208,13 +208,7 @@ fn redacted(
         .iter()
         .map(|c| {
             let mut c = c.clone();
-            for t in [&mut c.id, &mut c.check, &mut c.variant, &mut c.summary] {
-                *t = r.redact(t);
-            }
-            for e in &mut c.evidence {
-                e.label = r.redact(&e.label);
-                e.text = r.redact(&e.text);
-            }
+            redact_result(r, &mut c);
             c
         })
         .collect();
@@ -234,10 +228,31 @@ fn redacted(
     (info, results, summary)
 }
 
+/// One result with every registered secret replaced, in place (see [`redacted`]): a
+/// reporter that owns its results redacts them without a second copy.
+fn redact_result(r: &Redactor, c: &mut CheckResult) {
+    for t in [&mut c.id, &mut c.check, &mut c.variant, &mut c.summary] {
+        *t = r.redact(t);
+    }
+    for e in &mut c.evidence {
+        e.label = r.redact(&e.label);
+        e.text = r.redact(&e.text);
+    }
+}
+
 /// Writes `bytes` to `path` so that readers see the old file or the new one, never half
 /// of one: a CI step or an auditor may pick the report up while a rerun is writing it.
 /// Missing parent directories are created (`--junit target/reports/junit.xml`).
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomically_with(path, |f| f.write_all(bytes))
+}
+
+/// [`write_atomically`], the content written by `write` (buffered): a large report is
+/// serialized straight into the file instead of into one string first.
+fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -254,8 +269,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         std::process::id()
     ));
     let written = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        let mut f = io::BufWriter::new(fs::File::create(&tmp)?);
+        write(&mut f)?;
+        let f = f.into_inner().map_err(io::IntoInnerError::into_error)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
     })();

@@ -163,10 +163,21 @@ impl<W: Write + Send> super::Reporter for Terminal<W> {
                 if r.verdict == Verdict::Warn && r.accepted.is_some() {
                     self.counts.accepted += 1;
                 }
-                self.results.push(r.clone());
                 if r.verdict == Verdict::Pass {
+                    // A pass is a table row (check, variant, summary) at most: its
+                    // evidence is never printed, so it is not kept.
+                    self.results.push(CheckResult {
+                        id: String::new(),
+                        evidence: Vec::new(),
+                        check: r.check.clone(),
+                        variant: r.variant.clone(),
+                        summary: r.summary.clone(),
+                        accepted: None,
+                        ..*r
+                    });
                     return Ok(());
                 }
+                self.results.push(r.clone());
                 let line = format!(
                     "{}  {}  {}{}",
                     verdict_word(r.verdict, self.opts.color),

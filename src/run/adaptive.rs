@@ -1,23 +1,29 @@
 //! Adaptive concurrency for the runner (run stage, between the plan and the HTTP
 //! transport): how many checks run at once when `--jobs` is not given. It finds the
-//! target's knee instead of a fixed multiple of the CPU count: it grows while latency
-//! holds, and backs off when latency climbs or the target answers 429 or 503, so a slow
-//! target is not overrun and a fast one is not starved. `--jobs N` pins it
+//! target's knee instead of a fixed multiple of the CPU count: it climbs while the
+//! answers per second climb, settles where one more in flight no longer pays, and
+//! backs off at once when the target answers 429 or 503 or stops answering, so
+//! a slow target is not overrun and a fast one is not starved. `--jobs N` pins it
 //! ([`Limiter::fixed`]).
 //!
-//! The controller ([`Limiter`]) is pure (no clock, no I/O) so its behaviour is tested
-//! deterministically; [`Gate`] applies its limit to a `tokio::sync::Semaphore`.
-//! Decisions are taken once per *round* (as many answers as the limit allowed in
-//! flight), on the round's median latency compared with the lowest round median seen
-//! (the target's latency with no queue in front of it).
+//! Why throughput and not latency: on a CPU-bound machine (tool and target sharing the
+//! cores) latency doubles long before the rate stops rising (more in flight batches
+//! the syscalls), so a latency rule either starves a fast target or, with a baseline
+//! taken while connections were still being opened, never backs off at all.
+//!
+//! The controller ([`Limiter`]) is pure (the caller passes the time of each answer) so
+//! its behaviour is tested deterministically; [`Gate`] applies its limit to a
+//! `tokio::sync::Semaphore`. Decisions are taken once per *round*: at least
+//! [`Config::min_round`] answers and twice the limit, so the pipeline has refilled after
+//! a change and one slow answer does not decide.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What an answer says about the target's load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Signal {
-    /// An answer (any status but 429 and 503): its latency counts.
+    /// An answer (any status but 429 and 503): it counts towards the rate.
     Answered,
     /// 429 or 503: the target asks for less; back off at once.
     Overloaded,
@@ -45,10 +51,16 @@ pub struct Config {
     pub min: usize,
     /// Never more in flight.
     pub max: usize,
-    /// A round whose median latency is above `baseline × tolerance` backs off.
-    pub tolerance: f64,
-    /// The factor applied on a latency climb (multiplicative decrease).
-    pub backoff: f64,
+    /// A higher limit is kept only when it raised the rate by at least this fraction (a
+    /// lower one is taken when it lost nothing): more in flight must pay for itself.
+    pub gain: f64,
+    /// The fewest answers a round has.
+    pub min_round: usize,
+    /// The shortest a round lasts: a rate over a few milliseconds is the scheduler's
+    /// noise, not the target's.
+    pub min_round_time: Duration,
+    /// Rounds at the settled limit between two probes (alternately up and down).
+    pub probe_every: usize,
     /// The factor applied on a 429/503 or a failure.
     pub overload_backoff: f64,
 }
@@ -56,28 +68,36 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            initial: 4,
+            initial: 2,
             min: 1,
             max: 64,
-            tolerance: 1.5,
-            backoff: 0.75,
+            gain: 0.05,
+            min_round: 32,
+            min_round_time: Duration::from_millis(50),
+            probe_every: 4,
             overload_backoff: 0.5,
         }
     }
 }
 
-/// The limit controller. Slow start (doubling) until the first back-off, then one more
-/// per round while latency holds (additive increase, multiplicative decrease).
+/// The limit controller: doubles while the rate rises (slow start), then holds the
+/// best limit, probing a quarter up and a quarter down now and then (hill climbing on
+/// the answers per second: up is kept when it gains [`Config::gain`], down when it
+/// loses nothing); halves on overload.
 #[derive(Clone, Debug)]
 pub struct Limiter {
     cfg: Config,
     limit: usize,
     pinned: bool,
     slow_start: bool,
-    /// The lowest round median seen: the latency without queueing.
-    baseline: Option<Duration>,
-    round: Vec<Duration>,
-    overloaded: bool,
+    /// The settled limit and its rate (answers per second, smoothed).
+    best: Option<(usize, f64)>,
+    /// When the round's first answer came, and how many answers since.
+    round_start: Option<Duration>,
+    round_len: usize,
+    /// Rounds at the settled limit since the last probe, and the direction of the next.
+    held: usize,
+    probe_up: bool,
 }
 
 impl Limiter {
@@ -87,6 +107,7 @@ impl Limiter {
         let cfg = Config {
             min,
             max: cfg.max.max(min),
+            min_round: cfg.min_round.max(1),
             ..cfg
         };
         Limiter {
@@ -94,9 +115,11 @@ impl Limiter {
             cfg,
             pinned: false,
             slow_start: true,
-            baseline: None,
-            round: Vec::new(),
-            overloaded: false,
+            best: None,
+            round_start: None,
+            round_len: 0,
+            held: 0,
+            probe_up: true,
         }
     }
 
@@ -119,54 +142,97 @@ impl Limiter {
         self.limit
     }
 
-    /// The latency taken as "no queue" so far.
-    pub fn baseline(&self) -> Option<Duration> {
-        self.baseline
+    /// The settled limit and its rate in answers per second, once a round has ended.
+    pub fn best(&self) -> Option<(usize, f64)> {
+        self.best
     }
 
-    /// Records one answer; returns the limit after it.
-    pub fn record(&mut self, latency: Duration, signal: Signal) -> usize {
+    /// Records one answer that came at `at` (any clock that only moves forward, e.g.
+    /// the time since the run started); returns the limit after it.
+    pub fn record(&mut self, at: Duration, signal: Signal) -> usize {
         if self.pinned {
             return self.limit;
         }
-        match signal {
-            Signal::Answered => self.round.push(latency),
-            Signal::Overloaded | Signal::Failed => self.overloaded = true,
+        if signal != Signal::Answered {
+            // Acted on at once: waiting for the round would keep sending at the rate
+            // the target just refused. The rate is measured again from there.
+            let shrunk = (self.limit as f64 * self.cfg.overload_backoff).floor() as usize;
+            self.set(shrunk);
+            self.slow_start = false;
+            self.best = None;
+            return self.limit;
         }
-        // An overload is acted on at once: waiting for the round would keep sending at
-        // the rate the target just refused.
-        if self.overloaded {
-            self.decrease(self.cfg.overload_backoff);
-        } else if self.round.len() >= self.limit {
-            self.end_round();
+        let start = *self.round_start.get_or_insert(at);
+        self.round_len += 1;
+        let elapsed = at.saturating_sub(start);
+        if self.round_len >= self.cfg.min_round.max(2 * self.limit)
+            && elapsed >= self.cfg.min_round_time
+        {
+            // Answers after the first over the time since it.
+            let secs = elapsed.as_secs_f64().max(1e-6);
+            let rate = (self.round_len - 1) as f64 / secs;
+            self.end_round(rate);
         }
         self.limit
     }
 
-    fn end_round(&mut self) {
-        let mut r = std::mem::take(&mut self.round);
-        r.sort();
-        let median = r[r.len() / 2];
-        let baseline = *self.baseline.get_or_insert(median);
-        if median.as_secs_f64() > baseline.as_secs_f64() * self.cfg.tolerance {
-            self.decrease(self.cfg.backoff);
-            return;
+    fn set(&mut self, limit: usize) {
+        self.limit = limit.clamp(self.cfg.min, self.cfg.max);
+        self.round_start = None;
+        self.round_len = 0;
+    }
+
+    fn step(&self) -> usize {
+        (self.limit / 4).max(1)
+    }
+
+    fn end_round(&mut self, rate: f64) {
+        self.round_start = None;
+        self.round_len = 0;
+        let gain = self.cfg.gain;
+        let Some((best, best_rate)) = self.best else {
+            self.best = Some((self.limit, rate));
+            return self.grow();
+        };
+        if self.limit == best {
+            // Holding: the rate is smoothed, so one noisy round neither pins nor drops it.
+            self.best = Some((best, 0.5 * best_rate + 0.5 * rate));
+            self.held += 1;
+            if self.held >= self.cfg.probe_every {
+                self.held = 0;
+                let step = self.step();
+                let probe = if self.probe_up {
+                    best + step
+                } else {
+                    best.saturating_sub(step)
+                };
+                self.probe_up = !self.probe_up;
+                self.set(probe);
+            }
+        } else if self.limit > best && rate >= best_rate * (1.0 + gain) {
+            self.best = Some((self.limit, rate));
+            self.grow();
+        } else if self.limit < best && rate >= best_rate {
+            // As good with fewer in flight: less load on the target for the same rate.
+            self.best = Some((self.limit, rate));
+        } else {
+            self.slow_start = false;
+            self.set(best);
         }
-        self.baseline = Some(baseline.min(median));
+    }
+
+    fn grow(&mut self) {
         let grown = if self.slow_start {
             self.limit * 2
         } else {
-            self.limit + 1
+            self.limit + self.step()
         };
-        self.limit = grown.min(self.cfg.max);
-    }
-
-    fn decrease(&mut self, factor: f64) {
-        self.slow_start = false;
-        self.overloaded = false;
-        self.round.clear();
-        let shrunk = (self.limit as f64 * factor).floor() as usize;
-        self.limit = shrunk.clamp(self.cfg.min, self.cfg.max);
+        if grown.min(self.cfg.max) == self.limit {
+            // At the maximum: settle there.
+            self.slow_start = false;
+            return;
+        }
+        self.set(grown);
     }
 }
 
@@ -184,6 +250,8 @@ struct GateState {
 pub struct Gate {
     sem: Arc<tokio::sync::Semaphore>,
     state: Arc<Mutex<GateState>>,
+    /// The clock the limiter's answers are timed on.
+    started: Instant,
 }
 
 /// One slot in flight.
@@ -198,6 +266,7 @@ impl Gate {
         Gate {
             sem: Arc::new(tokio::sync::Semaphore::new(limiter.limit())),
             state: Arc::new(Mutex::new(GateState { limiter, debt: 0 })),
+            started: Instant::now(),
         }
     }
 
@@ -236,12 +305,14 @@ impl Gate {
 }
 
 impl Gate {
-    /// Records one answer (any request of any check: the runner's `Sender` calls this
-    /// for every answer and every transport error) and resizes the gate.
-    pub fn record(&self, latency: Duration, signal: Signal) {
+    /// Records one answer (any request of any check: the HTTP client calls this for
+    /// every answer and every transport error) and resizes the gate. The latency is
+    /// not what decides (the rate of answers is); it is kept for the callers' sake.
+    pub fn record(&self, _latency: Duration, signal: Signal) {
         let mut st = self.lock();
         let before = st.limiter.limit();
-        st.limiter.record(latency, signal);
+        let at = self.started.elapsed();
+        st.limiter.record(at, signal);
         self.apply(&mut st, before);
     }
 }
@@ -283,77 +354,140 @@ mod tests {
         Duration::from_millis(n)
     }
 
-    /// A target with `capacity` workers of `service` each: latency grows with the
-    /// queue once more than `capacity` requests are in flight.
-    fn latency_at(inflight: usize, capacity: usize, service: Duration) -> Duration {
-        service.mul_f64((inflight as f64 / capacity as f64).max(1.0))
+    /// Answers per second of a target with `capacity` workers of `service` each, at
+    /// `n` in flight. Past the knee the rate stays flat, or with `thrash` > 0 falls (a
+    /// small app overrun: context switches, a connection per request).
+    fn rate(n: usize, capacity: usize, service: Duration, thrash: f64) -> f64 {
+        let per = 1.0 / service.as_secs_f64();
+        if n <= capacity {
+            n as f64 * per
+        } else {
+            capacity as f64 * per / (1.0 + thrash * (n - capacity) as f64 / capacity as f64)
+        }
     }
 
-    fn simulate(l: &mut Limiter, rounds: usize, capacity: usize, service: Duration) -> Vec<usize> {
+    /// The default configuration without the minimum round time (simulated rounds are
+    /// counted in answers).
+    fn cfg() -> Config {
+        Config {
+            min_round_time: Duration::ZERO,
+            ..Config::default()
+        }
+    }
+
+    /// Feeds `answers` answers timed as such a target would give them; the limit after
+    /// each.
+    fn simulate(
+        l: &mut Limiter,
+        answers: usize,
+        capacity: usize,
+        service: Duration,
+        thrash: f64,
+    ) -> Vec<usize> {
+        let mut at = Duration::ZERO;
         let mut seen = Vec::new();
-        for _ in 0..rounds {
-            let n = l.limit();
-            for _ in 0..n {
-                l.record(latency_at(n, capacity, service), Signal::Answered);
-            }
-            seen.push(l.limit());
+        for _ in 0..answers {
+            at += Duration::from_secs_f64(1.0 / rate(l.limit(), capacity, service, thrash));
+            seen.push(l.record(at, Signal::Answered));
         }
         seen
     }
 
     #[test]
-    fn grows_while_latency_holds_up_to_the_maximum() {
-        let mut l = Limiter::new(Config::default());
-        let seen = simulate(&mut l, 20, 1000, ms(5));
-        assert_eq!(seen[0], 8, "slow start doubles: {seen:?}");
-        assert_eq!(l.limit(), 64, "{seen:?}");
+    fn grows_while_the_rate_rises_up_to_the_maximum() {
+        let mut l = Limiter::new(cfg());
+        let seen = simulate(&mut l, 5_000, 1_000, ms(5), 0.0);
+        assert_eq!(seen[0], 2, "{seen:?}");
+        assert!(seen.contains(&4) && seen.contains(&8), "slow start doubles");
+        assert_eq!(l.limit(), 64);
     }
 
     #[test]
-    fn settles_near_a_slow_targets_knee() {
+    fn settles_at_a_slow_targets_knee() {
         // Four workers of 300 ms: more than four in flight only queues.
-        let mut l = Limiter::new(Config::default());
-        let seen = simulate(&mut l, 60, 4, ms(300));
-        let tail = &seen[30..];
+        let mut l = Limiter::new(cfg());
+        let seen = simulate(&mut l, 3_000, 4, ms(300), 0.0);
+        let tail = &seen[1_000..];
         assert!(
-            tail.iter().all(|n| (3..=8).contains(n)),
-            "stays within twice the knee (4): {seen:?}"
+            tail.iter().all(|n| (3..=5).contains(n)),
+            "stays at the knee (4), probing one up and down: {:?}",
+            &tail[..50]
+        );
+        let at_knee = tail.iter().filter(|n| **n == 4).count();
+        assert!(at_knee * 10 >= tail.len() * 6, "mostly at 4: {at_knee}");
+    }
+
+    #[test]
+    fn does_not_overrun_a_target_that_degrades_past_its_knee() {
+        let mut l = Limiter::new(cfg());
+        let seen = simulate(&mut l, 3_000, 4, ms(300), 1.0);
+        assert!(
+            seen[1_000..].iter().all(|n| (3..=5).contains(n)),
+            "{seen:?}"
         );
     }
 
     #[test]
     fn a_fast_target_is_not_starved() {
-        let mut l = Limiter::new(Config::default());
-        let seen = simulate(&mut l, 60, 32, ms(1));
-        assert!(seen[40..].iter().all(|n| *n >= 16), "{seen:?}");
+        let mut l = Limiter::new(cfg());
+        let seen = simulate(&mut l, 20_000, 32, ms(1), 0.0);
+        assert!(
+            seen[5_000..].iter().all(|n| (24..=40).contains(n)),
+            "{:?}",
+            &seen[5_000..5_100]
+        );
+    }
+
+    #[test]
+    fn a_flat_plateau_is_left_at_its_lower_edge() {
+        // A CPU-bound pair of tool and target: the rate rises to 8 in flight, then
+        // stays flat; holding more in flight only adds latency.
+        let mut l = Limiter::new(cfg());
+        let seen = simulate(&mut l, 20_000, 8, ms(1), 0.0);
+        assert!(
+            seen[5_000..].iter().all(|n| (6..=10).contains(n)),
+            "{seen:?}"
+        );
     }
 
     #[test]
     fn backs_off_at_once_on_429_and_503_and_failures() {
         let mut l = Limiter::new(Config {
             initial: 32,
-            ..Config::default()
+            ..cfg()
         });
         assert_eq!(l.record(ms(1), Signal::of_status(429)), 16);
-        assert_eq!(l.record(ms(1), Signal::of_status(503)), 8);
-        assert_eq!(l.record(ms(1), Signal::Failed), 4);
+        assert_eq!(l.record(ms(2), Signal::of_status(503)), 8);
+        assert_eq!(l.record(ms(3), Signal::Failed), 4);
         assert_eq!(Signal::of_status(404), Signal::Answered);
-        for _ in 0..10 {
-            l.record(ms(1), Signal::Overloaded);
+        for i in 0..10 {
+            l.record(ms(4 + i), Signal::Overloaded);
         }
         assert_eq!(l.limit(), 1, "never below the minimum");
-        // After a back-off the growth is additive: one per round.
-        for _ in 0..1 {
-            l.record(ms(1), Signal::Answered);
+        // After a back-off the growth is additive: one more after a round.
+        for i in 0..32 {
+            l.record(ms(100 + i), Signal::Answered);
         }
         assert_eq!(l.limit(), 2);
     }
 
     #[test]
+    fn a_round_lasts_at_least_the_minimum_time() {
+        let mut l = Limiter::new(Config::default());
+        // 1,000 answers within 10 ms: no decision yet.
+        for i in 0..1_000 {
+            l.record(Duration::from_micros(10 * i), Signal::Answered);
+        }
+        assert_eq!(l.limit(), 2);
+        l.record(ms(60), Signal::Answered);
+        assert_eq!(l.limit(), 4);
+    }
+
+    #[test]
     fn a_pinned_limit_never_moves() {
         let mut l = Limiter::fixed(4);
-        for _ in 0..100 {
-            l.record(ms(1), Signal::Answered);
+        for i in 0..100 {
+            l.record(ms(i), Signal::Answered);
         }
         l.record(ms(900), Signal::Overloaded);
         assert_eq!(l.limit(), 4);
@@ -364,7 +498,8 @@ mod tests {
     async fn the_gate_follows_the_limit_without_losing_slots() {
         let gate = Gate::new(Limiter::new(Config {
             initial: 4,
-            ..Config::default()
+            min_round: 1,
+            ..cfg()
         }));
         let mut held = Vec::new();
         for _ in 0..4 {
@@ -383,8 +518,9 @@ mod tests {
         assert_eq!(gate.sem.available_permits(), 1);
         drop(held.next());
         assert_eq!(gate.sem.available_permits(), 2);
-        // Growth adds slots.
-        for _ in 0..2 {
+        // Growth adds slots: a round (twice the limit) measures the rate, then one
+        // more (additive after a back-off).
+        for _ in 0..4 {
             gate.acquire().await.done(ms(1), Signal::Answered);
         }
         assert_eq!(gate.limit(), 3);

@@ -176,11 +176,11 @@ impl Ctx {
                 ),
             );
         }
+        // Redacted once, by the emitter every result passes (`emit.rs`); the summary
+        // above is redacted here because `one_line` would break a multi-line secret.
         for e in d.evidence {
-            r.evidence.push(crate::outcome::Evidence::new(
-                e.label,
-                self.redactor.redact(&e.text),
-            ));
+            r.evidence
+                .push(crate::outcome::Evidence::new(e.label, e.text));
         }
         if let (Variant::Override(ch, name), Some(org)) = (v, &self.a_org)
             && !r.evidence.iter().any(|e| e.label == "offered")

@@ -7,12 +7,15 @@ use std::time::Instant;
 use crate::outcome::{CheckResult, Counts, Created, Event, Layer, RunInfo, RunSummary, Verdict};
 use crate::redact::Redactor;
 
-/// Everything the run emits, collected in order.
+/// Everything the run emits, in order. Results are streamed to the sink, not kept: the
+/// emitter holds only what the summary needs (the counts) and the result ids (for
+/// `--filter`'s "matches nothing" notice).
 pub(crate) struct Emitter<'a> {
     sink: &'a mut dyn FnMut(Event),
     /// The one redaction step everything emitted passes (results, notices, created ids).
     redactor: Redactor,
-    results: Vec<CheckResult>,
+    counts: Counts,
+    ids: Vec<String>,
     started: Instant,
     /// The suite's `accept:` list: pattern, reason, and what it met (a warning; only
     /// other verdicts).
@@ -38,7 +41,8 @@ impl<'a> Emitter<'a> {
         Emitter {
             sink,
             redactor: redactor.clone(),
-            results: Vec::new(),
+            counts: Counts::default(),
+            ids: Vec::new(),
             started: Instant::now(),
             accept: Vec::new(),
         }
@@ -75,7 +79,11 @@ impl<'a> Emitter<'a> {
                 a.others += 1;
             }
         }
-        self.results.push(r.clone());
+        self.counts.add(r.verdict);
+        if r.accepted.is_some() {
+            self.counts.accepted += 1;
+        }
+        self.ids.push(r.id.clone());
         (self.sink)(Event::Finished(r));
     }
 
@@ -93,14 +101,14 @@ impl<'a> Emitter<'a> {
         }));
     }
 
-    /// The results so far.
-    pub(crate) fn results(&self) -> &[CheckResult] {
-        &self.results
+    /// The ids of the results so far.
+    pub(crate) fn ids(&self) -> &[String] {
+        &self.ids
     }
 
     /// Whether a result so far is an error (a stage that cannot go on).
     pub(crate) fn has_error(&self) -> bool {
-        self.results.iter().any(|r| r.verdict == Verdict::Error)
+        self.counts.error > 0
     }
 
     /// Closes the run: the counts, the exit status (decided here and nowhere else) and
@@ -134,7 +142,7 @@ impl<'a> Emitter<'a> {
                 )
             });
         }
-        let counts = Counts::of(&self.results);
+        let counts = self.counts;
         let summary = RunSummary {
             counts,
             duration: self.started.elapsed(),

@@ -149,7 +149,7 @@ pub async fn run_suite(
             let cfg =
                 database::audit_config(db, tenants.as_ref().and_then(orgs::Tenants::both_orgs));
             notices.extend(database::audit(&cfg, &selection, redactor, &mut em).await);
-            selected.extend(em.results().iter().map(|r| r.id.clone()));
+            selected.extend(em.ids().iter().cloned());
         }
     }
 

@@ -1,7 +1,8 @@
 //! The check stage's scheduling (run stage): non-writes concurrently (bounded by
 //! `--jobs N`, or by the adaptive gate of [`super::adaptive`] without `--jobs`), then
-//! writes one at a time — so a write that leaks cannot be blamed on another variant's
-//! change — and results emitted in plan order.
+//! writes — one at a time on each resource, so a write that leaks cannot be blamed on
+//! another check's change, concurrently on resources that do not overlap — and results
+//! emitted in plan order.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,14 +15,15 @@ use super::emit::Emitter;
 use super::options::Cancel;
 use crate::outcome::CheckResult;
 use crate::plan::CheckPlan;
+use crate::suite::model::Identity;
 
 /// How often the check stage reports progress while checks run (the terminal redraws
 /// its counter at this pace, and prints a line every few seconds when not a terminal).
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// Runs the planned checks: non-writes concurrently (at most `jobs` at once; `None`:
-/// as many as the adaptive gate allows), then writes one at a time; emits results in
-/// plan order. Returns true when interrupted.
+/// as many as the adaptive gate allows), then writes, one at a time per resource;
+/// emits results in plan order. Returns true when interrupted.
 /// On an interrupt no check starts; the running ones finish (each is bounded by the
 /// timeout).
 pub(crate) async fn run_checks(
@@ -41,17 +43,22 @@ pub(crate) async fn run_checks(
     // Every answer of the checks' client now resizes the gate (pinned: it never moves).
     ctx.http.set_gate(gate.clone());
     let started = Arc::new(AtomicUsize::new(0));
-    let (writes, concurrent): (Vec<_>, Vec<_>) = plans
-        .into_iter()
-        .enumerate()
-        .partition(|(_, p)| p.is_write());
+    // The first write's position, known before the feeder takes the plans.
+    let first_write = plans.iter().position(CheckPlan::is_write).unwrap_or(n);
     // A feeder spawns each check only once it has a slot: spawned all at once, 10,000
     // waiting tasks (each sized for a whole check's state) held most of the run's memory.
     let feeder = {
         let (ctx, tx, gate, cancel) = (ctx.clone(), tx.clone(), gate.clone(), cancel.clone());
         let started = started.clone();
         tokio::spawn(async move {
-            for (i, p) in concurrent {
+            // The plans move, one by one, into their tasks; only the writes are kept
+            // for later (no second copy of every plan).
+            let mut writes = Vec::new();
+            for (i, p) in plans.into_iter().enumerate() {
+                if p.is_write() {
+                    writes.push((i, p));
+                    continue;
+                }
                 let permit = gate.acquire().await;
                 started.fetch_add(1, Ordering::Relaxed);
                 let (ctx, tx, cancel) = (ctx.clone(), tx.clone(), cancel.clone());
@@ -66,6 +73,7 @@ pub(crate) async fn run_checks(
                     let _ = tx.send((i, results));
                 });
             }
+            writes
         })
     };
     // The channel closes once every task has reported.
@@ -73,7 +81,6 @@ pub(crate) async fn run_checks(
     let mut slots: BTreeMap<usize, Vec<CheckResult>> = BTreeMap::new();
     let mut next = 0usize;
     // Emission holds at the first write until the concurrent phase is over.
-    let first_write = writes.first().map(|(i, _)| *i).unwrap_or(n);
     // A slow target must never look like a hung run: a progress line every few seconds.
     let mut tick =
         tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
@@ -94,17 +101,68 @@ pub(crate) async fn run_checks(
             }
         }
     }
-    // The feeder has ended (the channel closed after its last check).
-    let _ = feeder.await;
-    for (i, p) in writes {
-        let rs = if cancel.is_cancelled() {
+    // The feeder has ended (the channel closed after its last check). It cannot panic;
+    // if it did, its writes would be lost, so that is an error result, not a pass.
+    let writes = match feeder.await {
+        Ok(w) => w,
+        Err(e) => {
+            em.result(crate::run::emit::setup_error(
+                "setup/scheduler",
+                "scheduler",
+                format!("internal error in tenantgate's scheduler ({e}); please report it"),
+                vec![],
+                &ctx.redactor,
+            ));
             Vec::new()
-        } else {
-            em.progress(done, n, 1);
-            guarded(ctx.clone(), p).await
-        };
-        done += 1;
-        slots.insert(i, rs);
+        }
+    };
+    // Writes: one at a time on each resource, in plan order; writes on resources that
+    // do not overlap run concurrently (see `write_resources`).
+    let (wtx, mut wrx) = tokio::sync::mpsc::unbounded_channel::<(usize, Vec<CheckResult>)>();
+    let mut running: Vec<(usize, Option<Vec<String>>)> = Vec::new();
+    let mut pending = writes
+        .into_iter()
+        .map(|(i, p)| {
+            let res = write_resources(ctx, &p);
+            (i, p, res)
+        })
+        .peekable();
+    loop {
+        // Start every next write that conflicts with none running, in plan order.
+        while let Some((_, _, res)) = pending.peek() {
+            if running.iter().any(|(_, r)| conflicts(r, res)) {
+                break;
+            }
+            let Some((i, p, res)) = pending.next() else {
+                break;
+            };
+            if cancel.is_cancelled() {
+                done += 1;
+                slots.insert(i, Vec::new());
+                continue;
+            }
+            let permit = gate.acquire().await;
+            running.push((i, res));
+            let (ctx, wtx) = (ctx.clone(), wtx.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                let _ = wtx.send((i, guarded(ctx, p).await));
+            });
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            got = wrx.recv() => {
+                // Never closed while `wtx` lives; each task sends once.
+                let Some((i, rs)) = got else { break };
+                running.retain(|(j, _)| *j != i);
+                done += 1;
+                slots.insert(i, rs);
+                emit_ready(&mut slots, &mut next, n, em);
+            }
+            _ = tick.tick() => em.progress(done, n, running.len()),
+        }
     }
     emit_ready(&mut slots, &mut next, n, em);
     em.progress(done, n, 0);
@@ -113,6 +171,60 @@ pub(crate) async fn run_checks(
         em.phase(format!("jobs: adaptive, {} at the end", gate.limit()));
     }
     cancel.is_cancelled()
+}
+
+/// The resources a write check may change or reads back, as URL paths (`None`: it must
+/// run alone). Two write checks run concurrently only when no path of one equals or
+/// contains a path of the other (`/items` contains `/items/1`), so the `verify` of one
+/// cannot see the write of another; on a correct target B's writes change nothing, so
+/// this never turns a pass into a failure. Alone: writes with an explicit control (it
+/// may write as A), with variants that change the URL (`cross_scope`, `credential`),
+/// and every other kind of write (mass assignment, unsafe requests, pool reuse).
+fn write_resources(ctx: &Ctx, plan: &CheckPlan) -> Option<Vec<String>> {
+    let checks::Kind::Write { write, verify } = &plan.kind else {
+        return None;
+    };
+    if plan.control.is_some()
+        || plan
+            .variants
+            .iter()
+            .any(|v| !matches!(v, checks::Variant::Base | checks::Variant::Override(..)))
+    {
+        return None;
+    }
+    let w = ctx.prepare(write, Identity::B, None, None).ok()?;
+    let v = ctx.prepare(verify, Identity::A, None, None).ok()?;
+    Some(vec![path_of(&w.url), path_of(&v.url)])
+}
+
+/// The path of a rendered URL (relative or absolute), without query, fragment and
+/// trailing `/`.
+fn path_of(url: &str) -> String {
+    let rest = match url.split_once("://") {
+        Some((_, r)) => r.find('/').map_or("", |i| &r[i..]),
+        None => url,
+    };
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    let p = rest[..end].trim_end_matches('/');
+    if p.starts_with('/') || p.is_empty() {
+        p.to_string()
+    } else {
+        format!("/{p}")
+    }
+}
+
+/// Whether two writes may touch the same resource (either must run alone, or a path of
+/// one equals or contains a path of the other).
+fn conflicts(a: &Option<Vec<String>>, b: &Option<Vec<String>>) -> bool {
+    let (Some(a), Some(b)) = (a, b) else {
+        return true;
+    };
+    let within = |x: &str, y: &str| {
+        x.strip_prefix(y)
+            .is_some_and(|r| r.is_empty() || r.starts_with('/'))
+    };
+    a.iter()
+        .any(|x| b.iter().any(|y| within(x, y) || within(y, x)))
 }
 
 /// Runs one check on its own task, so that a panic in it (a bug in tenantgate) becomes an
@@ -144,5 +256,38 @@ fn emit_ready(
             None => break,
         }
         *next += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(paths: &[&str]) -> Option<Vec<String>> {
+        Some(paths.iter().map(|p| path_of(p)).collect())
+    }
+
+    #[test]
+    fn paths_drop_origin_query_fragment_and_trailing_slash() {
+        assert_eq!(path_of("/items/1?x=2"), "/items/1");
+        assert_eq!(path_of("https://api.example/items/1/#top"), "/items/1");
+        assert_eq!(path_of("https://api.example"), "");
+        assert_eq!(path_of("items/1"), "/items/1");
+    }
+
+    #[test]
+    fn writes_conflict_when_a_path_equals_or_contains_another() {
+        let one = res(&["/items/1", "/items/1"]);
+        assert!(!conflicts(&one, &res(&["/items/2", "/items/2"])));
+        // Segment-wise: /items/1 does not contain /items/10.
+        assert!(!conflicts(&one, &res(&["/items/10", "/items/10"])));
+        assert!(conflicts(&one, &res(&["/items/1", "/items/1"])));
+        // A list verify covers every item under it; so does the root.
+        assert!(conflicts(&one, &res(&["/items/2", "/items"])));
+        assert!(conflicts(&one, &res(&["/items/1/name", "/other"])));
+        assert!(conflicts(&one, &res(&["https://x.example/", "/b"])));
+        // A write that must run alone conflicts with everything.
+        assert!(conflicts(&one, &None));
+        assert!(conflicts(&None, &None));
     }
 }
