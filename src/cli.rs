@@ -651,6 +651,7 @@ async fn audit_cmd(a: AuditArgs) -> u8 {
                 .clone()
                 .zip(a.tenant_b.clone())
                 .map(|(a, b)| crate::db::ProbeOrgs { a, b }),
+            ..Default::default()
         }),
         model: crate::db::TenantModel::of(
             a.preset.as_deref(),

@@ -133,6 +133,25 @@ pub struct ProbeConfig {
     /// Org A and org B, when `tenantgate run` has provisioned them: enables the A/B
     /// probes.
     pub orgs: Option<ProbeOrgs>,
+    /// More settings the probe sets as A and as B, besides the tenant setting: the
+    /// caller's identity (`app.user_id`, `request.jwt.claims` JSON, `jwt.claims.*`),
+    /// with each org's value (a suite renders them from the captures).
+    pub settings: Vec<ProbeSetting>,
+    /// The roles the probe acts as, each by `SET LOCAL ROLE` inside its rolled-back
+    /// transaction; empty: the audit's app roles (`app_role`, `app_roles`, the
+    /// preset's), or the login role itself when none is declared.
+    pub roles: Vec<String>,
+}
+
+/// A setting the probe sets as org A and as org B (`app.user_id` = A's user, B's user).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProbeSetting {
+    /// The setting's name (`app.user_id`, `request.jwt.claims`).
+    pub name: String,
+    /// Its value as A.
+    pub a: String,
+    /// Its value as B.
+    pub b: String,
 }
 
 /// The two orgs' ids, as text (cast to each tenant column's type in SQL).
@@ -173,6 +192,8 @@ impl std::fmt::Debug for ProbeConfig {
         f.debug_struct("ProbeConfig")
             .field("url", &masked(&self.url))
             .field("orgs", &self.orgs)
+            .field("settings", &self.settings)
+            .field("roles", &self.roles)
             .finish()
     }
 }

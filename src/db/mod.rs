@@ -35,7 +35,7 @@ use crate::redact::Redactor;
 
 pub use catalog::read_only_client;
 pub use config::{
-    AuditConfig, DEFAULT_TENANT_COLUMNS, PRESETS, ProbeConfig, ProbeOrgs, TenantModel,
+    AuditConfig, DEFAULT_TENANT_COLUMNS, PRESETS, ProbeConfig, ProbeOrgs, ProbeSetting, TenantModel,
 };
 pub use error::DbError;
 use error::error_result;
@@ -112,7 +112,15 @@ pub async fn audit(cfg: &AuditConfig, redactor: &Redactor) -> Vec<CheckResult> {
         results.push(r);
     }
     if let Some(p) = &cfg.probe {
-        results.extend(probe::run(p, &judged.tenant_tables, setting.as_deref()).await);
+        let roles: Vec<String> = app_roles(cfg).into_iter().flatten().collect();
+        let probed = probe::run(
+            p,
+            &judged.tenant_tables,
+            setting.as_deref(),
+            &cfg.model,
+            &roles,
+        );
+        results.extend(probed.await);
     }
     redact_all(&mut results, redactor);
     results
@@ -145,7 +153,7 @@ fn rank(v: Verdict) -> u8 {
 
 /// Adds another app role's results: new ids are appended; where the roles disagree,
 /// the worse result is kept and says which role it is about.
-fn merge_role_results(into: &mut Vec<CheckResult>, other: Vec<CheckResult>, role: &str) {
+pub(crate) fn merge_role_results(into: &mut Vec<CheckResult>, other: Vec<CheckResult>, role: &str) {
     let index: std::collections::HashMap<String, usize> = into
         .iter()
         .enumerate()
@@ -226,7 +234,7 @@ mod tests {
             url: "postgres://u:hunter22@h/db".into(),
             probe: Some(ProbeConfig {
                 url: "postgres://app:s3cr3tpw@h/db".into(),
-                orgs: None,
+                ..Default::default()
             }),
             ..Default::default()
         };

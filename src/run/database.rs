@@ -23,6 +23,7 @@ pub fn audit_config(
         probe: database.probe.as_ref().map(|p| db::ProbeConfig {
             url: p.url.to_string(),
             orgs: orgs.map(|(a, b)| db::ProbeOrgs { a, b }),
+            ..Default::default()
         }),
         model: database.tenant_model(),
     }

@@ -95,6 +95,7 @@ async fn sound_schema_has_no_fail_and_no_warning() {
             a: ORG_A.into(),
             b: ORG_B.into(),
         }),
+        ..Default::default()
     });
     let results = db::audit(&cfg, &Redactor::new()).await;
     assert_eq!(findings(&results), BTreeSet::new(), "\n{}", show(&results));
@@ -646,6 +647,7 @@ async fn the_probe_rolls_back_even_a_row_it_managed_to_move() {
             a: ORG_A.into(),
             b: ORG_B.into(),
         }),
+        ..Default::default()
     });
     let results = db::audit(&cfg, &Redactor::new()).await;
     // labels' WITH CHECK drops the tenant: B really moves its row to A...
@@ -692,6 +694,7 @@ async fn the_probe_refuses_a_role_that_bypasses_rls() {
     cfg.probe = Some(ProbeConfig {
         url: db.url(), // the superuser
         orgs: None,
+        ..Default::default()
     });
     let results = db::audit(&cfg, &Redactor::new()).await;
     let probe: Vec<&CheckResult> = results.iter().filter(|r| r.layer == Layer::Probe).collect();
@@ -713,6 +716,7 @@ async fn probe_without_org_ids_skips_the_a_b_probes() {
     cfg.probe = Some(ProbeConfig {
         url: db.app_url(),
         orgs: None,
+        ..Default::default()
     });
     let results = db::audit(&cfg, &Redactor::new()).await;
     assert_eq!(findings(&results), BTreeSet::new(), "\n{}", show(&results));
