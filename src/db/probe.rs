@@ -66,7 +66,7 @@ fn connections_for(tables: usize) -> usize {
 }
 
 /// The SQLSTATE a step raises to roll itself back (caught by the step itself).
-const ROLLBACK_STATE: &str = "TGP01";
+const _ROLLBACK_STATE: &str = "TGP01";
 
 /// The setting a `DO` block leaves its report in (transaction-local).
 const OUT_SETTING: &str = "tenantgate.probe_out";
@@ -135,10 +135,23 @@ pub async fn run(
     model: &TenantModel,
     app_roles: &[String],
 ) -> Vec<CheckResult> {
-    let client = match catalog::connect(&cfg.url, "probe URL").await {
-        Ok(c) => c,
-        Err(e) => return vec![error_result("database.probe", Layer::Probe, &e)],
+    let t0 = Instant::now();
+    let trace = |what: &str| {
+        if std::env::var_os("TG_PROBE_TRACE").is_some() {
+            eprintln!("probe: {what} at {:?}", t0.elapsed());
+        }
     };
+    // Every connection is opened at once (each costs a backend start and an
+    // authentication); an extra one that fails only lowers the concurrency.
+    let connects =
+        (0..connections_for(tables.len())).map(|_| catalog::connect(&cfg.url, "probe URL"));
+    let mut opened = join_all(connects.collect()).await.into_iter();
+    let client = match opened.next() {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => return vec![error_result("database.probe", Layer::Probe, &e)],
+        None => return Vec::new(),
+    };
+    trace("connected");
     let login = match check_role(&client).await {
         Ok(l) => l,
         Err(e) => return vec![error_result("database.probe", Layer::Probe, &e)],
@@ -185,22 +198,24 @@ pub async fn run(
             return out;
         }
     };
+    trace("facts");
     let plan = Plan {
         setting,
         orgs: cfg.orgs.as_ref().map(|o| (o.a.as_str(), o.b.as_str())),
         settings: &cfg.settings,
         random_user: random_user(model, &cfg.settings),
     };
-    let extra = (1..connections_for(tables.len())).map(|_| catalog::connect(&cfg.url, "probe URL"));
     let mut clients = vec![client];
-    clients.extend(join_all(extra.collect()).await.into_iter().flatten());
+    clients.extend(opened.flatten());
+    trace("all connected");
     let per = tables.len().div_ceil(clients.len());
     let parts = clients
         .iter()
         .zip(tables.chunks(per).zip(facts.chunks(per)))
         .map(|(c, (part, facts))| probe_part(c, part, facts, &plan, &actors, setting));
     // Per actor, per kind: the results over every part, in table order.
-    let mut per_actor: Vec<[Vec<CheckResult>; 4]> = actors.iter().map(|_| Default::default()).collect();
+    let mut per_actor: Vec<[Vec<CheckResult>; 4]> =
+        actors.iter().map(|_| Default::default()).collect();
     let mut error = None;
     for part in join_all(parts.collect()).await {
         for (all, mine) in per_actor.iter_mut().zip(part.kinds) {
@@ -210,6 +225,7 @@ pub async fn run(
         }
         error = error.or(part.error);
     }
+    trace("parts done");
     let mut merged: Option<Vec<CheckResult>> = None;
     for (actor, kinds) in actors.iter().zip(per_actor) {
         let results = assemble(kinds, &plan);
@@ -303,7 +319,14 @@ async fn try_set_role(client: &Client, login: &str, role: &str) -> (Option<Actor
     let id = format!("role.{role}.probe_app_role");
     let object = format!("role.{role}");
     let mk = |v: Verdict, s: String| {
-        CheckResult::new(id.clone(), object.clone(), "probe_app_role", Layer::Probe, v, s)
+        CheckResult::new(
+            id.clone(),
+            object.clone(),
+            "probe_app_role",
+            Layer::Probe,
+            v,
+            s,
+        )
     };
     let sql = format!(
         "BEGIN; SET LOCAL ROLE {}; SELECT r.rolsuper::text, r.rolbypassrls::text FROM pg_roles r WHERE r.rolname = current_user",
@@ -313,10 +336,9 @@ async fn try_set_role(client: &Client, login: &str, role: &str) -> (Option<Actor
     let _ = client.batch_execute("ROLLBACK").await;
     let row = match got {
         Ok(m) => m.into_iter().find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => Some((
-                r.get(0) == Some("true"),
-                r.get(1) == Some("true"),
-            )),
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((r.get(0) == Some("true"), r.get(1) == Some("true")))
+            }
             _ => None,
         }),
         Err(e) => {
@@ -367,7 +389,10 @@ struct Facts {
 /// The tables' facts, in one round trip: size on disk and the NOT NULL columns without a
 /// default (catalog reads any role may make).
 async fn table_facts(client: &Client, tables: &[TenantTable]) -> Result<Vec<Facts>, DbError> {
-    let names: Vec<String> = tables.iter().map(|t| qualified(&t.schema, &t.name)).collect();
+    let names: Vec<String> = tables
+        .iter()
+        .map(|t| qualified(&t.schema, &t.name))
+        .collect();
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&names];
     let sizes = client.query(
         "SELECT t.i::int, coalesce(pg_relation_size(to_regclass(t.name)), 0) \
@@ -496,11 +521,12 @@ async fn probe_part(
             let mut raws = HashMap::new();
             for (ci, chunk) in tables.chunks(TABLES_PER_BATCH).enumerate() {
                 let base = ci * TABLES_PER_BATCH;
-                let mut body = String::new();
-                for (k, t) in chunk.iter().enumerate() {
-                    body.push_str(&count_block(base + k, 0, t, &[], None));
-                }
-                run_batch(client, a, &body, base, chunk.len(), &[0], &mut raws).await?;
+                let steps: Vec<serde_json::Value> = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(k, t)| count_json(base + k, 0, t, &[]))
+                    .collect();
+                run_batch(client, a, &steps, base, chunk.len(), &[0], &mut raws).await?;
             }
             let _ = started;
             first.push(raws);
@@ -510,13 +536,13 @@ async fn probe_part(
             let mut raws = raws0;
             for (ci, chunk) in tables.chunks(TABLES_PER_BATCH).enumerate() {
                 let base = ci * TABLES_PER_BATCH;
-                let mut body = String::new();
+                let mut steps = Vec::new();
                 let mut ks = Vec::new();
                 for (k, t) in chunk.iter().enumerate() {
                     let i = base + k;
                     let f = &facts[i];
                     if let Some(s) = setting {
-                        body.push_str(&count_block(i, 1, t, &[(s.to_string(), String::new())], None));
+                        steps.push(count_json(i, 1, t, &[(s.to_string(), String::new())]));
                     }
                     if plan.can_randomise() {
                         let mut set = plan.random_user.clone();
@@ -524,26 +550,33 @@ async fn probe_part(
                             let ty = t.column.as_ref().map(|(_, ty)| ty.as_str());
                             set.insert(0, (s.to_string(), random_tenant(ty)));
                         }
-                        body.push_str(&count_block(i, 2, t, &set, None));
+                        steps.push(count_json(i, 2, t, &set));
                     }
                     if let (true, Some((oa, ob)), Some((col, ty))) =
                         (plan.can_set_tenant(), plan.orgs, &t.column)
                     {
                         let (sa, sb) = (plan.as_org(false), plan.as_org(true));
-                        body.push_str(&ab_block(i, t, col, ty, f, &sa, &sb, oa));
-                        body.push_str(&move_block(i, t, col, ty, f, &sb, oa, ob));
+                        steps.push(ab_step(i, t, col, ty, f, &sa, &sb, oa));
+                        steps.push(move_step(i, t, col, ty, f, &sb, oa, ob));
                     }
                 }
                 if setting.is_some() {
                     ks.push(1);
                 }
                 ks.extend([2, 3, 4]);
-                if !body.is_empty() {
-                    run_batch(client, a, &body, base, chunk.len(), &ks, &mut raws).await?;
-                }
+                run_batch(client, a, &steps, base, chunk.len(), &ks, &mut raws).await?;
             }
             let took = started.elapsed() / tables.len().max(1) as u32;
-            judge(tables, facts, plan, setting, session_value.as_deref(), &raws, took, out);
+            judge(
+                tables,
+                facts,
+                plan,
+                setting,
+                session_value.as_deref(),
+                &raws,
+                took,
+                out,
+            );
         }
         rollback(client).await
     }
@@ -579,23 +612,37 @@ async fn rollback(client: &Client) -> Result<(), DbError> {
 async fn run_batch(
     client: &Client,
     actor: &Actor,
-    body: &str,
+    steps: &[serde_json::Value],
     base: usize,
     n: usize,
     kinds: &[u8],
     raws: &mut HashMap<(usize, u8), Raw>,
 ) -> Result<(), DbError> {
+    if steps.is_empty() {
+        return Ok(());
+    }
+    let json = serde_json::Value::Array(steps.to_vec()).to_string();
     let mut tag = String::from("tgdo");
-    while body.contains(&format!("${tag}$")) {
+    while json.contains(&format!("${tag}")) {
         tag.push('x');
     }
+    let program = PROGRAM
+        .replace("@STEPS@", &format!("${tag}j${json}${tag}j$"))
+        .replace("@OUT@", OUT_SETTING);
     let sql = format!(
-        "{}DO ${tag}$ DECLARE o text := ''; s int; v1 bigint; v2 bigint; v3 bigint; e text; ea text; \
-         c refcursor; f int; BEGIN {body} PERFORM set_config('{OUT_SETTING}', o, true); END ${tag}$; \
-         SELECT current_setting('{OUT_SETTING}', true)",
+        "{}DO ${tag}$ {program} ${tag}$; SELECT current_setting('{OUT_SETTING}', true)",
         actor.preamble()
     );
-    match client.simple_query(&sql).await {
+    let t0 = Instant::now();
+    let got = client.simple_query(&sql).await;
+    if std::env::var_os("TG_PROBE_TRACE").is_some() {
+        eprintln!(
+            "batch {base}+{n} kinds {kinds:?}: {} bytes, {:?}",
+            sql.len(),
+            t0.elapsed()
+        );
+    }
+    match got {
         Ok(messages) => {
             let text = messages
                 .iter()
@@ -630,79 +677,52 @@ async fn run_batch(
     }
 }
 
-/// `PERFORM set_config(...)` for each setting.
-fn set_sql(settings: &[(String, String)]) -> String {
+/// The settings as the flat `[name, value, name, value, ...]` array a step takes.
+fn flat(settings: &[(String, String)]) -> Vec<&str> {
     settings
         .iter()
-        .map(|(s, v)| format!("PERFORM set_config({}, {}, true); ", literal(s), literal(v)))
+        .flat_map(|(s, v)| [s.as_str(), v.as_str()])
         .collect()
 }
 
-/// `SELECT count(*) INTO var FROM t [WHERE col = CAST('value' AS type)]`.
-fn count_sql(t: &TenantTable, only: Option<&str>, var: &str) -> String {
+/// `SELECT count(*) FROM t [WHERE col = CAST('value' AS type)]`.
+fn count_sql(t: &TenantTable, only: Option<&str>) -> String {
     let table = qualified(&t.schema, &t.name);
     match (only, &t.column) {
         (Some(v), Some((col, ty))) => format!(
-            "SELECT count(*) INTO {var} FROM {table} WHERE {} = CAST({} AS {ty}); ",
+            "SELECT count(*) FROM {table} WHERE {} = CAST({} AS {ty})",
             quote_ident(col),
             literal(v)
         ),
-        _ => format!("SELECT count(*) INTO {var} FROM {table}; "),
+        _ => format!("SELECT count(*) FROM {table}"),
     }
 }
 
-/// A step: `inner` runs in a subtransaction that is always rolled back; the report line
-/// is `i, kind, stage (0 = completed), v1, v2, v3, sqlstate, message, ea, e`.
-fn block(i: usize, kind: u8, inner: &str) -> String {
-    format!(
-        "s := 0; v1 := NULL; v2 := NULL; v3 := NULL; e := NULL; ea := NULL; \
-         BEGIN {inner}RAISE EXCEPTION USING ERRCODE = '{ROLLBACK_STATE}'; \
-         EXCEPTION WHEN SQLSTATE '{ROLLBACK_STATE}' THEN \
-         o := o || format(E'%s\\t%s\\t0\\t%s\\t%s\\t%s\\t\\t\\t%s\\t%s\\n', {i}, {kind}, v1, v2, v3, ea, e); \
-         WHEN others THEN \
-         o := o || format(E'%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n', {i}, {kind}, s, v1, v2, v3, SQLSTATE, translate(SQLERRM, E'\\t\\n\\r', '   '), ea, e); \
-         END; "
-    )
-}
-
 /// Kinds 0 (as the session starts), 1 (setting empty), 2 (random tenant): set, count.
-fn count_block(
-    i: usize,
-    kind: u8,
-    t: &TenantTable,
-    set: &[(String, String)],
-    only: Option<&str>,
-) -> String {
-    block(
-        i,
-        kind,
-        &format!("s := 1; {}s := 2; {}", set_sql(set), count_sql(t, only, "v1")),
-    )
+fn count_json(i: usize, kind: u8, t: &TenantTable, set: &[(String, String)]) -> serde_json::Value {
+    serde_json::json!({"i": i, "k": kind, "sa": flat(set), "q1": count_sql(t, None)})
 }
 
-/// `INSERT` of one row of org `org` (for a table where it has none), in its own
-/// subtransaction: `v3` = 1 when created, 0 (and `e` the refusal) when not.
-fn insert_sql(t: &TenantTable, col: &str, ty: &str, f: &Facts, org: &str) -> String {
-    let Some((cols, vals)) = &f.insert else {
-        return "v3 := 0; e := 'a NOT NULL column has a type the probe cannot fill'; ".into();
-    };
+/// `INSERT` of one row of org `org` (for a table where it has none); `None` when a NOT
+/// NULL column has a type the probe cannot fill.
+fn insert_sql(t: &TenantTable, col: &str, ty: &str, f: &Facts, org: &str) -> Option<String> {
+    let (cols, vals) = f.insert.as_ref()?;
     let mut c = vec![quote_ident(col)];
     c.extend(cols.iter().cloned());
     let mut v = vec![format!("CAST({} AS {ty})", literal(org))];
     v.extend(vals.iter().cloned());
-    format!(
-        "BEGIN INSERT INTO {} ({}) VALUES ({}); v3 := 1; \
-         EXCEPTION WHEN others THEN v3 := 0; e := SQLSTATE || ' ' || translate(SQLERRM, E'\\t\\n\\r', '   '); END; ",
+    Some(format!(
+        "INSERT INTO {} ({}) VALUES ({})",
         qualified(&t.schema, &t.name),
         c.join(", "),
         v.join(", ")
-    )
+    ))
 }
 
 /// Kind 3: as A, count A's rows (the positive control; `v1`, or `ea` when refused);
 /// when there are none, create one (`v3`); as B, count A's rows (`v2`).
 #[allow(clippy::too_many_arguments)]
-fn ab_block(
+fn ab_step(
     i: usize,
     t: &TenantTable,
     col: &str,
@@ -711,17 +731,11 @@ fn ab_block(
     as_a: &[(String, String)],
     as_b: &[(String, String)],
     a: &str,
-) -> String {
-    let inner = format!(
-        "s := 1; {set_a}BEGIN {ctl}EXCEPTION WHEN others THEN ea := SQLSTATE || ' ' || translate(SQLERRM, E'\\t\\n\\r', '   '); END; \
-         IF v1 = 0 THEN s := 3; {insert}END IF; s := 5; {set_b}s := 6; {as_b_count}",
-        set_a = set_sql(as_a),
-        ctl = count_sql(t, Some(a), "v1"),
-        insert = insert_sql(t, col, ty, f, a),
-        set_b = set_sql(as_b),
-        as_b_count = count_sql(t, Some(a), "v2"),
-    );
-    block(i, 3, &inner)
+) -> serde_json::Value {
+    serde_json::json!({
+        "i": i, "k": 3, "sa": flat(as_a), "q1": count_sql(t, Some(a)),
+        "ins": insert_sql(t, col, ty, f, a), "sb": flat(as_b), "q2": count_sql(t, Some(a)),
+    })
 }
 
 /// Kind 4: as B, lock one of B's rows through a cursor (creating one when B has none:
@@ -732,7 +746,7 @@ fn ab_block(
 /// columns, which makes PostgreSQL also check the new row against the SELECT policies —
 /// that hides a WITH CHECK hole that INSERT or an unconditional UPDATE would still use.
 #[allow(clippy::too_many_arguments)]
-fn move_block(
+fn move_step(
     i: usize,
     t: &TenantTable,
     col: &str,
@@ -741,23 +755,93 @@ fn move_block(
     as_b: &[(String, String)],
     a: &str,
     b: &str,
-) -> String {
+) -> serde_json::Value {
     let table = qualified(&t.schema, &t.name);
     let c = quote_ident(col);
-    let open = format!(
-        "c := NULL; OPEN c FOR SELECT 1 FROM {table} WHERE {c} = CAST({} AS {ty}) LIMIT 1 FOR UPDATE; FETCH c INTO f; ",
-        literal(b)
-    );
-    let inner = format!(
-        "s := 1; {set_b}s := 2; {open}v2 := CASE WHEN FOUND THEN 1 ELSE 0 END; \
-         IF v2 = 0 THEN s := 3; CLOSE c; {insert}IF v3 = 1 THEN {open}v2 := CASE WHEN FOUND THEN 1 ELSE 0 END; END IF; END IF; \
-         IF v2 = 1 THEN s := 4; UPDATE {table} SET {c} = CAST({lit_a} AS {ty}) WHERE CURRENT OF c; GET DIAGNOSTICS v1 = ROW_COUNT; END IF; ",
-        set_b = set_sql(as_b),
-        insert = insert_sql(t, col, ty, f, b),
-        lit_a = literal(a),
-    );
-    block(i, 4, &inner)
+    serde_json::json!({
+        "i": i, "k": 4, "sa": flat(as_b),
+        "q1": format!("SELECT 1 FROM {table} WHERE {c} = CAST({} AS {ty}) LIMIT 1 FOR UPDATE", literal(b)),
+        "ins": insert_sql(t, col, ty, f, b),
+        "q2": format!("UPDATE {table} SET {c} = CAST({} AS {ty}) WHERE CURRENT OF ", literal(a)),
+    })
 }
+
+/// The program every batch runs: for each step (a JSON record), a subtransaction that
+/// sets the step's settings, runs its statements and then raises [`ROLLBACK_STATE`], so
+/// nothing it did survives it; the report line is `i, kind, stage (0 = completed), v1,
+/// v2, v3, sqlstate, message, ea, e`. One compiled loop: each table costs only its own
+/// statements.
+const PROGRAM: &str = r#"DECLARE
+  o text[] := '{}'; st record; s int; v1 bigint; v2 bigint; v3 bigint; e text; ea text;
+  c refcursor; f int; j int;
+BEGIN
+  FOR st IN SELECT * FROM json_to_recordset(@STEPS@::json)
+      AS x(i int, k int, sa text[], q1 text, ins text, sb text[], q2 text) LOOP
+    s := 0; v1 := NULL; v2 := NULL; v3 := NULL; e := NULL; ea := NULL;
+    BEGIN
+      s := 1;
+      FOR j IN 1..coalesce(array_length(st.sa, 1), 0) BY 2 LOOP
+        PERFORM set_config(st.sa[j], st.sa[j + 1], true);
+      END LOOP;
+      IF st.k <= 2 THEN
+        s := 2; EXECUTE st.q1 INTO v1;
+      ELSIF st.k = 3 THEN
+        BEGIN
+          EXECUTE st.q1 INTO v1;
+        EXCEPTION WHEN others THEN
+          ea := SQLSTATE || ' ' || translate(SQLERRM, E'\t\n\r', '   ');
+        END;
+        IF v1 = 0 THEN
+          s := 3;
+          IF st.ins IS NULL THEN
+            v3 := 0; e := 'a NOT NULL column has a type the probe cannot fill';
+          ELSE
+            BEGIN
+              EXECUTE st.ins; v3 := 1;
+            EXCEPTION WHEN others THEN
+              v3 := 0; e := SQLSTATE || ' ' || translate(SQLERRM, E'\t\n\r', '   ');
+            END;
+          END IF;
+        END IF;
+        s := 5;
+        FOR j IN 1..coalesce(array_length(st.sb, 1), 0) BY 2 LOOP
+          PERFORM set_config(st.sb[j], st.sb[j + 1], true);
+        END LOOP;
+        s := 6; EXECUTE st.q2 INTO v2;
+      ELSE
+        s := 2; c := NULL; OPEN c FOR EXECUTE st.q1; FETCH c INTO f;
+        v2 := CASE WHEN FOUND THEN 1 ELSE 0 END;
+        IF v2 = 0 THEN
+          s := 3; CLOSE c;
+          IF st.ins IS NULL THEN
+            v3 := 0; e := 'a NOT NULL column has a type the probe cannot fill';
+          ELSE
+            BEGIN
+              EXECUTE st.ins; v3 := 1;
+            EXCEPTION WHEN others THEN
+              v3 := 0; e := SQLSTATE || ' ' || translate(SQLERRM, E'\t\n\r', '   ');
+            END;
+          END IF;
+          IF v3 = 1 THEN
+            c := NULL; OPEN c FOR EXECUTE st.q1; FETCH c INTO f;
+            v2 := CASE WHEN FOUND THEN 1 ELSE 0 END;
+          END IF;
+        END IF;
+        IF v2 = 1 THEN
+          s := 4; EXECUTE st.q2 || quote_ident(c::text); GET DIAGNOSTICS v1 = ROW_COUNT;
+        END IF;
+      END IF;
+      RAISE EXCEPTION USING ERRCODE = 'TGP01';
+    EXCEPTION
+      WHEN SQLSTATE 'TGP01' THEN
+        o := array_append(o, format(E'%s\t%s\t0\t%s\t%s\t%s\t\t\t%s\t%s', st.i, st.k, v1, v2, v3, ea, e));
+      WHEN others THEN
+        o := array_append(o, format(E'%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s', st.i, st.k, s, v1, v2, v3,
+                               SQLSTATE, translate(SQLERRM, E'\t\n\r', '   '), ea, e));
+    END;
+  END LOOP;
+  PERFORM set_config('@OUT@', array_to_string(o, E'\n'), true);
+END"#;
 
 /// A refused statement by SQLSTATE: a timeout or a lock wait cannot be decided;
 /// anything else (permission, policy, invalid value) is a refusal.
@@ -902,7 +986,9 @@ fn judge(
                     Verdict::Error,
                     "the probe query timed out, waited on a lock or was not run: retry",
                 ),
-                Step::Ran(_) if !has_rows => result(t, "probe_random_tenant", Verdict::Skip, nothing),
+                Step::Ran(_) if !has_rows => {
+                    result(t, "probe_random_tenant", Verdict::Skip, nothing)
+                }
                 _ => result(
                     t,
                     "probe_random_tenant",
@@ -927,8 +1013,16 @@ fn judge(
         }
         let Some((col, _)) = &t.column else {
             for (v, rule, why) in [
-                (&mut *b_sees_no_a, "probe_b_sees_no_a", "the table has no tenant column to compare"),
-                (&mut *move_row, "probe_move_row", "the table has no tenant column to move"),
+                (
+                    &mut *b_sees_no_a,
+                    "probe_b_sees_no_a",
+                    "the table has no tenant column to compare",
+                ),
+                (
+                    &mut *move_row,
+                    "probe_move_row",
+                    "the table has no tenant column to move",
+                ),
             ] {
                 v.push(result(t, rule, Verdict::Skip, why).timed(took));
             }
@@ -975,7 +1069,10 @@ fn judge_ab(
     let create_error = text(&fields, 9).map(str::to_string);
     let as_b: Step<i64> = match (stage, num(&fields, 4)) {
         (0, Some(n)) => Step::Ran(n),
-        (6, _) => classify_state(text(&fields, 6).unwrap_or(""), text(&fields, 7).unwrap_or("")),
+        (6, _) => classify_state(
+            text(&fields, 6).unwrap_or(""),
+            text(&fields, 7).unwrap_or(""),
+        ),
         _ => Step::Undecided(format!(
             "the probe stopped before B's count: {}",
             text(&fields, 7).unwrap_or("unknown")
@@ -1046,11 +1143,20 @@ fn judge_ab(
     )
     .with(
         "as B",
-        format!("{}; count where {col} = A: {}", shown(sb, "B"), describe(&as_b)),
+        format!(
+            "{}; count where {col} = A: {}",
+            shown(sb, "B"),
+            describe(&as_b)
+        ),
     )
 }
 
-fn judge_move(t: &TenantTable, col: &str, raw: Option<&Raw>, sb: &[(String, String)]) -> CheckResult {
+fn judge_move(
+    t: &TenantTable,
+    col: &str,
+    raw: Option<&Raw>,
+    sb: &[(String, String)],
+) -> CheckResult {
     const RULE: &str = "probe_move_row";
     let fields = match raw {
         Some(Ok(f)) => f.clone(),
@@ -1086,7 +1192,12 @@ fn judge_move(t: &TenantTable, col: &str, raw: Option<&Raw>, sb: &[(String, Stri
             ),
         ),
         0 => match num(&fields, 3) {
-            Some(0) => result(t, RULE, Verdict::Pass, "moving B's row to org A touched no row"),
+            Some(0) => result(
+                t,
+                RULE,
+                Verdict::Pass,
+                "moving B's row to org A touched no row",
+            ),
             Some(n) => result(
                 t,
                 RULE,
@@ -1103,12 +1214,20 @@ fn judge_move(t: &TenantTable, col: &str, raw: Option<&Raw>, sb: &[(String, Stri
                 "the probe update timed out or waited on a lock: retry",
             )
             .with("error", m),
-            _ => result(t, RULE, Verdict::Pass, "moving B's row to org A was refused")
-                .with("refusal", msg),
+            _ => result(
+                t,
+                RULE,
+                Verdict::Pass,
+                "moving B's row to org A was refused",
+            )
+            .with("refusal", msg),
         },
     };
     let r = if created {
-        r.with("created", "B had no row: the probe created one as B inside its rolled-back transaction")
+        r.with(
+            "created",
+            "B had no row: the probe created one as B inside its rolled-back transaction",
+        )
     } else {
         r
     };
@@ -1125,7 +1244,8 @@ fn random_user(model: &TenantModel, settings: &[ProbeSetting]) -> Vec<(String, S
         .iter()
         .map(|p| (p.name.clone(), randomise(&p.a)))
         .collect();
-    let have = |out: &Vec<(String, String)>, n: &str| out.iter().any(|(x, _)| x.eq_ignore_ascii_case(n));
+    let have =
+        |out: &Vec<(String, String)>, n: &str| out.iter().any(|(x, _)| x.eq_ignore_ascii_case(n));
     for s in &model.identity_settings {
         let (name, value) = match s.strip_suffix('*') {
             Some(prefix) => {
@@ -1157,7 +1277,9 @@ fn randomise(sample: &str) -> String {
                 serde_json::Value::Object(m) => m.values_mut().for_each(walk),
                 serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
                 serde_json::Value::Number(_) => {
-                    *v = serde_json::Value::from(random_tenant(Some("bigint")).parse::<i64>().unwrap_or(-1));
+                    *v = serde_json::Value::from(
+                        random_tenant(Some("bigint")).parse::<i64>().unwrap_or(-1),
+                    );
                 }
                 serde_json::Value::String(x) => {
                     let r = randomise(x);
@@ -1174,9 +1296,13 @@ fn randomise(sample: &str) -> String {
         return random_tenant(Some("bigint"));
     }
     let uuid_like = s.len() == 36
-        && s.chars()
-            .enumerate()
-            .all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() });
+        && s.chars().enumerate().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
     if uuid_like {
         return random_tenant(Some("uuid"));
     }
@@ -1221,7 +1347,12 @@ fn skip(object: &str, rule: &str, why: &str) -> CheckResult {
     )
 }
 
-fn result(t: &TenantTable, rule: &str, verdict: Verdict, summary: impl Into<String>) -> CheckResult {
+fn result(
+    t: &TenantTable,
+    rule: &str,
+    verdict: Verdict,
+    summary: impl Into<String>,
+) -> CheckResult {
     let object = format!("{}.{}", t.schema, t.name);
     CheckResult::new(
         format!("{object}.{rule}"),

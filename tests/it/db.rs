@@ -199,170 +199,188 @@ struct Pitfall {
 }
 
 /// Every pitfall fixture of `fixtures/db/` and what it must produce.
-const PITFALLS: &[Pitfall] =
-    &[
-        Pitfall {
-            fixture: "rls_off",
-            expect: &[("public.invoices.rls_enabled", Fail)],
-            then: None,
-        },
-        Pitfall {
-            fixture: "not_forced_app_owner",
-            expect: &[
-                ("public.invoices.rls_forced", Fail),
-                ("public.invoices.app_role_owner", Fail),
-                ("public.invoices.app_role_truncate", Fail),
-            ],
-            then: Some(|results| {
-                let r = get(results, "public.invoices.rls_forced");
-                assert!(r.evidence.iter().any(|e| e.label == "fix"
-                    && e.text == "ALTER TABLE public.invoices FORCE ROW LEVEL SECURITY;"));
-            }),
-        },
-        Pitfall {
-            fixture: "no_policy",
-            expect: &[("public.invoices.policy_present", Warn)],
-            then: None,
-        },
-        Pitfall {
-            fixture: "missing_command",
-            expect: &[("public.invoices.command_coverage", Warn)],
-            then: Some(|results| {
-                let r = get(results, "public.invoices.command_coverage");
-                assert!(
-                    r.summary.contains("INSERT, UPDATE, DELETE"),
-                    "{}",
-                    r.summary
-                );
-            }),
-        },
-        Pitfall {
-            fixture: "using_true",
-            expect: &[("public.invoices.policy_constant_true", Fail)],
-            then: Some(|results| {
-                let r = get(results, "public.invoices.policy_constant_true");
-                assert!(
-                    r.evidence.iter().any(|e| e.label == "policy"
-                        && e.text.starts_with("invoices_all FOR ALL TO tg_app_role_")
-                        && e.text.ends_with("USING (true)")),
-                    "{:?}",
-                    r.evidence
-                );
-            }),
-        },
-        Pitfall {
-            fixture: "insert_with_check",
-            expect: &[
-                ("public.notes.insert_with_check", Warn),
-                ("public.tags.insert_with_check", Fail),
-                ("public.labels.insert_with_check", Fail),
-            ],
-            then: None,
-        },
-        Pitfall {
-            fixture: "not_keyed",
-            expect: &[("public.invoices.policy_tenant_key", Fail)],
-            then: Some(|results| {
-                let r = get(results, "public.invoices.policy_tenant_key");
-                assert!(r.summary.contains("org_id"), "{}", r.summary);
-            }),
-        },
-        Pitfall {
-            fixture: "fail_open",
-            expect: &[
-                ("public.invoices.policy_fail_open", Fail),
-                ("public.payments.policy_fail_open", Fail),
-                ("public.refunds.policy_fail_open", Fail),
-                ("public.credits.policy_fail_open", Fail),
-            ],
-            then: None,
-        },
-        Pitfall {
-            fixture: "app_superuser",
-            expect: &[
-                ("role.{{app_role}}.app_role_superuser", Fail),
-                ("public.invoices.app_role_truncate", Fail),
-            ],
-            then: None,
-        },
-        Pitfall {
-            fixture: "bypassrls_via_role",
-            expect: &[("role.{{app_role}}.app_role_bypassrls", Fail)],
-            then: Some(|results| {
-                let r = results
+const PITFALLS: &[Pitfall] = &[
+    Pitfall {
+        fixture: "rls_off",
+        expect: &[("public.invoices.rls_enabled", Fail)],
+        then: None,
+    },
+    Pitfall {
+        fixture: "not_forced_app_owner",
+        expect: &[
+            ("public.invoices.rls_forced", Fail),
+            ("public.invoices.app_role_owner", Fail),
+            ("public.invoices.app_role_truncate", Fail),
+        ],
+        then: Some(|results| {
+            let r = get(results, "public.invoices.rls_forced");
+            assert!(r.evidence.iter().any(|e| e.label == "fix"
+                && e.text == "ALTER TABLE public.invoices FORCE ROW LEVEL SECURITY;"));
+        }),
+    },
+    Pitfall {
+        fixture: "no_policy",
+        expect: &[("public.invoices.policy_present", Warn)],
+        then: None,
+    },
+    Pitfall {
+        fixture: "missing_command",
+        expect: &[("public.invoices.command_coverage", Warn)],
+        then: Some(|results| {
+            let r = get(results, "public.invoices.command_coverage");
+            assert!(
+                r.summary.contains("INSERT, UPDATE, DELETE"),
+                "{}",
+                r.summary
+            );
+        }),
+    },
+    Pitfall {
+        fixture: "using_true",
+        expect: &[("public.invoices.policy_constant_true", Fail)],
+        then: Some(|results| {
+            let r = get(results, "public.invoices.policy_constant_true");
+            assert!(
+                r.evidence.iter().any(|e| e.label == "policy"
+                    && e.text.starts_with("invoices_all FOR ALL TO tg_app_role_")
+                    && e.text.ends_with("USING (true)")),
+                "{:?}",
+                r.evidence
+            );
+        }),
+    },
+    Pitfall {
+        fixture: "insert_with_check",
+        expect: &[
+            ("public.notes.insert_with_check", Warn),
+            ("public.tags.insert_with_check", Fail),
+            ("public.labels.insert_with_check", Fail),
+        ],
+        then: None,
+    },
+    Pitfall {
+        fixture: "not_keyed",
+        expect: &[("public.invoices.policy_tenant_key", Fail)],
+        then: Some(|results| {
+            let r = get(results, "public.invoices.policy_tenant_key");
+            assert!(r.summary.contains("org_id"), "{}", r.summary);
+        }),
+    },
+    Pitfall {
+        fixture: "fail_open",
+        expect: &[
+            ("public.invoices.policy_fail_open", Fail),
+            ("public.payments.policy_fail_open", Fail),
+            ("public.refunds.policy_fail_open", Fail),
+            ("public.credits.policy_fail_open", Fail),
+        ],
+        then: None,
+    },
+    Pitfall {
+        fixture: "app_superuser",
+        expect: &[
+            ("role.{{app_role}}.app_role_superuser", Fail),
+            ("public.invoices.app_role_truncate", Fail),
+        ],
+        then: None,
+    },
+    Pitfall {
+        fixture: "bypassrls_via_role",
+        expect: &[("role.{{app_role}}.app_role_bypassrls", Fail)],
+        then: Some(|results| {
+            let r = results
+                .iter()
+                .find(|r| r.variant == "app_role_bypassrls")
+                .expect("result");
+            let path = &r.evidence[0].text;
+            assert_eq!(path.matches(" → ").count(), 2, "app → ops → etl: {path}");
+        }),
+    },
+    Pitfall {
+        fixture: "truncate",
+        expect: &[("public.invoices.app_role_truncate", Fail)],
+        then: None,
+    },
+    Pitfall {
+        fixture: "definer_view",
+        expect: &[("public.all_invoices.view_bypass", Fail)],
+        then: Some(|results| {
+            let r = get(results, "public.all_invoices.view_bypass");
+            assert!(
+                r.evidence
                     .iter()
-                    .find(|r| r.variant == "app_role_bypassrls")
-                    .expect("result");
-                let path = &r.evidence[0].text;
-                assert_eq!(path.matches(" → ").count(), 2, "app → ops → etl: {path}");
-            }),
-        },
-        Pitfall {
-            fixture: "truncate",
-            expect: &[("public.invoices.app_role_truncate", Fail)],
-            then: None,
-        },
-        Pitfall {
-            fixture: "definer_view",
-            expect: &[("public.all_invoices.view_bypass", Fail)],
-            then: Some(|results| {
-                let r = get(results, "public.all_invoices.view_bypass");
-                assert!(
-                    r.evidence.iter().any(|e| e.text
+                    .any(|e| e.text
                         == "ALTER VIEW public.all_invoices SET (security_invoker = true);")
-                );
-            }),
-        },
-        Pitfall {
-            fixture: "definer_function",
-            expect: &[("public.invoices_of(uuid).definer_function", Fail)],
-            then: None,
-        },
-        Pitfall {
-            fixture: "partition_no_rls",
-            expect: &[
-                ("public.events_2026.rls_enabled", Fail),
-                ("public.events_2026.rls_forced", Fail),
-            ],
-            then: None,
-        },
-        Pitfall {
-            fixture: "second_schema",
-            expect: &[
-                ("billing.invoices.rls_enabled", Fail),
-                ("billing.invoices.rls_forced", Fail),
-            ],
-            then: None,
-        },
-        Pitfall {
-            fixture: "matview",
-            expect: &[("public.invoice_totals.matview_tenant_data", Fail)],
-            then: None,
-        },
-        Pitfall {
-            fixture: "unique_without_tenant",
-            expect: &[("public.customers.unique_without_tenant", Warn)],
-            then: None,
-        },
-        Pitfall {
-            fixture: "derived_tenant_data",
-            expect: &[("public.member_profiles.derived_tenant_data", Fail)],
-            then: Some(|results| {
-                let r = get(results, "public.member_profiles.derived_tenant_data");
+            );
+        }),
+    },
+    Pitfall {
+        fixture: "definer_function",
+        expect: &[("public.invoices_of(uuid).definer_function", Fail)],
+        then: None,
+    },
+    Pitfall {
+        fixture: "partition_no_rls",
+        expect: &[
+            ("public.events_2026.rls_enabled", Fail),
+            ("public.events_2026.rls_forced", Fail),
+        ],
+        then: None,
+    },
+    Pitfall {
+        fixture: "second_schema",
+        expect: &[
+            ("billing.invoices.rls_enabled", Fail),
+            ("billing.invoices.rls_forced", Fail),
+        ],
+        then: None,
+    },
+    Pitfall {
+        fixture: "matview",
+        expect: &[("public.invoice_totals.matview_tenant_data", Fail)],
+        then: None,
+    },
+    Pitfall {
+        fixture: "unique_without_tenant",
+        expect: &[("public.customers.unique_without_tenant", Warn)],
+        then: None,
+    },
+    Pitfall {
+        fixture: "derived_tenant_data",
+        expect: &[("public.member_profiles.derived_tenant_data", Fail)],
+        then: Some(|results| {
+            let r = get(results, "public.member_profiles.derived_tenant_data");
+            assert!(
+                r.summary.contains("references tenant table public.members"),
+                "{}",
+                r.summary
+            );
+            assert!(!results.iter().any(|r| r.check == "public.plans"));
+        }),
+    },
+    Pitfall {
+        fixture: "other_setting",
+        expect: &[
+            ("public.active_org.policy_tenant_key", Warn),
+            ("public.fallback_org.policy_tenant_key", Warn),
+        ],
+        then: Some(|results| {
+            for t in ["active_org", "fallback_org"] {
+                let r = get(results, &format!("public.{t}.policy_tenant_key"));
                 assert!(
-                    r.summary.contains("references tenant table public.members"),
-                    "{}",
-                    r.summary
-                );
-                assert!(!results.iter().any(|r| r.check == "public.plans"));
-            }),
-        },
-        Pitfall {
-            fixture: "permissive_or",
-            expect: &[("public.invoices.permissive_or", Warn)],
-            then: None,
-        },
-    ];
+                        r.summary.contains("comes from the setting `jwt.claims.active_org_id`, not the declared tenant setting `app.current_org_id`"),
+                        "{}",
+                        r.summary
+                    );
+            }
+        }),
+    },
+    Pitfall {
+        fixture: "permissive_or",
+        expect: &[("public.invoices.permissive_or", Warn)],
+        then: None,
+    },
+];
 
 /// Each pitfall fixture, loaded into a fresh database, produces exactly its findings.
 /// The fixtures run concurrently; a failure names its fixture.
