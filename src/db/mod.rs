@@ -153,7 +153,31 @@ fn rank(v: Verdict) -> u8 {
 
 /// Adds another app role's results: new ids are appended; where the roles disagree,
 /// the worse result is kept and says which role it is about.
-pub(crate) fn merge_role_results(into: &mut Vec<CheckResult>, other: Vec<CheckResult>, role: &str) {
+fn merge_role_results(into: &mut Vec<CheckResult>, other: Vec<CheckResult>, role: &str) {
+    merge_results(into, other, role, rank);
+}
+
+/// The probe's ranking: a role that saw nothing (skip) is not proven by another role
+/// that was refused (pass), so a skip outranks a pass.
+fn probe_rank(v: Verdict) -> u8 {
+    match v {
+        Verdict::Skip => 1,
+        Verdict::Pass => 0,
+        other => rank(other),
+    }
+}
+
+/// [`merge_role_results`] for the probe's results ([`probe_rank`]).
+pub(crate) fn merge_probe_results(into: &mut Vec<CheckResult>, other: Vec<CheckResult>, role: &str) {
+    merge_results(into, other, role, probe_rank);
+}
+
+fn merge_results(
+    into: &mut Vec<CheckResult>,
+    other: Vec<CheckResult>,
+    role: &str,
+    rank: fn(Verdict) -> u8,
+) {
     let index: std::collections::HashMap<String, usize> = into
         .iter()
         .enumerate()

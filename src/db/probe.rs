@@ -232,7 +232,7 @@ pub async fn run(
         merged = Some(match merged {
             None => results,
             Some(mut first) => {
-                super::merge_role_results(&mut first, results, &actor.name);
+                super::merge_probe_results(&mut first, results, &actor.name);
                 first
             }
         });

@@ -1199,3 +1199,137 @@ async fn the_audit_command_takes_identity_models_and_two_tenants() {
     );
     db.drop().await;
 }
+
+const USER_A: &str = "00000000-0000-4000-8000-0000000000a1";
+const USER_B: &str = "00000000-0000-4000-8000-0000000000b1";
+
+/// The claims PostgREST sets for a signed-in user.
+fn claims(user: &str) -> String {
+    format!(r#"{{"sub":"{user}","role":"authenticated"}}"#)
+}
+
+/// Issue 10 item 6 / issue 11 item 5: the probe logs in as a login role (Supabase's
+/// `authenticator`), `SET ROLE`s to each app role inside its rolled-back transaction,
+/// and probes as users: a random user, B's user (a member of account B only) through
+/// the `request.jwt.claims` setting. An app role with BYPASSRLS behind the login role is
+/// exercised and caught; empty tables say "nothing to see", or get a row created for
+/// the tenant inside the rolled-back step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_acts_as_each_app_role_and_as_users() {
+    let mut db = TestDb::create("probe_roles").await;
+    db.load(&["supabase_auth", "supabase_sound", "supabase_pitfalls"])
+        .await;
+    let sql = db.render(&format!(
+        "CREATE ROLE {{{{reporting}}}} NOLOGIN BYPASSRLS;
+         GRANT {{{{anon}}}}, {{{{authenticated}}}}, {{{{reporting}}}} TO {{{{app_role}}}};
+         GRANT SELECT ON notes TO {{{{reporting}}}};
+         INSERT INTO accounts (id, name) VALUES ('{ORG_A}', 'A'), ('{ORG_B}', 'B');
+         INSERT INTO account_user (account_id, user_id) VALUES ('{ORG_A}', '{USER_A}'), ('{ORG_B}', '{USER_B}');
+         INSERT INTO notes (account_id, body) VALUES ('{ORG_A}', 'a'), ('{ORG_B}', 'b');
+         INSERT INTO self_join (id, account_id) VALUES (1, '{ORG_A}'), (2, '{ORG_B}');
+         INSERT INTO any_user (id, account_id) VALUES (1, '{ORG_A}');"
+    ));
+    db.exec(&sql).await;
+    let before = snapshot(&db).await;
+    let (authenticated, anon, reporting) = (
+        db.role("authenticated"),
+        db.role("anon"),
+        db.role("reporting"),
+    );
+    let mut cfg = model_config(&mut db, Model::Supabase);
+    cfg.probe = Some(ProbeConfig {
+        url: db.app_url(),
+        orgs: Some(ProbeOrgs {
+            a: ORG_A.into(),
+            b: ORG_B.into(),
+        }),
+        settings: vec![db::ProbeSetting {
+            name: "request.jwt.claims".into(),
+            a: claims(USER_A),
+            b: claims(USER_B),
+        }],
+        roles: Vec::new(), // the audit's app roles: authenticated, then anon
+    });
+    let results = db::audit(&cfg, &Redactor::new()).await;
+    let probe: Vec<CheckResult> = results
+        .iter()
+        .filter(|r| r.layer == Layer::Probe)
+        .cloned()
+        .collect();
+    let verdict = |id: &str| get(&probe, id).verdict;
+    for role in [&authenticated, &anon] {
+        assert_eq!(
+            verdict(&format!("role.{role}.probe_app_role")),
+            Verdict::Pass,
+            "{}",
+            show(&probe)
+        );
+    }
+    // The sound membership policy holds for B's user; A's control saw A's note.
+    let notes = get(&probe, "public.notes.probe_b_sees_no_a");
+    assert_eq!(notes.verdict, Verdict::Pass, "{}", show(&probe));
+    assert!(
+        notes
+            .evidence
+            .iter()
+            .any(|e| e.label == "control as A" && e.text.contains("1 rows")),
+        "{}",
+        show(&probe)
+    );
+    assert_eq!(verdict("public.notes.probe_random_tenant"), Verdict::Pass);
+    // The self-join typo: B's user sees A's row; the "any signed-in user" policy lets a
+    // random user see it.
+    assert_eq!(
+        verdict("public.self_join.probe_b_sees_no_a"),
+        Verdict::Fail,
+        "{}",
+        show(&probe)
+    );
+    assert_eq!(verdict("public.any_user.probe_random_tenant"), Verdict::Fail);
+    assert_eq!(verdict("public.any_user.probe_b_sees_no_a"), Verdict::Fail);
+    // documents is empty: the probe creates A's row inside its rolled-back step (the
+    // members-only policy admits A's user) and B's user still sees none of it.
+    let docs = get(&probe, "public.documents.probe_b_sees_no_a");
+    assert_eq!(docs.verdict, Verdict::Pass, "{}", show(&probe));
+    assert!(docs.summary.contains("created A's row"), "{}", docs.summary);
+    let docs_move = get(&probe, "public.documents.probe_move_row");
+    assert!(
+        docs_move.evidence.iter().any(|e| e.label == "created"),
+        "{}",
+        show(&probe)
+    );
+    // invoices is empty and read-only to the app roles: nothing to see.
+    let inv = get(&probe, "public.invoices.probe_no_tenant");
+    assert_eq!(inv.verdict, Verdict::Skip, "{}", show(&probe));
+    assert!(inv.summary.contains("nothing to see"), "{}", inv.summary);
+    assert_eq!(
+        verdict("public.invoices.probe_b_sees_no_a"),
+        Verdict::Skip,
+        "no row of A and none can be created"
+    );
+
+    // A BYPASSRLS role behind the login role: exercised, and caught.
+    cfg.probe.as_mut().unwrap().roles = vec![reporting.clone()];
+    let results = db::audit(&cfg, &Redactor::new()).await;
+    let r = get(&results, &format!("role.{reporting}.probe_app_role"));
+    assert_eq!(r.verdict, Verdict::Fail, "{}", show(&results));
+    assert!(r.summary.contains("BYPASSRLS"), "{}", r.summary);
+    assert_eq!(
+        get(&results, "public.notes.probe_no_tenant").verdict,
+        Verdict::Fail,
+        "as the BYPASSRLS role every note shows"
+    );
+    // A role the login role cannot become is an error, never a pass.
+    cfg.probe.as_mut().unwrap().roles = vec![db.role("service_role")];
+    let results = db::audit(&cfg, &Redactor::new()).await;
+    let r = get(
+        &results,
+        &format!("role.{}.probe_app_role", db.role("service_role")),
+    );
+    assert_eq!(r.verdict, Verdict::Error, "{}", show(&results));
+    assert!(r.summary.contains("cannot SET ROLE"), "{}", r.summary);
+
+    // Nothing any probe did outlives it.
+    assert_eq!(snapshot(&db).await, before);
+    db.drop().await;
+}
