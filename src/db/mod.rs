@@ -168,7 +168,11 @@ fn probe_rank(v: Verdict) -> u8 {
 }
 
 /// [`merge_role_results`] for the probe's results ([`probe_rank`]).
-pub(crate) fn merge_probe_results(into: &mut Vec<CheckResult>, other: Vec<CheckResult>, role: &str) {
+pub(crate) fn merge_probe_results(
+    into: &mut Vec<CheckResult>,
+    other: Vec<CheckResult>,
+    role: &str,
+) {
     merge_results(into, other, role, probe_rank);
 }
 

@@ -7,12 +7,40 @@ use crate::db;
 use crate::plan::Selection;
 use crate::redact::Redactor;
 
-/// The audit configuration of a suite's `database:` section.
+/// The audit configuration of a suite's `database:` section. `lookup` fills the
+/// probe's settings from the captures (`{{a.user_id}}`); a setting it cannot fill is
+/// left out and named in the returned notices (the A/B probes then run without it).
 pub fn audit_config(
     database: &crate::suite::model::Database,
     orgs: Option<(String, String)>,
 ) -> db::AuditConfig {
-    db::AuditConfig {
+    audit_config_with(database, orgs, None).0
+}
+
+/// [`audit_config`] with the captures' lookup for `database.probe.settings`.
+pub fn audit_config_with(
+    database: &crate::suite::model::Database,
+    orgs: Option<(String, String)>,
+    lookup: Option<&dyn Fn(&str) -> Option<String>>,
+) -> (db::AuditConfig, Vec<String>) {
+    let mut notices = Vec::new();
+    let mut settings = Vec::new();
+    if let (Some(p), Some(lookup)) = (&database.probe, lookup) {
+        for (k, v) in p.settings.iter() {
+            match (v.a.render(lookup), v.b.render(lookup)) {
+                (Ok(a), Ok(b)) => settings.push(db::ProbeSetting {
+                    name: k.name.clone(),
+                    a,
+                    b,
+                }),
+                (Err(e), _) | (_, Err(e)) => notices.push(format!(
+                    "database.probe.settings.{}: {e}; the probe ran without it",
+                    k.name
+                )),
+            }
+        }
+    }
+    let cfg = db::AuditConfig {
         url: database.url.to_string(),
         tenant_columns: database.tenant_column.0.clone(),
         schemas: database.schemas.clone(),
@@ -23,10 +51,12 @@ pub fn audit_config(
         probe: database.probe.as_ref().map(|p| db::ProbeConfig {
             url: p.url.to_string(),
             orgs: orgs.map(|(a, b)| db::ProbeOrgs { a, b }),
-            ..Default::default()
+            settings,
+            roles: p.roles.clone(),
         }),
         model: database.tenant_model(),
-    }
+    };
+    (cfg, notices)
 }
 
 /// The database results `validate --list` can name without connecting: every table

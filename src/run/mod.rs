@@ -143,8 +143,15 @@ pub async fn run_suite(
         if cancel.is_cancelled() {
             interrupted = true;
         } else {
-            let cfg =
-                database::audit_config(db, tenants.as_ref().and_then(orgs::Tenants::both_orgs));
+            let lookup = tenants.as_ref().map(|t| t.values.lookup(None, None, None));
+            let (cfg, missing) = database::audit_config_with(
+                db,
+                tenants.as_ref().and_then(orgs::Tenants::both_orgs),
+                lookup
+                    .as_ref()
+                    .map(|l| l as &dyn Fn(&str) -> Option<String>),
+            );
+            notices.extend(missing);
             notices.extend(database::audit(&cfg, &selection, redactor, &mut em).await);
             selected.extend(em.results().iter().map(|r| r.id.clone()));
         }

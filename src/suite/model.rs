@@ -903,6 +903,23 @@ impl Database {
 #[serde(deny_unknown_fields)]
 pub struct Probe {
     pub url: Tpl,
+    /// Settings the probe sets as A and as B besides the tenant setting (extension):
+    /// `app.user_id: { a: "{{a.user_id}}", b: "{{b.user_id}}" }`, rendered from the
+    /// captures after setup.
+    #[serde(default)]
+    pub settings: Map<ProbeSettingSpec>,
+    /// The roles the probe acts as through `SET ROLE` (extension); default: the app
+    /// roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// `database.probe.settings.NAME`: its value as A and as B.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSettingSpec {
+    pub a: Tpl,
+    pub b: Tpl,
 }
 
 /// A duration such as `500ms`, `10s`, `2m`, `1h`.

@@ -1285,7 +1285,10 @@ async fn the_probe_acts_as_each_app_role_and_as_users() {
         "{}",
         show(&probe)
     );
-    assert_eq!(verdict("public.any_user.probe_random_tenant"), Verdict::Fail);
+    assert_eq!(
+        verdict("public.any_user.probe_random_tenant"),
+        Verdict::Fail
+    );
     assert_eq!(verdict("public.any_user.probe_b_sees_no_a"), Verdict::Fail);
     // documents is empty: the probe creates A's row inside its rolled-back step (the
     // members-only policy admits A's user) and B's user still sees none of it.
@@ -1332,4 +1335,96 @@ async fn the_probe_acts_as_each_app_role_and_as_users() {
     // Nothing any probe did outlives it.
     assert_eq!(snapshot(&db).await, before);
     db.drop().await;
+}
+
+/// Issue 10/11: probe settings from the captures. The scoped reference target keys RLS
+/// on the user (`app.user_id`), not the org: with `database.probe.settings` naming A's
+/// and B's user, the A/B probes run as those users, so the planted membership-policy
+/// typo (`m.org_id = org_id`: any member sees every org) is seen by the probe — and the
+/// correct target passes every probe.
+#[test]
+fn probe_settings_from_captures_catch_a_membership_typo_keyed_on_the_user() {
+    use tenantgate_reference_api::{ScopedBugs, launch_scoped_at};
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("suites/scoped-api.yaml"),
+    )
+    .expect("suite");
+    let suite = dir.path().join("scoped-db.yaml");
+    std::fs::write(
+        &suite,
+        format!(
+            "{base}\ndatabase:\n  url: ${{DATABASE_URL}}\n  app_role: ${{APP_ROLE}}\n  tenant_column: org_id\n  identity_settings: [app.user_id]\n  probe:\n    url: \"${{APP_DATABASE_URL}}\"\n    settings:\n      app.user_id: {{ a: \"{{{{a.user_id}}}}\", b: \"{{{{b.user_id}}}}\" }}\n"
+        ),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let admin = cluster().admin_url().to_string();
+    for (bugs, typo) in [("", false), ("membership-policy-typo", true)] {
+        let name = crate::support::unique("tgsd");
+        let launched = rt
+            .block_on(launch_scoped_at(
+                &admin,
+                &name,
+                &name,
+                ScopedBugs::parse(bugs).expect("bugs"),
+            ))
+            .expect("launch the scoped reference API");
+        let json = dir.path().join(format!("{name}.json"));
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tenantgate"));
+        cmd.arg("run")
+            .arg(&suite)
+            .arg("--json")
+            .arg(&json)
+            .env("TARGET_URL", &launched.base_url)
+            .env("DATABASE_URL", &launched.admin_url)
+            .env("APP_DATABASE_URL", &launched.app_url)
+            .env("APP_ROLE", &launched.app_role)
+            .env("NO_COLOR", "1");
+        let out = cmd.output().expect("run tenantgate");
+        rt.block_on(launched.api.shutdown());
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).expect("json report"))
+                .expect("json");
+        let probe = |verdict: &str| -> Vec<String> {
+            report["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["layer"] == "probe" && r["verdict"] == verdict)
+                .map(|r| r["id"].as_str().unwrap_or("").to_string())
+                .collect()
+        };
+        let passed = probe("pass");
+        assert!(
+            passed
+                .iter()
+                .any(|id| id == "public.memberships.probe_b_sees_no_a"),
+            "{stdout}"
+        );
+        if typo {
+            let failed = probe("fail");
+            for t in ["projects", "invoices", "api_keys"] {
+                assert!(
+                    failed.contains(&format!("public.{t}.probe_b_sees_no_a")),
+                    "{t}: {failed:?}\n{stdout}"
+                );
+            }
+            assert_eq!(out.status.code(), Some(1), "{stdout}");
+        } else {
+            assert_eq!(probe("fail"), Vec::<String>::new(), "{stdout}");
+            assert_eq!(probe("error"), Vec::<String>::new(), "{stdout}");
+            for t in ["projects", "invoices", "api_keys"] {
+                assert!(
+                    passed.contains(&format!("public.{t}.probe_b_sees_no_a")),
+                    "{t}: {passed:?}\n{stdout}"
+                );
+            }
+        }
+    }
 }
