@@ -1124,6 +1124,43 @@ fn the_suite_declares_the_identity_model() {
     assert!(model.extra_app_roles.contains(&"anon".to_string()));
     assert!(model.extra_app_roles.contains(&"reporting".to_string()));
 
+    // Probe settings take the captures; an unknown one is a located error.
+    let probe = |settings: &str| {
+        text.replacen(
+            "  probe: { url: \"${APP_DATABASE_URL}\" }",
+            &format!("  probe: {{ url: \"${{APP_DATABASE_URL}}\", roles: [tg_app], settings: {{ {settings} }} }}"),
+            1,
+        )
+    };
+    let loaded = tenantgate::suite::load_str(
+        "s.yaml",
+        &probe("app.user_id: { a: \"{{a.org_id}}\", b: \"{{b.org_id}}\" }"),
+        &env,
+    )
+    .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
+    let p = loaded
+        .suite
+        .database
+        .as_ref()
+        .unwrap()
+        .probe
+        .as_ref()
+        .unwrap();
+    assert_eq!(p.settings.iter().count(), 1);
+    assert_eq!(p.roles, ["tg_app"]);
+    let err = tenantgate::suite::load_str(
+        "s.yaml",
+        &probe("app.user_id: { a: \"{{a.nope}}\", b: \"{{b.org_id}}\" }"),
+        &env,
+    )
+    .err()
+    .expect("an unknown capture is refused");
+    let out = err.render(&Redactor::new());
+    assert!(
+        out.contains("unknown placeholder `{{a.nope}}` in database.probe.settings.app.user_id"),
+        "{out}"
+    );
+
     let err = tenantgate::suite::load_str("s.yaml", &with("  preset: firebase\n"), &env)
         .err()
         .expect("an unknown preset is refused");
@@ -1197,6 +1234,77 @@ async fn the_audit_command_takes_identity_models_and_two_tenants() {
         passed.contains(&"public.brands.probe_move_row".to_string()),
         "{out}"
     );
+    db.drop().await;
+
+    // Claims for the two tenants, a login role that SET ROLEs to the app roles.
+    let mut db = TestDb::create("cli_claims").await;
+    db.load(&["supabase_auth", "supabase_sound"]).await;
+    let sql = db.render(&format!(
+        "GRANT {{{{anon}}}}, {{{{authenticated}}}} TO {{{{app_role}}}};
+         INSERT INTO accounts (id, name) VALUES ('{ORG_A}', 'A'), ('{ORG_B}', 'B');
+         INSERT INTO account_user (account_id, user_id) VALUES ('{ORG_A}', '{USER_A}'), ('{ORG_B}', '{USER_B}');
+         INSERT INTO notes (account_id, body) VALUES ('{ORG_A}', 'a'), ('{ORG_B}', 'b');"
+    ));
+    db.exec(&sql).await;
+    let (url, app_url, authenticated, anon) = (
+        db.url(),
+        db.app_url(),
+        db.role("authenticated"),
+        db.role("anon"),
+    );
+    let (ca, cb) = (
+        format!("request.jwt.claims={}", claims(USER_A)),
+        format!("request.jwt.claims={}", claims(USER_B)),
+    );
+    let mut args = vec![
+        "--database-url",
+        &url,
+        "--identity-function",
+        "auth.uid",
+        "--identity-function",
+        "auth.jwt",
+        "--identity-setting",
+        "request.jwt.claims",
+        "--app-role",
+        &authenticated,
+        "--app-role",
+        &anon,
+        "--probe-url",
+        &app_url,
+        "--tenant-a",
+        ORG_A,
+        "--tenant-b",
+        ORG_B,
+        "--tenant-a-setting",
+        &ca,
+    ];
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_tenantgate"))
+        .arg("audit")
+        .args(&args)
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run tenantgate audit");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "a setting for A only: {err}"
+    );
+    assert!(
+        err.contains("has no --tenant-b-setting request.jwt.claims"),
+        "{err}"
+    );
+    args.extend(["--tenant-b-setting", &cb]);
+    let (code, out, report, _) = tokio::task::block_in_place(|| audit_cli(&args, dir.path()));
+    let passed = ids_with(&report, "pass");
+    for id in [
+        "public.notes.probe_b_sees_no_a".to_string(),
+        format!("role.{authenticated}.probe_app_role"),
+        format!("role.{anon}.probe_app_role"),
+    ] {
+        assert!(passed.contains(&id), "{id}: {out}");
+    }
+    assert_eq!(code, 0, "{out}");
     db.drop().await;
 }
 
