@@ -712,6 +712,7 @@ async fn audit_cmd(a: AuditArgs) -> u8 {
                 .map(|(a, b)| crate::db::ProbeOrgs { a, b }),
             settings,
             roles: a.probe_roles.clone(),
+            seeds: Vec::new(),
         }),
         model: crate::db::TenantModel::of(
             a.preset.as_deref(),

@@ -141,6 +141,10 @@ pub struct ProbeConfig {
     /// transaction; empty: the audit's app roles (`app_role`, `app_roles`, the
     /// preset's), or the login role itself when none is declared.
     pub roles: Vec<String>,
+    /// A's seeded ids (capture name, value), from `tenantgate run`: the probe, as A,
+    /// looks them up by primary key in every tenant table (`probe_seed_rows`), so the
+    /// run can put each table's database verdict next to the HTTP verdict.
+    pub seeds: Vec<(String, String)>,
 }
 
 /// A setting the probe sets as org A and as org B (`app.user_id` = A's user, B's user).
@@ -194,6 +198,7 @@ impl std::fmt::Debug for ProbeConfig {
             .field("orgs", &self.orgs)
             .field("settings", &self.settings)
             .field("roles", &self.roles)
+            .field("seeds", &self.seeds.len())
             .finish()
     }
 }

@@ -81,6 +81,8 @@ struct Plan<'a> {
     settings: &'a [ProbeSetting],
     /// Settings set for a random user (name, value), besides a random tenant.
     random_user: Vec<(String, String)>,
+    /// A's seeded ids (capture name, value).
+    seeds: &'a [(String, String)],
 }
 
 impl Plan<'_> {
@@ -204,6 +206,7 @@ pub async fn run(
         orgs: cfg.orgs.as_ref().map(|o| (o.a.as_str(), o.b.as_str())),
         settings: &cfg.settings,
         random_user: random_user(model, &cfg.settings),
+        seeds: &cfg.seeds,
     };
     let mut clients = vec![client];
     clients.extend(opened.flatten());
@@ -380,6 +383,8 @@ async fn try_set_role(client: &Client, login: &str, role: &str) -> (Option<Actor
 struct Facts {
     /// The table (or one of its partitions) has pages on disk: rows are, or were, there.
     on_disk: bool,
+    /// The single-column primary key, if any (where A's seeded ids are looked up).
+    pk: Option<String>,
     /// `INSERT` column list and values for a row of a tenant (the tenant column's value
     /// is added per org); `None` when a NOT NULL column has a type the probe cannot
     /// make a value of.
@@ -410,16 +415,30 @@ async fn table_facts(client: &Client, tables: &[TenantTable]) -> Result<Vec<Fact
            AND a.attidentity = '' AND a.attgenerated = '' ORDER BY 1, a.attnum",
         &params,
     );
-    let (sizes, columns) = (sizes.await, columns.await);
+    let pks = client.query(
+        "SELECT t.i::int, a.attname::text FROM unnest($1::text[]) WITH ORDINALITY t(name, i) \
+         JOIN pg_index x ON x.indrelid = to_regclass(t.name) AND x.indisprimary AND x.indnatts = 1 \
+         JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = x.indkey[0]",
+        &params,
+    );
+    let (sizes, columns, pks) = (sizes.await, columns.await, pks.await);
+    let pks = pks.map_err(|e| DbError::query("probe primary keys", &e))?;
     let sizes = sizes.map_err(|e| DbError::query("probe table sizes", &e))?;
     let columns = columns.map_err(|e| DbError::query("probe table columns", &e))?;
     let mut facts: Vec<Facts> = tables
         .iter()
         .map(|_| Facts {
             on_disk: false,
+            pk: None,
             insert: Some((Vec::new(), Vec::new())),
         })
         .collect();
+    for r in pks {
+        let i: i32 = r.get(0);
+        if let Some(f) = facts.get_mut((i - 1) as usize) {
+            f.pk = Some(r.get(1));
+        }
+    }
     for r in sizes {
         let i: i32 = r.get(0);
         if let Some(f) = facts.get_mut((i - 1) as usize) {
@@ -558,12 +577,15 @@ async fn probe_part(
                         let (sa, sb) = (plan.as_org(false), plan.as_org(true));
                         steps.push(ab_step(i, t, col, ty, f, &sa, &sb, oa));
                         steps.push(move_step(i, t, col, ty, f, &sb, oa, ob));
+                        if let (Some(pk), false) = (&f.pk, plan.seeds.is_empty()) {
+                            steps.push(seed_step(i, t, pk, &sa, plan.seeds));
+                        }
                     }
                 }
                 if setting.is_some() {
                     ks.push(1);
                 }
-                ks.extend([2, 3, 4]);
+                ks.extend([2, 3, 4, 5]);
                 run_batch(client, a, &steps, base, chunk.len(), &ks, &mut raws).await?;
             }
             let took = started.elapsed() / tables.len().max(1) as u32;
@@ -766,6 +788,26 @@ fn move_step(
     })
 }
 
+/// Kind 5: as A, count the rows whose primary key is one of A's seeded ids.
+fn seed_step(
+    i: usize,
+    t: &TenantTable,
+    pk: &str,
+    as_a: &[(String, String)],
+    seeds: &[(String, String)],
+) -> serde_json::Value {
+    let values: Vec<String> = seeds.iter().map(|(_, v)| literal(v)).collect();
+    serde_json::json!({
+        "i": i, "k": 5, "sa": flat(as_a),
+        "q1": format!(
+            "SELECT count(*) FROM {} WHERE {}::text = ANY (ARRAY[{}]::text[])",
+            qualified(&t.schema, &t.name),
+            quote_ident(pk),
+            values.join(", ")
+        ),
+    })
+}
+
 /// The program every batch runs: for each step (a JSON record), a subtransaction that
 /// sets the step's settings, runs its statements and then raises [`ROLLBACK_STATE`], so
 /// nothing it did survives it; the report line is `i, kind, stage (0 = completed), v1,
@@ -783,7 +825,7 @@ BEGIN
       FOR j IN 1..coalesce(array_length(st.sa, 1), 0) BY 2 LOOP
         PERFORM set_config(st.sa[j], st.sa[j + 1], true);
       END LOOP;
-      IF st.k <= 2 THEN
+      IF st.k <= 2 OR st.k = 5 THEN
         s := 2; EXECUTE st.q1 INTO v1;
       ELSIF st.k = 3 THEN
         BEGIN
@@ -1031,6 +1073,21 @@ fn judge(
         let (sa, sb) = (plan.as_org(false), plan.as_org(true));
         b_sees_no_a.push(judge_ab(t, col, raws.get(&(i, 3)), &sa, &sb).timed(took));
         move_row.push(judge_move(t, col, raws.get(&(i, 4)), &sb).timed(took));
+        if let Step::Ran(n) = count_step(raws.get(&(i, 5)))
+            && n > 0
+        {
+            let names: Vec<&str> = plan.seeds.iter().map(|(n, _)| n.as_str()).collect();
+            move_row.push(
+                result(
+                    t,
+                    "probe_seed_rows",
+                    Verdict::Pass,
+                    format!("{n} of A's seeded rows are here (found as A by primary key)"),
+                )
+                .with("seeds", format!("looked up: {}", names.join(", ")))
+                .timed(took),
+            );
+        }
     }
 }
 

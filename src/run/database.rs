@@ -4,6 +4,7 @@
 
 use super::emit::Emitter;
 use crate::db;
+use crate::outcome::{CheckResult, Layer, Verdict};
 use crate::plan::Selection;
 use crate::redact::Redactor;
 
@@ -14,14 +15,40 @@ pub fn audit_config(
     database: &crate::suite::model::Database,
     orgs: Option<(String, String)>,
 ) -> db::AuditConfig {
-    audit_config_with(database, orgs, None).0
+    audit_config_with(database, orgs, None, Vec::new()).0
 }
 
-/// [`audit_config`] with the captures' lookup for `database.probe.settings`.
+/// A's captures that look like row ids (a uuid, or a whole number), as (name, value):
+/// what the probe looks up by primary key to find where A's seeded rows landed.
+pub(crate) fn seed_ids(
+    captures: &std::collections::BTreeMap<String, String>,
+) -> Vec<(String, String)> {
+    let uuid = |s: &str| {
+        s.len() == 36
+            && s.chars().enumerate().all(|(i, c)| {
+                if [8, 13, 18, 23].contains(&i) {
+                    c == '-'
+                } else {
+                    c.is_ascii_hexdigit()
+                }
+            })
+    };
+    captures
+        .iter()
+        .filter(|(_, v)| {
+            uuid(v) || (!v.is_empty() && v.len() < 20 && v.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// [`audit_config`] with the captures' lookup for `database.probe.settings` and A's
+/// seeded ids.
 pub fn audit_config_with(
     database: &crate::suite::model::Database,
     orgs: Option<(String, String)>,
     lookup: Option<&dyn Fn(&str) -> Option<String>>,
+    seeds: Vec<(String, String)>,
 ) -> (db::AuditConfig, Vec<String>) {
     let mut notices = Vec::new();
     let mut settings = Vec::new();
@@ -53,6 +80,7 @@ pub fn audit_config_with(
             orgs: orgs.map(|(a, b)| db::ProbeOrgs { a, b }),
             settings,
             roles: p.roles.clone(),
+            seeds,
         }),
         model: database.tenant_model(),
     };
@@ -124,10 +152,138 @@ pub(crate) async fn audit(
     register_passwords(cfg, redactor);
     em.phase("auditing the database");
     let notices = db::notices(cfg);
-    for r in db::audit(cfg, redactor).await {
+    let mut results = db::audit(cfg, redactor).await;
+    let http: Vec<(Verdict, String)> = em
+        .results()
+        .iter()
+        .filter(|r| matches!(r.layer, Layer::Http | Layer::Attack))
+        .map(|r| (r.verdict, r.id.clone()))
+        .collect();
+    let layers = layer_verdicts(&results, &http);
+    results.extend(layers);
+    for r in results {
         if selection.keeps(&r.id, &r.check) {
             em.result(r);
         }
     }
     notices
+}
+
+/// The rules whose failure on a table means its database layer does not hold on its
+/// own: RLS off, not forced, not keyed or open, or the probe saw a leak.
+const LAYER_RULES: &[&str] = &[
+    "rls_enabled",
+    "rls_forced",
+    "policy_tenant_key",
+    "policy_fail_open",
+    "policy_constant_true",
+    "insert_with_check",
+    "app_role_owner",
+    "probe_no_tenant",
+    "probe_random_tenant",
+    "probe_b_sees_no_a",
+    "probe_move_row",
+];
+
+/// One verdict per layer: for each tenant table where the probe (as A) found A's seeded
+/// rows (`probe_seed_rows`), `schema.table.layer_verdicts` puts the database verdict
+/// next to the HTTP verdict. "Isolated by the application only" — the API held but the
+/// database does not (RLS off, unforced, bypassed, or a probe leak) — is a failure: the
+/// promise is that each layer holds on its own. Emitted as a database result, so
+/// reports need nothing new.
+pub(crate) fn layer_verdicts(db: &[CheckResult], http: &[(Verdict, String)]) -> Vec<CheckResult> {
+    let http_failed: Vec<&str> = http
+        .iter()
+        .filter(|(v, _)| *v == Verdict::Fail)
+        .map(|(_, id)| id.as_str())
+        .collect();
+    let http_passed = http.iter().filter(|(v, _)| *v == Verdict::Pass).count();
+    let http_held = http_failed.is_empty() && http_passed > 0;
+    // Role-wide holes hold for every table.
+    let role_wide: Vec<String> = db
+        .iter()
+        .filter(|r| {
+            r.verdict == Verdict::Fail
+                && matches!(
+                    r.variant.as_str(),
+                    "app_role_superuser" | "app_role_bypassrls" | "probe_app_role"
+                )
+        })
+        .map(|r| format!("{} ({})", r.variant, r.check))
+        .collect();
+    let mut out = Vec::new();
+    for seen in db
+        .iter()
+        .filter(|r| r.variant == "probe_seed_rows" && r.verdict == Verdict::Pass)
+    {
+        let table = &seen.check;
+        let mut holes: Vec<String> = db
+            .iter()
+            .filter(|r| {
+                &r.check == table
+                    && r.verdict == Verdict::Fail
+                    && LAYER_RULES.contains(&r.variant.as_str())
+            })
+            .map(|r| r.variant.clone())
+            .collect();
+        holes.extend(role_wide.iter().cloned());
+        let http_text = if http_held {
+            format!("holds: {http_passed} HTTP checks and attacks passed")
+        } else if http_failed.is_empty() {
+            "not decided: no HTTP check passed".to_string()
+        } else {
+            format!(
+                "does not hold: {} failed ({})",
+                http_failed.len(),
+                http_failed
+                    .iter()
+                    .take(3)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let db_text = if holes.is_empty() {
+            "holds: RLS enabled, forced and keyed; the probe saw none of A's rows as another tenant"
+                .to_string()
+        } else {
+            format!("does not hold: {}", holes.join(", "))
+        };
+        let (verdict, summary) = match (holes.is_empty(), http_held) {
+            (false, true) => (
+                Verdict::Fail,
+                format!(
+                    "isolated by the application only: the API held, but the database does not ({}); each layer must hold on its own",
+                    holes.join(", ")
+                ),
+            ),
+            (false, false) => (
+                Verdict::Fail,
+                format!(
+                    "neither layer is proven: the database does not hold ({})",
+                    holes.join(", ")
+                ),
+            ),
+            (true, _) => (
+                Verdict::Pass,
+                format!(
+                    "A's seeded rows are here and the database holds on its own; HTTP {http_text}"
+                ),
+            ),
+        };
+        out.push(
+            CheckResult::new(
+                format!("{table}.layer_verdicts"),
+                table.clone(),
+                "layer_verdicts",
+                Layer::Database,
+                verdict,
+                summary,
+            )
+            .with("http", http_text)
+            .with("database", db_text)
+            .with("seeds", seen.summary.clone()),
+        );
+    }
+    out
 }

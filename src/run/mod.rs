@@ -150,6 +150,10 @@ pub async fn run_suite(
                 lookup
                     .as_ref()
                     .map(|l| l as &dyn Fn(&str) -> Option<String>),
+                tenants
+                    .as_ref()
+                    .map(|t| database::seed_ids(&t.values.a.captures))
+                    .unwrap_or_default(),
             );
             notices.extend(missing);
             notices.extend(database::audit(&cfg, &selection, redactor, &mut em).await);

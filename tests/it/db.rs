@@ -1357,6 +1357,7 @@ async fn the_probe_acts_as_each_app_role_and_as_users() {
             b: claims(USER_B),
         }],
         roles: Vec::new(), // the audit's app roles: authenticated, then anon
+        seeds: Vec::new(),
     });
     let results = db::audit(&cfg, &Redactor::new()).await;
     let probe: Vec<CheckResult> = results
@@ -1535,4 +1536,43 @@ fn probe_settings_from_captures_catch_a_membership_typo_keyed_on_the_user() {
             }
         }
     }
+}
+
+/// Issue 10 item 8, one verdict per layer: in `run`, the probe as A finds A's seeded
+/// rows by primary key and `schema.table.layer_verdicts` puts the database verdict next
+/// to the HTTP verdict. With subscribers not forced the API still holds: "isolated by
+/// the application only" is a failure; on the correct app both layers hold.
+#[test]
+fn run_reports_one_verdict_per_layer_where_a_seeded_rows_landed() {
+    use crate::support::{Target, bundled_suite};
+    let suite = bundled_suite();
+    let correct = Target::start("");
+    let run = correct.run(&suite, &[]);
+    let layer = |run: &crate::support::Run, id: &str| -> (String, String) {
+        let r = run.json.as_ref().and_then(|j| {
+            j["results"]
+                .as_array()?
+                .iter()
+                .find(|r| r["id"] == id)
+                .cloned()
+        });
+        let r = r.unwrap_or_else(|| panic!("no {id}:\n{}", run.explain()));
+        (
+            r["verdict"].as_str().unwrap_or("").to_string(),
+            r["summary"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    let (v, s) = layer(&run, "public.brands.layer_verdicts");
+    assert_eq!(v, "pass", "{s}\n{}", run.explain());
+    assert!(s.contains("database holds on its own"), "{s}");
+    assert_eq!(run.code, 0, "{}", run.explain());
+    drop(correct);
+
+    let broken = Target::start("subscribers-not-forced");
+    let run = broken.run(&suite, &[]);
+    let (v, s) = layer(&run, "public.subscribers.layer_verdicts");
+    assert_eq!(v, "fail", "{s}");
+    assert!(s.contains("isolated by the application only"), "{s}");
+    assert!(s.contains("rls_forced"), "{s}");
+    assert_eq!(layer(&run, "public.brands.layer_verdicts").0, "pass");
 }
