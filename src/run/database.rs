@@ -217,7 +217,7 @@ pub(crate) fn layer_verdicts(db: &[CheckResult], http: &[(Verdict, String)]) -> 
         .filter(|r| r.variant == "probe_seed_rows" && r.verdict == Verdict::Pass)
     {
         let table = &seen.check;
-        let mut holes: Vec<String> = db
+        let holes: Vec<String> = db
             .iter()
             .filter(|r| {
                 &r.check == table
@@ -226,7 +226,6 @@ pub(crate) fn layer_verdicts(db: &[CheckResult], http: &[(Verdict, String)]) -> 
             })
             .map(|r| r.variant.clone())
             .collect();
-        holes.extend(role_wide.iter().cloned());
         let http_text = if http_held {
             format!("holds: {http_passed} HTTP checks and attacks passed")
         } else if http_failed.is_empty() {
@@ -249,6 +248,14 @@ pub(crate) fn layer_verdicts(db: &[CheckResult], http: &[(Verdict, String)]) -> 
         } else {
             format!("does not hold: {}", holes.join(", "))
         };
+        // Role-wide holes are reported once, as role results; named here, not repeated
+        // as a failure of every table.
+        let role_text = (!role_wide.is_empty()).then(|| {
+            format!(
+                "the table's own RLS is judged here; role-wide findings reported once: {}",
+                role_wide.join(", ")
+            )
+        });
         let (verdict, summary) = match (holes.is_empty(), http_held) {
             (false, true) => (
                 Verdict::Fail,
@@ -262,6 +269,12 @@ pub(crate) fn layer_verdicts(db: &[CheckResult], http: &[(Verdict, String)]) -> 
                 format!(
                     "neither layer is proven: the database does not hold ({})",
                     holes.join(", ")
+                ),
+            ),
+            (true, _) if role_text.is_some() => (
+                Verdict::Pass,
+                format!(
+                    "A's seeded rows are here and this table's RLS holds, but see the role-wide findings; HTTP {http_text}"
                 ),
             ),
             (true, _) => (
@@ -284,6 +297,9 @@ pub(crate) fn layer_verdicts(db: &[CheckResult], http: &[(Verdict, String)]) -> 
             .with("database", db_text)
             .with("seeds", seen.summary.clone()),
         );
+        if let (Some(t), Some(last)) = (role_text, out.last_mut()) {
+            *last = last.clone().with("role-wide", t);
+        }
     }
     out
 }
