@@ -240,6 +240,15 @@ pub struct AuditArgs {
         requires = "tenant_a"
     )]
     pub tenant_b_settings: Vec<String>,
+    /// Schema-per-tenant mode: a tenant schema or pattern (repeatable; `tenant_*`).
+    #[arg(long = "tenant-schema", value_name = "PATTERN")]
+    pub tenant_schemas: Vec<String>,
+    /// The role of each tenant schema, `{schema}` replaced by its name.
+    #[arg(long, value_name = "TEMPLATE", default_value = "{schema}")]
+    pub tenant_schema_role: String,
+    /// A shared schema that is never a tenant, even when a pattern matches (repeatable).
+    #[arg(long = "shared-schema", value_name = "NAME")]
+    pub shared_schemas: Vec<String>,
     /// A role the probe acts as through SET ROLE (repeatable). Default: the app roles.
     #[arg(long = "probe-role", value_name = "ROLE")]
     pub probe_roles: Vec<String>,
@@ -720,6 +729,11 @@ async fn audit_cmd(a: AuditArgs) -> u8 {
             &a.identity_settings,
             a.app_roles.get(1..).unwrap_or(&[]),
         ),
+        tenant_schemas: (!a.tenant_schemas.is_empty()).then(|| crate::db::SchemaTenants {
+            schemas: a.tenant_schemas.clone(),
+            role: a.tenant_schema_role.clone(),
+            shared: a.shared_schemas.clone(),
+        }),
     };
     // Before any reporter exists: nothing may print a password first.
     run::database::register_passwords(&cfg, &redactor);

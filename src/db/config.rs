@@ -36,6 +36,19 @@ pub struct AuditConfig {
     /// How policies know the caller: identity functions and settings besides
     /// `tenant_setting`, and more app roles ([`TenantModel::supabase`]).
     pub model: TenantModel,
+    /// Schema-per-tenant mode: tenants are schemas, each with its own role.
+    pub tenant_schemas: Option<SchemaTenants>,
+}
+
+/// Schema-per-tenant mode: which schemas are tenants and which role is each one's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SchemaTenants {
+    /// Schema names or patterns (a trailing `*` matches a prefix: `tenant_*`).
+    pub schemas: Vec<String>,
+    /// The role of a tenant schema, `{schema}` replaced by its name (`{schema}_app`).
+    pub role: String,
+    /// Shared schemas, never tenants even when a pattern matches (`public`).
+    pub shared: Vec<String>,
 }
 
 /// How the caller's identity reaches the policies, beyond a tenant setting: JWT claims
@@ -187,6 +200,7 @@ impl std::fmt::Debug for AuditConfig {
             .field("tenant_setting", &self.tenant_setting)
             .field("probe", &self.probe)
             .field("model", &self.model)
+            .field("tenant_schemas", &self.tenant_schemas)
             .finish()
     }
 }

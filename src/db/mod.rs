@@ -25,6 +25,7 @@ pub mod error;
 pub mod expr;
 pub mod probe;
 pub mod rules;
+pub mod schemas;
 mod sql;
 pub mod tls;
 
@@ -35,7 +36,8 @@ use crate::redact::Redactor;
 
 pub use catalog::read_only_client;
 pub use config::{
-    AuditConfig, DEFAULT_TENANT_COLUMNS, PRESETS, ProbeConfig, ProbeOrgs, ProbeSetting, TenantModel,
+    AuditConfig, DEFAULT_TENANT_COLUMNS, PRESETS, ProbeConfig, ProbeOrgs, ProbeSetting,
+    SchemaTenants, TenantModel,
 };
 pub use error::DbError;
 use error::error_result;
@@ -94,6 +96,23 @@ pub async fn audit(cfg: &AuditConfig, redactor: &Redactor) -> Vec<CheckResult> {
         return Vec::new(); // unreachable: `app_roles` is never empty
     };
     let mut results = judged.results;
+    if let Some(st) = &cfg.tenant_schemas {
+        match schemas::load(&client, st).await {
+            Ok((found, reach)) => {
+                if !found.is_empty() {
+                    // Tenants are schemas: tables without a tenant column are expected.
+                    for r in results.iter_mut().filter(|r| {
+                        r.id == "database.tenant_tables_found" && r.verdict == Verdict::Error
+                    }) {
+                        r.verdict = Verdict::Skip;
+                        r.summary = "no table with a tenant column: the tenants are schemas (schema_isolation)".into();
+                    }
+                }
+                results.extend(schemas::judge(st, &found, &reach, started));
+            }
+            Err(e) => results.push(error_result("database.tenant_schemas", Layer::Database, &e)),
+        }
+    }
     let unverified = notices(cfg);
     if !unverified.is_empty() {
         // Not a finding about isolation, but a person reading the verdicts must know

@@ -83,6 +83,11 @@ pub fn audit_config_with(
             seeds,
         }),
         model: database.tenant_model(),
+        tenant_schemas: database.tenant_schemas.as_ref().map(|t| db::SchemaTenants {
+            schemas: t.schemas.clone(),
+            role: t.role.clone().unwrap_or_else(|| "{schema}".into()),
+            shared: t.shared.clone(),
+        }),
     };
     (cfg, notices)
 }

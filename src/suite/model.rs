@@ -884,6 +884,23 @@ pub struct Database {
     /// More application roles, each judged like `app_role` (extension).
     #[serde(default)]
     pub app_roles: Vec<String>,
+    /// Schema-per-tenant mode (extension).
+    #[serde(default)]
+    pub tenant_schemas: Option<TenantSchemas>,
+}
+
+/// `database.tenant_schemas:` tenants as schemas.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSchemas {
+    /// Schema names or patterns (`tenant_*`).
+    pub schemas: Vec<String>,
+    /// The role of each tenant schema, `{schema}` replaced (default `{schema}`).
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Shared schemas that are never tenants.
+    #[serde(default)]
+    pub shared: Vec<String>,
 }
 
 impl Database {

@@ -448,6 +448,8 @@ enum Model {
     Supabase,
     /// A membership schema on plain PostgreSQL: the caller is `app.user_id`.
     Membership,
+    /// Schema per tenant: `tg_tenant_*` schemas, each tenant's role named like it.
+    Schemas,
 }
 
 fn model_config(db: &mut TestDb, model: Model) -> AuditConfig {
@@ -468,6 +470,15 @@ fn model_config(db: &mut TestDb, model: Model) -> AuditConfig {
             model: db::TenantModel::of(None, &[], &["app.user_id".to_string()], &[]),
             ..Default::default()
         },
+        Model::Schemas => AuditConfig {
+            url: db.url(),
+            tenant_schemas: Some(db::SchemaTenants {
+                schemas: vec!["tg_tenant_*".into()],
+                role: "{schema}".into(),
+                shared: vec!["public".into()],
+            }),
+            ..Default::default()
+        },
     }
 }
 
@@ -480,6 +491,27 @@ struct ModelCase {
 }
 
 const MODEL_CASES: &[ModelCase] = &[
+    ModelCase {
+        fixtures: &["schema_tenants_sound"],
+        model: Model::Schemas,
+        expect: &[],
+    },
+    ModelCase {
+        fixtures: &["schema_tenants_pitfalls"],
+        model: Model::Schemas,
+        expect: &[
+            (
+                "schema.{{tenant_a}}.schema_isolation",
+                Fail,
+                "can use other tenants' schemas",
+            ),
+            (
+                "schema.{{tenant_c}}.schema_isolation",
+                Fail,
+                "granted to PUBLIC",
+            ),
+        ],
+    },
     ModelCase {
         fixtures: &["supabase_auth", "supabase_sound"],
         model: Model::Supabase,
@@ -590,7 +622,7 @@ async fn identity_model_fixtures_produce_exactly_their_findings() {
                 .collect();
             assert_eq!(findings(&results), want, "{label}:\n{}", show(&results));
             for (id, _, words) in c.expect {
-                let r = get(&results, id);
+                let r = get(&results, &db.render(id));
                 assert!(r.summary.contains(words), "{label} {id}: {}", r.summary);
             }
             // Fix SQL in the schema's model: never a setting the schema does not use.
