@@ -18,6 +18,9 @@ pub fn audit_config(
     audit_config_with(database, orgs, None, Vec::new()).0
 }
 
+/// The captures' placeholder lookup (`a.user_id` → its value).
+pub type Lookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
 /// A's captures that look like row ids (a uuid, or a whole number), as (name, value):
 /// what the probe looks up by primary key to find where A's seeded rows landed.
 pub(crate) fn seed_ids(
@@ -47,7 +50,7 @@ pub(crate) fn seed_ids(
 pub fn audit_config_with(
     database: &crate::suite::model::Database,
     orgs: Option<(String, String)>,
-    lookup: Option<&dyn Fn(&str) -> Option<String>>,
+    lookup: Option<&Lookup<'_>>,
     seeds: Vec<(String, String)>,
 ) -> (db::AuditConfig, Vec<String>) {
     let mut notices = Vec::new();

@@ -147,9 +147,7 @@ pub async fn run_suite(
             let (cfg, missing) = database::audit_config_with(
                 db,
                 tenants.as_ref().and_then(orgs::Tenants::both_orgs),
-                lookup
-                    .as_ref()
-                    .map(|l| l as &dyn Fn(&str) -> Option<String>),
+                lookup.as_ref().map(|l| l as &database::Lookup<'_>),
                 tenants
                     .as_ref()
                     .map(|t| database::seed_ids(&t.values.a.captures))
