@@ -137,12 +137,6 @@ pub async fn run(
     model: &TenantModel,
     app_roles: &[String],
 ) -> Vec<CheckResult> {
-    let t0 = Instant::now();
-    let trace = |what: &str| {
-        if std::env::var_os("TG_PROBE_TRACE").is_some() {
-            eprintln!("probe: {what} at {:?}", t0.elapsed());
-        }
-    };
     // Every connection is opened at once (each costs a backend start and an
     // authentication); an extra one that fails only lowers the concurrency.
     let connects =
@@ -153,7 +147,6 @@ pub async fn run(
         Some(Err(e)) => return vec![error_result("database.probe", Layer::Probe, &e)],
         None => return Vec::new(),
     };
-    trace("connected");
     let login = match check_role(&client).await {
         Ok(l) => l,
         Err(e) => return vec![error_result("database.probe", Layer::Probe, &e)],
@@ -200,7 +193,6 @@ pub async fn run(
             return out;
         }
     };
-    trace("facts");
     let plan = Plan {
         setting,
         orgs: cfg.orgs.as_ref().map(|o| (o.a.as_str(), o.b.as_str())),
@@ -210,7 +202,6 @@ pub async fn run(
     };
     let mut clients = vec![client];
     clients.extend(opened.flatten());
-    trace("all connected");
     let per = tables.len().div_ceil(clients.len());
     let parts = clients
         .iter()
@@ -228,7 +219,6 @@ pub async fn run(
         }
         error = error.or(part.error);
     }
-    trace("parts done");
     let mut merged: Option<Vec<CheckResult>> = None;
     for (actor, kinds) in actors.iter().zip(per_actor) {
         let results = assemble(kinds, &plan);
@@ -655,15 +645,7 @@ async fn run_batch(
         "{}DO ${tag}$ {program} ${tag}$; SELECT current_setting('{OUT_SETTING}', true)",
         actor.preamble()
     );
-    let t0 = Instant::now();
     let got = client.simple_query(&sql).await;
-    if std::env::var_os("TG_PROBE_TRACE").is_some() {
-        eprintln!(
-            "batch {base}+{n} kinds {kinds:?}: {} bytes, {:?}",
-            sql.len(),
-            t0.elapsed()
-        );
-    }
     match got {
         Ok(messages) => {
             let text = messages
