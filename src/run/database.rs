@@ -134,6 +134,25 @@ pub fn planned_ids(database: &crate::suite::model::Database) -> Vec<String> {
         .iter()
         .map(|r| format!("<object>.{}", r.id())),
     );
+    if database.probe.is_some() {
+        for t in &tables {
+            for rule in [
+                "probe_no_tenant",
+                "probe_random_tenant",
+                "probe_b_sees_no_a",
+                "probe_move_row",
+                "probe_seed_rows",
+                "layer_verdicts",
+            ] {
+                out.push(format!("{t}.{rule}"));
+            }
+        }
+        out.push("role.<app_role>.probe_app_role".into());
+    }
+    if database.tenant_schemas.is_some() {
+        out.push("database.tenant_schemas_found".into());
+        out.push("schema.<tenant schema>.schema_isolation".into());
+    }
     let tag = if database.tables.is_empty() {
         "(database: per tenant table found)"
     } else {
