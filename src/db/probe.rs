@@ -66,7 +66,7 @@ fn connections_for(tables: usize) -> usize {
 }
 
 /// The SQLSTATE a step raises to roll itself back (caught by the step itself).
-const _ROLLBACK_STATE: &str = "TGP01";
+const ROLLBACK_STATE: &str = "TGP01";
 
 /// The setting a `DO` block leaves its report in (transaction-local).
 const OUT_SETTING: &str = "tenantgate.probe_out";
@@ -638,9 +638,11 @@ async fn run_batch(
     while json.contains(&format!("${tag}")) {
         tag.push('x');
     }
+    // The steps last: nothing in their text is ever taken for a marker.
     let program = PROGRAM
-        .replace("@STEPS@", &format!("${tag}j${json}${tag}j$"))
-        .replace("@OUT@", OUT_SETTING);
+        .replace("@OUT@", OUT_SETTING)
+        .replace("@ROLLBACK@", ROLLBACK_STATE)
+        .replace("@STEPS@", &format!("${tag}j${json}${tag}j$"));
     let sql = format!(
         "{}DO ${tag}$ {program} ${tag}$; SELECT current_setting('{OUT_SETTING}', true)",
         actor.preamble()
@@ -855,9 +857,9 @@ BEGIN
           s := 4; EXECUTE st.q2 || quote_ident(c::text); GET DIAGNOSTICS v1 = ROW_COUNT;
         END IF;
       END IF;
-      RAISE EXCEPTION USING ERRCODE = 'TGP01';
+      RAISE EXCEPTION USING ERRCODE = '@ROLLBACK@';
     EXCEPTION
-      WHEN SQLSTATE 'TGP01' THEN
+      WHEN SQLSTATE '@ROLLBACK@' THEN
         o := array_append(o, format(E'%s\t%s\t0\t%s\t%s\t%s\t\t\t%s\t%s', st.i, st.k, v1, v2, v3, ea, e));
       WHEN others THEN
         o := array_append(o, format(E'%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s', st.i, st.k, s, v1, v2, v3,
