@@ -151,6 +151,7 @@ async fn run(
                 a: ORG_A.into(),
                 b: ORG_B.into(),
             }),
+            ..Default::default()
         }),
         ..without.clone()
     };

@@ -228,6 +228,33 @@ pub struct AuditArgs {
     /// Tenant B's id (with --tenant-a).
     #[arg(long, value_name = "ID", requires = "tenant_a")]
     pub tenant_b: Option<String>,
+    /// A setting the probe sets as tenant A, e.g. `app.user_id=17` or
+    /// `request.jwt.claims={"sub":"..."}` (repeatable; each needs --tenant-b-setting).
+    #[arg(
+        long = "tenant-a-setting",
+        value_name = "NAME=VALUE",
+        requires = "tenant_a"
+    )]
+    pub tenant_a_settings: Vec<String>,
+    /// The same setting's value as tenant B (repeatable, same names as --tenant-a-setting).
+    #[arg(
+        long = "tenant-b-setting",
+        value_name = "NAME=VALUE",
+        requires = "tenant_a"
+    )]
+    pub tenant_b_settings: Vec<String>,
+    /// Schema-per-tenant mode: a tenant schema or pattern (repeatable; `tenant_*`).
+    #[arg(long = "tenant-schema", value_name = "PATTERN")]
+    pub tenant_schemas: Vec<String>,
+    /// The role of each tenant schema, `{schema}` replaced by its name.
+    #[arg(long, value_name = "TEMPLATE", default_value = "{schema}")]
+    pub tenant_schema_role: String,
+    /// A shared schema that is never a tenant, even when a pattern matches (repeatable).
+    #[arg(long = "shared-schema", value_name = "NAME")]
+    pub shared_schemas: Vec<String>,
+    /// A role the probe acts as through SET ROLE (repeatable). Default: the app roles.
+    #[arg(long = "probe-role", value_name = "ROLE")]
+    pub probe_roles: Vec<String>,
     #[command(flatten)]
     pub out: Outputs,
 }
@@ -644,8 +671,49 @@ fn finish(reps: &Reporters, summary: &RunSummary) -> u8 {
     summary.exit_code
 }
 
+/// `--tenant-a-setting` / `--tenant-b-setting` paired by name.
+fn probe_settings(a: &[String], b: &[String]) -> Result<Vec<crate::db::ProbeSetting>, String> {
+    let split = |s: &String, flag: &str| {
+        s.split_once('=')
+            .map(|(n, v)| (n.trim().to_string(), v.to_string()))
+            .filter(|(n, _)| !n.is_empty())
+            .ok_or_else(|| format!("{flag} `{s}`: write NAME=VALUE"))
+    };
+    let a: Vec<(String, String)> = a
+        .iter()
+        .map(|s| split(s, "--tenant-a-setting"))
+        .collect::<Result<_, _>>()?;
+    let mut b: Vec<(String, String)> = b
+        .iter()
+        .map(|s| split(s, "--tenant-b-setting"))
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::new();
+    for (name, va) in a {
+        let Some(i) = b.iter().position(|(n, _)| *n == name) else {
+            return Err(format!(
+                "--tenant-a-setting {name}=... has no --tenant-b-setting {name}=..."
+            ));
+        };
+        let (_, vb) = b.remove(i);
+        out.push(crate::db::ProbeSetting { name, a: va, b: vb });
+    }
+    if let Some((name, _)) = b.first() {
+        return Err(format!(
+            "--tenant-b-setting {name}=... has no --tenant-a-setting {name}=..."
+        ));
+    }
+    Ok(out)
+}
+
 async fn audit_cmd(a: AuditArgs) -> u8 {
     let redactor = Redactor::new();
+    let settings = match probe_settings(&a.tenant_a_settings, &a.tenant_b_settings) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tenantgate: {e}");
+            return exit::UNDECIDED;
+        }
+    };
     let cfg = crate::db::AuditConfig {
         url: a.database_url.clone(),
         tenant_columns: a.tenant_columns.clone(),
@@ -661,6 +729,9 @@ async fn audit_cmd(a: AuditArgs) -> u8 {
                 .clone()
                 .zip(a.tenant_b.clone())
                 .map(|(a, b)| crate::db::ProbeOrgs { a, b }),
+            settings,
+            roles: a.probe_roles.clone(),
+            seeds: Vec::new(),
         }),
         model: crate::db::TenantModel::of(
             a.preset.as_deref(),
@@ -668,6 +739,11 @@ async fn audit_cmd(a: AuditArgs) -> u8 {
             &a.identity_settings,
             a.app_roles.get(1..).unwrap_or(&[]),
         ),
+        tenant_schemas: (!a.tenant_schemas.is_empty()).then(|| crate::db::SchemaTenants {
+            schemas: a.tenant_schemas.clone(),
+            role: a.tenant_schema_role.clone(),
+            shared: a.shared_schemas.clone(),
+        }),
     };
     // Before any reporter exists: nothing may print a password first.
     run::database::register_passwords(&cfg, &redactor);

@@ -86,6 +86,8 @@ struct SliceReport {
     allowed_origins: Vec<String>,
     #[serde(default)]
     load_notices: Vec<String>,
+    #[serde(default)]
+    catalog_sha256: Option<String>,
     results: Vec<CheckResult>,
 }
 
@@ -292,6 +294,9 @@ fn combine(slices: Vec<(PathBuf, SliceReport)>, deny_warnings: bool) -> Result<M
         allowed_origins: first.allowed_origins.clone(),
         load_notices: first.load_notices.clone(),
     };
+    // The slice that audited the database (the first, unless every slice did: the same
+    // database, so the first digest stands for all).
+    let catalog_sha256 = slices.iter().find_map(|(_, r)| r.catalog_sha256.clone());
     let summary = RunSummary {
         counts,
         duration,
@@ -299,6 +304,7 @@ fn combine(slices: Vec<(PathBuf, SliceReport)>, deny_warnings: bool) -> Result<M
         incomplete,
         created,
         notices,
+        catalog_sha256,
     };
     Ok(Merged {
         info,

@@ -280,6 +280,8 @@ pub struct RunSummary {
     pub created: Vec<Created>,
     /// Loud notes that belong in every output (e.g. `--insecure` was used).
     pub notices: Vec<String>,
+    /// SHA-256 of the database catalog snapshot the audit judged, when one was read.
+    pub catalog_sha256: Option<String>,
 }
 
 /// The events a run emits, in order: `Started`, any number of `Finished`, `Ended`.

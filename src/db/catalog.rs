@@ -173,6 +173,37 @@ pub struct Catalog {
     pub foreign_keys: Vec<FkRow>,
 }
 
+impl Catalog {
+    /// Every row, one per line, sorted within each kind: the same database state gives
+    /// the same text whatever order the server returned the rows in.
+    pub fn canonical(&self) -> String {
+        fn rows<T: std::fmt::Debug>(kind: &str, v: &[T], out: &mut String) {
+            let mut lines: Vec<String> = v.iter().map(|r| format!("{kind} {r:?}")).collect();
+            lines.sort();
+            for l in lines {
+                out.push_str(&l);
+                out.push('\n');
+            }
+        }
+        let mut out = format!(
+            "server {} user {:?} app_role {:?}\n",
+            self.server_version_num, self.current_user, self.app_role
+        );
+        rows("role", &self.roles, &mut out);
+        rows("member", &self.members, &mut out);
+        rows("schema", &self.schemas, &mut out);
+        rows("relation", &self.relations, &mut out);
+        rows("column", &self.tenant_columns, &mut out);
+        rows("policy", &self.policies, &mut out);
+        rows("dep", &self.deps, &mut out);
+        rows("unique", &self.unique_indexes, &mut out);
+        rows("definer", &self.definer_functions, &mut out);
+        rows("setting_fn", &self.setting_functions, &mut out);
+        rows("fk", &self.foreign_keys, &mut out);
+        out
+    }
+}
+
 /// Non-system schemas (`n` is `pg_namespace`).
 const USER_SCHEMA: &str = "n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'";
 

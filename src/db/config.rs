@@ -36,6 +36,19 @@ pub struct AuditConfig {
     /// How policies know the caller: identity functions and settings besides
     /// `tenant_setting`, and more app roles ([`TenantModel::supabase`]).
     pub model: TenantModel,
+    /// Schema-per-tenant mode: tenants are schemas, each with its own role.
+    pub tenant_schemas: Option<SchemaTenants>,
+}
+
+/// Schema-per-tenant mode: which schemas are tenants and which role is each one's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SchemaTenants {
+    /// Schema names or patterns (a trailing `*` matches a prefix: `tenant_*`).
+    pub schemas: Vec<String>,
+    /// The role of a tenant schema, `{schema}` replaced by its name (`{schema}_app`).
+    pub role: String,
+    /// Shared schemas, never tenants even when a pattern matches (`public`).
+    pub shared: Vec<String>,
 }
 
 /// How the caller's identity reaches the policies, beyond a tenant setting: JWT claims
@@ -133,6 +146,29 @@ pub struct ProbeConfig {
     /// Org A and org B, when `tenantgate run` has provisioned them: enables the A/B
     /// probes.
     pub orgs: Option<ProbeOrgs>,
+    /// More settings the probe sets as A and as B, besides the tenant setting: the
+    /// caller's identity (`app.user_id`, `request.jwt.claims` JSON, `jwt.claims.*`),
+    /// with each org's value (a suite renders them from the captures).
+    pub settings: Vec<ProbeSetting>,
+    /// The roles the probe acts as, each by `SET LOCAL ROLE` inside its rolled-back
+    /// transaction; empty: the audit's app roles (`app_role`, `app_roles`, the
+    /// preset's), or the login role itself when none is declared.
+    pub roles: Vec<String>,
+    /// A's seeded ids (capture name, value), from `tenantgate run`: the probe, as A,
+    /// looks them up by primary key in every tenant table (`probe_seed_rows`), so the
+    /// run can put each table's database verdict next to the HTTP verdict.
+    pub seeds: Vec<(String, String)>,
+}
+
+/// A setting the probe sets as org A and as org B (`app.user_id` = A's user, B's user).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProbeSetting {
+    /// The setting's name (`app.user_id`, `request.jwt.claims`).
+    pub name: String,
+    /// Its value as A.
+    pub a: String,
+    /// Its value as B.
+    pub b: String,
 }
 
 /// The two orgs' ids, as text (cast to each tenant column's type in SQL).
@@ -164,6 +200,7 @@ impl std::fmt::Debug for AuditConfig {
             .field("tenant_setting", &self.tenant_setting)
             .field("probe", &self.probe)
             .field("model", &self.model)
+            .field("tenant_schemas", &self.tenant_schemas)
             .finish()
     }
 }
@@ -173,6 +210,9 @@ impl std::fmt::Debug for ProbeConfig {
         f.debug_struct("ProbeConfig")
             .field("url", &masked(&self.url))
             .field("orgs", &self.orgs)
+            .field("settings", &self.settings)
+            .field("roles", &self.roles)
+            .field("seeds", &self.seeds.len())
             .finish()
     }
 }

@@ -98,11 +98,18 @@ pub fn judge(text: &str, spec: &KeySpec<'_>) -> Judgement {
             Judgement::ConstantTrue
         };
     }
-    if ctx.restricts(&tree) {
-        return Judgement::Keyed;
-    }
-    if let Some(reason) = ctx.find_fail_open(&tree) {
+    let restricts = ctx.restricts(&tree);
+    if let Some(reason) = ctx.find_fail_open(&tree).filter(|_| !restricts) {
         return Judgement::FailOpen(reason);
+    }
+    // A tenant value taken from another setting (`jwt.claims.active_org_id` where
+    // `jwt.claims.org_id` is declared), alone or before the declared one: not keyed,
+    // not proven wrong either.
+    if let Some(why) = ctx.foreign_setting(&tree, restricts) {
+        return Judgement::Unverified(why);
+    }
+    if restricts {
+        return Judgement::Keyed;
     }
     let reason = ctx.not_keyed_reason(&tree);
     if !ctx.has_specific_finding(&tree) {
@@ -1004,6 +1011,92 @@ impl Ctx<'_> {
         }
     }
 
+    /// The first setting, other than the declared ones, that an atom comparing the
+    /// row's tenant column reads (directly, or through a function that reads only such
+    /// settings) — among the key atoms when `keyed`. The message names both.
+    fn foreign_setting(&self, n: &Node, keyed: bool) -> Option<String> {
+        let identity = self.spec.model.is_some_and(|m| m.has_identity());
+        if self.spec.setting.is_none() && !identity {
+            return None;
+        }
+        if !keyed && self.has_specific_finding(n) {
+            return None;
+        }
+        let mut found: Option<String> = None;
+        self.walk_atoms(n, &mut |t| {
+            if found.is_some() || self.facts(t).column_refs == 0 {
+                return;
+            }
+            if keyed && !self.is_key_atom(t) {
+                return;
+            }
+            // Keyed: only a fallback between the declared setting and another one
+            // (`COALESCE(other, declared)`) hands the tenant to the other setting.
+            let spans: Vec<(usize, usize)> = if keyed {
+                (0..t.len())
+                    .filter(|&i| {
+                        ["coalesce", "ifnull", "nvl"]
+                            .iter()
+                            .any(|w| t[i].is_word(w))
+                            && matches!(t.get(i + 1), Some(Tok::LParen))
+                    })
+                    .filter_map(|i| Some((i + 2, matching(t, i + 1)?)))
+                    .filter(|&(a, b)| self.span_reads_setting(t, a, b))
+                    .collect()
+            } else {
+                vec![(0, t.len())]
+            };
+            for (from, to) in spans {
+                if let Some(k) = self.foreign_in(t, from, to) {
+                    found = Some(k);
+                    return;
+                }
+            }
+        });
+        let declared = match (self.spec.setting, self.spec.model) {
+            (Some(s), _) => format!("the declared tenant setting `{s}`"),
+            (None, Some(m)) => format!(
+                "the declared identity settings ({})",
+                m.identity_settings.join(", ")
+            ),
+            (None, None) => "the declared settings".into(),
+        };
+        found.map(|k| {
+            format!(
+                "unverified: the tenant value comes from the setting {k}, not {declared}: another setting or claim (an active-org claim the caller may choose?) is not the tenant; declare it if it is, else the live probe decides"
+            )
+        })
+    }
+
+    /// The first call in `t[from..to]` reading a setting that is not declared.
+    fn foreign_in(&self, t: &[Tok], from: usize, to: usize) -> Option<String> {
+        for i in from..to {
+            let Tok::Ident { text, .. } = &t[i] else {
+                continue;
+            };
+            if !matches!(t.get(i + 1), Some(Tok::LParen)) {
+                continue;
+            }
+            if text == "current_setting" {
+                if let Some(Tok::Str(k)) = t.get(i + 2)
+                    && !self.setting_matches(Some(k))
+                {
+                    return Some(format!("`{k}`"));
+                }
+            } else if let Some(keys) = self.spec.setting_functions.get(text.as_str())
+                && !keys.is_empty()
+                && !self.is_identity_fn(t, i)
+                && keys
+                    .iter()
+                    .all(|k| k.as_deref().is_some_and(|k| !self.setting_matches(Some(k))))
+            {
+                let k = keys[0].clone().unwrap_or_default();
+                return Some(format!("`{k}` (read by {text}())"));
+            }
+        }
+        None
+    }
+
     fn has_key(&self, n: &Node) -> bool {
         match n {
             Node::Atom(t) => self.is_key_atom(t),
@@ -1457,9 +1550,20 @@ mod tests {
             matches!(&r, Judgement::NotKeyed(m) if m.contains("app.current_org_id")),
             "{r:?}"
         );
-        // Right column, wrong setting.
+        // Right column, another setting than the declared one: unverified.
         let r = j("(org_id = (current_setting('app.user_org'::text))::uuid)");
-        assert!(not_keyed(&r), "{r:?}");
+        assert!(
+            matches!(&r, Judgement::Unverified(m) if m.contains("`app.user_org`, not the declared tenant setting `app.current_org_id`")),
+            "{r:?}"
+        );
+        // ... also when it comes first, before the declared one.
+        let r = j(
+            "(org_id = (COALESCE(current_setting('jwt.claims.active_org_id'::text, true), current_setting('app.current_org_id'::text, true)))::uuid)",
+        );
+        assert!(
+            matches!(&r, Judgement::Unverified(m) if m.contains("`jwt.claims.active_org_id`")),
+            "{r:?}"
+        );
         // An admin escape hatch: OR operand on another setting.
         let r = j(
             "((org_id = (current_setting('app.current_org_id'::text, true))::uuid) OR (current_setting('app.is_admin'::text, true) = 'on'::text))",

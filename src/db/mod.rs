@@ -25,6 +25,7 @@ pub mod error;
 pub mod expr;
 pub mod probe;
 pub mod rules;
+pub mod schemas;
 mod sql;
 pub mod tls;
 
@@ -35,7 +36,8 @@ use crate::redact::Redactor;
 
 pub use catalog::read_only_client;
 pub use config::{
-    AuditConfig, DEFAULT_TENANT_COLUMNS, PRESETS, ProbeConfig, ProbeOrgs, TenantModel,
+    AuditConfig, DEFAULT_TENANT_COLUMNS, PRESETS, ProbeConfig, ProbeOrgs, ProbeSetting,
+    SchemaTenants, TenantModel,
 };
 pub use error::DbError;
 use error::error_result;
@@ -45,6 +47,34 @@ use error::error_result;
 /// Never panics on external input and never returns an empty list: a failure to connect
 /// or read the catalogs is one [`Verdict::Error`] result.
 pub async fn audit(cfg: &AuditConfig, redactor: &Redactor) -> Vec<CheckResult> {
+    audit_snapshot(cfg, redactor).await.0
+}
+
+/// [`audit`], and the SHA-256 of the catalog snapshot the rules judged (every row the
+/// catalog queries read, for each app role, in a canonical order): the attestation's
+/// record of *which* database state the verdict is about. `None` when no catalog
+/// could be read.
+pub async fn audit_snapshot(
+    cfg: &AuditConfig,
+    redactor: &Redactor,
+) -> (Vec<CheckResult>, Option<String>) {
+    let mut snapshot = String::new();
+    let results = audit_inner(cfg, redactor, &mut snapshot).await;
+    let digest = (!snapshot.is_empty()).then(|| {
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, snapshot.as_bytes())
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    });
+    (results, digest)
+}
+
+async fn audit_inner(
+    cfg: &AuditConfig,
+    redactor: &Redactor,
+    snapshot: &mut String,
+) -> Vec<CheckResult> {
     redactor.add_url_password("database URL password", &cfg.url);
     if let Some(p) = &cfg.probe {
         redactor.add_url_password("probe URL password", &p.url);
@@ -72,6 +102,8 @@ pub async fn audit(cfg: &AuditConfig, redactor: &Redactor) -> Vec<CheckResult> {
             Ok(c) => c,
             Err(e) => return failed(&e, redactor),
         };
+        snapshot.push_str(&format!("role {role:?}\n"));
+        snapshot.push_str(&cat.canonical());
         let opts = rules::Options {
             tenant_columns: &columns,
             schemas: &cfg.schemas,
@@ -94,6 +126,23 @@ pub async fn audit(cfg: &AuditConfig, redactor: &Redactor) -> Vec<CheckResult> {
         return Vec::new(); // unreachable: `app_roles` is never empty
     };
     let mut results = judged.results;
+    if let Some(st) = &cfg.tenant_schemas {
+        match schemas::load(&client, st).await {
+            Ok((found, reach)) => {
+                if !found.is_empty() {
+                    // Tenants are schemas: tables without a tenant column are expected.
+                    for r in results.iter_mut().filter(|r| {
+                        r.id == "database.tenant_tables_found" && r.verdict == Verdict::Error
+                    }) {
+                        r.verdict = Verdict::Skip;
+                        r.summary = "no table with a tenant column: the tenants are schemas (schema_isolation)".into();
+                    }
+                }
+                results.extend(schemas::judge(st, &found, &reach, started));
+            }
+            Err(e) => results.push(error_result("database.tenant_schemas", Layer::Database, &e)),
+        }
+    }
     let unverified = notices(cfg);
     if !unverified.is_empty() {
         // Not a finding about isolation, but a person reading the verdicts must know
@@ -112,7 +161,15 @@ pub async fn audit(cfg: &AuditConfig, redactor: &Redactor) -> Vec<CheckResult> {
         results.push(r);
     }
     if let Some(p) = &cfg.probe {
-        results.extend(probe::run(p, &judged.tenant_tables, setting.as_deref()).await);
+        let roles: Vec<String> = app_roles(cfg).into_iter().flatten().collect();
+        let probed = probe::run(
+            p,
+            &judged.tenant_tables,
+            setting.as_deref(),
+            &cfg.model,
+            &roles,
+        );
+        results.extend(probed.await);
     }
     redact_all(&mut results, redactor);
     results
@@ -146,6 +203,34 @@ fn rank(v: Verdict) -> u8 {
 /// Adds another app role's results: new ids are appended; where the roles disagree,
 /// the worse result is kept and says which role it is about.
 fn merge_role_results(into: &mut Vec<CheckResult>, other: Vec<CheckResult>, role: &str) {
+    merge_results(into, other, role, rank);
+}
+
+/// The probe's ranking: a role that saw nothing (skip) is not proven by another role
+/// that was refused (pass), so a skip outranks a pass.
+fn probe_rank(v: Verdict) -> u8 {
+    match v {
+        Verdict::Skip => 1,
+        Verdict::Pass => 0,
+        other => rank(other),
+    }
+}
+
+/// [`merge_role_results`] for the probe's results ([`probe_rank`]).
+pub(crate) fn merge_probe_results(
+    into: &mut Vec<CheckResult>,
+    other: Vec<CheckResult>,
+    role: &str,
+) {
+    merge_results(into, other, role, probe_rank);
+}
+
+fn merge_results(
+    into: &mut Vec<CheckResult>,
+    other: Vec<CheckResult>,
+    role: &str,
+    rank: fn(Verdict) -> u8,
+) {
     let index: std::collections::HashMap<String, usize> = into
         .iter()
         .enumerate()
@@ -226,7 +311,7 @@ mod tests {
             url: "postgres://u:hunter22@h/db".into(),
             probe: Some(ProbeConfig {
                 url: "postgres://app:s3cr3tpw@h/db".into(),
-                orgs: None,
+                ..Default::default()
             }),
             ..Default::default()
         };

@@ -6,9 +6,9 @@
 //! - `subject`: the suite file (its SHA-256, the same digest as the JSON report's
 //!   `suite.sha256`) and the target (the SHA-256 of its redacted URL); for `tenantgate
 //!   audit`, which has neither, the results themselves (see [`results_digest`]).
-//! - `predicate.configuration`: the suite again, as the configuration the run used. A
-//!   digest of the database catalog snapshot is absent: the database layer does not
-//!   expose one (documented in `docs/reports.md`).
+//! - `predicate.configuration`: the suite again, as the configuration the run used, and
+//!   `database-catalog-snapshot`: the SHA-256 of every catalog row the database audit
+//!   read (sorted, per app role), when the run audited a database.
 //! - `predicate.passedTests` / `warnedTests` / `failedTests`: result ids. `error`
 //!   results are failed tests (the run did not prove isolation); skips are in none.
 
@@ -129,6 +129,13 @@ pub fn attestation_statement(
             "name": suite_name,
             "digest": { "sha256": sha },
             "annotations": { "tenantgate.suite": info.suite_name },
+        }));
+    }
+    if let Some(sha) = &summary.catalog_sha256 {
+        // Which database state the verdict is about: every catalog row the audit read.
+        configuration.push(json!({
+            "name": "database-catalog-snapshot",
+            "digest": { "sha256": sha },
         }));
     }
     if let Some(target) = &info.target {

@@ -68,6 +68,9 @@ pub struct JsonReport<'a> {
     pub incomplete: bool,
     /// How many results ended in each verdict: `pass`, `fail`, `error`, `warn`, `skip`.
     pub counts: Counts,
+    /// SHA-256 of the database catalog snapshot the audit judged (absent without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog_sha256: Option<&'a str>,
     /// Loud notes about how the run was made that weaken or qualify its verdict (for
     /// example that `--insecure` disabled TLS verification). Free text.
     pub notices: &'a [String],
@@ -140,6 +143,7 @@ impl<'a> JsonReport<'a> {
             verdict: RunVerdict::from_exit_code(summary.exit_code),
             incomplete: summary.incomplete,
             counts: summary.counts,
+            catalog_sha256: summary.catalog_sha256.as_deref(),
             notices: &summary.notices,
             env_read: &info.env_read,
             allowed_origins: &info.allowed_origins,

@@ -96,6 +96,7 @@ pub(crate) fn summary_for(results: &[CheckResult], deny_warnings: bool) -> RunSu
         incomplete: false,
         created: Vec::new(),
         notices: Vec::new(),
+        catalog_sha256: None,
     }
 }
 

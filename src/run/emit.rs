@@ -16,6 +16,11 @@ pub(crate) struct Emitter<'a> {
     redactor: Redactor,
     counts: Counts,
     ids: Vec<String>,
+    /// The verdicts of the HTTP and attack results, with their ids (the database stage
+    /// puts each table's HTTP verdict next to its database verdict).
+    http: Vec<(Verdict, String)>,
+    /// The digest of the database catalog snapshot (the database stage sets it).
+    catalog_sha256: Option<String>,
     started: Instant,
     /// The suite's `accept:` list: pattern, reason, and what it met (a warning; only
     /// other verdicts).
@@ -43,6 +48,8 @@ impl<'a> Emitter<'a> {
             redactor: redactor.clone(),
             counts: Counts::default(),
             ids: Vec::new(),
+            http: Vec::new(),
+            catalog_sha256: None,
             started: Instant::now(),
             accept: Vec::new(),
         }
@@ -84,6 +91,9 @@ impl<'a> Emitter<'a> {
             self.counts.accepted += 1;
         }
         self.ids.push(r.id.clone());
+        if matches!(r.layer, Layer::Http | Layer::Attack) {
+            self.http.push((r.verdict, r.id.clone()));
+        }
         (self.sink)(Event::Finished(r));
     }
 
@@ -99,6 +109,16 @@ impl<'a> Emitter<'a> {
             total,
             in_flight,
         }));
+    }
+
+    /// Records the digest of the catalog snapshot the database audit judged.
+    pub(crate) fn catalog(&mut self, sha256: Option<String>) {
+        self.catalog_sha256 = sha256;
+    }
+
+    /// The HTTP and attack verdicts so far, with their result ids.
+    pub(crate) fn http_verdicts(&self) -> &[(Verdict, String)] {
+        &self.http
     }
 
     /// The ids of the results so far.
@@ -150,6 +170,7 @@ impl<'a> Emitter<'a> {
             incomplete: interrupted,
             created,
             notices,
+            catalog_sha256: self.catalog_sha256.clone(),
         };
         (self.sink)(Event::Ended(summary.clone()));
         summary

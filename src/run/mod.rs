@@ -146,8 +146,17 @@ pub async fn run_suite(
         if cancel.is_cancelled() {
             interrupted = true;
         } else {
-            let cfg =
-                database::audit_config(db, tenants.as_ref().and_then(orgs::Tenants::both_orgs));
+            let lookup = tenants.as_ref().map(|t| t.values.lookup(None, None, None));
+            let (cfg, missing) = database::audit_config_with(
+                db,
+                tenants.as_ref().and_then(orgs::Tenants::both_orgs),
+                lookup.as_ref().map(|l| l as &database::Lookup<'_>),
+                tenants
+                    .as_ref()
+                    .map(|t| database::seed_ids(&t.values.a.captures))
+                    .unwrap_or_default(),
+            );
+            notices.extend(missing);
             notices.extend(database::audit(&cfg, &selection, redactor, &mut em).await);
             selected.extend(em.ids().iter().cloned());
         }

@@ -1004,6 +1004,23 @@ pub struct Database {
     /// More application roles, each judged like `app_role` (extension).
     #[serde(default)]
     pub app_roles: Vec<String>,
+    /// Schema-per-tenant mode (extension).
+    #[serde(default)]
+    pub tenant_schemas: Option<TenantSchemas>,
+}
+
+/// `database.tenant_schemas:` tenants as schemas.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSchemas {
+    /// Schema names or patterns (`tenant_*`).
+    pub schemas: Vec<String>,
+    /// The role of each tenant schema, `{schema}` replaced (default `{schema}`).
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Shared schemas that are never tenants.
+    #[serde(default)]
+    pub shared: Vec<String>,
 }
 
 impl Database {
@@ -1023,6 +1040,23 @@ impl Database {
 #[serde(deny_unknown_fields)]
 pub struct Probe {
     pub url: Tpl,
+    /// Settings the probe sets as A and as B besides the tenant setting (extension):
+    /// `app.user_id: { a: "{{a.user_id}}", b: "{{b.user_id}}" }`, rendered from the
+    /// captures after setup.
+    #[serde(default)]
+    pub settings: Map<ProbeSettingSpec>,
+    /// The roles the probe acts as through `SET ROLE` (extension); default: the app
+    /// roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// `database.probe.settings.NAME`: its value as A and as B.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSettingSpec {
+    pub a: Tpl,
+    pub b: Tpl,
 }
 
 /// A duration such as `500ms`, `10s`, `2m`, `1h`.

@@ -298,7 +298,7 @@ impl<'a> Validator<'a> {
             self.check(c, &full, &mut seen);
         }
         if let Some(db) = &s.database {
-            self.database(db);
+            self.database(db, &full);
         }
         if let Some((base, allowed)) = &origins {
             self.request_origins(s, &vars, base, allowed);
@@ -941,13 +941,18 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn database(&mut self, db: &Database) {
+    fn database(&mut self, db: &Database, full: &Scope) {
         self.no_placeholders(&db.url, "database.url");
         if let Some(r) = &db.app_role {
             self.no_placeholders(r, "database.app_role");
         }
         if let Some(p) = &db.probe {
             self.no_placeholders(&p.url, "database.probe.url");
+            for (k, v) in p.settings.iter() {
+                let place = format!("database.probe.settings.{}", k.name);
+                self.placeholders(full, &v.a, &place);
+                self.placeholders(full, &v.b, &place);
+            }
         }
         if let Some(p) = &db.preset
             && crate::db::TenantModel::preset_named(&p.value).is_none()

@@ -95,6 +95,7 @@ async fn sound_schema_has_no_fail_and_no_warning() {
             a: ORG_A.into(),
             b: ORG_B.into(),
         }),
+        ..Default::default()
     });
     let results = db::audit(&cfg, &Redactor::new()).await;
     assert_eq!(findings(&results), BTreeSet::new(), "\n{}", show(&results));
@@ -198,170 +199,188 @@ struct Pitfall {
 }
 
 /// Every pitfall fixture of `fixtures/db/` and what it must produce.
-const PITFALLS: &[Pitfall] =
-    &[
-        Pitfall {
-            fixture: "rls_off",
-            expect: &[("public.invoices.rls_enabled", Fail)],
-            then: None,
-        },
-        Pitfall {
-            fixture: "not_forced_app_owner",
-            expect: &[
-                ("public.invoices.rls_forced", Fail),
-                ("public.invoices.app_role_owner", Fail),
-                ("public.invoices.app_role_truncate", Fail),
-            ],
-            then: Some(|results| {
-                let r = get(results, "public.invoices.rls_forced");
-                assert!(r.evidence.iter().any(|e| e.label == "fix"
-                    && e.text == "ALTER TABLE public.invoices FORCE ROW LEVEL SECURITY;"));
-            }),
-        },
-        Pitfall {
-            fixture: "no_policy",
-            expect: &[("public.invoices.policy_present", Warn)],
-            then: None,
-        },
-        Pitfall {
-            fixture: "missing_command",
-            expect: &[("public.invoices.command_coverage", Warn)],
-            then: Some(|results| {
-                let r = get(results, "public.invoices.command_coverage");
-                assert!(
-                    r.summary.contains("INSERT, UPDATE, DELETE"),
-                    "{}",
-                    r.summary
-                );
-            }),
-        },
-        Pitfall {
-            fixture: "using_true",
-            expect: &[("public.invoices.policy_constant_true", Fail)],
-            then: Some(|results| {
-                let r = get(results, "public.invoices.policy_constant_true");
-                assert!(
-                    r.evidence.iter().any(|e| e.label == "policy"
-                        && e.text.starts_with("invoices_all FOR ALL TO tg_app_role_")
-                        && e.text.ends_with("USING (true)")),
-                    "{:?}",
-                    r.evidence
-                );
-            }),
-        },
-        Pitfall {
-            fixture: "insert_with_check",
-            expect: &[
-                ("public.notes.insert_with_check", Warn),
-                ("public.tags.insert_with_check", Fail),
-                ("public.labels.insert_with_check", Fail),
-            ],
-            then: None,
-        },
-        Pitfall {
-            fixture: "not_keyed",
-            expect: &[("public.invoices.policy_tenant_key", Fail)],
-            then: Some(|results| {
-                let r = get(results, "public.invoices.policy_tenant_key");
-                assert!(r.summary.contains("org_id"), "{}", r.summary);
-            }),
-        },
-        Pitfall {
-            fixture: "fail_open",
-            expect: &[
-                ("public.invoices.policy_fail_open", Fail),
-                ("public.payments.policy_fail_open", Fail),
-                ("public.refunds.policy_fail_open", Fail),
-                ("public.credits.policy_fail_open", Fail),
-            ],
-            then: None,
-        },
-        Pitfall {
-            fixture: "app_superuser",
-            expect: &[
-                ("role.{{app_role}}.app_role_superuser", Fail),
-                ("public.invoices.app_role_truncate", Fail),
-            ],
-            then: None,
-        },
-        Pitfall {
-            fixture: "bypassrls_via_role",
-            expect: &[("role.{{app_role}}.app_role_bypassrls", Fail)],
-            then: Some(|results| {
-                let r = results
+const PITFALLS: &[Pitfall] = &[
+    Pitfall {
+        fixture: "rls_off",
+        expect: &[("public.invoices.rls_enabled", Fail)],
+        then: None,
+    },
+    Pitfall {
+        fixture: "not_forced_app_owner",
+        expect: &[
+            ("public.invoices.rls_forced", Fail),
+            ("public.invoices.app_role_owner", Fail),
+            ("public.invoices.app_role_truncate", Fail),
+        ],
+        then: Some(|results| {
+            let r = get(results, "public.invoices.rls_forced");
+            assert!(r.evidence.iter().any(|e| e.label == "fix"
+                && e.text == "ALTER TABLE public.invoices FORCE ROW LEVEL SECURITY;"));
+        }),
+    },
+    Pitfall {
+        fixture: "no_policy",
+        expect: &[("public.invoices.policy_present", Warn)],
+        then: None,
+    },
+    Pitfall {
+        fixture: "missing_command",
+        expect: &[("public.invoices.command_coverage", Warn)],
+        then: Some(|results| {
+            let r = get(results, "public.invoices.command_coverage");
+            assert!(
+                r.summary.contains("INSERT, UPDATE, DELETE"),
+                "{}",
+                r.summary
+            );
+        }),
+    },
+    Pitfall {
+        fixture: "using_true",
+        expect: &[("public.invoices.policy_constant_true", Fail)],
+        then: Some(|results| {
+            let r = get(results, "public.invoices.policy_constant_true");
+            assert!(
+                r.evidence.iter().any(|e| e.label == "policy"
+                    && e.text.starts_with("invoices_all FOR ALL TO tg_app_role_")
+                    && e.text.ends_with("USING (true)")),
+                "{:?}",
+                r.evidence
+            );
+        }),
+    },
+    Pitfall {
+        fixture: "insert_with_check",
+        expect: &[
+            ("public.notes.insert_with_check", Warn),
+            ("public.tags.insert_with_check", Fail),
+            ("public.labels.insert_with_check", Fail),
+        ],
+        then: None,
+    },
+    Pitfall {
+        fixture: "not_keyed",
+        expect: &[("public.invoices.policy_tenant_key", Fail)],
+        then: Some(|results| {
+            let r = get(results, "public.invoices.policy_tenant_key");
+            assert!(r.summary.contains("org_id"), "{}", r.summary);
+        }),
+    },
+    Pitfall {
+        fixture: "fail_open",
+        expect: &[
+            ("public.invoices.policy_fail_open", Fail),
+            ("public.payments.policy_fail_open", Fail),
+            ("public.refunds.policy_fail_open", Fail),
+            ("public.credits.policy_fail_open", Fail),
+        ],
+        then: None,
+    },
+    Pitfall {
+        fixture: "app_superuser",
+        expect: &[
+            ("role.{{app_role}}.app_role_superuser", Fail),
+            ("public.invoices.app_role_truncate", Fail),
+        ],
+        then: None,
+    },
+    Pitfall {
+        fixture: "bypassrls_via_role",
+        expect: &[("role.{{app_role}}.app_role_bypassrls", Fail)],
+        then: Some(|results| {
+            let r = results
+                .iter()
+                .find(|r| r.variant == "app_role_bypassrls")
+                .expect("result");
+            let path = &r.evidence[0].text;
+            assert_eq!(path.matches(" → ").count(), 2, "app → ops → etl: {path}");
+        }),
+    },
+    Pitfall {
+        fixture: "truncate",
+        expect: &[("public.invoices.app_role_truncate", Fail)],
+        then: None,
+    },
+    Pitfall {
+        fixture: "definer_view",
+        expect: &[("public.all_invoices.view_bypass", Fail)],
+        then: Some(|results| {
+            let r = get(results, "public.all_invoices.view_bypass");
+            assert!(
+                r.evidence
                     .iter()
-                    .find(|r| r.variant == "app_role_bypassrls")
-                    .expect("result");
-                let path = &r.evidence[0].text;
-                assert_eq!(path.matches(" → ").count(), 2, "app → ops → etl: {path}");
-            }),
-        },
-        Pitfall {
-            fixture: "truncate",
-            expect: &[("public.invoices.app_role_truncate", Fail)],
-            then: None,
-        },
-        Pitfall {
-            fixture: "definer_view",
-            expect: &[("public.all_invoices.view_bypass", Fail)],
-            then: Some(|results| {
-                let r = get(results, "public.all_invoices.view_bypass");
-                assert!(
-                    r.evidence.iter().any(|e| e.text
+                    .any(|e| e.text
                         == "ALTER VIEW public.all_invoices SET (security_invoker = true);")
-                );
-            }),
-        },
-        Pitfall {
-            fixture: "definer_function",
-            expect: &[("public.invoices_of(uuid).definer_function", Fail)],
-            then: None,
-        },
-        Pitfall {
-            fixture: "partition_no_rls",
-            expect: &[
-                ("public.events_2026.rls_enabled", Fail),
-                ("public.events_2026.rls_forced", Fail),
-            ],
-            then: None,
-        },
-        Pitfall {
-            fixture: "second_schema",
-            expect: &[
-                ("billing.invoices.rls_enabled", Fail),
-                ("billing.invoices.rls_forced", Fail),
-            ],
-            then: None,
-        },
-        Pitfall {
-            fixture: "matview",
-            expect: &[("public.invoice_totals.matview_tenant_data", Fail)],
-            then: None,
-        },
-        Pitfall {
-            fixture: "unique_without_tenant",
-            expect: &[("public.customers.unique_without_tenant", Warn)],
-            then: None,
-        },
-        Pitfall {
-            fixture: "derived_tenant_data",
-            expect: &[("public.member_profiles.derived_tenant_data", Fail)],
-            then: Some(|results| {
-                let r = get(results, "public.member_profiles.derived_tenant_data");
+            );
+        }),
+    },
+    Pitfall {
+        fixture: "definer_function",
+        expect: &[("public.invoices_of(uuid).definer_function", Fail)],
+        then: None,
+    },
+    Pitfall {
+        fixture: "partition_no_rls",
+        expect: &[
+            ("public.events_2026.rls_enabled", Fail),
+            ("public.events_2026.rls_forced", Fail),
+        ],
+        then: None,
+    },
+    Pitfall {
+        fixture: "second_schema",
+        expect: &[
+            ("billing.invoices.rls_enabled", Fail),
+            ("billing.invoices.rls_forced", Fail),
+        ],
+        then: None,
+    },
+    Pitfall {
+        fixture: "matview",
+        expect: &[("public.invoice_totals.matview_tenant_data", Fail)],
+        then: None,
+    },
+    Pitfall {
+        fixture: "unique_without_tenant",
+        expect: &[("public.customers.unique_without_tenant", Warn)],
+        then: None,
+    },
+    Pitfall {
+        fixture: "derived_tenant_data",
+        expect: &[("public.member_profiles.derived_tenant_data", Fail)],
+        then: Some(|results| {
+            let r = get(results, "public.member_profiles.derived_tenant_data");
+            assert!(
+                r.summary.contains("references tenant table public.members"),
+                "{}",
+                r.summary
+            );
+            assert!(!results.iter().any(|r| r.check == "public.plans"));
+        }),
+    },
+    Pitfall {
+        fixture: "other_setting",
+        expect: &[
+            ("public.active_org.policy_tenant_key", Warn),
+            ("public.fallback_org.policy_tenant_key", Warn),
+        ],
+        then: Some(|results| {
+            for t in ["active_org", "fallback_org"] {
+                let r = get(results, &format!("public.{t}.policy_tenant_key"));
                 assert!(
-                    r.summary.contains("references tenant table public.members"),
-                    "{}",
-                    r.summary
-                );
-                assert!(!results.iter().any(|r| r.check == "public.plans"));
-            }),
-        },
-        Pitfall {
-            fixture: "permissive_or",
-            expect: &[("public.invoices.permissive_or", Warn)],
-            then: None,
-        },
-    ];
+                        r.summary.contains("comes from the setting `jwt.claims.active_org_id`, not the declared tenant setting `app.current_org_id`"),
+                        "{}",
+                        r.summary
+                    );
+            }
+        }),
+    },
+    Pitfall {
+        fixture: "permissive_or",
+        expect: &[("public.invoices.permissive_or", Warn)],
+        then: None,
+    },
+];
 
 /// Each pitfall fixture, loaded into a fresh database, produces exactly its findings.
 /// The fixtures run concurrently; a failure names its fixture.
@@ -429,6 +448,8 @@ enum Model {
     Supabase,
     /// A membership schema on plain PostgreSQL: the caller is `app.user_id`.
     Membership,
+    /// Schema per tenant: `tg_tenant_*` schemas, each tenant's role named like it.
+    Schemas,
 }
 
 fn model_config(db: &mut TestDb, model: Model) -> AuditConfig {
@@ -449,6 +470,15 @@ fn model_config(db: &mut TestDb, model: Model) -> AuditConfig {
             model: db::TenantModel::of(None, &[], &["app.user_id".to_string()], &[]),
             ..Default::default()
         },
+        Model::Schemas => AuditConfig {
+            url: db.url(),
+            tenant_schemas: Some(db::SchemaTenants {
+                schemas: vec!["tg_tenant_*".into()],
+                role: "{schema}".into(),
+                shared: vec!["public".into()],
+            }),
+            ..Default::default()
+        },
     }
 }
 
@@ -461,6 +491,27 @@ struct ModelCase {
 }
 
 const MODEL_CASES: &[ModelCase] = &[
+    ModelCase {
+        fixtures: &["schema_tenants_sound"],
+        model: Model::Schemas,
+        expect: &[],
+    },
+    ModelCase {
+        fixtures: &["schema_tenants_pitfalls"],
+        model: Model::Schemas,
+        expect: &[
+            (
+                "schema.{{tenant_a}}.schema_isolation",
+                Fail,
+                "can use other tenants' schemas",
+            ),
+            (
+                "schema.{{tenant_c}}.schema_isolation",
+                Fail,
+                "granted to PUBLIC",
+            ),
+        ],
+    },
     ModelCase {
         fixtures: &["supabase_auth", "supabase_sound"],
         model: Model::Supabase,
@@ -571,7 +622,7 @@ async fn identity_model_fixtures_produce_exactly_their_findings() {
                 .collect();
             assert_eq!(findings(&results), want, "{label}:\n{}", show(&results));
             for (id, _, words) in c.expect {
-                let r = get(&results, id);
+                let r = get(&results, &db.render(id));
                 assert!(r.summary.contains(words), "{label} {id}: {}", r.summary);
             }
             // Fix SQL in the schema's model: never a setting the schema does not use.
@@ -646,6 +697,7 @@ async fn the_probe_rolls_back_even_a_row_it_managed_to_move() {
             a: ORG_A.into(),
             b: ORG_B.into(),
         }),
+        ..Default::default()
     });
     let results = db::audit(&cfg, &Redactor::new()).await;
     // labels' WITH CHECK drops the tenant: B really moves its row to A...
@@ -692,6 +744,7 @@ async fn the_probe_refuses_a_role_that_bypasses_rls() {
     cfg.probe = Some(ProbeConfig {
         url: db.url(), // the superuser
         orgs: None,
+        ..Default::default()
     });
     let results = db::audit(&cfg, &Redactor::new()).await;
     let probe: Vec<&CheckResult> = results.iter().filter(|r| r.layer == Layer::Probe).collect();
@@ -713,6 +766,7 @@ async fn probe_without_org_ids_skips_the_a_b_probes() {
     cfg.probe = Some(ProbeConfig {
         url: db.app_url(),
         orgs: None,
+        ..Default::default()
     });
     let results = db::audit(&cfg, &Redactor::new()).await;
     assert_eq!(findings(&results), BTreeSet::new(), "\n{}", show(&results));
@@ -1102,6 +1156,43 @@ fn the_suite_declares_the_identity_model() {
     assert!(model.extra_app_roles.contains(&"anon".to_string()));
     assert!(model.extra_app_roles.contains(&"reporting".to_string()));
 
+    // Probe settings take the captures; an unknown one is a located error.
+    let probe = |settings: &str| {
+        text.replacen(
+            "  probe: { url: \"${APP_DATABASE_URL}\" }",
+            &format!("  probe: {{ url: \"${{APP_DATABASE_URL}}\", roles: [tg_app], settings: {{ {settings} }} }}"),
+            1,
+        )
+    };
+    let loaded = tenantgate::suite::load_str(
+        "s.yaml",
+        &probe("app.user_id: { a: \"{{a.org_id}}\", b: \"{{b.org_id}}\" }"),
+        &env,
+    )
+    .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
+    let p = loaded
+        .suite
+        .database
+        .as_ref()
+        .unwrap()
+        .probe
+        .as_ref()
+        .unwrap();
+    assert_eq!(p.settings.iter().count(), 1);
+    assert_eq!(p.roles, ["tg_app"]);
+    let err = tenantgate::suite::load_str(
+        "s.yaml",
+        &probe("app.user_id: { a: \"{{a.nope}}\", b: \"{{b.org_id}}\" }"),
+        &env,
+    )
+    .err()
+    .expect("an unknown capture is refused");
+    let out = err.render(&Redactor::new());
+    assert!(
+        out.contains("unknown placeholder `{{a.nope}}` in database.probe.settings.app.user_id"),
+        "{out}"
+    );
+
     let err = tenantgate::suite::load_str("s.yaml", &with("  preset: firebase\n"), &env)
         .err()
         .expect("an unknown preset is refused");
@@ -1176,4 +1267,344 @@ async fn the_audit_command_takes_identity_models_and_two_tenants() {
         "{out}"
     );
     db.drop().await;
+
+    // Claims for the two tenants, a login role that SET ROLEs to the app roles.
+    let mut db = TestDb::create("cli_claims").await;
+    db.load(&["supabase_auth", "supabase_sound"]).await;
+    let sql = db.render(&format!(
+        "GRANT {{{{anon}}}}, {{{{authenticated}}}} TO {{{{app_role}}}};
+         INSERT INTO accounts (id, name) VALUES ('{ORG_A}', 'A'), ('{ORG_B}', 'B');
+         INSERT INTO account_user (account_id, user_id) VALUES ('{ORG_A}', '{USER_A}'), ('{ORG_B}', '{USER_B}');
+         INSERT INTO notes (account_id, body) VALUES ('{ORG_A}', 'a'), ('{ORG_B}', 'b');"
+    ));
+    db.exec(&sql).await;
+    let (url, app_url, authenticated, anon) = (
+        db.url(),
+        db.app_url(),
+        db.role("authenticated"),
+        db.role("anon"),
+    );
+    let (ca, cb) = (
+        format!("request.jwt.claims={}", claims(USER_A)),
+        format!("request.jwt.claims={}", claims(USER_B)),
+    );
+    let mut args = vec![
+        "--database-url",
+        &url,
+        "--identity-function",
+        "auth.uid",
+        "--identity-function",
+        "auth.jwt",
+        "--identity-setting",
+        "request.jwt.claims",
+        "--app-role",
+        &authenticated,
+        "--app-role",
+        &anon,
+        "--probe-url",
+        &app_url,
+        "--tenant-a",
+        ORG_A,
+        "--tenant-b",
+        ORG_B,
+        "--tenant-a-setting",
+        &ca,
+    ];
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_tenantgate"))
+        .arg("audit")
+        .args(&args)
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run tenantgate audit");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "a setting for A only: {err}"
+    );
+    assert!(
+        err.contains("has no --tenant-b-setting request.jwt.claims"),
+        "{err}"
+    );
+    args.extend(["--tenant-b-setting", &cb]);
+    let (code, out, report, _) = tokio::task::block_in_place(|| audit_cli(&args, dir.path()));
+    let passed = ids_with(&report, "pass");
+    for id in [
+        "public.notes.probe_b_sees_no_a".to_string(),
+        format!("role.{authenticated}.probe_app_role"),
+        format!("role.{anon}.probe_app_role"),
+    ] {
+        assert!(passed.contains(&id), "{id}: {out}");
+    }
+    assert_eq!(code, 0, "{out}");
+    db.drop().await;
+}
+
+const USER_A: &str = "00000000-0000-4000-8000-0000000000a1";
+const USER_B: &str = "00000000-0000-4000-8000-0000000000b1";
+
+/// The claims PostgREST sets for a signed-in user.
+fn claims(user: &str) -> String {
+    format!(r#"{{"sub":"{user}","role":"authenticated"}}"#)
+}
+
+/// Issue 10 item 6 / issue 11 item 5: the probe logs in as a login role (Supabase's
+/// `authenticator`), `SET ROLE`s to each app role inside its rolled-back transaction,
+/// and probes as users: a random user, B's user (a member of account B only) through
+/// the `request.jwt.claims` setting. An app role with BYPASSRLS behind the login role is
+/// exercised and caught; empty tables say "nothing to see", or get a row created for
+/// the tenant inside the rolled-back step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_acts_as_each_app_role_and_as_users() {
+    let mut db = TestDb::create("probe_roles").await;
+    db.load(&["supabase_auth", "supabase_sound", "supabase_pitfalls"])
+        .await;
+    let sql = db.render(&format!(
+        "CREATE ROLE {{{{reporting}}}} NOLOGIN BYPASSRLS;
+         GRANT {{{{anon}}}}, {{{{authenticated}}}}, {{{{reporting}}}} TO {{{{app_role}}}};
+         GRANT SELECT ON notes TO {{{{reporting}}}};
+         INSERT INTO accounts (id, name) VALUES ('{ORG_A}', 'A'), ('{ORG_B}', 'B');
+         INSERT INTO account_user (account_id, user_id) VALUES ('{ORG_A}', '{USER_A}'), ('{ORG_B}', '{USER_B}');
+         INSERT INTO notes (account_id, body) VALUES ('{ORG_A}', 'a'), ('{ORG_B}', 'b');
+         INSERT INTO self_join (id, account_id) VALUES (1, '{ORG_A}'), (2, '{ORG_B}');
+         INSERT INTO any_user (id, account_id) VALUES (1, '{ORG_A}');"
+    ));
+    db.exec(&sql).await;
+    let before = snapshot(&db).await;
+    let (authenticated, anon, reporting) = (
+        db.role("authenticated"),
+        db.role("anon"),
+        db.role("reporting"),
+    );
+    let mut cfg = model_config(&mut db, Model::Supabase);
+    cfg.probe = Some(ProbeConfig {
+        url: db.app_url(),
+        orgs: Some(ProbeOrgs {
+            a: ORG_A.into(),
+            b: ORG_B.into(),
+        }),
+        settings: vec![db::ProbeSetting {
+            name: "request.jwt.claims".into(),
+            a: claims(USER_A),
+            b: claims(USER_B),
+        }],
+        roles: Vec::new(), // the audit's app roles: authenticated, then anon
+        seeds: Vec::new(),
+    });
+    let results = db::audit(&cfg, &Redactor::new()).await;
+    let probe: Vec<CheckResult> = results
+        .iter()
+        .filter(|r| r.layer == Layer::Probe)
+        .cloned()
+        .collect();
+    let verdict = |id: &str| get(&probe, id).verdict;
+    for role in [&authenticated, &anon] {
+        assert_eq!(
+            verdict(&format!("role.{role}.probe_app_role")),
+            Verdict::Pass,
+            "{}",
+            show(&probe)
+        );
+    }
+    // The sound membership policy holds for B's user; A's control saw A's note.
+    let notes = get(&probe, "public.notes.probe_b_sees_no_a");
+    assert_eq!(notes.verdict, Verdict::Pass, "{}", show(&probe));
+    assert!(
+        notes
+            .evidence
+            .iter()
+            .any(|e| e.label == "control as A" && e.text.contains("1 rows")),
+        "{}",
+        show(&probe)
+    );
+    assert_eq!(verdict("public.notes.probe_random_tenant"), Verdict::Pass);
+    // The self-join typo: B's user sees A's row; the "any signed-in user" policy lets a
+    // random user see it.
+    assert_eq!(
+        verdict("public.self_join.probe_b_sees_no_a"),
+        Verdict::Fail,
+        "{}",
+        show(&probe)
+    );
+    assert_eq!(
+        verdict("public.any_user.probe_random_tenant"),
+        Verdict::Fail
+    );
+    assert_eq!(verdict("public.any_user.probe_b_sees_no_a"), Verdict::Fail);
+    // documents is empty: the probe creates A's row inside its rolled-back step (the
+    // members-only policy admits A's user) and B's user still sees none of it.
+    let docs = get(&probe, "public.documents.probe_b_sees_no_a");
+    assert_eq!(docs.verdict, Verdict::Pass, "{}", show(&probe));
+    assert!(docs.summary.contains("created A's row"), "{}", docs.summary);
+    let docs_move = get(&probe, "public.documents.probe_move_row");
+    assert!(
+        docs_move.evidence.iter().any(|e| e.label == "created"),
+        "{}",
+        show(&probe)
+    );
+    // invoices is empty and read-only to the app roles: nothing to see.
+    let inv = get(&probe, "public.invoices.probe_no_tenant");
+    assert_eq!(inv.verdict, Verdict::Skip, "{}", show(&probe));
+    assert!(inv.summary.contains("nothing to see"), "{}", inv.summary);
+    assert_eq!(
+        verdict("public.invoices.probe_b_sees_no_a"),
+        Verdict::Skip,
+        "no row of A and none can be created"
+    );
+
+    // A BYPASSRLS role behind the login role: exercised, and caught.
+    cfg.probe.as_mut().unwrap().roles = vec![reporting.clone()];
+    let results = db::audit(&cfg, &Redactor::new()).await;
+    let r = get(&results, &format!("role.{reporting}.probe_app_role"));
+    assert_eq!(r.verdict, Verdict::Fail, "{}", show(&results));
+    assert!(r.summary.contains("BYPASSRLS"), "{}", r.summary);
+    assert_eq!(
+        get(&results, "public.notes.probe_no_tenant").verdict,
+        Verdict::Fail,
+        "as the BYPASSRLS role every note shows"
+    );
+    // A role the login role cannot become is an error, never a pass.
+    cfg.probe.as_mut().unwrap().roles = vec![db.role("service_role")];
+    let results = db::audit(&cfg, &Redactor::new()).await;
+    let r = get(
+        &results,
+        &format!("role.{}.probe_app_role", db.role("service_role")),
+    );
+    assert_eq!(r.verdict, Verdict::Error, "{}", show(&results));
+    assert!(r.summary.contains("cannot SET ROLE"), "{}", r.summary);
+
+    // Nothing any probe did outlives it.
+    assert_eq!(snapshot(&db).await, before);
+    db.drop().await;
+}
+
+/// Issue 10/11: probe settings from the captures. The scoped reference target keys RLS
+/// on the user (`app.user_id`), not the org: with `database.probe.settings` naming A's
+/// and B's user, the A/B probes run as those users, so the planted membership-policy
+/// typo (`m.org_id = org_id`: any member sees every org) is seen by the probe — and the
+/// correct target passes every probe.
+#[test]
+fn probe_settings_from_captures_catch_a_membership_typo_keyed_on_the_user() {
+    use tenantgate_reference_api::{ScopedBugs, launch_scoped_at};
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("suites/scoped-api.yaml"),
+    )
+    .expect("suite");
+    let suite = dir.path().join("scoped-db.yaml");
+    std::fs::write(
+        &suite,
+        format!(
+            "{base}\ndatabase:\n  url: ${{DATABASE_URL}}\n  app_role: ${{APP_ROLE}}\n  tenant_column: org_id\n  identity_settings: [app.user_id]\n  probe:\n    url: \"${{APP_DATABASE_URL}}\"\n    settings:\n      app.user_id: {{ a: \"{{{{a.user_id}}}}\", b: \"{{{{b.user_id}}}}\" }}\n"
+        ),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let admin = cluster().admin_url().to_string();
+    for (bugs, typo) in [("", false), ("membership-policy-typo", true)] {
+        let name = crate::support::unique("tgsd");
+        let launched = rt
+            .block_on(launch_scoped_at(
+                &admin,
+                &name,
+                &name,
+                ScopedBugs::parse(bugs).expect("bugs"),
+            ))
+            .expect("launch the scoped reference API");
+        let json = dir.path().join(format!("{name}.json"));
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tenantgate"));
+        cmd.arg("run")
+            .arg(&suite)
+            .arg("--json")
+            .arg(&json)
+            .env("TARGET_URL", &launched.base_url)
+            .env("DATABASE_URL", &launched.admin_url)
+            .env("APP_DATABASE_URL", &launched.app_url)
+            .env("APP_ROLE", &launched.app_role)
+            .env("NO_COLOR", "1");
+        let out = cmd.output().expect("run tenantgate");
+        rt.block_on(launched.api.shutdown());
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).expect("json report"))
+                .expect("json");
+        let probe = |verdict: &str| -> Vec<String> {
+            report["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["layer"] == "probe" && r["verdict"] == verdict)
+                .map(|r| r["id"].as_str().unwrap_or("").to_string())
+                .collect()
+        };
+        let passed = probe("pass");
+        assert!(
+            passed
+                .iter()
+                .any(|id| id == "public.memberships.probe_b_sees_no_a"),
+            "{stdout}"
+        );
+        if typo {
+            let failed = probe("fail");
+            for t in ["projects", "invoices", "api_keys"] {
+                assert!(
+                    failed.contains(&format!("public.{t}.probe_b_sees_no_a")),
+                    "{t}: {failed:?}\n{stdout}"
+                );
+            }
+            assert_eq!(out.status.code(), Some(1), "{stdout}");
+        } else {
+            assert_eq!(probe("fail"), Vec::<String>::new(), "{stdout}");
+            assert_eq!(probe("error"), Vec::<String>::new(), "{stdout}");
+            for t in ["projects", "invoices", "api_keys"] {
+                assert!(
+                    passed.contains(&format!("public.{t}.probe_b_sees_no_a")),
+                    "{t}: {passed:?}\n{stdout}"
+                );
+            }
+        }
+    }
+}
+
+/// Issue 10 item 8, one verdict per layer: in `run`, the probe as A finds A's seeded
+/// rows by primary key and `schema.table.layer_verdicts` puts the database verdict next
+/// to the HTTP verdict. With subscribers not forced the API still holds: "isolated by
+/// the application only" is a failure; on the correct app both layers hold.
+#[test]
+fn run_reports_one_verdict_per_layer_where_a_seeded_rows_landed() {
+    use crate::support::{Target, bundled_suite};
+    let suite = bundled_suite();
+    let correct = Target::start("");
+    let run = correct.run(&suite, &[]);
+    let layer = |run: &crate::support::Run, id: &str| -> (String, String) {
+        let r = run.json.as_ref().and_then(|j| {
+            j["results"]
+                .as_array()?
+                .iter()
+                .find(|r| r["id"] == id)
+                .cloned()
+        });
+        let r = r.unwrap_or_else(|| panic!("no {id}:\n{}", run.explain()));
+        (
+            r["verdict"].as_str().unwrap_or("").to_string(),
+            r["summary"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    let (v, s) = layer(&run, "public.brands.layer_verdicts");
+    assert_eq!(v, "pass", "{s}\n{}", run.explain());
+    assert!(s.contains("database holds on its own"), "{s}");
+    assert_eq!(run.code, 0, "{}", run.explain());
+    drop(correct);
+
+    let broken = Target::start("subscribers-not-forced");
+    let run = broken.run(&suite, &[]);
+    let (v, s) = layer(&run, "public.subscribers.layer_verdicts");
+    assert_eq!(v, "fail", "{s}");
+    assert!(s.contains("isolated by the application only"), "{s}");
+    assert!(s.contains("rls_forced"), "{s}");
+    assert_eq!(layer(&run, "public.brands.layer_verdicts").0, "pass");
 }

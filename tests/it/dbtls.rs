@@ -294,6 +294,7 @@ async fn the_probe_url_follows_the_same_rules() {
             probe: Some(ProbeConfig {
                 url: url("sslmode=require"),
                 orgs: None,
+                ..Default::default()
             }),
             ..Default::default()
         },
@@ -317,6 +318,7 @@ async fn the_probe_url_follows_the_same_rules() {
             probe: Some(ProbeConfig {
                 url: url("sslmode=verify-full"),
                 orgs: None,
+                ..Default::default()
             }),
             ..Default::default()
         },

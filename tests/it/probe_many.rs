@@ -90,6 +90,7 @@ async fn a_hundred_tables_are_probed_on_several_connections_in_order_and_rolled_
                 a: ORG_A.into(),
                 b: ORG_B.into(),
             }),
+            ..Default::default()
         }),
         ..Default::default()
     };

@@ -116,6 +116,20 @@ fn every_report_is_read_back_by_an_independent_reader() {
         json["suite"]["sha256"]
     );
     assert_eq!(st["predicate"]["result"], "FAILED");
+    // The configuration names the database state the verdict is about.
+    let catalog = json["catalog_sha256"]
+        .as_str()
+        .expect("the audit's catalog digest");
+    assert_eq!(catalog.len(), 64, "{catalog}");
+    assert!(
+        st["predicate"]["configuration"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "database-catalog-snapshot" && c["digest"]["sha256"] == catalog),
+        "{}",
+        st["predicate"]
+    );
     let list = |k: &str| -> BTreeSet<String> {
         st["predicate"][k]
             .as_array()
