@@ -1490,7 +1490,12 @@ fn probe_settings_from_captures_catch_a_membership_typo_keyed_on_the_user() {
     let base = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("suites/scoped-api.yaml"),
     )
-    .expect("suite");
+    .expect("suite")
+    // The suite declares what it reads; the database section reads three more.
+    .replace(
+        "env: [SEED_PASSWORD, TARGET_URL]",
+        "env: [SEED_PASSWORD, TARGET_URL, DATABASE_URL, APP_ROLE, APP_DATABASE_URL]",
+    );
     let suite = dir.path().join("scoped-db.yaml");
     std::fs::write(
         &suite,
