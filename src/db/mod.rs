@@ -19,6 +19,7 @@
 //! no catalog access, a failed query) is ONE [`Verdict::Error`] result whose reason
 //! says what to do. Every string passes through the [`Redactor`] first.
 
+pub mod carry_over;
 pub mod catalog;
 pub mod config;
 pub mod error;
@@ -170,6 +171,10 @@ async fn audit_inner(
             &roles,
         );
         results.extend(probed.await);
+        // Tenants as schemas: a session's search_path must not reach the next client.
+        if cfg.tenant_schemas.is_some() {
+            results.push(carry_over::run(p, setting.as_deref()).await);
+        }
     }
     redact_all(&mut results, redactor);
     results

@@ -39,7 +39,7 @@ pub struct TerminalOptions {
     /// tenantgate itself are still printed by the command).
     pub quiet: bool,
     /// Progress goes to a terminal: the check counter is redrawn in place. Otherwise it
-    /// is a line every [`PROGRESS_LINE_EVERY`], so a CI log never looks hung.
+    /// is a line every 5 seconds (`PROGRESS_LINE_EVERY`), so a CI log never looks hung.
     pub live: bool,
 }
 

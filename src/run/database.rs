@@ -152,6 +152,9 @@ pub fn planned_ids(database: &crate::suite::model::Database) -> Vec<String> {
     if database.tenant_schemas.is_some() {
         out.push("database.tenant_schemas_found".into());
         out.push("schema.<tenant schema>.schema_isolation".into());
+        if database.probe.is_some() {
+            out.push(crate::db::carry_over::ID.into());
+        }
     }
     let tag = if database.tables.is_empty() {
         "(database: per tenant table found)"

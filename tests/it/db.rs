@@ -1613,3 +1613,23 @@ fn run_reports_one_verdict_per_layer_where_a_seeded_rows_landed() {
     assert!(s.contains("rls_forced"), "{s}");
     assert_eq!(layer(&run, "public.brands.layer_verdicts").0, "pass");
 }
+
+/// Schema per tenant with a probe: the pooled-session probe runs. On a direct connection
+/// every session gets its own backend, so it says "nothing to see" (skip) — never a pass
+/// it could not have failed — and the probe left no setting behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pooled_session_probe_skips_on_a_direct_connection() {
+    let mut db = TestDb::create("carry_over").await;
+    db.load(&["schema_tenants_sound"]).await;
+    let mut cfg = model_config(&mut db, Model::Schemas);
+    cfg.probe = Some(ProbeConfig {
+        url: db.app_url(),
+        orgs: None,
+        ..Default::default()
+    });
+    let results = db::audit(&cfg, &Redactor::new()).await;
+    let r = get(&results, db::carry_over::ID);
+    assert_eq!(r.verdict, Verdict::Skip, "{}", show(&results));
+    assert!(r.summary.starts_with("nothing to see"), "{}", r.summary);
+    db.drop().await;
+}
