@@ -11,6 +11,9 @@
 //! cargo run --example demo -- --reports reports   # JUnit, JSON, SARIF, HTML, attestation
 //! cargo run --example demo -- --tls                 # HTTPS with the test CA: the transport suite
 //! cargo run --example demo -- --tls --bug tls12-accepted
+//! cargo run --example demo -- --target scoped       # path scopes, cookies, API keys: exit 0
+//! cargo run --example demo -- --target graphql --bug view-connection   # exit 1
+//! cargo run --example demo -- --target scoped --list-bugs
 //! ```
 //! With `--tls` the API is served over HTTPS with the test-only certificate of
 //! `fixtures/tls` and the default suite is `suites/reference-api-tls.yaml` (TLS versions,
@@ -23,10 +26,12 @@ use std::sync::Arc;
 
 use tenantgate::run::Cancel;
 use tenantgate_reference_api::bugs::{Bug, Bugs};
+use tenantgate_reference_api::graphql::{GqlBug, GqlBugs, launch_graphql_at};
 use tenantgate_reference_api::pg::TempPostgres;
+use tenantgate_reference_api::scoped::{ScopedBug, ScopedBugs, launch_scoped_at};
 
 fn usage() -> &'static str {
-    "usage: cargo run --example demo -- [--bug NAME]... [--tls] [--suite PATH] [--reports DIR] [--list-bugs] [-- TENANTGATE-RUN-ARGS...]"
+    "usage: cargo run --example demo -- [--target rest|scoped|graphql] [--bug NAME]... [--tls] [--suite PATH] [--reports DIR] [--list-bugs] [-- TENANTGATE-RUN-ARGS...]"
 }
 
 fn main() -> ExitCode {
@@ -34,6 +39,7 @@ fn main() -> ExitCode {
     let mut passthrough: Vec<OsString> = Vec::new();
     let mut suite: Option<OsString> = None;
     let mut tls = false;
+    let mut target = Which::Rest;
     let mut args = std::env::args_os().skip(1);
     while let Some(a) = args.next() {
         match a.to_str() {
@@ -61,17 +67,21 @@ fn main() -> ExitCode {
             },
             // HTTPS with the test CA's certificate, and the transport suite by default.
             Some("--tls") => tls = true,
-            Some("--list-bugs") => {
-                println!("planted bugs of the reference API (switch on with --bug NAME):");
-                for b in Bug::ALL {
-                    println!(
-                        "  {:<24} {}\n  {:<24} caught by: {}",
-                        b.name(),
-                        b.description(),
-                        "",
-                        b.caught_by()
+            // Another reference target, with its own suite and bugs.
+            Some("--target") => match args.next().and_then(|s| s.into_string().ok()).as_deref() {
+                Some("rest") => target = Which::Rest,
+                Some("scoped") => target = Which::Scoped,
+                Some("graphql") => target = Which::Graphql,
+                other => {
+                    eprintln!(
+                        "demo: --target is rest, scoped or graphql, not {other:?}\n{}",
+                        usage()
                     );
+                    return ExitCode::from(2);
                 }
+            },
+            Some("--list-bugs") => {
+                list_bugs(target);
                 return ExitCode::SUCCESS;
             }
             Some("--") => passthrough.extend(args.by_ref()),
@@ -85,7 +95,26 @@ fn main() -> ExitCode {
             }
         }
     }
-    let bugs = match Bugs::parse(&bug_names.join(",")) {
+    if tls && target != Which::Rest {
+        eprintln!(
+            "demo: --tls serves only the REST reference API\n{}",
+            usage()
+        );
+        return ExitCode::from(2);
+    }
+    let joined = bug_names.join(",");
+    let bugs = match target {
+        Which::Rest => Bugs::parse(&joined)
+            .map(Planted::Rest)
+            .map_err(|e| e.to_string()),
+        Which::Scoped => ScopedBugs::parse(&joined)
+            .map(Planted::Scoped)
+            .map_err(|e| e.to_string()),
+        Which::Graphql => GqlBugs::parse(&joined)
+            .map(Planted::Graphql)
+            .map_err(|e| e.to_string()),
+    };
+    let bugs = match bugs {
         Ok(b) => b,
         Err(e) => {
             eprintln!("demo: {e} (see --list-bugs)");
@@ -102,12 +131,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let suite = suite.unwrap_or_else(|| {
-        if tls {
+    let suite = suite.unwrap_or_else(|| match target {
+        Which::Rest if tls => {
             concat!(env!("CARGO_MANIFEST_DIR"), "/suites/reference-api-tls.yaml").into()
-        } else {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/suites/reference-api.yaml").into()
         }
+        Which::Rest => concat!(env!("CARGO_MANIFEST_DIR"), "/suites/reference-api.yaml").into(),
+        Which::Scoped => concat!(env!("CARGO_MANIFEST_DIR"), "/suites/scoped-api.yaml").into(),
+        Which::Graphql => concat!(env!("CARGO_MANIFEST_DIR"), "/suites/graphql-api.yaml").into(),
     });
     let tls = tls.then(|| tenantgate_reference_api::TlsFiles {
         cert: concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/tls/server.pem").into(),
@@ -116,8 +146,47 @@ fn main() -> ExitCode {
     ExitCode::from(rt.block_on(demo(bugs, bug_names, tls, suite, passthrough)))
 }
 
+/// Which reference target the demo serves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Which {
+    /// The REST reference API (flat routes, bearer JWT).
+    Rest,
+    /// The path-scoped one (slugs, integer ids, session cookies, API keys).
+    Scoped,
+    /// The GraphQL one (PostGraphile style).
+    Graphql,
+}
+
+/// The planted bugs, for the chosen target.
+enum Planted {
+    Rest(Bugs),
+    Scoped(ScopedBugs),
+    Graphql(GqlBugs),
+}
+
+fn list_bugs(target: Which) {
+    let rows: Vec<(&str, &str, &str)> = match target {
+        Which::Rest => Bug::ALL
+            .iter()
+            .map(|b| (b.name(), b.description(), b.caught_by()))
+            .collect(),
+        Which::Scoped => ScopedBug::ALL
+            .iter()
+            .map(|b| (b.name(), b.description(), b.caught_by()))
+            .collect(),
+        Which::Graphql => GqlBug::ALL
+            .iter()
+            .map(|b| (b.name(), b.description(), b.caught_by()))
+            .collect(),
+    };
+    println!("planted bugs of this reference target (switch on with --bug NAME):");
+    for (name, what, caught) in rows {
+        println!("  {name:<28} {what}\n  {:<28} caught by: {caught}", "");
+    }
+}
+
 async fn demo(
-    bugs: Bugs,
+    bugs: Planted,
     bug_names: Vec<String>,
     tls: Option<tenantgate_reference_api::TlsFiles>,
     suite: OsString,
@@ -150,10 +219,35 @@ async fn demo(
     };
     let code = {
         let superuser = pg.superuser_url("postgres");
+        let launch = async {
+            match bugs {
+                Planted::Rest(b) => {
+                    tenantgate_reference_api::launch_with(
+                        &superuser,
+                        "tenantgate_demo",
+                        "tg",
+                        b,
+                        tls,
+                    )
+                    .await
+                }
+                Planted::Graphql(b) => {
+                    launch_graphql_at(&superuser, "tenantgate_demo", "tg", b).await
+                }
+                Planted::Scoped(b) => launch_scoped_at(&superuser, "tenantgate_demo", "tg", b)
+                    .await
+                    .map(|s| tenantgate_reference_api::Launched {
+                        api: s.api,
+                        base_url: s.base_url,
+                        admin_url: s.admin_url,
+                        app_url: s.app_url,
+                        app_role: s.app_role,
+                        jwt_secret: String::new(),
+                    }),
+            }
+        };
         let launched = tokio::select! {
-            r = tenantgate_reference_api::launch_with(
-                &superuser, "tenantgate_demo", "tg", bugs, tls,
-            ) => r,
+            r = launch => r,
             _ = cancelled(&cancel) => { eprintln!("demo: interrupted"); stop(pg).await; return 2; }
         };
         let l = match launched {
