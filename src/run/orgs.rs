@@ -358,7 +358,8 @@ async fn seed(
             .filter(|(k, _)| !before.contains(k))
             .collect();
         t.created.push(Created {
-            org: if seeder == Identity::B { "b" } else { "a" }.into(),
+            // Made without credentials it belongs to no org: no org's teardown removes it.
+            org: seeder.as_str().into(),
             what: step
                 .name
                 .clone()
@@ -528,6 +529,11 @@ pub(crate) async fn teardown(
         }
         mark_kept(&mut t, td, &mine);
     }
+    // What an anonymous seed step made belongs to no org: only `keeps` can speak for it.
+    let anon: Vec<usize> = (0..t.created.len())
+        .filter(|&i| t.created[i].org == Identity::Anon.as_str())
+        .collect();
+    mark_kept(&mut t, td, &anon);
     (t.created, notices)
 }
 

@@ -757,9 +757,11 @@ impl<'a> Validator<'a> {
             }
             self.step(step);
         }
+        // What an anonymous seed step captured can be kept too (no org removes it).
+        let keepable: BTreeSet<String> = own.union(&caps.anon).cloned().collect();
         for k in &o.teardown.keeps {
-            if !own.contains(&k.capture.value) {
-                let names: Vec<String> = own.iter().cloned().collect();
+            if !keepable.contains(&k.capture.value) {
+                let names: Vec<String> = keepable.iter().cloned().collect();
                 self.at(
                     Loc::of(&k.capture),
                     format!(

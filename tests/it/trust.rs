@@ -554,3 +554,43 @@ fn a_teardown_that_only_says_it_deleted_is_found_out_by_a_re_read() {
     assert!(created(&r).iter().all(|x| x["removed"] == true));
     assert!(r.stdout.contains("all removed by teardown"), "{}", r.stdout);
 }
+
+/// A seed step run `as: anon` makes something no org owns (here a third org, signed up
+/// anonymously): it is listed under `anon` and as left behind — never "all removed" —
+/// unless `teardown.keeps` names its capture, when it is reported as kept.
+#[test]
+fn what_an_anonymous_seed_step_made_is_listed_as_left_behind() {
+    let t = Target::start("");
+    let step = "seed:\n  - name: an anonymous sign-up\n    as: anon\n    request: { method: POST, url: /auth/signup, json: { org_name: \"tg-{{run_id}}-stray\", email: \"stray-{{run_id}}@example.test\", password: \"correct-horse-battery-staple\" } }\n    expect: { status: 201 }\n    capture: { stray_org: $.org.id }\n";
+    let suite = edited_suite(t.dir.path(), &[("seed:\n", step)]);
+    let r = t.run(&suite, &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    let c = created(&r);
+    let stray = c
+        .iter()
+        .find(|x| x["what"] == "an anonymous sign-up")
+        .unwrap_or_else(|| panic!("{c:?}"));
+    assert_eq!(stray["org"], "anon", "{stray:?}");
+    assert_eq!(stray["removed"], false, "{stray:?}");
+    assert!(r.stdout.contains("LEFT ON THE TARGET"), "{}", r.stdout);
+    assert!(!r.stdout.contains("all removed"), "{}", r.stdout);
+
+    let kept = edited_suite(
+        t.dir.path(),
+        &[
+            ("seed:\n", step),
+            (
+                "  teardown:\n    - name: delete org",
+                "  teardown:\n    keeps: [{ capture: stray_org, reason: \"signed up without credentials; deleted by the nightly cleanup\" }]\n    steps:\n    - name: delete org",
+            ),
+        ],
+    );
+    let r = t.run(&kept, &[]);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    let c = created(&r);
+    let stray = c.iter().find(|x| x["org"] == "anon").unwrap();
+    assert_eq!(
+        stray["kept"],
+        "signed up without credentials; deleted by the nightly cleanup"
+    );
+}
