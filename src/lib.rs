@@ -20,6 +20,7 @@ pub mod baseline;
 pub mod cli;
 pub mod db;
 pub mod diag;
+pub mod digest;
 pub mod exit;
 pub mod manual;
 pub mod merge;

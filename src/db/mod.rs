@@ -61,13 +61,7 @@ pub async fn audit_snapshot(
 ) -> (Vec<CheckResult>, Option<String>) {
     let mut snapshot = String::new();
     let results = audit_inner(cfg, redactor, &mut snapshot).await;
-    let digest = (!snapshot.is_empty()).then(|| {
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, snapshot.as_bytes())
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    });
+    let digest = (!snapshot.is_empty()).then(|| crate::digest::sha256_hex(snapshot.as_bytes()));
     (results, digest)
 }
 

@@ -319,15 +319,9 @@ fn display_name(r: &CheckResult) -> String {
     }
 }
 
-/// SHA-256 of `bytes`, lowercase hex: the digests of the SARIF fingerprints and of the
-/// attestation.
-fn sha256_hex(bytes: &[u8]) -> String {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+// SHA-256 of `bytes`, lowercase hex: the digests of the SARIF fingerprints and of the
+// attestation (the reporters reach it as `super::sha256_hex`).
+use crate::digest::sha256_hex;
 
 /// SHA-256 of `bytes`, base64: the hash a Content-Security-Policy names a script by.
 fn sha256_b64(bytes: &[u8]) -> String {

@@ -499,7 +499,7 @@ fn sort(diags: &mut [Diagnostic]) {
 
 fn load_bytes(name: &str, bytes: &[u8], opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let text = text_of(name, bytes)?;
-    let sha256 = hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref());
+    let sha256 = crate::digest::sha256_hex(bytes);
     let Parsed {
         suite,
         mut diags,
@@ -619,10 +619,6 @@ fn env_names_in(text: &str) -> BTreeSet<String> {
         }
     }
     out
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[cfg(test)]
