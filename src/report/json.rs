@@ -6,8 +6,9 @@
 //! fields; it never removes one, renames one or changes its meaning without raising
 //! `schema_version`. Readers must ignore fields they do not know.
 
-use std::io;
-use std::path::PathBuf;
+use std::fs;
+use std::io::{self, Seek, Write};
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -166,48 +167,171 @@ impl<'a> JsonReport<'a> {
 pub struct Json {
     path: PathBuf,
     collected: Collected,
+    /// The results so far, serialized as they arrive: the report's other fields (the
+    /// counts, the exit code) are known only at the end, and they come first.
+    spool: Option<Spool>,
 }
 
 impl Json {
-    /// A JSON reporter writing to `path`.
     pub fn new(path: PathBuf) -> Self {
         Json {
             path,
             collected: Collected::default(),
+            spool: None,
         }
     }
 
-    /// Redacts every registered secret from the report before it is written (a last line
-    /// of defence: results should already be redacted).
     pub fn with_redactor(mut self, redactor: Redactor) -> Self {
         self.collected.redactor = Some(redactor);
         self
+    }
+
+    /// One result, redacted, as the next element of the report's `results` array.
+    fn spool(&mut self, r: &CheckResult) -> io::Result<()> {
+        let spool = self.spool.as_mut().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a result arrived before the run's Started event",
+            )
+        })?;
+        let mut redacted;
+        let r = match &self.collected.redactor {
+            Some(redactor) => {
+                redacted = r.clone();
+                redact_result(redactor, &mut redacted);
+                &redacted
+            }
+            None => r,
+        };
+        spool.push(r)
+    }
+}
+
+/// The `results` array of a report being written, element by element, in a temporary
+/// file beside the report. Memory stays flat however many results a run has (at 10,000
+/// results the kept results were the run's largest growth); the file is unlinked as
+/// soon as it is open, so nothing is left behind even if the process is killed.
+struct Spool {
+    file: io::BufWriter<fs::File>,
+    count: usize,
+}
+
+impl Spool {
+    fn create(report: &Path) -> io::Result<Spool> {
+        let tmp = super::temp_path(report, "results")?;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        // Unix keeps the open file; elsewhere it is removed at the end.
+        let _ = fs::remove_file(&tmp);
+        Ok(Spool {
+            file: io::BufWriter::new(file),
+            count: 0,
+        })
+    }
+
+    /// Appends `r` exactly as `serde_json::to_writer_pretty` writes an element of an
+    /// array that is a field of the top-level object: indented by four spaces, after a
+    /// `,` and a line break from the one before.
+    fn push(&mut self, r: &CheckResult) -> io::Result<()> {
+        if self.count > 0 {
+            self.file.write_all(b",\n")?;
+        }
+        let mut w = Indented {
+            inner: &mut self.file,
+            at_line_start: true,
+        };
+        serde_json::to_writer_pretty(&mut w, r).map_err(io::Error::other)?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Writes `[`, every element and `]` to `w`.
+    fn copy_array_into(self, w: &mut dyn Write) -> io::Result<()> {
+        if self.count == 0 {
+            return w.write_all(b"[]");
+        }
+        let mut file = self
+            .file
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)?;
+        file.seek(io::SeekFrom::Start(0))?;
+        w.write_all(b"[\n")?;
+        io::copy(&mut file, w)?;
+        w.write_all(b"\n  ]")
+    }
+}
+
+/// Prefixes every line with four spaces. Safe on JSON: a line break inside a string is
+/// always escaped, so every `\n` written is between tokens.
+struct Indented<'w, W: Write> {
+    inner: &'w mut W,
+    at_line_start: bool,
+}
+
+impl<W: Write> Write for Indented<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        for line in buf.split_inclusive(|b| *b == b'\n') {
+            if self.at_line_start {
+                self.inner.write_all(b"    ")?;
+            }
+            self.inner.write_all(line)?;
+            self.at_line_start = line.ends_with(b"\n");
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
 impl super::Reporter for Json {
     fn event(&mut self, event: &Event) -> io::Result<()> {
+        let what = "JSON report";
+        match event {
+            Event::Finished(r) => {
+                return self.spool(r).map_err(|e| context(what, &self.path, e));
+            }
+            Event::Started(_) => {
+                self.collected.take(event);
+                self.spool = None;
+                self.spool =
+                    Some(Spool::create(&self.path).map_err(|e| context(what, &self.path, e))?);
+                return Ok(());
+            }
+            _ => {}
+        }
         let Some(summary) = self.collected.take(event) else {
             return Ok(());
         };
-        let what = "JSON report";
         let info = self.collected.info(what)?.clone();
-        // Redacted in place and serialized straight into the file: at 10,000 results a
-        // redacted copy and the whole text in one string were most of the run's memory.
         let (info, summary) = match &self.collected.redactor {
             Some(r) => {
-                for c in &mut self.collected.results {
-                    redact_result(r, c);
-                }
                 let (info, _, summary) = redacted(r, &info, &[], summary);
                 (info, summary)
             }
             None => (info, summary.clone()),
         };
-        let report = JsonReport::new(&info, &self.collected.results, &summary);
+        // Every field but the results, then the results from the spool: the same bytes
+        // as the whole report serialized at once (pinned by the tests).
+        let head = JsonReport::new(&info, &[], &summary)
+            .to_pretty_string()
+            .map_err(io::Error::other)?;
+        let head = head
+            .strip_suffix("[]\n}\n")
+            .ok_or_else(|| io::Error::other("the report does not end with its results"))?;
+        let spool = self.spool.take();
         write_atomically_with(&self.path, |w| {
-            serde_json::to_writer_pretty(&mut *w, &report).map_err(io::Error::other)?;
-            w.write_all(b"\n")
+            w.write_all(head.as_bytes())?;
+            match spool {
+                Some(s) => s.copy_array_into(w)?,
+                None => w.write_all(b"[]")?,
+            }
+            w.write_all(b"\n}\n")
         })
         .map_err(|e| context(what, &self.path, e))
     }

@@ -253,21 +253,7 @@ fn write_atomically_with(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?;
-    fs::create_dir_all(dir)?;
-    // Same directory as the target so the rename cannot cross file systems; the pid
-    // keeps two concurrent runs from writing into each other's temp file.
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let tmp = temp_path(path, "tmp")?;
     let written = (|| {
         let mut f = io::BufWriter::new(fs::File::create(&tmp)?);
         write(&mut f)?;
@@ -279,6 +265,25 @@ fn write_atomically_with(
         let _ = fs::remove_file(&tmp);
     }
     written
+}
+
+/// A hidden temporary file beside `path` (its directory created): `.NAME.PID.SUFFIX`.
+/// Same directory as the target so a rename cannot cross file systems; the pid keeps
+/// two concurrent runs from writing into each other's file.
+fn temp_path(path: &Path, suffix: &str) -> io::Result<std::path::PathBuf> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?;
+    fs::create_dir_all(dir)?;
+    Ok(dir.join(format!(
+        ".{}.{}.{suffix}",
+        name.to_string_lossy(),
+        std::process::id()
+    )))
 }
 
 /// Adds the output's name and path to an I/O error, so that `Reporters::errors` reads

@@ -54,6 +54,10 @@ pub struct Terminal<W: Write + Send> {
     opts: TerminalOptions,
     info: Option<RunInfo>,
     results: Vec<CheckResult>,
+    /// Passes counted per layer and not kept: once a run has more results than one
+    /// screen lists ([`ITEMISED_RESULTS_MAX`]) and `--verbose` is off, a pass is only a
+    /// number in the per-layer table.
+    folded: Vec<(Layer, usize)>,
     counts: Counts,
     /// The in-place counter is on the screen (live mode): cleared before other lines.
     status_shown: bool,
@@ -70,6 +74,7 @@ impl<W: Write + Send> Terminal<W> {
             opts,
             info: None,
             results: Vec::new(),
+            folded: Vec::new(),
             counts: Counts::default(),
             status_shown: false,
             last_progress: None,
@@ -164,6 +169,20 @@ impl<W: Write + Send> super::Reporter for Terminal<W> {
                     self.counts.accepted += 1;
                 }
                 if r.verdict == Verdict::Pass {
+                    let folded: usize = self.folded.iter().map(|(_, n)| n).sum();
+                    if !self.opts.verbose && self.results.len() + folded >= ITEMISED_RESULTS_MAX {
+                        // The end shows the compact form: count the passes.
+                        let results = std::mem::take(&mut self.results);
+                        for p in results.iter().filter(|p| p.verdict == Verdict::Pass) {
+                            fold(&mut self.folded, p.layer);
+                        }
+                        self.results = results
+                            .into_iter()
+                            .filter(|p| p.verdict != Verdict::Pass)
+                            .collect();
+                        fold(&mut self.folded, r.layer);
+                        return Ok(());
+                    }
                     // A pass is a table row (check, variant, summary) at most: its
                     // evidence is never printed, so it is not kept.
                     self.results.push(CheckResult {
@@ -204,7 +223,7 @@ impl<W: Write + Send> super::Reporter for Terminal<W> {
                 let text = if self.opts.quiet {
                     format!("{}\n", verdict_line(summary, &self.opts))
                 } else {
-                    render_table(&self.results, info, summary, &self.opts)
+                    render(&self.results, &self.folded, info, summary, &self.opts)
                 };
                 self.out
                     .write_all(text.as_bytes())
@@ -226,17 +245,37 @@ pub fn render_table(
     summary: &RunSummary,
     opts: &TerminalOptions,
 ) -> String {
+    render(results, &[], info, summary, opts)
+}
+
+/// Counts one pass of `layer` in `folded`.
+fn fold(folded: &mut Vec<(Layer, usize)>, layer: Layer) {
+    match folded.iter_mut().find(|(l, _)| *l == layer) {
+        Some((_, n)) => *n += 1,
+        None => folded.push((layer, 1)),
+    }
+}
+
+/// [`render_table`] of `results` and the passes `folded` into counts per layer (which
+/// are shown in the compact form only).
+fn render(
+    results: &[CheckResult],
+    folded: &[(Layer, usize)],
+    info: &RunInfo,
+    summary: &RunSummary,
+    opts: &TerminalOptions,
+) -> String {
     let color = opts.color;
     let mut out = String::new();
 
-    if results.is_empty() {
+    if results.is_empty() && folded.is_empty() {
         out.push_str("no results\n");
-    } else if opts.verbose || results.len() <= ITEMISED_RESULTS_MAX {
+    } else if folded.is_empty() && (opts.verbose || results.len() <= ITEMISED_RESULTS_MAX) {
         out.push_str(&table(&results.iter().collect::<Vec<_>>(), color));
     } else {
         // Too many rows for one screen: the counts per layer, then only what did not
         // pass — a green run reads at a glance, a red one shows its few rows.
-        out.push_str(&layer_table(results, color));
+        out.push_str(&layer_table(results, folded, color));
         let others: Vec<&CheckResult> = results
             .iter()
             .filter(|r| r.verdict != Verdict::Pass)
@@ -244,7 +283,7 @@ pub fn render_table(
         if !others.is_empty() {
             out.push_str(&table(&others, color));
         }
-        let passes = results.len() - others.len();
+        let passes = results.len() - others.len() + folded.iter().map(|(_, n)| n).sum::<usize>();
         if passes > 0 {
             out.push_str(&format!(
                 "{} counted per layer; --verbose lists every result\n",
@@ -324,24 +363,30 @@ fn same_finding<'a>(results: impl Iterator<Item = &'a CheckResult>) -> Vec<Vec<&
 
 /// Per layer, in the pipeline's order (setup, checks, attacks, database, probe): how
 /// many results got each verdict.
-fn layer_counts(results: &[CheckResult]) -> Vec<(Layer, Counts)> {
-    let mut by: Vec<(Layer, Counts)> = Vec::new();
-    for r in results {
-        let at = match by.iter().position(|(l, _)| *l == r.layer) {
+fn layer_counts(results: &[CheckResult], folded: &[(Layer, usize)]) -> Vec<(Layer, Counts)> {
+    fn of(by: &mut Vec<(Layer, Counts)>, layer: Layer) -> &mut Counts {
+        let i = match by.iter().position(|(l, _)| *l == layer) {
             Some(i) => i,
             None => {
-                by.push((r.layer, Counts::default()));
+                by.push((layer, Counts::default()));
                 by.len() - 1
             }
         };
-        by[at].1.add(r.verdict);
+        &mut by[i].1
+    }
+    let mut by: Vec<(Layer, Counts)> = Vec::new();
+    for r in results {
+        of(&mut by, r.layer).add(r.verdict);
+    }
+    for (layer, n) in folded {
+        of(&mut by, *layer).pass += n;
     }
     by.sort_by_key(|(l, _)| *l);
     by
 }
 
 /// The compact form's first table: one row per layer with its counts.
-fn layer_table(results: &[CheckResult], color: bool) -> String {
+fn layer_table(results: &[CheckResult], folded: &[(Layer, usize)], color: bool) -> String {
     let mut t = Table::new();
     t.load_style(presets::UTF8_FULL_CONDENSED);
     t.force_no_tty();
@@ -349,7 +394,7 @@ fn layer_table(results: &[CheckResult], color: bool) -> String {
         t.enforce_styling();
     }
     t.set_header(["Layer", "passed", "failed", "errors", "warnings", "skipped"]);
-    for (layer, c) in layer_counts(results) {
+    for (layer, c) in layer_counts(results, folded) {
         let n = |v: Verdict, n: usize| {
             if n == 0 {
                 Cell::new("·")
@@ -875,6 +920,24 @@ ISOLATION BROKEN (exit 1): 1 check failed
         assert!(
             got.contains("20003 passing results counted per layer; --verbose lists every result")
         );
+        // The reporter keeps only counts of the passes once the run is past one screen;
+        // what it prints is the same.
+        let through_events = |opts: TerminalOptions| {
+            let mut t = Terminal::new(Vec::new(), Box::new(io::sink()), opts);
+            t.event(&Event::Started(info())).unwrap();
+            for r in &results {
+                t.event(&Event::Finished(r.clone())).unwrap();
+            }
+            t.event(&Event::Ended(summary.clone())).unwrap();
+            assert!(
+                opts.verbose || t.results.len() == 1,
+                "{} kept",
+                t.results.len()
+            );
+            String::from_utf8(t.into_inner()).unwrap()
+        };
+        let footer_free = |s: &str| s[..s.find("\nran ").unwrap_or(s.len())].to_string();
+        assert_eq!(footer_free(&through_events(PLAIN)), footer_free(&got));
 
         let verbose = TerminalOptions {
             verbose: true,
@@ -885,6 +948,7 @@ ISOLATION BROKEN (exit 1): 1 check failed
             all.lines().filter(|l| l.starts_with('│')).count(),
             1 + results.len()
         );
+        assert_eq!(footer_free(&through_events(verbose)), footer_free(&all));
         assert!(!all.contains("counted per layer"));
     }
 

@@ -177,6 +177,35 @@ fn writes_every_file_at_the_end() {
 }
 
 #[test]
+fn the_streamed_json_report_is_the_report_serialized_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut results, summary) = fixture();
+    // A multi-line evidence text: its line breaks are escaped, the indentation is not
+    // disturbed by them.
+    results[0] = results[0].clone().with("body", "line one\n  line two\n");
+    for n in [0, 1, results.len()] {
+        let json = dir.path().join(format!("r{n}.json"));
+        let mut reporters = Reporters::new();
+        reporters.push(Box::new(Json::new(json.clone())));
+        run(&mut reporters, &results[..n], &summary);
+        assert_eq!(reporters.errors(), [] as [String; 0]);
+        let whole = JsonReport::new(&info(), &results[..n], &summary)
+            .to_pretty_string()
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&json).unwrap(),
+            whole,
+            "{n} results"
+        );
+    }
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files.len(), 3, "no spool left: {files:?}");
+}
+
+#[test]
 fn an_unwritable_path_is_reported_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     // A path below a regular file cannot be created, even by root.
