@@ -3,6 +3,8 @@
 //! attack variants and their stable result ids — after the command line's selection.
 //! `run` and `validate --list` share it, so what is listed is what runs.
 
+use std::sync::Arc;
+
 use crate::suite::load::slug;
 use crate::suite::model::{
     Attacks, Check, Control, Expect, Identity, JValue, Request, Suite, Toggle,
@@ -117,19 +119,22 @@ pub struct RequestCheck {
 #[derive(Clone, Debug)]
 pub enum Kind {
     /// B reads A's resource; the twin is a never-issued id.
-    Read { request: Request },
+    Read { request: Arc<Request> },
     /// B's list must hold none of A's markers; `as_` is who sends it (`as:` on the
     /// check, default B; A's control is always A).
-    List { request: Request, as_: Identity },
+    List {
+        request: Arc<Request>,
+        as_: Identity,
+    },
     /// B writes A's resource; A's `verify` read must be unchanged.
     Write {
         write: Box<Request>,
-        verify: Request,
+        verify: Arc<Request>,
     },
     /// A request with a declared expectation.
     Request(Box<RequestCheck>),
     /// The `orgs.identity` endpoint.
-    Identity { request: Request },
+    Identity { request: Arc<Request> },
     /// B's token's claims.
     Jwt,
     /// The pool-reuse attack: per round, A's authenticated request (`primer`), then
@@ -139,7 +144,7 @@ pub enum Kind {
     /// gain the row, B's must show it.
     MassAssign {
         create: Box<Request>,
-        list: Request,
+        list: Arc<Request>,
         /// The body fields A's org id or scope value is named under.
         fields: Vec<String>,
     },
@@ -153,9 +158,9 @@ pub struct PoolReuse {
     /// Rounds of (A's request, then every probe).
     pub rounds: u32,
     /// An authenticated request sent as A before each probe.
-    pub primer: Request,
+    pub primer: Arc<Request>,
     /// What is sent right after it, and as whom (anonymous, or B).
-    pub probes: Vec<(Identity, Request)>,
+    pub probes: Vec<(Identity, Arc<Request>)>,
 }
 
 /// Rounds of the pool-reuse attack unless the suite says otherwise.
@@ -551,7 +556,7 @@ impl Planner<'_> {
                 Kind::Request(Box::new(RequestCheck {
                     request,
                     as_,
-                    expect: c.expect.clone(),
+                    expect: c.expect.as_deref().cloned(),
                     control: c.control.as_deref().cloned(),
                 })),
                 v,
@@ -648,7 +653,7 @@ fn pool_reuse(suite: &Suite, plans: &[CheckPlan], not_found: u16) -> Option<Chec
     for p in plans {
         match &p.kind {
             Kind::Request(r) if r.as_ == Identity::Anon && r.request.method.is_safe() => {
-                probes.push((Identity::Anon, r.request.clone()))
+                probes.push((Identity::Anon, Arc::new(r.request.clone())))
             }
             Kind::List { request, as_ } => probes.push((*as_, request.clone())),
             Kind::Identity { request } => probes.push((Identity::B, request.clone())),

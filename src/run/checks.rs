@@ -367,7 +367,7 @@ fn worst(ds: Vec<(Decision, String)>) -> Decision {
 }
 
 /// Runs one check and all its variants.
-pub async fn run_check(ctx: Arc<Ctx>, plan: CheckPlan) -> Vec<CheckResult> {
+pub async fn run_check(ctx: Arc<Ctx>, plan: Arc<CheckPlan>) -> Vec<CheckResult> {
     match &plan.kind {
         Kind::Read { request } => read(&ctx, &plan, request).await,
         Kind::List { request, as_ } => list(&ctx, &plan, request, *as_).await,

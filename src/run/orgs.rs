@@ -580,7 +580,7 @@ async fn confirm_gone(
         let Some((check, req)) = read else { continue };
         let not_found = check
             .not_found_status
-            .as_ref()
+            .as_deref()
             .or(suite.not_found_status.as_ref())
             .map_or(404, |s| s.value);
         let Ok(p) = prep.prepare(req, Identity::A, None, None, None) else {

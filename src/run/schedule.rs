@@ -2,7 +2,7 @@
 //! `--jobs N`, or by the adaptive gate of [`super::adaptive`] without `--jobs`), then
 //! writes — one at a time on each resource, so a write that leaks cannot be blamed on
 //! another check's change, concurrently on resources that do not overlap — and results
-//! emitted in plan order.
+//! emitted in plan order, the non-writes first (they run first).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 /// Runs the planned checks: non-writes concurrently (at most `jobs` at once; `None`:
 /// as many as the adaptive gate allows), then writes, one at a time per resource;
-/// emits results in plan order. Returns true when interrupted.
+/// emits results in plan order, the non-writes first. Returns true when interrupted.
 /// On an interrupt no check starts; the running ones finish (each is bounded by the
 /// timeout).
 pub(crate) async fn run_checks(
@@ -43,8 +43,11 @@ pub(crate) async fn run_checks(
     // Every answer of the checks' client now resizes the gate (pinned: it never moves).
     ctx.http.set_gate(gate.clone());
     let started = Arc::new(AtomicUsize::new(0));
-    // The first write's position, known before the feeder takes the plans.
-    let first_write = plans.iter().position(CheckPlan::is_write).unwrap_or(n);
+    // Which plans are writes, known before the feeder takes the plans: results are
+    // emitted in plan order, the reads and lists first (they run first), then the
+    // writes. (Holding every read's results until the writes before it had run kept
+    // two thirds of a 10,000-check run in memory.)
+    let is_write: Vec<bool> = plans.iter().map(CheckPlan::is_write).collect();
     // A feeder spawns each check only once it has a slot: spawned all at once, 10,000
     // waiting tasks (each sized for a whole check's state) held most of the run's memory.
     let feeder = {
@@ -80,7 +83,6 @@ pub(crate) async fn run_checks(
     drop(tx);
     let mut slots: BTreeMap<usize, Vec<CheckResult>> = BTreeMap::new();
     let mut next = 0usize;
-    // Emission holds at the first write until the concurrent phase is over.
     // A slow target must never look like a hung run: a progress line every few seconds.
     let mut tick =
         tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
@@ -91,7 +93,7 @@ pub(crate) async fn run_checks(
                 Some((i, rs)) => {
                     done += 1;
                     slots.insert(i, rs);
-                    emit_ready(&mut slots, &mut next, first_write, em);
+                    emit_ready(&mut slots, &mut next, n, |i| !is_write[i], em);
                 }
                 None => break,
             },
@@ -118,6 +120,7 @@ pub(crate) async fn run_checks(
     };
     // Writes: one at a time on each resource, in plan order; writes on resources that
     // do not overlap run concurrently (see `write_resources`).
+    let mut next = 0usize;
     let (wtx, mut wrx) = tokio::sync::mpsc::unbounded_channel::<(usize, Vec<CheckResult>)>();
     let mut running: Vec<(usize, Option<Vec<String>>)> = Vec::new();
     let mut pending = writes
@@ -159,12 +162,12 @@ pub(crate) async fn run_checks(
                 running.retain(|(j, _)| *j != i);
                 done += 1;
                 slots.insert(i, rs);
-                emit_ready(&mut slots, &mut next, n, em);
+                emit_ready(&mut slots, &mut next, n, |i| is_write[i], em);
             }
             _ = tick.tick() => em.progress(done, n, running.len()),
         }
     }
-    emit_ready(&mut slots, &mut next, n, em);
+    emit_ready(&mut slots, &mut next, n, |i| is_write[i], em);
     em.progress(done, n, 0);
     if jobs.is_none() {
         // So a slow run can be told from a slow target.
@@ -230,6 +233,9 @@ fn conflicts(a: &Option<Vec<String>>, b: &Option<Vec<String>>) -> bool {
 /// Runs one check on its own task, so that a panic in it (a bug in tenantgate) becomes an
 /// `error` result for each of its variants instead of a lost result or a hung run.
 async fn guarded(ctx: Arc<Ctx>, plan: CheckPlan) -> Vec<CheckResult> {
+    // Shared with the task, not copied: the plan is only read, and kept here to name
+    // its variants if the task panics.
+    let plan = Arc::new(plan);
     match tokio::spawn(checks::run_check(ctx.clone(), plan.clone())).await {
         Ok(results) => results,
         Err(e) => checks::all_error(
@@ -242,18 +248,21 @@ async fn guarded(ctx: Arc<Ctx>, plan: CheckPlan) -> Vec<CheckResult> {
     }
 }
 
-/// Emits the results of consecutive checks, from `next` up to (not including) `limit`,
-/// as long as they are available.
+/// Emits, in plan order from `next` up to `n`, the results of the checks `this`
+/// selects, as long as they are available (the others are passed over).
 fn emit_ready(
     slots: &mut BTreeMap<usize, Vec<CheckResult>>,
     next: &mut usize,
-    limit: usize,
+    n: usize,
+    this: impl Fn(usize) -> bool,
     em: &mut Emitter<'_>,
 ) {
-    while *next < limit {
-        match slots.remove(next) {
-            Some(rs) => rs.into_iter().for_each(|r| em.result(r)),
-            None => break,
+    while *next < n {
+        if this(*next) {
+            match slots.remove(next) {
+                Some(rs) => rs.into_iter().for_each(|r| em.result(r)),
+                None => break,
+            }
         }
         *next += 1;
     }

@@ -40,7 +40,7 @@ impl SessionCfg {
         });
         Some(SessionCfg {
             cookie: s.cookie.value.clone(),
-            identity: o.identity.as_ref().map(|i| i.request.clone()),
+            identity: o.identity.as_ref().map(|i| Request::clone(&i.request)),
             login,
             logout: s.logout.as_ref().map(|l| l.value.clone()),
             neighbours: s

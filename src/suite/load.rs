@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use super::model::*;
 use super::recover::{self, Blank};
@@ -544,13 +545,15 @@ fn graphql_requests(s: &mut crate::suite::model::Suite) -> Vec<Loc> {
         fill(&mut st.request.value);
     }
     if let Some(id) = s.orgs.as_mut().and_then(|o| o.identity.as_mut()) {
-        fill(&mut id.request);
+        fill(Arc::make_mut(&mut id.request));
     }
     for c in &mut s.checks {
         let reqs = [
-            c.read.as_deref_mut().map(|r| &mut r.request),
-            c.list.as_deref_mut().map(|r| &mut r.request),
-            c.verify.as_deref_mut().map(|r| &mut r.request),
+            c.read.as_deref_mut().map(|r| Arc::make_mut(&mut r.request)),
+            c.list.as_deref_mut().map(|r| Arc::make_mut(&mut r.request)),
+            c.verify
+                .as_deref_mut()
+                .map(|r| Arc::make_mut(&mut r.request)),
             c.write.as_deref_mut().map(|r| &mut r.value),
             c.request.as_deref_mut().map(|r| &mut r.value),
             c.create.as_mut().map(|r| &mut r.value),

@@ -911,10 +911,10 @@ impl<'a> Validator<'a> {
     /// The check's requests and expectations: shape and placeholders.
     fn check_requests(&mut self, c: &Check, full: &Scope) {
         let requests: Vec<&Request> = [
-            c.read.as_ref().map(|r| &r.request),
-            c.list.as_ref().map(|r| &r.request),
+            c.read.as_ref().map(|r| &*r.request),
+            c.list.as_ref().map(|r| &*r.request),
             c.write.as_ref().map(|r| &r.value),
-            c.verify.as_ref().map(|r| &r.request),
+            c.verify.as_ref().map(|r| &*r.request),
             c.request.as_ref().map(|r| &r.value),
             c.create.as_ref().map(|r| &r.value),
             c.control
@@ -932,7 +932,7 @@ impl<'a> Validator<'a> {
                 self.placeholders(full, t, &place);
             }
         }
-        for e in [c.expect.as_ref(), c.control.as_ref().map(|c| &c.expect)]
+        for e in [c.expect.as_deref(), c.control.as_ref().map(|c| &c.expect)]
             .into_iter()
             .flatten()
         {
