@@ -507,7 +507,7 @@ async fn run_cmd(a: RunArgs, env: &EnvLookup, cancel: Option<Cancel>) -> u8 {
         }
     };
     let redactor = Redactor::new();
-    let mut reps = reporters_with_suite(&a.out, &redactor, Some(&loaded));
+    let reps = reporters_with_suite(&a.out, &redactor, Some(&loaded));
     let opts = Options {
         jobs: a.jobs.map(usize::from),
         filters: a.filter.clone(),
@@ -532,8 +532,20 @@ async fn run_cmd(a: RunArgs, env: &EnvLookup, cancel: Option<Cancel>) -> u8 {
         install_interrupts(c.clone());
         c
     });
-    let summary = run::run_suite(loaded, &opts, &redactor, cancel, &mut |e| reps.event(&e)).await;
-    finish(&reps, &summary)
+    // Shared with the run's tasks, which may run on any worker thread.
+    let reps = std::sync::Mutex::new(reps);
+    let summary = run::run_suite(loaded, &opts, &redactor, cancel, &mut |e| {
+        lock(&reps).event(&e)
+    })
+    .await;
+    finish(&lock(&reps), &summary)
+}
+
+/// The reporters behind their lock (a poisoned lock still hands them out: the reports
+/// must be finished whatever happened to one event).
+fn lock(reps: &std::sync::Mutex<Reporters>) -> std::sync::MutexGuard<'_, Reporters> {
+    reps.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The OpenAPI coverage gate's results: from `--openapi`, else the suite's
@@ -747,10 +759,10 @@ async fn audit_cmd(a: AuditArgs) -> u8 {
     };
     // Before any reporter exists: nothing may print a password first.
     run::database::register_passwords(&cfg, &redactor);
-    let mut reps = reporters(&a.out, &redactor);
+    let reps = std::sync::Mutex::new(reporters(&a.out, &redactor));
     let summary = run::audit_database(&cfg, a.out.deny_warnings, &redactor, &mut |e| {
-        reps.event(&e)
+        lock(&reps).event(&e)
     })
     .await;
-    finish(&reps, &summary)
+    finish(&lock(&reps), &summary)
 }

@@ -11,7 +11,7 @@ use crate::redact::Redactor;
 /// emitter holds only what the summary needs (the counts) and the result ids (for
 /// `--filter`'s "matches nothing" notice).
 pub(crate) struct Emitter<'a> {
-    sink: &'a mut dyn FnMut(Event),
+    sink: &'a mut (dyn FnMut(Event) + Send + Sync),
     /// The one redaction step everything emitted passes (results, notices, created ids).
     redactor: Redactor,
     counts: Counts,
@@ -38,7 +38,7 @@ struct Acceptance {
 impl<'a> Emitter<'a> {
     /// Opens a run: emits `Started`.
     pub(crate) fn start(
-        sink: &'a mut dyn FnMut(Event),
+        sink: &'a mut (dyn FnMut(Event) + Send + Sync),
         info: RunInfo,
         redactor: &Redactor,
     ) -> Self {

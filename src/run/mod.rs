@@ -60,7 +60,7 @@ pub async fn run_suite(
     opts: &Options,
     redactor: &Redactor,
     cancel: Cancel,
-    sink: &mut dyn FnMut(Event),
+    sink: &mut (dyn FnMut(Event) + Send + Sync),
 ) -> RunSummary {
     let suite = &loaded.suite;
     let run_id = context::new_run_id();
@@ -194,7 +194,7 @@ pub async fn audit_database(
     cfg: &crate::db::AuditConfig,
     deny_warnings: bool,
     redactor: &Redactor,
-    sink: &mut dyn FnMut(Event),
+    sink: &mut (dyn FnMut(Event) + Send + Sync),
 ) -> RunSummary {
     database::register_passwords(cfg, redactor);
     let info = run_info("audit", None, &context::new_run_id(), None);

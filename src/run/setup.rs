@@ -127,7 +127,7 @@ pub async fn send_step(
     http: &Http,
     p: &super::http::Prepared,
     expect: Option<&Expect>,
-    lookup: &dyn Fn(&str) -> Option<String>,
+    lookup: &(dyn Fn(&str) -> Option<String> + Sync),
     policy: &RetryPolicy,
 ) -> Result<(Resp, u32), StepError> {
     let (r, tries) = http.send_retrying(p, policy).await;
