@@ -28,6 +28,7 @@ pub mod openapi;
 pub mod outcome;
 pub mod plan;
 pub mod promise;
+pub mod random;
 pub mod redact;
 pub mod report;
 pub mod run;

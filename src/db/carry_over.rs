@@ -48,7 +48,7 @@ async fn probe(
     setting: Option<&str>,
 ) -> Result<(i32, Vec<Seen>, String), DbError> {
     let mut b = [0u8; 8];
-    let _ = aws_lc_rs::rand::fill(&mut b);
+    let _ = crate::random::fill(&mut b);
     let marker = format!("tg_carry_over_{}", u64::from_le_bytes(b));
     let first = catalog::connect(&cfg.url, "probe URL").await?;
     let pid = backend_pid(&first).await?;

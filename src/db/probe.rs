@@ -467,7 +467,7 @@ async fn table_facts(client: &Client, tables: &[TenantTable]) -> Result<Vec<Fact
 /// rolls back); `None` when the probe cannot make one.
 fn value_of(ty: &str, category: &str, base: &str) -> Option<String> {
     let mut b = [0u8; 8];
-    let _ = aws_lc_rs::rand::fill(&mut b);
+    let _ = crate::random::fill(&mut b);
     let n = u64::from_le_bytes(b);
     let v = match (category, base) {
         ("S", _) => "'tenantgate probe'".to_string(),
@@ -1409,7 +1409,7 @@ fn result(
 fn random_tenant(type_name: Option<&str>) -> String {
     let mut b = [0u8; 16];
     // Random bytes; a fixed pattern would do as well, randomness only avoids collisions.
-    let _ = aws_lc_rs::rand::fill(&mut b);
+    let _ = crate::random::fill(&mut b);
     let ty = type_name.unwrap_or("uuid").to_ascii_lowercase();
     if ty.starts_with("smallint") {
         format!("-{}", 1 + u16::from_le_bytes([b[0], b[1]]) % 30000)

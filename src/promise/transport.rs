@@ -542,7 +542,7 @@ async fn legacy_attempt(ep: &Endpoint, minor: u8, timeout: Duration) -> Attempt 
 fn legacy_client_hello(ep: &Endpoint, minor: u8) -> Vec<u8> {
     let u16b = |n: usize| [(n >> 8) as u8, n as u8];
     let mut random = [0u8; 32];
-    let _ = aws_lc_rs::rand::fill(&mut random);
+    let _ = crate::random::fill(&mut random);
     let mut body = vec![3, minor];
     body.extend_from_slice(&random);
     body.push(0); // no session id

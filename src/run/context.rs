@@ -47,14 +47,14 @@ pub struct Values {
 /// A fresh random (v4) UUID.
 pub fn uuid_v4() -> String {
     let mut b = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut b).expect("system random source");
+    crate::random::fill(&mut b).expect("system random source");
     uuid::Builder::from_random_bytes(b).into_uuid().to_string()
 }
 
 /// A short, URL-safe, unique-enough run id: 10 lowercase base32 characters.
 pub fn new_run_id() -> String {
     let mut b = [0u8; 10];
-    aws_lc_rs::rand::fill(&mut b).expect("system random source");
+    crate::random::fill(&mut b).expect("system random source");
     const ALPHA: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
     b.iter()
         .map(|x| ALPHA[(*x % 32) as usize] as char)

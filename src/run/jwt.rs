@@ -123,7 +123,7 @@ pub fn forge_random_key(t: &Jwt, claim: &str, org: &str) -> String {
     let mut p = t.payload.clone();
     set_claim(&mut p, claim, org);
     let mut key = [0u8; 32];
-    aws_lc_rs::rand::fill(&mut key).expect("system random source");
+    crate::random::fill(&mut key).expect("system random source");
     let mut header = t.header.clone();
     header["alg"] = Value::from("HS256");
     let signing_input = format!("{}.{}", enc(&header), enc(&p));
@@ -144,7 +144,7 @@ pub fn never_issued(t: &Jwt) -> String {
         .clamp(16, 512);
     let part = |n: usize| {
         let mut b = vec![0u8; n];
-        aws_lc_rs::rand::fill(&mut b).expect("system random source");
+        crate::random::fill(&mut b).expect("system random source");
         // A leading 0xff is never the start of JSON text, whatever follows.
         b[0] = 0xff;
         B64.encode(b)

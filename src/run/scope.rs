@@ -79,7 +79,7 @@ pub fn integer_twin(v: &str) -> Option<String> {
         return None;
     }
     let mut b = [0u8; 4];
-    aws_lc_rs::rand::fill(&mut b).expect("system random source");
+    crate::random::fill(&mut b).expect("system random source");
     let n = u32::from_le_bytes(b) % 100_000_000;
     Some(format!("9{n:08}"))
 }

@@ -611,7 +611,7 @@ pub fn write_rule_with(
 pub fn twin_of(id: &str) -> String {
     let mut rnd = [0u8; 64];
     for _ in 0..8 {
-        aws_lc_rs::rand::fill(&mut rnd).expect("system random source");
+        crate::random::fill(&mut rnd).expect("system random source");
         let t = shape_fill(id, &rnd);
         if t != id {
             return t;
