@@ -291,7 +291,7 @@ impl Preparer<'_> {
             (None, None) => None,
         };
         let mut p = Prepared {
-            method: req.method.0.clone(),
+            method: req.method.0.to_string(),
             url,
             headers,
             query,

@@ -527,7 +527,7 @@ fn graphql_requests(s: &mut crate::suite::model::Suite) -> Vec<Loc> {
                 .unwrap_or_else(|| JValue::Map(Map::default())),
         ));
         r.json = Some(JValue::Map(Map(body)));
-        r.method = Method("POST".into());
+        r.method = Method("POST");
         if r.url.parts.is_empty() {
             r.url = endpoint.clone().unwrap_or_else(|| {
                 let mut t = Tpl::literal("/graphql");
@@ -830,7 +830,7 @@ checks:
             .unwrap_or_else(|e| panic!("{}", e.render(&Redactor::new())));
         let r = &l.suite.checks[0].read.as_ref().unwrap().request;
         assert_eq!(
-            (r.method.0.as_str(), r.url.to_string().as_str()),
+            (r.method.0, r.url.to_string().as_str()),
             ("POST", "/api/graphql")
         );
         assert_eq!(r.graphql_field(), Some("brandById"));
