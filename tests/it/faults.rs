@@ -290,14 +290,14 @@ fn a_seed_answer_that_is_not_json_is_a_setup_error_naming_the_capture() {
 fn a_redirect_is_never_a_pass_nor_a_failure() {
     let t = Target::start("");
     let s = suite(t.dir.path(), &[]);
-    // A redirect loop only on B's request for A's brand (its third GET: the never-issued
-    // twin is asked twice first). A 302 where the twin gets 404 would read as an
+    // A redirect loop only on B's request for A's brand (its second GET: the
+    // never-issued twin is asked first). A 302 where the twin gets 404 would read as an
     // existence oracle; tenantgate does not follow redirects, so it cannot judge it.
     let p = Proxy::start(
         &t,
         vec![
             Rule::on(b_get("/brands/"), Fault::RedirectLoop)
-                .after(2)
+                .after(1)
                 .times(1),
         ],
     );
@@ -343,10 +343,10 @@ fn answers_that_say_nothing_about_isolation_are_errors_not_failures() {
     };
     let cases: Vec<(&str, Rule, &str, &str)> = vec![
         (
-            // B's third GET is for A's brand (the twin is asked twice first).
+            // B's second GET is for A's brand (the twin is asked first).
             "429 for A's id only",
             Rule::on(b_get("/brands/"), Fault::Status(429))
-                .after(2)
+                .after(1)
                 .times(1),
             "brand-is-invisible-to-b",
             "rate limited (429)",
