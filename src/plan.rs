@@ -272,6 +272,11 @@ impl Selection {
             && !self.excludes.iter().any(|x| pattern_matches(x, id))
     }
 
+    /// Whether there are filters (`--filter`): without, nothing can be unmatched.
+    pub fn has_filters(&self) -> bool {
+        !self.filters.is_empty()
+    }
+
     /// The filters that match none of `ids`.
     pub fn unmatched<'a>(&'a self, ids: &[String]) -> Vec<&'a str> {
         self.filters
@@ -696,7 +701,7 @@ fn names_a(r: &Request) -> bool {
     if let Some(j) = &r.json {
         tpls.extend(j.templates());
     }
-    tpls.extend(r.body.as_ref());
+    tpls.extend(r.body.as_deref());
     tpls.iter().any(|t| t.vars().any(|v| v.starts_with("a.")))
 }
 

@@ -184,7 +184,8 @@ pub(crate) async fn audit(
     let notices = db::notices(cfg);
     let (mut results, catalog) = db::audit_snapshot(cfg, redactor).await;
     em.catalog(catalog);
-    let layers = layer_verdicts(&results, em.http_verdicts());
+    let (failed, passed) = em.http_verdicts();
+    let layers = layer_verdicts(&results, failed, passed);
     results.extend(layers);
     for r in results {
         if selection.keeps(&r.id, &r.check) {
@@ -216,13 +217,11 @@ const LAYER_RULES: &[&str] = &[
 /// database does not (RLS off, unforced, bypassed, or a probe leak) — is a failure: the
 /// promise is that each layer holds on its own. Emitted as a database result, so
 /// reports need nothing new.
-pub(crate) fn layer_verdicts(db: &[CheckResult], http: &[(Verdict, String)]) -> Vec<CheckResult> {
-    let http_failed: Vec<&str> = http
-        .iter()
-        .filter(|(v, _)| *v == Verdict::Fail)
-        .map(|(_, id)| id.as_str())
-        .collect();
-    let http_passed = http.iter().filter(|(v, _)| *v == Verdict::Pass).count();
+pub(crate) fn layer_verdicts(
+    db: &[CheckResult],
+    http_failed: &[String],
+    http_passed: usize,
+) -> Vec<CheckResult> {
     let http_held = http_failed.is_empty() && http_passed > 0;
     // Role-wide holes hold for every table.
     let role_wide: Vec<String> = db
@@ -262,7 +261,7 @@ pub(crate) fn layer_verdicts(db: &[CheckResult], http: &[(Verdict, String)]) -> 
                 http_failed
                     .iter()
                     .take(3)
-                    .copied()
+                    .map(String::as_str)
                     .collect::<Vec<_>>()
                     .join(", ")
             )

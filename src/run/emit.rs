@@ -8,17 +8,20 @@ use crate::outcome::{CheckResult, Counts, Created, Event, Layer, RunInfo, RunSum
 use crate::redact::Redactor;
 
 /// Everything the run emits, in order. Results are streamed to the sink, not kept: the
-/// emitter holds only what the summary needs (the counts) and the result ids (for
-/// `--filter`'s "matches nothing" notice).
+/// emitter holds only what the summary needs (the counts), the HTTP failures' ids, and
+/// the result ids when `--filter` needs them (for its "matches nothing" notice).
 pub(crate) struct Emitter<'a> {
     sink: &'a mut (dyn FnMut(Event) + Send + Sync),
     /// The one redaction step everything emitted passes (results, notices, created ids).
     redactor: Redactor,
     counts: Counts,
-    ids: Vec<String>,
-    /// The verdicts of the HTTP and attack results, with their ids (the database stage
-    /// puts each table's HTTP verdict next to its database verdict).
-    http: Vec<(Verdict, String)>,
+    /// The result ids, kept only when a filter must be judged against them
+    /// ([`Emitter::keep_ids`]): at 10,000 results they were most of what a run grows by.
+    ids: Option<Vec<String>>,
+    /// The HTTP and attack results: the ids of the failures, and how many passed (the
+    /// database stage puts each table's HTTP verdict next to its database verdict).
+    http_failed: Vec<String>,
+    http_passed: usize,
     /// The digest of the database catalog snapshot (the database stage sets it).
     catalog_sha256: Option<String>,
     started: Instant,
@@ -47,8 +50,9 @@ impl<'a> Emitter<'a> {
             sink,
             redactor: redactor.clone(),
             counts: Counts::default(),
-            ids: Vec::new(),
-            http: Vec::new(),
+            ids: None,
+            http_failed: Vec::new(),
+            http_passed: 0,
             catalog_sha256: None,
             started: Instant::now(),
             accept: Vec::new(),
@@ -90,9 +94,15 @@ impl<'a> Emitter<'a> {
         if r.accepted.is_some() {
             self.counts.accepted += 1;
         }
-        self.ids.push(r.id.clone());
+        if let Some(ids) = &mut self.ids {
+            ids.push(r.id.clone());
+        }
         if matches!(r.layer, Layer::Http | Layer::Attack) {
-            self.http.push((r.verdict, r.id.clone()));
+            match r.verdict {
+                Verdict::Fail => self.http_failed.push(r.id.clone()),
+                Verdict::Pass => self.http_passed += 1,
+                _ => {}
+            }
         }
         (self.sink)(Event::Finished(r));
     }
@@ -116,14 +126,20 @@ impl<'a> Emitter<'a> {
         self.catalog_sha256 = sha256;
     }
 
-    /// The HTTP and attack verdicts so far, with their result ids.
-    pub(crate) fn http_verdicts(&self) -> &[(Verdict, String)] {
-        &self.http
+    /// The HTTP and attack layers so far: the ids of their failures, and how many of
+    /// their results passed.
+    pub(crate) fn http_verdicts(&self) -> (&[String], usize) {
+        (&self.http_failed, self.http_passed)
     }
 
-    /// The ids of the results so far.
+    /// From now on, keep the ids of the results ([`Emitter::ids`]).
+    pub(crate) fn keep_ids(&mut self) {
+        self.ids.get_or_insert_with(Vec::new);
+    }
+
+    /// The ids of the results since [`Emitter::keep_ids`] (none before it).
     pub(crate) fn ids(&self) -> &[String] {
-        &self.ids
+        self.ids.as_deref().unwrap_or_default()
     }
 
     /// Whether a result so far is an error (a stage that cannot go on).

@@ -633,7 +633,7 @@ fn step_uses(step: &Step, org: Identity) -> BTreeSet<String> {
     if let Some(j) = &r.json {
         tpls.extend(j.templates());
     }
-    tpls.extend(r.body.as_ref());
+    tpls.extend(r.body.as_deref());
     let prefix = format!("{}.", org.as_str());
     tpls.iter()
         .flat_map(|t| t.parts.iter())

@@ -39,7 +39,7 @@ pub fn uses_own(r: &Request) -> bool {
     if let Some(j) = &r.json {
         tpls.extend(j.templates());
     }
-    tpls.extend(r.body.as_ref());
+    tpls.extend(r.body.as_deref());
     tpls.iter().any(|t| t.vars().any(|v| v.starts_with("own.")))
 }
 

@@ -64,7 +64,8 @@ pub struct Loaded {
     pub path: String,
     /// SHA-256 of the file's bytes, lowercase hex: the auditor's proof of which suite ran.
     pub sha256: String,
-    /// The file's text (for diagnostics found later, e.g. at run time).
+    /// The file's text (for the lines reports point at; `run` lets go of it once its
+    /// reporters are made).
     pub source: String,
     /// Environment variables the suite read (with their values: for redaction only).
     pub env: Vec<EnvUse>,
@@ -399,7 +400,9 @@ fn parse_declared(
         blanks: Vec::new(),
         declared: declared.clone(),
     };
-    let mut masked = text.to_string();
+    // The text as parsed: the file's own until a wrong entry must be blanked or a typo
+    // renamed (a copy of a large suite only then).
+    let mut masked = std::borrow::Cow::Borrowed(text);
     let mut renamed: Vec<usize> = Vec::new();
     let mut env: BTreeMap<String, EnvUse> = BTreeMap::new();
     loop {
@@ -458,7 +461,7 @@ fn parse_declared(
             if !out.diags.contains(&p.diagnostic) {
                 out.diags.push(p.diagnostic);
             }
-            masked = t;
+            masked = std::borrow::Cow::Owned(t);
             continue;
         }
         let blank = match (p.recover, p.diagnostic.loc) {
@@ -486,7 +489,7 @@ fn parse_declared(
         }) else {
             break;
         };
-        recover::apply(&mut masked, &blank);
+        recover::apply(masked.to_mut(), &blank);
         out.blanks.push(blank);
     }
     sort(&mut out.diags);

@@ -425,8 +425,10 @@ pub struct Request {
     pub query: Map<Tpl>,
     #[serde(default)]
     pub json: Option<JValue>,
+    // Boxed: rare, and a suite holds thousands of requests.
     #[serde(default)]
-    pub body: Option<Tpl>,
+    #[schemars(with = "Option<Tpl>")]
+    pub body: Option<Box<Tpl>>,
     /// A GraphQL operation (extension): sent as `POST` of
     /// `{query, operationName, variables}` to `url` (default `target.graphql`, else
     /// `/graphql`), and judged by the GraphQL rules.
