@@ -64,6 +64,9 @@ pub enum Fault {
     RedirectLoop,
     /// Stop listening, and reset this and every later request.
     Die,
+    /// Forward, then add `"request_id": N` (N counts up) to a JSON object body: an
+    /// answer that differs on every request, as many apps' error bodies do.
+    StampBody,
 }
 
 impl Fault {
@@ -77,6 +80,7 @@ impl Fault {
             Fault::NotJson => "not-json",
             Fault::RedirectLoop => "redirect-loop",
             Fault::Die => "die",
+            Fault::StampBody => "stamp-body",
         }
     }
 }
@@ -394,6 +398,23 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
             let mut r = Response::from_parts(parts, Body::from(half));
             r.headers_mut().remove(header::CONTENT_LENGTH);
             r
+        }
+        Some(Fault::StampBody) => {
+            static STAMP: AtomicUsize = AtomicUsize::new(0);
+            let (mut parts, body) = resp.into_parts();
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap_or_default();
+            let body = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(serde_json::Value::Object(mut o)) => {
+                    let n = STAMP.fetch_add(1, Ordering::SeqCst);
+                    o.insert("request_id".into(), format!("req-{n:08}").into());
+                    Bytes::from(serde_json::Value::Object(o).to_string())
+                }
+                _ => bytes,
+            };
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, Body::from(body))
         }
         Some(Fault::NotJson) => {
             let (mut parts, _) = resp.into_parts();

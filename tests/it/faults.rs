@@ -333,6 +333,42 @@ fn a_redirect_is_never_a_pass_nor_a_failure() {
 }
 
 #[test]
+fn a_not_found_body_that_varies_per_request_is_asked_twice_and_compared_by_status() {
+    // Every answer B gets for a brand carries a new request id. B's answer for A's id
+    // then differs from the never-issued twin's; only a second twin shows that the
+    // body varies per request (the twin is asked again only when the bodies differ),
+    // so the check passes on status and type — not a false existence oracle.
+    let t = Target::start("");
+    let s = suite(t.dir.path(), &[]);
+    let p = Proxy::start(&t, vec![Rule::on(b_get("/brands/"), Fault::StampBody)]);
+    let r = run_via(&t, &p.url, &s, &["--filter", "brand-is-invisible-to-b"]);
+    assert_eq!(r.code, 0, "a varying body is no leak\n{}", r.explain());
+    let why = summary(&r, "brand-is-invisible-to-b");
+    assert!(why.contains("bodies vary per request"), "{why}");
+
+    // The same body for the twin every time, another for A's id: a real difference,
+    // and a second twin is what proves the twin's body stable.
+    let p = Proxy::start(
+        &t,
+        vec![
+            Rule::on(b_get("/brands/"), Fault::StampBody)
+                .after(1)
+                .times(1),
+        ],
+    );
+    let r = run_via(&t, &p.url, &s, &["--filter", "brand-is-invisible-to-b"]);
+    assert_eq!(r.code, 1, "{}", r.explain());
+    assert_eq!(
+        r.ids("fail"),
+        ["brand-is-invisible-to-b"],
+        "{}",
+        r.explain()
+    );
+    let why = summary(&r, "brand-is-invisible-to-b");
+    assert!(why.contains("existence oracle"), "{why}");
+}
+
+#[test]
 fn answers_that_say_nothing_about_isolation_are_errors_not_failures() {
     // Each of these once turned a target fault into a verdict: a failure (exit 1) or,
     // for the HTML list, a pass.
