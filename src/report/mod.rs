@@ -345,4 +345,4 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

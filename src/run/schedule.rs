@@ -277,6 +277,51 @@ mod tests {
     }
 
     #[test]
+    fn results_are_emitted_in_plan_order_non_writes_first_as_they_arrive() {
+        use crate::outcome::{Event, Layer, Verdict};
+        let one = |i: usize| {
+            vec![CheckResult::new(
+                format!("c{i}"),
+                format!("c{i}"),
+                "base",
+                Layer::Http,
+                Verdict::Pass,
+                "ok",
+            )]
+        };
+        // Plans 0..6; 1 and 4 are writes. The non-writes complete out of order.
+        let is_write = [false, true, false, false, true, false];
+        let n = is_write.len();
+        let seen = std::sync::Mutex::new(Vec::<String>::new());
+        let mut emitted_after_each = Vec::new();
+        {
+            let mut sink = |e: Event| {
+                if let Event::Finished(r) = e {
+                    seen.lock().unwrap().push(r.id);
+                }
+            };
+            let mut em =
+                Emitter::start(&mut sink, crate::report::tests::info(), &Default::default());
+            let (mut slots, mut next) = (BTreeMap::new(), 0usize);
+            for i in [3, 0, 5, 2] {
+                slots.insert(i, one(i));
+                emit_ready(&mut slots, &mut next, n, |i| !is_write[i], &mut em);
+                emitted_after_each.push(seen.lock().unwrap().len());
+            }
+            // Nothing of the non-writes is held: 0 at once, 2 and 3 once 2 arrived.
+            assert_eq!(emitted_after_each, [0, 1, 1, 4]);
+            assert!(slots.is_empty());
+            let mut next = 0usize;
+            for i in [4, 1] {
+                slots.insert(i, one(i));
+                emit_ready(&mut slots, &mut next, n, |i| is_write[i], &mut em);
+            }
+            assert!(slots.is_empty());
+        }
+        assert_eq!(*seen.lock().unwrap(), ["c0", "c2", "c3", "c5", "c1", "c4"]);
+    }
+
+    #[test]
     fn paths_drop_origin_query_fragment_and_trailing_slash() {
         assert_eq!(path_of("/items/1?x=2"), "/items/1");
         assert_eq!(path_of("https://api.example/items/1/#top"), "/items/1");
