@@ -172,14 +172,10 @@ impl<W: Write + Send> super::Reporter for Terminal<W> {
                     let folded: usize = self.folded.iter().map(|(_, n)| n).sum();
                     if !self.opts.verbose && self.results.len() + folded >= ITEMISED_RESULTS_MAX {
                         // The end shows the compact form: count the passes.
-                        let results = std::mem::take(&mut self.results);
-                        for p in results.iter().filter(|p| p.verdict == Verdict::Pass) {
+                        for p in self.results.iter().filter(|p| p.verdict == Verdict::Pass) {
                             fold(&mut self.folded, p.layer);
                         }
-                        self.results = results
-                            .into_iter()
-                            .filter(|p| p.verdict != Verdict::Pass)
-                            .collect();
+                        self.results.retain(|p| p.verdict != Verdict::Pass);
                         fold(&mut self.folded, r.layer);
                         return Ok(());
                     }

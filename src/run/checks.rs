@@ -593,6 +593,27 @@ async fn twin_again(
     s.send(t, label).await.map(Some)
 }
 
+/// The not-found rule's input for B's answer `b`, the twin's, and the twin's second
+/// answer when [`twin_again`] asked for one (else the first stands for both).
+fn not_found_input<'a>(
+    plan: &CheckPlan,
+    b: &'a Resp,
+    twin: &'a Resp,
+    again: &'a Option<Resp>,
+    ids: &'a [String],
+    found: &'a [String],
+) -> NotFoundInput<'a> {
+    NotFoundInput {
+        b,
+        twin,
+        twin_again: again.as_ref().unwrap_or(twin),
+        not_found: plan.not_found,
+        ids,
+        markers_in_b: found,
+        oracle: plan.oracle,
+    }
+}
+
 /// B's request and the twin's (twice, when needed), judged by the not-found rule; with the twin's
 /// status (a `tenant_override` variant is judged on it too).
 pub(super) async fn not_found_variant(
@@ -607,15 +628,7 @@ pub(super) async fn not_found_variant(
     let rb = s.send(b, "B").await?;
     let t2 = twin_again(s, t, "B (never-issued id, again)", &rb, &t1, ids).await?;
     let found = markers_in(&rb.body, markers);
-    let input = NotFoundInput {
-        b: &rb,
-        twin: &t1,
-        twin_again: t2.as_ref().unwrap_or(&t1),
-        not_found: plan.not_found,
-        ids,
-        markers_in_b: &found,
-        oracle: plan.oracle,
-    };
+    let input = not_found_input(plan, &rb, &t1, &t2, ids, &found);
     let d = match &b.graphql {
         Some(field) => super::graphql::read_rule(&input, field),
         None => verdict::not_found_rule(&input),
@@ -983,15 +996,7 @@ async fn write_variant(
         .await
         .map_err(WriteStop::Other)?;
     let found = markers_in(&rb.body, markers);
-    let input = NotFoundInput {
-        b: &rb,
-        twin: &t1,
-        twin_again: t2.as_ref().unwrap_or(&t1),
-        not_found: plan.not_found,
-        ids,
-        markers_in_b: &found,
-        oracle: plan.oracle,
-    };
+    let input = not_found_input(plan, &rb, &t1, &t2, ids, &found);
     let d = match &b.graphql {
         None => verdict::write_rule(&input, &v0b, &v1, &volatile),
         Some(field) => {
