@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
-use super::context::{AuthSpec, Preparer, Sending, Twins, Values};
+use super::context::{AuthSpec, Preparer, Sending, SharedTwins, Twins, Values};
 use super::error::RunError;
 use super::http::{Body, Http, Prepared, Resp};
 use super::jwt::{self, Signer};
@@ -41,6 +41,8 @@ pub struct Ctx {
     /// `attacks.token_forgery.reject_status`: the status a rejected token gets, when
     /// the suite says (else a forged token is compared with a never-issued one).
     pub reject_status: Option<crate::suite::model::StatusSpec>,
+    /// The twins' answers checks share ([`SharedTwins`]).
+    pub shared_twins: SharedTwins,
 }
 
 impl Ctx {
@@ -87,6 +89,7 @@ impl Ctx {
                 Some(crate::suite::model::Toggle::Configured(t)) => t.reject_status.clone(),
                 _ => None,
             },
+            shared_twins: SharedTwins::default(),
         }
     }
 }
@@ -624,17 +627,83 @@ pub(super) async fn not_found_variant(
     ids: &[String],
     markers: &[String],
 ) -> Result<(Decision, u16, u16), Decision> {
-    let t1 = s.send(t, "B (never-issued id)").await?;
-    let rb = s.send(b, "B").await?;
-    let t2 = twin_again(s, t, "B (never-issued id, again)", &rb, &t1, ids).await?;
-    let found = markers_in(&rb.body, markers);
-    let input = not_found_input(plan, &rb, &t1, &t2, ids, &found);
+    let a = b_and_twin(s, b, t, ids, READ_LABELS).await?;
+    let found = markers_in(&a.b.body, markers);
+    let input = not_found_input(plan, &a.b, &a.twin, &a.again, &a.ids, &found);
     let d = match &b.graphql {
         Some(field) => super::graphql::read_rule(&input, field),
         None => verdict::not_found_rule(&input),
     }
     .with("request", b.line());
-    Ok((d, rb.status, t1.status))
+    Ok((d, a.b.status, a.twin.status))
+}
+
+/// B's answer and the never-issued twin's it is judged against.
+struct Answers {
+    b: Resp,
+    twin: Resp,
+    /// The twin's second answer, when [`twin_again`] asked for one.
+    again: Option<Resp>,
+    /// The ids to mask: the check's own, and a shared twin's.
+    ids: Vec<String>,
+}
+
+/// What the twin, B's request and the twin's second request are called in errors.
+type Labels = [&'static str; 3];
+const READ_LABELS: Labels = ["B (never-issued id)", "B", "B (never-issued id, again)"];
+const WRITE_LABELS: Labels = [
+    "B's write (never-issued id)",
+    "B's write",
+    "B's write (never-issued id, again)",
+];
+
+/// Sends B's request `b` and gets the answer of its never-issued twin `t`: the one another
+/// check got for the same twin request when B's answer is the same as it (status, content
+/// type, masked body: [`super::context::SharedTwins`]); else this check's own twin, asked
+/// before B's request the first time a twin request is seen and after it otherwise, and
+/// again when needed ([`twin_again`]) — then the rule sees what it saw without sharing.
+async fn b_and_twin(
+    s: &Sender<'_>,
+    b: &Prepared,
+    t: &Prepared,
+    ids: &[String],
+    [twin_label, b_label, again_label]: Labels,
+) -> Result<Answers, Decision> {
+    let shared = &s.ctx.shared_twins;
+    let key = SharedTwins::key(t, ids);
+    if let Some(seen) = key.as_deref().and_then(|k| shared.get(k)) {
+        let rb = s.send(b, b_label).await?;
+        let mut with = ids.to_vec();
+        with.extend(seen.twins.iter().cloned());
+        if verdict::differences(&rb, &seen.resp, &with, true).is_empty() {
+            return Ok(Answers {
+                b: rb,
+                twin: seen.resp.clone(),
+                again: None,
+                ids: with,
+            });
+        }
+        let twin = s.send(t, twin_label).await?;
+        let again = twin_again(s, t, again_label, &rb, &twin, ids).await?;
+        return Ok(Answers {
+            b: rb,
+            twin,
+            again,
+            ids: ids.to_vec(),
+        });
+    }
+    let twin = s.send(t, twin_label).await?;
+    if let Some(k) = key {
+        shared.offer(k, &twin, ids);
+    }
+    let rb = s.send(b, b_label).await?;
+    let again = twin_again(s, t, again_label, &rb, &twin, ids).await?;
+    Ok(Answers {
+        b: rb,
+        twin,
+        again,
+        ids: ids.to_vec(),
+    })
 }
 
 /// What forged tokens of one check are compared with, fetched once per check: B's own
@@ -983,20 +1052,16 @@ async fn write_variant(
         .await
         .map_err(WriteStop::Other)?;
     let volatile = verdict::volatile_paths(&v0.body, &v0b.body);
-    let t1 = s
-        .send(t, "B's write (never-issued id)")
-        .await
-        .map_err(WriteStop::Other)?;
-    let rb = s.send(b, "B's write").await.map_err(WriteStop::Other)?;
-    let t2 = twin_again(s, t, "B's write (never-issued id, again)", &rb, &t1, ids)
+    let a = b_and_twin(s, b, t, ids, WRITE_LABELS)
         .await
         .map_err(WriteStop::Other)?;
     let v1 = s
         .send(verify, "verify as A (after)")
         .await
         .map_err(WriteStop::Other)?;
+    let rb = &a.b;
     let found = markers_in(&rb.body, markers);
-    let input = not_found_input(plan, &rb, &t1, &t2, ids, &found);
+    let input = not_found_input(plan, rb, &a.twin, &a.again, &a.ids, &found);
     let d = match &b.graphql {
         None => verdict::write_rule(&input, &v0b, &v1, &volatile),
         Some(field) => {
@@ -1016,7 +1081,7 @@ async fn write_variant(
                 });
             if let Some(why) = broken_after
                 && found.is_empty()
-                && !super::graphql::accepted(&rb, field)
+                && !super::graphql::accepted(rb, field)
                 && v1.is_success()
             {
                 return Ok(Decision::error(format!(
@@ -1026,10 +1091,10 @@ async fn write_variant(
                 .with("request", b.line())
                 .with("verify", verify.line()));
             }
-            let accepted = super::graphql::accepted(&rb, field).then(|| {
+            let accepted = super::graphql::accepted(rb, field).then(|| {
                 format!(
                     "B's mutation was accepted: {} holds a value and there are no errors",
-                    super::graphql::field_path(&rb, field)
+                    super::graphql::field_path(rb, field)
                 )
             });
             verdict::write_rule_with(&input, &v0b, &v1, &volatile, accepted, &|nf| {

@@ -95,6 +95,87 @@ impl Twins {
     }
 }
 
+/// The twins among [`Twins::ids`]: every second value (the list is pairs, flattened).
+pub fn twins_among(ids: &[String]) -> impl Iterator<Item = &str> {
+    ids.iter().skip(1).step_by(2).map(String::as_str)
+}
+
+/// Twins shorter than this are never shared between checks: a short random value could
+/// also be a path segment of another request, and two different requests would then
+/// read as one.
+const MIN_SHARED_TWIN: usize = 8;
+
+/// At most this many twin answers are kept (a suite of distinct routes has as many
+/// shapes as checks; past this, checks ask their own twins as before).
+const MAX_SHARED_TWINS: usize = 512;
+
+/// The never-issued twins' answers of this run, shared between checks that send the same
+/// twin request but for its random ids (every read of `/items/{{a.item_N}}` sends
+/// `/items/<never-issued>` as B). A shared answer stands in for a check's own twin only
+/// when B's answer has the same status, content type and masked body as it: the rule
+/// then judges what a fresh, identical twin would have given it; any difference, and
+/// the check asks its own twin, twice when needed, exactly as without sharing.
+#[derive(Default)]
+pub struct SharedTwins {
+    map: Mutex<std::collections::HashMap<String, std::sync::Arc<SharedTwin>>>,
+}
+
+/// One twin answer another check got, with that check's twin ids (masked with the
+/// borrowing check's own).
+#[derive(Debug)]
+pub struct SharedTwin {
+    pub resp: super::http::Resp,
+    pub twins: Vec<String>,
+}
+
+impl SharedTwins {
+    /// The key of a twin request: the request with its twin values blanked; `None` when
+    /// one is too short to be blanked safely.
+    pub fn key(t: &Prepared, ids: &[String]) -> Option<String> {
+        let mut twins: Vec<&str> = twins_among(ids).collect();
+        if twins.is_empty() || twins.iter().any(|t| t.len() < MIN_SHARED_TWIN) {
+            return None;
+        }
+        twins.sort_by_key(|t| std::cmp::Reverse(t.len()));
+        let mut key = format!(
+            "{:?}",
+            (&t.method, &t.url, &t.query, &t.headers, &t.body, &t.graphql)
+        );
+        for twin in twins {
+            key = key.replace(twin, "\u{0}");
+        }
+        Some(key)
+    }
+
+    pub fn get(&self, key: &str) -> Option<std::sync::Arc<SharedTwin>> {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// Keeps `resp` (the twin answer of a check whose ids are `ids`) for the checks that
+    /// send the same twin request: only a plain refusal (4xx but 408 and 429), never a
+    /// server error, a rate limit or a success, and only the first one.
+    pub fn offer(&self, key: String, resp: &super::http::Resp, ids: &[String]) {
+        if !(400..500).contains(&resp.status) || matches!(resp.status, 408 | 429) {
+            return;
+        }
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() < MAX_SHARED_TWINS && !map.contains_key(&key) {
+            let twins = twins_among(ids).map(str::to_string).collect();
+            map.insert(
+                key,
+                std::sync::Arc::new(SharedTwin {
+                    resp: resp.clone(),
+                    twins,
+                }),
+            );
+        }
+    }
+}
+
 impl Values {
     /// The typed lookup for JSON bodies, over the text lookup `text` (same `bare`): a
     /// capture that was a JSON number, boolean or object is that value again (a twin of
@@ -336,5 +417,84 @@ impl Preparer<'_> {
             Value::Array(a) => a.iter().for_each(|x| self.register_body_secrets(x)),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::http::Resp;
+
+    fn get(url: &str) -> Prepared {
+        Prepared {
+            method: "GET".into(),
+            url: url.into(),
+            headers: vec![("Authorization".into(), "Bearer b".into())],
+            query: Vec::new(),
+            body: None,
+            graphql: None,
+        }
+    }
+
+    fn ids(pairs: &[(&str, &str)]) -> Vec<String> {
+        let t = Twins::default();
+        let mut m = t.map.lock().unwrap();
+        for (a, twin) in pairs {
+            m.insert(a.to_string(), twin.to_string());
+        }
+        drop(m);
+        t.ids()
+    }
+
+    fn answer(status: u16) -> Resp {
+        Resp {
+            status,
+            headers: Vec::new(),
+            body: "{\"error\":\"not found\"}".into(),
+            elapsed: std::time::Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn twin_requests_that_differ_only_in_their_twins_share_a_key() {
+        let x = ids(&[("a-id-00000001", "t-id-11111111")]);
+        let y = ids(&[("a-id-00000002", "t-id-22222222")]);
+        let kx = SharedTwins::key(&get("/items/t-id-11111111"), &x).unwrap();
+        let ky = SharedTwins::key(&get("/items/t-id-22222222"), &y).unwrap();
+        assert_eq!(kx, ky);
+        // Anything else that differs keeps them apart: the route, a header, the body.
+        let other = SharedTwins::key(&get("/projects/t-id-22222222"), &y).unwrap();
+        assert_ne!(kx, other);
+        let mut h = get("/items/t-id-22222222");
+        h.set_header("X-Tenant-Id", "org-a");
+        assert_ne!(kx, SharedTwins::key(&h, &y).unwrap());
+        let mut b = get("/items/t-id-22222222");
+        b.body = Some(Body::Text("x".into()));
+        assert_ne!(kx, SharedTwins::key(&b, &y).unwrap());
+        // A's own value in the request is not blanked (only the twins are).
+        let ka = SharedTwins::key(&get("/a-id-00000002/t-id-22222222"), &y).unwrap();
+        assert!(ka.contains("a-id-00000002"), "{ka}");
+    }
+
+    #[test]
+    fn short_twins_are_never_shared() {
+        let x = ids(&[("7", "4")]);
+        assert_eq!(SharedTwins::key(&get("/v1/items/4"), &x), None);
+        assert_eq!(SharedTwins::key(&get("/items"), &[]), None);
+    }
+
+    #[test]
+    fn only_a_plain_refusal_is_kept_and_only_the_first() {
+        let x = ids(&[("a-id-00000001", "t-id-11111111")]);
+        let shared = SharedTwins::default();
+        for status in [200, 302, 408, 429, 500, 503] {
+            shared.offer("k".into(), &answer(status), &x);
+            assert!(shared.get("k").is_none(), "{status} kept");
+        }
+        shared.offer("k".into(), &answer(404), &x);
+        shared.offer("k".into(), &answer(410), &x);
+        let kept = shared.get("k").unwrap();
+        assert_eq!(kept.resp.status, 404);
+        assert_eq!(kept.twins, ["t-id-11111111"]);
     }
 }

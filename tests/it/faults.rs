@@ -369,6 +369,75 @@ fn a_not_found_body_that_varies_per_request_is_asked_twice_and_compared_by_statu
 }
 
 #[test]
+fn checks_that_send_the_same_twin_request_share_its_answer_only_when_b_gets_the_same() {
+    // Two reads of the same route, every attack off, one check at a time: the second
+    // check's twin request is the first one's but for its random id, so the first twin's
+    // answer stands in for it while B's answer is the same as it.
+    let t = Target::start("");
+    let twice = "  - name: brand is invisible to B\n    read: \"/brands/{{a.brand_id}}\"\n    attacks: { tenant_override: false, token_forgery: false, claim_integrity: false, existence_oracle: true }\n  - name: brand stays invisible to B\n    read: \"/brands/{{a.brand_id}}\"\n    attacks: { tenant_override: false, token_forgery: false, claim_integrity: false, existence_oracle: true }\n";
+    let s = suite(
+        t.dir.path(),
+        &[(
+            "  - name: brand is invisible to B\n    read: \"/brands/{{a.brand_id}}\"\n",
+            twice,
+        )],
+    );
+    let both = [
+        "--jobs",
+        "1",
+        "--filter",
+        "brand-is-invisible-to-b",
+        "--filter",
+        "brand-stays-invisible-to-b",
+    ];
+    let passed = |r: &Run| {
+        let mut p = r.ids("pass");
+        p.sort();
+        p
+    };
+    let p = Proxy::start(&t, Vec::new());
+    let r = run_via(&t, &p.url, &s, &both);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    assert_eq!(
+        passed(&r),
+        ["brand-is-invisible-to-b", "brand-stays-invisible-to-b"]
+    );
+    // The first check's twin and B's request, then the second check's B request only.
+    assert_eq!(p.count(b_get("/brands/")), 3, "{:?}", p.seen());
+
+    // Every answer B gets differs (a request id in the body): the second check's answer
+    // is not the shared one, so it asks its own twin twice, as without sharing.
+    let p = Proxy::start(&t, vec![Rule::on(b_get("/brands/"), Fault::StampBody)]);
+    let r = run_via(&t, &p.url, &s, &both);
+    assert_eq!(r.code, 0, "a varying body is no leak\n{}", r.explain());
+    for id in ["brand-is-invisible-to-b", "brand-stays-invisible-to-b"] {
+        assert!(summary(&r, id).contains("bodies vary per request"), "{id}");
+    }
+    assert_eq!(p.count(b_get("/brands/")), 6, "{:?}", p.seen());
+
+    // Only the second check's answer for A's id differs (B's third GET): the shared twin
+    // does not hide it; the check's own twins, asked twice, prove the difference.
+    let p = Proxy::start(
+        &t,
+        vec![
+            Rule::on(b_get("/brands/"), Fault::StampBody)
+                .after(2)
+                .times(1),
+        ],
+    );
+    let r = run_via(&t, &p.url, &s, &both);
+    assert_eq!(r.code, 1, "{}", r.explain());
+    assert_eq!(
+        r.ids("fail"),
+        ["brand-stays-invisible-to-b"],
+        "{}",
+        r.explain()
+    );
+    assert!(summary(&r, "brand-stays-invisible-to-b").contains("existence oracle"));
+    assert_eq!(p.count(b_get("/brands/")), 5, "{:?}", p.seen());
+}
+
+#[test]
 fn answers_that_say_nothing_about_isolation_are_errors_not_failures() {
     // Each of these once turned a target fault into a verdict: a failure (exit 1) or,
     // for the HTML list, a pass.
