@@ -24,7 +24,7 @@ pub struct Ctx {
     pub redactor: Redactor,
     pub values: Values,
     pub auth: AuthSpec,
-    pub markers: Vec<String>,
+    pub markers: verdict::Markers,
     pub a_org: Option<String>,
     pub b_org: Option<String>,
     pub tenant_claim: Option<String>,
@@ -50,7 +50,7 @@ impl Ctx {
     pub(crate) fn new(
         loaded: &crate::suite::Loaded,
         t: &super::orgs::Tenants,
-        markers: Vec<String>,
+        markers: verdict::Markers,
         signer: Option<Signer>,
         redactor: &Redactor,
         opts: &super::Options,
@@ -625,7 +625,7 @@ pub(super) async fn not_found_variant(
     b: &Prepared,
     t: &Prepared,
     ids: &[String],
-    markers: &[String],
+    markers: &verdict::Markers,
 ) -> Result<(Decision, u16, u16), Decision> {
     let a = b_and_twin(s, b, t, ids, READ_LABELS).await?;
     let found = markers_in(&a.b.body, markers);
@@ -801,7 +801,7 @@ async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request, as_: Identity) -> Vec<
     let start = Instant::now();
     let control_is_json = match plan_control(ctx, plan, req, "the path is wrong").await {
         Err(d) => return all(ctx, plan, d, start),
-        Ok((r, false)) if markers_in(&r.body, &ctx.markers).is_empty() => {
+        Ok((r, false)) if !verdict::any_marker_in(&r.body, &ctx.markers) => {
             let d = Decision::error(
                 "A's own list holds none of A's markers: it does not list the seeded data (or the seed did not land), so B's list proves nothing",
             )
@@ -1022,7 +1022,7 @@ async fn write_variant(
     t: &Prepared,
     verify: &Prepared,
     ids: &[String],
-    markers: &[String],
+    markers: &verdict::Markers,
 ) -> Result<Decision, WriteStop> {
     let v0 = s
         .send(verify, "verify as A (before)")
@@ -1189,7 +1189,7 @@ fn request_rule(
     r: &Resp,
     p: &Prepared,
     lookup: &dyn Fn(&str) -> Option<String>,
-    markers: Option<&[String]>,
+    markers: Option<&verdict::Markers>,
 ) -> Decision {
     let problems = unmet(c.expect.as_ref(), r, lookup, false);
     // A 5xx, redirect, 429 or 408 the suite did not expect is the target failing:

@@ -7,7 +7,7 @@
 use super::checks::{Ctx, Sender, not_found_variant};
 use super::context::{Sending, Twins};
 use super::http::Prepared;
-use super::verdict::{self, Decision, markers_in, show};
+use super::verdict::{self, Decision, show};
 use crate::plan::CheckPlan;
 use crate::suite::model::{Identity, Request};
 
@@ -68,7 +68,7 @@ pub(super) async fn list(
 ) -> Result<Decision, Decision> {
     let control = member_in(ctx, req, Identity::A, None)?;
     let r = s.send(&control, "the member in A's scope").await?;
-    if !r.is_success() || markers_in(&r.body, &ctx.markers).is_empty() {
+    if !r.is_success() || !verdict::any_marker_in(&r.body, &ctx.markers) {
         return Err(Decision::error(NOT_A_MEMBER)
             .with("the member got, in A's scope", show(&r))
             .with("control", control.line()));

@@ -134,6 +134,7 @@ pub async fn run_suite(
     // 3. Promises, then 4. checks, as B.
     if let Some(t) = tenants.as_ref().filter(|t| t.ready) {
         let (markers, dropped) = t.markers(suite);
+        let markers = verdict::Markers::new(markers);
         notices.extend(dropped);
         // The promises judge the seeded state, before any attack could change it. Like
         // the database audit, they run in one slice of a partitioned run.

@@ -15,6 +15,7 @@ use super::emit::Emitter;
 use super::http::{Prepared, Resp};
 use super::options::Options;
 use super::orgs::Tenants;
+use super::verdict::Markers;
 use crate::outcome::{CheckResult, Layer, Verdict};
 use crate::plan::Selection;
 use crate::promise::{at_rest, attestation, audit_log, redact_all, transport};
@@ -102,7 +103,7 @@ impl Stage<'_, '_, '_> {
 pub(crate) async fn run(
     suite: &Suite,
     t: &Tenants,
-    markers: &[String],
+    markers: &Markers,
     opts: &Options,
     selection: &Selection,
     redactor: &Redactor,
@@ -264,7 +265,7 @@ async fn secrets_stage(st: &mut Stage<'_, '_, '_>, p: &Promises) {
 
 /// `promises.audit_log`: the catalog rules (with `database.url` and `app_role`) and
 /// the runtime rule (with `endpoint`).
-async fn audit_stage(st: &mut Stage<'_, '_, '_>, al: &AuditLog, markers: &[String]) {
+async fn audit_stage(st: &mut Stage<'_, '_, '_>, al: &AuditLog, markers: &Markers) {
     let db = st.suite.database.as_ref();
     if let (Some(d), Some(role)) = (db, db.and_then(|d| d.app_role.as_ref())) {
         let results = audit_log::check_catalog_url(
@@ -318,7 +319,7 @@ async fn audit_stage(st: &mut Stage<'_, '_, '_>, al: &AuditLog, markers: &[Strin
 fn seeded_writes(
     suite: &Suite,
     t: &Tenants,
-    markers: Option<&[String]>,
+    markers: Option<&Markers>,
 ) -> Vec<audit_log::SeededWrite> {
     let credentials: Vec<&str> = suite
         .promises
@@ -348,7 +349,7 @@ fn seeded_writes(
 
 /// `promises.attestation`: fetched as its reader, compared with the catalogs measured
 /// now, and searched for the other org's markers.
-async fn attestation_stage(st: &mut Stage<'_, '_, '_>, at: &Attestation, markers: &[String]) {
+async fn attestation_stage(st: &mut Stage<'_, '_, '_>, at: &Attestation, markers: &Markers) {
     let viewer = at.as_.unwrap_or(Identity::B);
     let answer = match st
         .get_as(viewer, &at.url.value)

@@ -271,8 +271,77 @@ pub fn not_found_rule(i: &NotFoundInput) -> Decision {
     Decision::pass(format!("{not_found}")).with("observed", observed(b))
 }
 
-/// The markers (A's values) that occur in a body (see [`holds_value`]).
-pub fn markers_in(body: &str, markers: &[String]) -> Vec<String> {
+/// A's markers, with an automaton that finds every one of them in one pass over a body
+/// (a list answer is searched for each marker twice otherwise: raw and decoded).
+pub struct Markers {
+    list: Vec<String>,
+    finder: Option<aho_corasick::AhoCorasick>,
+}
+
+impl Markers {
+    pub fn new(list: Vec<String>) -> Markers {
+        let finder = aho_corasick::AhoCorasick::new(&list).ok();
+        Markers { list, finder }
+    }
+
+    /// Which markers occur as substrings of any of `texts` (all of them, without a
+    /// finder).
+    fn candidates(&self, texts: &[&str]) -> Vec<bool> {
+        let Some(f) = &self.finder else {
+            return vec![true; self.list.len()];
+        };
+        let mut seen = vec![false; self.list.len()];
+        for t in texts {
+            for m in f.find_overlapping_iter(*t) {
+                seen[m.pattern().as_usize()] = true;
+            }
+        }
+        seen
+    }
+}
+
+impl std::ops::Deref for Markers {
+    type Target = [String];
+    fn deref(&self) -> &[String] {
+        &self.list
+    }
+}
+
+impl From<Vec<String>> for Markers {
+    fn from(list: Vec<String>) -> Markers {
+        Markers::new(list)
+    }
+}
+
+impl std::fmt::Debug for Markers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.list).finish()
+    }
+}
+
+/// The markers (A's values) that occur in a body (see [`holds_value`]). Only markers
+/// found as a substring of the body or of its decoded strings can hold (a whole JSON
+/// value is in the decoded text, numbers too), so the rest are not looked at again.
+pub fn markers_in(body: &str, markers: &Markers) -> Vec<String> {
+    let json = serde_json::from_str::<Value>(body).ok();
+    let decoded: Option<String> = json.as_ref().map(|v| {
+        let mut s = String::new();
+        collect_strings(v, &mut s);
+        s
+    });
+    let texts: Vec<&str> = std::iter::once(body).chain(decoded.as_deref()).collect();
+    let candidates = markers.candidates(&texts);
+    markers
+        .iter()
+        .zip(candidates)
+        .filter(|(m, c)| *c && holds(body, json.as_ref(), decoded.as_deref(), m))
+        .map(|(m, _)| m.clone())
+        .collect()
+}
+
+/// Whether any marker occurs in a body ([`markers_in`] without looking past the first:
+/// A's own list, the positive control, holds them all).
+pub fn any_marker_in(body: &str, markers: &Markers) -> bool {
     let json = serde_json::from_str::<Value>(body).ok();
     let decoded: Option<String> = json.as_ref().map(|v| {
         let mut s = String::new();
@@ -281,9 +350,7 @@ pub fn markers_in(body: &str, markers: &[String]) -> Vec<String> {
     });
     markers
         .iter()
-        .filter(|m| holds(body, json.as_ref(), decoded.as_deref(), m))
-        .cloned()
-        .collect()
+        .any(|m| holds(body, json.as_ref(), decoded.as_deref(), m))
 }
 
 /// Values shorter than this, and values of digits only, are matched only as whole JSON
@@ -405,7 +472,7 @@ pub fn context_of(body: &str, marker: &str) -> String {
 /// The list rule: B's list must be 2xx and hold none of A's markers. When A's own list
 /// (the control) was JSON, B's must be too: an HTML error page or a body cut short
 /// holds no markers because it holds no list, which proves nothing.
-pub fn list_rule(b: &Resp, markers: &[String], control_is_json: bool) -> Decision {
+pub fn list_rule(b: &Resp, markers: &Markers, control_is_json: bool) -> Decision {
     if !b.is_success() {
         return Decision::error(format!(
             "B's list got {}, not 2xx: it cannot show whether A's data leaks",
@@ -742,7 +809,7 @@ pub fn read_override_rule(
 }
 
 /// The rule for a forged token: it must be answered 401.
-pub fn forgery_rule(r: &Resp, control_status: u16, markers: &[String]) -> Decision {
+pub fn forgery_rule(r: &Resp, control_status: u16, markers: &Markers) -> Decision {
     if control_status == 401 {
         return Decision::error(
             "B's own valid token is answered 401 here too: a 401 for a forged one proves nothing",
@@ -795,7 +862,7 @@ pub struct ForgeryRefs<'a> {
 /// accepted when it gets A's data, a 2xx, or B's own token's answer. B's own token
 /// answered like the never-issued one proves nothing (error); so does a refusal that
 /// looks like neither (error, unverified): exit 1 is for a proven acceptance only.
-pub fn forgery_compare_rule(r: &Resp, refs: &ForgeryRefs, markers: &[String]) -> Decision {
+pub fn forgery_compare_rule(r: &Resp, refs: &ForgeryRefs, markers: &Markers) -> Decision {
     let found = markers_in(&r.body, markers);
     if !found.is_empty() {
         return Decision::fail(format!(
@@ -1146,7 +1213,7 @@ mod forgery_compare_tests {
                 invalid,
                 reject_status: None,
             },
-            &["Acme-1234567".into()],
+            &vec!["Acme-1234567".into()].into(),
         )
     }
 
@@ -1192,7 +1259,7 @@ mod forgery_compare_tests {
                     invalid: control,
                     reject_status: Some(&want),
                 },
-                &[],
+                &Markers::new(Vec::new()),
             )
             .verdict
         };
@@ -1495,7 +1562,12 @@ mod tests {
             ),
         ];
         for (case, b, control_json, verdict, words) in cases {
-            expect(case, &list_rule(&b, &m, control_json), verdict, &words);
+            expect(
+                case,
+                &list_rule(&b, &m.clone().into(), control_json),
+                verdict,
+                &words,
+            );
         }
     }
 
@@ -1648,7 +1720,12 @@ mod tests {
             ),
         ];
         for (case, r, control, verdict, words) in cases {
-            expect(case, &forgery_rule(&r, control, &m), verdict, &words);
+            expect(
+                case,
+                &forgery_rule(&r, control, &m.clone().into()),
+                verdict,
+                &words,
+            );
         }
     }
 
@@ -2079,7 +2156,7 @@ mod tests {
             ),
             ("plain text, short marker", "org 1 here", "1", false),
         ] {
-            let got = !markers_in(body, &[marker.to_string()]).is_empty();
+            let got = !markers_in(body, &vec![marker.to_string()].into()).is_empty();
             assert_eq!(got, found, "{case}: {marker:?} in {body}");
         }
     }

@@ -887,7 +887,21 @@ fn verdict_rules_on_random_bodies() {
         record(&input);
         let r = (|| {
             // markers_in: only markers, and every marker the raw body holds.
-            let found = markers_in(&b, &markers);
+            let found = markers_in(&b, &markers.clone().into());
+            // The one-pass search finds exactly what looking for each marker alone finds.
+            let alone: Vec<String> = markers
+                .iter()
+                .filter(|m| tenantgate::run::verdict::holds_value(&b, m))
+                .cloned()
+                .collect();
+            if found != alone {
+                return Err(format!("one pass found {found:?}, one by one {alone:?}"));
+            }
+            if tenantgate::run::verdict::any_marker_in(&b, &markers.clone().into())
+                == found.is_empty()
+            {
+                return Err(format!("any_marker_in disagrees with {found:?}"));
+            }
             for m in &found {
                 if m.is_empty() || !markers.contains(m) {
                     return Err(format!("found `{m}`, not a marker"));
