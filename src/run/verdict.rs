@@ -323,12 +323,7 @@ impl std::fmt::Debug for Markers {
 /// found as a substring of the body or of its decoded strings can hold (a whole JSON
 /// value is in the decoded text, numbers too), so the rest are not looked at again.
 pub fn markers_in(body: &str, markers: &Markers) -> Vec<String> {
-    let json = serde_json::from_str::<Value>(body).ok();
-    let decoded: Option<String> = json.as_ref().map(|v| {
-        let mut s = String::new();
-        collect_strings(v, &mut s);
-        s
-    });
+    let (json, decoded) = decode(body);
     let texts: Vec<&str> = std::iter::once(body).chain(decoded.as_deref()).collect();
     let candidates = markers.candidates(&texts);
     markers
@@ -342,12 +337,7 @@ pub fn markers_in(body: &str, markers: &Markers) -> Vec<String> {
 /// Whether any marker occurs in a body ([`markers_in`] without looking past the first:
 /// A's own list, the positive control, holds them all).
 pub fn any_marker_in(body: &str, markers: &Markers) -> bool {
-    let json = serde_json::from_str::<Value>(body).ok();
-    let decoded: Option<String> = json.as_ref().map(|v| {
-        let mut s = String::new();
-        collect_strings(v, &mut s);
-        s
-    });
+    let (json, decoded) = decode(body);
     markers
         .iter()
         .any(|m| holds(body, json.as_ref(), decoded.as_deref(), m))
@@ -363,13 +353,19 @@ pub const MIN_TEXT_MARKER: usize = 8;
 /// strings are decoded, so `a\/b` cannot hide `a/b`) on token boundaries — so
 /// `reader-X@example.test` is not found inside `b-reader-X@example.test`.
 pub fn holds_value(body: &str, value: &str) -> bool {
+    let (json, decoded) = decode(body);
+    holds(body, json.as_ref(), decoded.as_deref(), value)
+}
+
+/// A body as JSON, when it is, and the text of its strings, keys and numbers.
+fn decode(body: &str) -> (Option<Value>, Option<String>) {
     let json = serde_json::from_str::<Value>(body).ok();
-    let decoded: Option<String> = json.as_ref().map(|v| {
+    let decoded = json.as_ref().map(|v| {
         let mut s = String::new();
         collect_strings(v, &mut s);
         s
     });
-    holds(body, json.as_ref(), decoded.as_deref(), value)
+    (json, decoded)
 }
 
 fn holds(body: &str, json: Option<&Value>, decoded: Option<&str>, value: &str) -> bool {
