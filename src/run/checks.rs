@@ -581,7 +581,7 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
 /// rules compare the twin's body twice only to tell a body that differs from B's from
 /// one that varies per request ([`verdict::NotFoundInput::twin_again`]). When B's body
 /// and the twin's are the same once A's and the twin's ids are masked there is nothing
-/// to tell, and the request is not sent (a quarter of a read check's requests).
+/// to tell, and the request is not sent.
 async fn twin_again(
     s: &Sender<'_>,
     t: &Prepared,
