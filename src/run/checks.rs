@@ -671,6 +671,8 @@ async fn b_and_twin(
 ) -> Result<Answers, Decision> {
     let shared = &s.ctx.shared_twins;
     let key = SharedTwins::key(t, ids);
+    // B's answer when it was asked first, for a shared twin it turned out not to match.
+    let mut asked = None;
     if let Some(seen) = key.as_deref().and_then(|k| shared.get(k)) {
         let rb = s.send(b, b_label).await?;
         let mut with = ids.to_vec();
@@ -683,20 +685,16 @@ async fn b_and_twin(
                 ids: with,
             });
         }
-        let twin = s.send(t, twin_label).await?;
-        let again = twin_again(s, t, again_label, &rb, &twin, ids).await?;
-        return Ok(Answers {
-            b: rb,
-            twin,
-            again,
-            ids: ids.to_vec(),
-        });
+        asked = Some(rb);
     }
     let twin = s.send(t, twin_label).await?;
     if let Some(k) = key {
         shared.offer(k, &twin, ids);
     }
-    let rb = s.send(b, b_label).await?;
+    let rb = match asked {
+        Some(rb) => rb,
+        None => s.send(b, b_label).await?,
+    };
     let again = twin_again(s, t, again_label, &rb, &twin, ids).await?;
     Ok(Answers {
         b: rb,

@@ -159,7 +159,7 @@ impl SharedTwins {
     /// send the same twin request: only a plain refusal (4xx but 408 and 429), never a
     /// server error, a rate limit or a success, and only the first one.
     pub fn offer(&self, key: String, resp: &super::http::Resp, ids: &[String]) {
-        if !(400..500).contains(&resp.status) || matches!(resp.status, 408 | 429) {
+        if !(400..500).contains(&resp.status) || !super::verdict::judgeable_status(resp.status) {
             return;
         }
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());

@@ -274,10 +274,11 @@ impl Http {
             builder = builder.tls_certs_merge(tls.extra_roots.iter().cloned());
         }
         let client = builder.build().map_err(|e| RunError::Client(chain(&e)))?;
+        let base = base_url.trim_end_matches('/').to_string();
         Ok(Http {
             client,
-            base: base_url.trim_end_matches('/').to_string(),
-            base_url: reqwest::Url::parse(&format!("{}/", base_url.trim_end_matches('/'))).ok(),
+            base_url: reqwest::Url::parse(&format!("{base}/")).ok(),
+            base,
             timeout,
             default_headers,
             allowed: Vec::new(),
