@@ -1,7 +1,7 @@
 //! The plain load generator: the same HTTP stack as tenantgate (reqwest, one pooled
 //! client), the same endpoints and the same requests per check as tenantgate sends to
-//! this (correct) target (read: control as A, B; list: A, B; write: verify twice, B's
-//! write, verify; and the never-issued twin of a read and of a write once, which
+//! this (correct) target (read: control as A, B; list: A, B; write: verify, B's write,
+//! verify; and the never-issued twin of a read and of a write once, which
 //! tenantgate's later checks share while B's answer is the same as it), but no templates,
 //! no verdicts, no reports. It checks statuses only, so a broken target cannot make it
 //! look fast.
@@ -93,7 +93,6 @@ async fn check(p: &Plan, i: usize) {
             send(p, Method::GET, "/items", &p.b, None, 200).await;
         }
         Shape::Write => {
-            send(p, Method::GET, &item, &p.a, None, 200).await;
             send(p, Method::GET, &item, &p.a, None, 200).await;
             if first {
                 send(p, Method::PATCH, &twin, &p.b, Some(&pwned), 404).await;

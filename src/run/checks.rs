@@ -950,6 +950,8 @@ async fn write(ctx: &Ctx, plan: &CheckPlan, req: &Request, verify: &Request) -> 
     // Set once a variant's write was accepted: A's resource may be gone or changed, so
     // later variants cannot be judged against it (the check has already failed).
     let mut damaged: Option<String> = None;
+    // A's resource as last read (see `write_variant`).
+    let mut last: Option<Resp> = None;
     for v in &plan.variants {
         let vstart = Instant::now();
         let s = Sender::new(ctx);
@@ -975,8 +977,7 @@ async fn write(ctx: &Ctx, plan: &CheckPlan, req: &Request, verify: &Request) -> 
             Ok(pairs) => {
                 let mut ds = Vec::new();
                 for (b, t, what, ids) in pairs {
-                    let d = match write_variant(&s, plan, &b, &t, &verify_p, &ids, &ctx.markers)
-                        .await
+                    let d = match write_variant(&s, plan, &b, &t, &verify_p, &ids, &mut last).await
                     {
                         Ok(d) => d,
                         Err(WriteStop::VerifyBefore(d)) => match &damaged {
@@ -1020,12 +1021,20 @@ async fn write_variant(
     t: &Prepared,
     verify: &Prepared,
     ids: &[String],
-    markers: &verdict::Markers,
+    last: &mut Option<Resp>,
 ) -> Result<Decision, WriteStop> {
-    let v0 = s
-        .send(verify, "verify as A (before)")
-        .await
-        .map_err(WriteStop::Other)?;
+    let markers = &s.ctx.markers;
+    // The previous variant's last read of A's resource, when it was 2xx, is this one's
+    // read before B's write: no write of the check's resource can come between them
+    // (the schedule runs one write check at a time per resource, and its variants one
+    // after another), so a read now would show the same, but for volatile fields.
+    let v0 = match last.take() {
+        Some(r) if r.is_success() => r,
+        _ => s
+            .send(verify, "verify as A (before)")
+            .await
+            .map_err(WriteStop::Other)?,
+    };
     if !v0.is_success() {
         return Err(WriteStop::VerifyBefore(
             Decision::error(format!(
@@ -1045,11 +1054,6 @@ async fn write_variant(
             .with("A got", show(&v0)),
         ));
     }
-    let v0b = s
-        .send(verify, "verify as A (before, again)")
-        .await
-        .map_err(WriteStop::Other)?;
-    let volatile = verdict::volatile_paths(&v0.body, &v0b.body);
     let a = b_and_twin(s, b, t, ids, WRITE_LABELS)
         .await
         .map_err(WriteStop::Other)?;
@@ -1057,11 +1061,38 @@ async fn write_variant(
         .send(verify, "verify as A (after)")
         .await
         .map_err(WriteStop::Other)?;
+    // Volatile fields (read timestamps, request ids) are found by reading A's resource
+    // once more, and only when the two reads differ: when they are the same, nothing
+    // changed, whatever a third read would show. (A field that differs between two
+    // reads is ignored; the first and the last read show no difference.) The extra read
+    // comes after B's write, where a pair of reads used to come before it: a field
+    // that changes on every read changes either way, and a change B made shows in both
+    // reads after it. An after-read that cannot be judged is reported by the rule.
+    let mut unsure = None;
+    let (volatile, latest) = if v1.status == v0.status && v1.body == v0.body
+        || verdict::unjudgeable(&v1, |st| st == v0.status).is_some()
+    {
+        (std::collections::BTreeSet::new(), None)
+    } else {
+        let v1b = s
+            .send(verify, "verify as A (after, again)")
+            .await
+            .map_err(WriteStop::Other)?;
+        match verdict::unjudgeable(&v1b, |st| st == v0.status) {
+            None => (verdict::volatile_paths(&v1.body, &v1b.body), Some(v1b)),
+            // Which of the differences are volatile is unknown: none is blamed on B,
+            // and the check cannot pass either (below).
+            Some(why) => {
+                unsure = Some((why, show(&v1b)));
+                (verdict::volatile_paths(&v0.body, &v1.body), None)
+            }
+        }
+    };
     let rb = &a.b;
     let found = markers_in(&rb.body, markers);
     let input = not_found_input(plan, rb, &a.twin, &a.again, &a.ids, &found);
     let d = match &b.graphql {
-        None => verdict::write_rule(&input, &v0b, &v1, &volatile),
+        None => verdict::write_rule(&input, &v0, &v1, &volatile),
         Some(field) => {
             // A 200 is no acceptance: the mutation's field must hold a value, without
             // errors; a refusal is compared with the never-issued id's like a read.
@@ -1095,11 +1126,26 @@ async fn write_variant(
                     super::graphql::field_path(rb, field)
                 )
             });
-            verdict::write_rule_with(&input, &v0b, &v1, &volatile, accepted, &|nf| {
+            verdict::write_rule_with(&input, &v0, &v1, &volatile, accepted, &|nf| {
                 super::graphql::read_rule(nf, field)
             })
         }
     };
+    // A failure stands (B's write was accepted, or A's status changed); anything else
+    // rests on differences nobody could tell from volatile fields.
+    let sure = unsure.is_none();
+    let d = match unsure {
+        Some((why, got)) if !matches!(d.verdict, Verdict::Fail | Verdict::Error) => {
+            Decision::error(format!(
+                "A's data differs after B's write, and reading it again to tell volatile fields apart got {why}: A's data cannot be compared"
+            ))
+            .with("A's data after B's write", verdict::json_diff(&v0.body, &v1.body, &Default::default()).join("\n"))
+            .with("A got (after, again)", got)
+        }
+        _ => d,
+    };
+    // The last read of A's resource, for the next variant (not after an unjudgeable one).
+    *last = sure.then(|| latest.unwrap_or(v1));
     Ok(d.with("request", b.line()).with("verify", verify.line()))
 }
 

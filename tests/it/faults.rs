@@ -369,6 +369,79 @@ fn a_not_found_body_that_varies_per_request_is_asked_twice_and_compared_by_statu
 }
 
 #[test]
+fn a_write_check_reads_a_s_data_a_third_time_only_when_two_reads_differ() {
+    // A's verify before and after B's write. When the two answers are the same, nothing
+    // changed; only when they differ is A's resource read once more, to tell volatile
+    // fields (here a request id that changes on every read) from a change B made.
+    let t = Target::start("");
+    let s = suite(t.dir.path(), &[]);
+    let one = ["--filter", "b-cannot-change-a-s-presence-config"];
+    let a_get =
+        |x: &Seen| x.org == Org::A && x.method == "GET" && x.path.starts_with("/ghost-presence/");
+    // The check's variants (B's plain write, the tenant offered in headers, query and
+    // body, ...) run one after another, and each one's read after B's write is the next
+    // one's read before it: one read, then one per variant.
+    let variants = |r: &Run| {
+        results(r)
+            .iter()
+            .filter(|x| x["id"].as_str().is_some_and(|id| id.starts_with(one[1])))
+            .filter(|x| x["verdict"] != "skip")
+            .count()
+    };
+    let p = Proxy::start(&t, Vec::new());
+    let r = run_via(&t, &p.url, &s, &one);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    let n = variants(&r);
+    assert!(n > 3, "{}", r.explain());
+    assert_eq!(p.count(a_get), 1 + n, "{:?}", p.seen());
+
+    // Every answer A gets carries a new request id: each variant reads a third time,
+    // the id is volatile, and nothing else changed.
+    let p = Proxy::start(&t, vec![Rule::on(a_get, Fault::StampBody)]);
+    let r = run_via(&t, &p.url, &s, &one);
+    assert_eq!(r.code, 0, "a volatile field is no change\n{}", r.explain());
+    assert!(summary(&r, one[1]).contains("A's data unchanged"));
+    assert_eq!(variants(&r), n);
+    assert_eq!(p.count(a_get), 1 + 2 * n, "{:?}", p.seen());
+
+    // The third read cannot be judged (503): which difference is volatile is unknown,
+    // so the check neither passes nor blames B.
+    let p = Proxy::start(
+        &t,
+        vec![
+            Rule::on(a_get, Fault::Status(503)).after(2).times(1),
+            Rule::on(a_get, Fault::StampBody),
+        ],
+    );
+    let r = run_via(&t, &p.url, &s, &one);
+    assert_eq!(r.code, 2, "{}", r.explain());
+    assert_eq!(r.ids("error"), [one[1]], "{}", r.explain());
+    let why = summary(&r, one[1]);
+    assert!(
+        why.contains("volatile fields apart got server error 503"),
+        "{why}"
+    );
+
+    // B's write goes through (the planted bug) while A's answers carry request ids: the
+    // change is found, and the request id is not blamed on B.
+    let t = Target::start("write-bypasses-rls");
+    let s = suite(t.dir.path(), &[]);
+    let p = Proxy::start(&t, vec![Rule::on(a_get, Fault::StampBody)]);
+    let r = run_via(&t, &p.url, &s, &one);
+    assert_eq!(r.code, 1, "{}", r.explain());
+    // Every variant's write is accepted (the bug ignores the tenant entirely).
+    assert_eq!(r.ids("fail").len(), variants(&r), "{}", r.explain());
+    let res = results(&r);
+    let diff = res
+        .iter()
+        .find(|x| x["id"] == one[1])
+        .map(|x| x.to_string())
+        .unwrap_or_default();
+    assert!(diff.contains("$.enabled: true → false"), "{diff}");
+    assert!(!diff.contains("$.request_id"), "{diff}");
+}
+
+#[test]
 fn checks_that_send_the_same_twin_request_share_its_answer_only_when_b_gets_the_same() {
     // Two reads of the same route, every attack off, one check at a time: the second
     // check's twin request is the first one's but for its random id, so the first twin's
@@ -457,10 +530,10 @@ fn answers_that_say_nothing_about_isolation_are_errors_not_failures() {
             "rate limited (429)",
         ),
         (
-            // A's third GET is the verify after B's write (two reads before it).
+            // A's second GET is the verify after B's write (one read before it).
             "503 on A's verify after B's write",
             Rule::on(a_get("/brands/"), Fault::Status(503))
-                .after(2)
+                .after(1)
                 .times(1),
             "b-cannot-rename-a-s-brand",
             "A's data cannot be compared",
@@ -468,7 +541,7 @@ fn answers_that_say_nothing_about_isolation_are_errors_not_failures() {
         (
             "an HTML page for A's verify after B's write",
             Rule::on(a_get("/brands/"), Fault::NotJson)
-                .after(2)
+                .after(1)
                 .times(1),
             "b-cannot-rename-a-s-brand",
             "not JSON where it was before",
