@@ -15,6 +15,12 @@ mod loadgen;
 mod target;
 mod workload;
 
+// The allocator tenantgate's binary uses (src/main.rs), so that the load generator (a
+// child process of this binary) and the target run on the same one: the ratios compare
+// the work, not the allocators.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
