@@ -165,9 +165,15 @@ impl Limiter {
         let start = *self.round_start.get_or_insert(at);
         self.round_len += 1;
         let elapsed = at.saturating_sub(start);
-        if self.round_len >= self.cfg.min_round.max(2 * self.limit)
-            && elapsed >= self.cfg.min_round_time
-        {
+        // Slow start only asks whether doubling paid (by `gain`): its rounds may be a
+        // quarter as long, so a short run against a fast target is not spent at 2 or
+        // 4 in flight. The answer count still bounds a slow target's round.
+        let min_time = if self.slow_start {
+            self.cfg.min_round_time / 4
+        } else {
+            self.cfg.min_round_time
+        };
+        if self.round_len >= self.cfg.min_round.max(2 * self.limit) && elapsed >= min_time {
             // Answers after the first over the time since it.
             let secs = elapsed.as_secs_f64().max(1e-6);
             let rate = (self.round_len - 1) as f64 / secs;
@@ -474,13 +480,23 @@ mod tests {
     #[test]
     fn a_round_lasts_at_least_the_minimum_time() {
         let mut l = Limiter::new(Config::default());
-        // 1,000 answers within 10 ms: no decision yet.
+        // 1,000 answers within 10 ms: no decision yet (slow start: a quarter of 50 ms).
         for i in 0..1_000 {
             l.record(Duration::from_micros(10 * i), Signal::Answered);
         }
         assert_eq!(l.limit(), 2);
-        l.record(ms(60), Signal::Answered);
+        l.record(ms(13), Signal::Answered);
         assert_eq!(l.limit(), 4);
+        // Out of slow start (a 429), a round lasts the whole minimum time.
+        l.record(ms(14), Signal::Overloaded);
+        assert_eq!(l.limit(), 2);
+        for i in 0..1_000 {
+            l.record(ms(15) + Duration::from_micros(10 * i), Signal::Answered);
+        }
+        l.record(ms(40), Signal::Answered);
+        assert_eq!(l.limit(), 2, "25 ms is not a round");
+        l.record(ms(70), Signal::Answered);
+        assert_eq!(l.limit(), 3, "a whole round: one step up, not a doubling");
     }
 
     #[test]
