@@ -3,8 +3,9 @@
 use std::process::ExitCode;
 
 // mimalloc instead of the system allocator: a run allocates for every request, answer
-// and result, from two worker threads. Measured on the benchmark's 10,000 checks
-// (docs/performance.md, sixth pass): CPU -15 %, wall -13 %, peak RSS about the same.
+// and result, from the runtime's worker threads. Measured on the benchmark's 10,000
+// checks (docs/performance.md, sixth pass): CPU -15 %, wall -13 %, peak RSS about the
+// same.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
