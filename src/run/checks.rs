@@ -1068,23 +1068,23 @@ async fn write_variant(
     // comes after B's write, where a pair of reads used to come before it: a field
     // that changes on every read changes either way, and a change B made shows in both
     // reads after it. An after-read that cannot be judged is reported by the rule.
-    let mut unsure = None;
     let (volatile, latest) = if v1.status == v0.status && v1.body == v0.body
         || verdict::unjudgeable(&v1, |st| st == v0.status).is_some()
     {
-        (std::collections::BTreeSet::new(), None)
+        (verdict::Volatile::default(), None)
     } else {
         let v1b = s
             .send(verify, "verify as A (after, again)")
             .await
             .map_err(WriteStop::Other)?;
         match verdict::unjudgeable(&v1b, |st| st == v0.status) {
-            None => (verdict::volatile_paths(&v1.body, &v1b.body), Some(v1b)),
-            // Which of the differences are volatile is unknown: none is blamed on B,
-            // and the check cannot pass either (below).
+            None => (
+                verdict::Volatile::Paths(verdict::volatile_paths(&v1.body, &v1b.body)),
+                Some(v1b),
+            ),
             Some(why) => {
-                unsure = Some((why, show(&v1b)));
-                (verdict::volatile_paths(&v0.body, &v1.body), None)
+                let got = show(&v1b);
+                (verdict::Volatile::Unknown { why, got }, None)
             }
         }
     };
@@ -1131,21 +1131,8 @@ async fn write_variant(
             })
         }
     };
-    // A failure stands (B's write was accepted, or A's status changed); anything else
-    // rests on differences nobody could tell from volatile fields.
-    let sure = unsure.is_none();
-    let d = match unsure {
-        Some((why, got)) if !matches!(d.verdict, Verdict::Fail | Verdict::Error) => {
-            Decision::error(format!(
-                "A's data differs after B's write, and reading it again to tell volatile fields apart got {why}: A's data cannot be compared"
-            ))
-            .with("A's data after B's write", verdict::json_diff(&v0.body, &v1.body, &Default::default()).join("\n"))
-            .with("A got (after, again)", got)
-        }
-        _ => d,
-    };
     // The last read of A's resource, for the next variant (not after an unjudgeable one).
-    *last = sure.then(|| latest.unwrap_or(v1));
+    *last = matches!(volatile, verdict::Volatile::Paths(_)).then(|| latest.unwrap_or(v1));
     Ok(d.with("request", b.line()).with("verify", verify.line()))
 }
 

@@ -575,13 +575,30 @@ pub fn volatile_paths(first: &str, second: &str) -> BTreeSet<String> {
     }
 }
 
+/// What the reads of A's resource tell about its volatile fields, for the write rule.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Volatile {
+    /// The paths that differ between two reads of the unchanged resource (none when the
+    /// reads before and after B's write are the same).
+    Paths(BTreeSet<String>),
+    /// The re-read that would tell them apart could not be judged (why, and what it
+    /// got): no difference is blamed on B, and the check cannot pass either.
+    Unknown { why: String, got: String },
+}
+
+impl Default for Volatile {
+    fn default() -> Self {
+        Volatile::Paths(BTreeSet::new())
+    }
+}
+
 /// The write rule: B's write must be not-found like the twin's, and A's `verify` answer
 /// must be unchanged.
 pub fn write_rule(
     nf: &NotFoundInput,
     verify_before: &Resp,
     verify_after: &Resp,
-    volatile: &BTreeSet<String>,
+    volatile: &Volatile,
 ) -> Decision {
     let accepted =
         nf.b.is_success()
@@ -601,6 +618,47 @@ pub fn write_rule(
 /// answers 200 either way, so whether it was accepted is read from its field
 /// ([`super::graphql`]).
 pub fn write_rule_with(
+    nf: &NotFoundInput,
+    verify_before: &Resp,
+    verify_after: &Resp,
+    volatile: &Volatile,
+    accepted: Option<String>,
+    refusal_rule: &dyn Fn(&NotFoundInput) -> Decision,
+) -> Decision {
+    let (ignore, unknown) = match volatile {
+        Volatile::Paths(p) => (std::borrow::Cow::Borrowed(p), None),
+        Volatile::Unknown { why, got } => (
+            std::borrow::Cow::Owned(volatile_paths(&verify_before.body, &verify_after.body)),
+            Some((why, got)),
+        ),
+    };
+    let d = judge_write(
+        nf,
+        verify_before,
+        verify_after,
+        &ignore,
+        accepted,
+        refusal_rule,
+    );
+    // A failure stands (B's write was accepted, or A's status changed); anything else
+    // rests on differences nobody could tell from volatile fields.
+    match unknown {
+        Some((why, got)) if !matches!(d.verdict, Verdict::Fail | Verdict::Error) => {
+            Decision::error(format!(
+                "A's data differs after B's write, and reading it again to tell volatile fields apart got {why}: A's data cannot be compared"
+            ))
+            .with(
+                "A's data after B's write",
+                json_diff(&verify_before.body, &verify_after.body, &BTreeSet::new()).join("\n"),
+            )
+            .with("A got (after, again)", got.clone())
+        }
+        _ => d,
+    }
+}
+
+/// [`write_rule_with`], the volatile fields known.
+fn judge_write(
     nf: &NotFoundInput,
     verify_before: &Resp,
     verify_after: &Resp,
@@ -1568,6 +1626,52 @@ mod tests {
     }
 
     #[test]
+    fn a_write_whose_volatile_fields_are_unknown_neither_passes_nor_blames_the_difference() {
+        let nf = json(404, NF);
+        let before = json(200, r#"{"enabled":true,"read_at":1}"#);
+        let after = json(200, r#"{"enabled":true,"read_at":2}"#);
+        let unknown = Volatile::Unknown {
+            why: "server error 503".into(),
+            got: "503".into(),
+        };
+        let judge = |b: &Resp, after: &Resp| {
+            let input = NotFoundInput {
+                b,
+                twin: &nf,
+                twin_again: &nf,
+                not_found: 404,
+                ids: &[],
+                markers_in_b: &[],
+                oracle: true,
+            };
+            write_rule(&input, &before, after, &unknown)
+        };
+        // Refused, A's data differs in a field that may be volatile: undecided.
+        let d = judge(&nf, &after);
+        expect(
+            "refused",
+            &d,
+            E,
+            &["volatile fields apart got server error 503"],
+        );
+        assert!(
+            d.evidence
+                .iter()
+                .any(|e| e.text.contains("$.read_at: 1 → 2")),
+            "{d:?}"
+        );
+        // Accepted, or A's resource gone: a failure whatever the volatile fields.
+        let ok = json(200, r#"{"enabled":false}"#);
+        expect("accepted", &judge(&ok, &after), F, &["it was accepted"]);
+        expect(
+            "gone",
+            &judge(&nf, &json(404, NF)),
+            F,
+            &["A's data changed"],
+        );
+    }
+
+    #[test]
     fn write_rule_table() {
         let nf = json(404, NF);
         let before = json(200, r#"{"enabled":true,"read_at":1}"#);
@@ -1652,7 +1756,7 @@ mod tests {
                 markers_in_b: &[],
                 oracle: true,
             };
-            let d = write_rule(&input, &before, &after, &vol);
+            let d = write_rule(&input, &before, &after, &Volatile::Paths(vol.clone()));
             expect(case, &d, verdict, &words);
             if case == "refused but A's data changed" {
                 assert!(

@@ -1037,7 +1037,9 @@ fn verdict_rules_on_random_bodies() {
 
 /// A word a structural redaction rule keys on, in random letter case, sometimes with a
 /// letter swapped for a non-ASCII one that the rules' `(?i)` folds to it (`K` Kelvin
-/// sign for `k`, `ſ` long s for `s`), sometimes cut short.
+/// sign for `k`, `ſ` long s for `s`), sometimes cut short. The words are written out
+/// here from the rules themselves, not taken from the shortcut's list: a word missing
+/// there is what this property must find.
 fn secretish(rng: &mut Rng) -> String {
     const WORDS: &[&str] = &[
         "token",
