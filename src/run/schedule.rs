@@ -1,10 +1,11 @@
 //! The check stage's scheduling (run stage): non-writes concurrently (bounded by
 //! `--jobs N`, or by the adaptive gate of [`super::adaptive`] without `--jobs`), then
-//! writes — one at a time on each resource, so a write that leaks cannot be blamed on
-//! another check's change, concurrently on resources that do not overlap — and results
+//! writes — one at a time on each resource, in plan order, so a write that leaks cannot
+//! be blamed on another check's change, concurrently on resources that do not overlap,
+//! and a write waiting for its resource does not hold back the others — and results
 //! emitted in plan order, the non-writes first (they run first).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -119,32 +120,49 @@ pub(crate) async fn run_checks(
         }
     };
     // Writes: one at a time on each resource, in plan order; writes on resources that
-    // do not overlap run concurrently (see `write_resources`).
+    // do not overlap run concurrently (see `write_resources`). A write waiting for its
+    // resource does not hold back the writes after it on other resources
+    // (`next_startable`).
     let mut next = 0usize;
     let (wtx, mut wrx) = tokio::sync::mpsc::unbounded_channel::<(usize, Vec<CheckResult>)>();
-    let mut running: Vec<(usize, Option<Vec<String>>)> = Vec::new();
-    let mut pending = writes
+    // Each write's resources, interned: many writes share them, and the scan below
+    // compares them often.
+    let mut resources = Resources::default();
+    let mut pending: VecDeque<(usize, CheckPlan, usize)> = writes
         .into_iter()
         .map(|(i, p)| {
-            let res = write_resources(ctx, &p);
+            let res = resources.intern(write_resources(ctx, &p));
             (i, p, res)
         })
-        .peekable();
+        .collect();
+    // (plan index, resources) of the writes running.
+    let mut running: Vec<(usize, usize)> = Vec::new();
+    // A slot taken but not used: no waiting write could start with it yet.
+    let mut spare = None;
     loop {
-        // Start every next write that conflicts with none running, in plan order.
-        while let Some((_, _, res)) = pending.peek() {
-            if running.iter().any(|(_, r)| conflicts(r, res)) {
-                break;
-            }
-            let Some((i, p, res)) = pending.next() else {
-                break;
-            };
-            if cancel.is_cancelled() {
+        if cancel.is_cancelled() {
+            spare = None;
+            for (i, _, _) in pending.drain(..) {
                 done += 1;
                 slots.insert(i, Vec::new());
-                continue;
             }
-            let permit = gate.acquire().await;
+        }
+        // Start every write that may start now, earliest in plan order first. A slot
+        // first: looking for a write is only worth it when one may start.
+        while !pending.is_empty() {
+            let permit = match spare.take() {
+                Some(p) => p,
+                None => gate.acquire().await,
+            };
+            let running_res: Vec<usize> = running.iter().map(|(_, r)| *r).collect();
+            let Some(k) = resources.next_startable(pending.iter().map(|w| w.2), &running_res)
+            else {
+                spare = Some(permit);
+                break;
+            };
+            let Some((i, p, res)) = pending.remove(k) else {
+                break;
+            };
             running.push((i, res));
             let (ctx, wtx) = (ctx.clone(), wtx.clone());
             tokio::spawn(async move {
@@ -153,6 +171,7 @@ pub(crate) async fn run_checks(
             });
         }
         if running.is_empty() {
+            // Nothing runs, so the first waiting write could start: none waits.
             break;
         }
         tokio::select! {
@@ -213,6 +232,64 @@ fn path_of(url: &str) -> String {
         p.to_string()
     } else {
         format!("/{p}")
+    }
+}
+
+/// How many waiting writes, from the first, the scheduler looks through for one that
+/// may start: it bounds the scan (a suite of thousands of writes to one resource must
+/// not be scanned whole after every write).
+const WRITE_LOOKAHEAD: usize = 64;
+
+/// The write checks' resources ([`write_resources`]), each distinct set once.
+#[derive(Default)]
+struct Resources {
+    sets: Vec<Option<Vec<String>>>,
+    ids: HashMap<Option<Vec<String>>, usize>,
+}
+
+impl Resources {
+    fn intern(&mut self, res: Option<Vec<String>>) -> usize {
+        if let Some(&id) = self.ids.get(&res) {
+            return id;
+        }
+        self.sets.push(res.clone());
+        self.ids.insert(res, self.sets.len() - 1);
+        self.sets.len() - 1
+    }
+
+    /// Whether writes on `a` and `b` may touch the same resource. A set always clashes
+    /// with itself (it is `None`, or holds a path).
+    fn clash(&self, a: usize, b: usize) -> bool {
+        a == b || conflicts(&self.sets[a], &self.sets[b])
+    }
+
+    /// Which of the waiting writes (their resources, in plan order) may start now: the
+    /// first that clashes with no running write and with no write waiting before it, so
+    /// that writes on one resource keep their plan order while a write waiting for its
+    /// resource does not hold back the others. `None` when none may (or none of the
+    /// first [`WRITE_LOOKAHEAD`]; a write that must run alone holds back every write
+    /// after it).
+    fn next_startable(
+        &self,
+        waiting: impl Iterator<Item = usize>,
+        running: &[usize],
+    ) -> Option<usize> {
+        // The distinct resources of the writes passed over.
+        let mut passed: Vec<usize> = Vec::new();
+        for (k, res) in waiting.take(WRITE_LOOKAHEAD).enumerate() {
+            if passed.contains(&res) {
+                continue;
+            }
+            if passed.iter().all(|&p| !self.clash(p, res))
+                && running.iter().all(|&r| !self.clash(r, res))
+            {
+                return Some(k);
+            }
+            // A write that must run alone (`None`) holds back every write after it.
+            self.sets[res].as_ref()?;
+            passed.push(res);
+        }
+        None
     }
 }
 
@@ -319,6 +396,49 @@ mod tests {
             assert!(slots.is_empty());
         }
         assert_eq!(*seen.lock().unwrap(), ["c0", "c2", "c3", "c5", "c1", "c4"]);
+    }
+
+    #[test]
+    fn a_write_waiting_for_its_resource_does_not_hold_back_writes_on_others() {
+        let mut r = Resources::default();
+        let mut id = |paths: Option<&[&str]>| {
+            r.intern(paths.map(|p| p.iter().map(|p| path_of(p)).collect()))
+        };
+        let (one, two, two_name, three, alone) = (
+            id(Some(&["/items/1"])),
+            id(Some(&["/items/2"])),
+            id(Some(&["/items/2/name"])),
+            id(Some(&["/items/3"])),
+            id(None),
+        );
+        let both = id(Some(&["/items/2", "/items/1"]));
+        assert_eq!(one, id(Some(&["/items/1"])), "interned once");
+        let next = |waiting: &[usize], running: &[usize]| {
+            r.next_startable(waiting.iter().copied(), running)
+        };
+        // The first two wait for /items/1; the third passes them.
+        assert_eq!(next(&[one, one, two], &[one]), Some(2));
+        // Nothing running on /items/1: the first in plan order.
+        assert_eq!(next(&[one, one, two], &[three]), Some(0));
+        // A write never passes an earlier waiting write on its resource, even when
+        // nothing running touches it: /items/2/name waits behind /items/2.
+        assert_eq!(next(&[one, two, two_name], &[one, two]), None);
+        assert_eq!(next(&[two, two_name, three], &[two]), Some(2));
+        // ...nor one that only an earlier waiting write clashes with: the write on
+        // /items/2 (verified on /items/1) waits for /items/1, and the next write on
+        // /items/2 waits behind it although nothing running touches /items/2.
+        assert_eq!(next(&[both, two], &[one]), None);
+        assert_eq!(next(&[both, two, three], &[one]), Some(2));
+        // A write that must run alone holds back every write after it...
+        assert_eq!(next(&[one, alone, two], &[one]), None);
+        assert_eq!(next(&[alone, two], &[]), Some(0));
+        // ...and waits for every running write.
+        assert_eq!(next(&[alone, two], &[three]), None);
+        // The scan is bounded: a write beyond the lookahead is not found.
+        let mut many = vec![one; WRITE_LOOKAHEAD];
+        many.push(two);
+        assert_eq!(next(&many, &[one]), None);
+        assert_eq!(next(&many[1..], &[one]), Some(WRITE_LOOKAHEAD - 1));
     }
 
     #[test]

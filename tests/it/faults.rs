@@ -442,6 +442,69 @@ fn a_write_check_reads_a_s_data_a_third_time_only_when_two_reads_differ() {
 }
 
 #[test]
+fn a_write_waiting_for_its_resource_holds_back_no_write_on_another() {
+    // Writes run one at a time on each resource, in plan order; a write waiting for its
+    // resource must not hold back a later write on another. Two writes on A's brand
+    // (the second's own URL ends in `/`, which the API does not route: B gets 404, the
+    // refusal, and the proxy can tell the two apart), then the subscriber write. A's
+    // first read of the brand is held for a second.
+    let t = Target::start("");
+    let s = suite(
+        t.dir.path(),
+        &[(
+            "  - name: B cannot delete A's subscriber\n",
+            "  - name: B cannot rename A's brand again\n    write: { method: PATCH, url: \"/brands/{{a.brand_id}}/\", json: { name: \"pwned by B\" } }\n    verify: \"/brands/{{a.brand_id}}\"\n  - name: B cannot delete A's subscriber\n",
+        )],
+    );
+    let only = [
+        "--jobs",
+        "4",
+        "--filter",
+        "b-cannot-rename-a-s-brand*",
+        "--filter",
+        "b-cannot-delete-a-s-subscriber*",
+    ];
+    let brand = |x: &Seen| x.path.starts_with("/brands/") && x.path.len() > "/brands/".len();
+    let first_read = move |x: &Seen| x.org == Org::A && x.method == "GET" && brand(x);
+    let p = Proxy::start(
+        &t,
+        vec![Rule::on(first_read, Fault::Delay(Duration::from_secs(1))).times(1)],
+    );
+    let r = run_via(&t, &p.url, &s, &only);
+    assert_eq!(r.code, 0, "{}", r.explain());
+    for id in [
+        "b-cannot-rename-a-s-brand",
+        "b-cannot-rename-a-s-brand-again",
+        "b-cannot-delete-a-s-subscriber",
+    ] {
+        assert_eq!(result(&r, id)["verdict"], "pass", "{}", r.explain());
+    }
+    let seen = p.seen();
+    let at = |pred: &dyn Fn(&Seen) -> bool| -> Vec<usize> {
+        seen.iter()
+            .enumerate()
+            .filter(|(_, x)| pred(x))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let first_writes =
+        at(&|x| x.org == Org::B && x.method == "PATCH" && brand(x) && !x.path.ends_with('/'));
+    let second_writes = at(&|x| x.org == Org::B && x.method == "PATCH" && x.path.ends_with('/'));
+    let subscriber =
+        at(&|x| x.org == Org::B && x.method == "DELETE" && x.path.starts_with("/subscribers/"));
+    assert!(
+        !first_writes.is_empty() && !second_writes.is_empty() && !subscriber.is_empty(),
+        "{seen:?}"
+    );
+    // The brand's writes keep their order: the second check's writes after the first's.
+    assert!(first_writes.last() < second_writes.first(), "{seen:?}");
+    // The subscriber write did not wait behind the brand: B's delete came while the first
+    // brand check waited for its read.
+    assert!(subscriber[0] < first_writes[0], "{seen:?}");
+    assert_torn_down(&r);
+}
+
+#[test]
 fn checks_that_send_the_same_twin_request_share_its_answer_only_when_b_gets_the_same() {
     // Two reads of the same route, every attack off, one check at a time: the second
     // check's twin request is the first one's but for its random id, so the first twin's
