@@ -57,10 +57,15 @@ pub(crate) async fn run_checks(
         tokio::spawn(async move {
             // The plans move, one by one, into their tasks; only the writes are kept
             // for later (no second copy of every plan).
+            // Each write as (position among the writes, plan index, plan, resources),
+            // the resources interned: many writes share them, and the write stage
+            // compares them often.
             let mut writes = Vec::new();
+            let mut resources = Resources::default();
             for (i, p) in plans.into_iter().enumerate() {
                 if p.is_write() {
-                    writes.push((i, p));
+                    let res = resources.intern(write_resources(&ctx, &p));
+                    writes.push((writes.len(), i, p, res));
                     continue;
                 }
                 let permit = gate.acquire().await;
@@ -77,7 +82,7 @@ pub(crate) async fn run_checks(
                     let _ = tx.send((i, results));
                 });
             }
-            writes
+            (writes, resources)
         })
     };
     // The channel closes once every task has reported.
@@ -106,7 +111,7 @@ pub(crate) async fn run_checks(
     }
     // The feeder has ended (the channel closed after its last check). It cannot panic;
     // if it did, its writes would be lost, so that is an error result, not a pass.
-    let writes = match feeder.await {
+    let (writes, resources) = match feeder.await {
         Ok(w) => w,
         Err(e) => {
             em.result(crate::run::emit::setup_error(
@@ -116,7 +121,7 @@ pub(crate) async fn run_checks(
                 vec![],
                 &ctx.redactor,
             ));
-            Vec::new()
+            (Vec::new(), Resources::default())
         }
     };
     // Writes: one at a time on each resource, in plan order; writes on resources that
@@ -125,24 +130,16 @@ pub(crate) async fn run_checks(
     // (`next_startable`).
     let mut next = 0usize;
     let (wtx, mut wrx) = tokio::sync::mpsc::unbounded_channel::<(usize, Vec<CheckResult>)>();
-    // Each write's resources, interned: many writes share them, and the scan below
-    // compares them often.
-    let mut resources = Resources::default();
-    let mut pending: VecDeque<(usize, CheckPlan, usize)> = writes
-        .into_iter()
-        .map(|(i, p)| {
-            let res = resources.intern(write_resources(ctx, &p));
-            (i, p, res)
-        })
-        .collect();
-    // (plan index, resources) of the writes running.
-    let mut running: Vec<(usize, usize)> = Vec::new();
+    // The writes waiting, in the feeder's vector (no copy of every plan).
+    let mut pending: VecDeque<(usize, usize, CheckPlan, usize)> = VecDeque::from(writes);
+    // (plan index, resources, position among the writes) of the writes running.
+    let mut running: Vec<(usize, usize, usize)> = Vec::new();
     // A slot taken but not used: no waiting write could start with it yet.
     let mut spare = None;
     loop {
         if cancel.is_cancelled() {
             spare = None;
-            for (i, _, _) in pending.drain(..) {
+            for (_, i, _, _) in pending.drain(..) {
                 done += 1;
                 slots.insert(i, Vec::new());
             }
@@ -154,16 +151,33 @@ pub(crate) async fn run_checks(
                 Some(p) => p,
                 None => gate.acquire().await,
             };
-            let running_res: Vec<usize> = running.iter().map(|(_, r)| *r).collect();
-            let Some(k) = resources.next_startable(pending.iter().map(|w| w.2), &running_res)
-            else {
+            // The writes that finished meanwhile free their resources first (else the
+            // write after the one that just finished would wait a round).
+            while let Ok((i, rs)) = wrx.try_recv() {
+                finished(&mut running, &mut slots, &mut done, i, rs);
+                emit_ready(&mut slots, &mut next, n, |i| is_write[i], em);
+            }
+            let running_res: Vec<usize> = running.iter().map(|w| w.1).collect();
+            // The earliest write not finished: no write starts more than
+            // `WRITE_LOOKAHEAD` writes after it.
+            let earliest = running
+                .iter()
+                .map(|w| w.2)
+                .chain(pending.front().map(|w| w.0))
+                .min()
+                .unwrap_or(0);
+            let waiting = pending
+                .iter()
+                .take_while(|w| w.0 < earliest + WRITE_LOOKAHEAD)
+                .map(|w| w.3);
+            let Some(k) = resources.next_startable(waiting, &running_res) else {
                 spare = Some(permit);
                 break;
             };
-            let Some((i, p, res)) = pending.remove(k) else {
+            let Some((pos, i, p, res)) = pending.remove(k) else {
                 break;
             };
-            running.push((i, res));
+            running.push((i, res, pos));
             let (ctx, wtx) = (ctx.clone(), wtx.clone());
             tokio::spawn(async move {
                 let _permit = permit;
@@ -178,9 +192,7 @@ pub(crate) async fn run_checks(
             got = wrx.recv() => {
                 // Never closed while `wtx` lives; each task sends once.
                 let Some((i, rs)) = got else { break };
-                running.retain(|(j, _)| *j != i);
-                done += 1;
-                slots.insert(i, rs);
+                finished(&mut running, &mut slots, &mut done, i, rs);
                 emit_ready(&mut slots, &mut next, n, |i| is_write[i], em);
             }
             _ = tick.tick() => em.progress(done, n, running.len()),
@@ -235,9 +247,24 @@ fn path_of(url: &str) -> String {
     }
 }
 
-/// How many waiting writes, from the first, the scheduler looks through for one that
-/// may start: it bounds the scan (a suite of thousands of writes to one resource must
-/// not be scanned whole after every write).
+/// Takes in a finished write: its resources are free, its results wait to be emitted.
+fn finished(
+    running: &mut Vec<(usize, usize, usize)>,
+    slots: &mut BTreeMap<usize, Vec<CheckResult>>,
+    done: &mut usize,
+    i: usize,
+    results: Vec<CheckResult>,
+) {
+    running.retain(|w| w.0 != i);
+    *done += 1;
+    slots.insert(i, results);
+}
+
+/// How far past the earliest write not finished (in the suite's order of writes) a
+/// write may start, and so how many waiting writes the scheduler looks through for one
+/// that may start. It bounds the scan (a suite of thousands of writes to one resource
+/// must not be scanned whole after every write) and the results held: a write that
+/// finishes early waits to be emitted, in plan order, until every write before it has.
 const WRITE_LOOKAHEAD: usize = 64;
 
 /// The write checks' resources ([`write_resources`]), each distinct set once.
