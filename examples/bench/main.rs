@@ -87,6 +87,8 @@ struct Usage {
     code: i32,
     peak_rss_kib: Option<i64>,
     cpu: Option<Duration>,
+    /// The in-process target's CPU time while the child ran ([`target_cpu`]).
+    target_cpu: Option<Duration>,
 }
 
 /// `VmHWM` (the kernel's peak-RSS high-water mark) from `/proc/PID/status`, in KiB.
@@ -117,6 +119,7 @@ fn parse_stat(stat: &str) -> (Option<char>, Option<Duration>) {
 /// exited but is not yet reaped (a zombie keeps its times). Linux only; elsewhere
 /// both are unknown and the wall time is still measured.
 fn measure(cmd: &mut Command) -> std::io::Result<Usage> {
+    let target_before = target_cpu();
     let started = Instant::now();
     let mut child = cmd.spawn()?;
     let dir = PathBuf::from(format!("/proc/{}", child.id()));
@@ -145,7 +148,31 @@ fn measure(cmd: &mut Command) -> std::io::Result<Usage> {
         code: status.code().unwrap_or(-1),
         peak_rss_kib: peak,
         cpu,
+        target_cpu: target_cpu()
+            .zip(target_before)
+            .map(|(a, b)| a.saturating_sub(b)),
     })
+}
+
+/// The CPU time of this process's threads named `target` (the in-process target's
+/// runtime), from `/proc/self/task/*/stat`; `None` off Linux. On two cores the tool and
+/// the target share the machine: the wall time follows the sum of their CPU times.
+fn target_cpu() -> Option<Duration> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    let mut sum = Duration::ZERO;
+    for dir in tasks.filter_map(Result::ok).map(|t| t.path()) {
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() != "target" {
+            continue;
+        }
+        if let Some(cpu) = std::fs::read_to_string(dir.join("stat"))
+            .ok()
+            .and_then(|s| parse_stat(&s).1)
+        {
+            sum += cpu;
+        }
+    }
+    Some(sum)
 }
 
 /// One measured run of a tool.
@@ -154,6 +181,8 @@ struct Sample {
     requests: u64,
     peak_rss_kib: Option<i64>,
     cpu: Option<Duration>,
+    /// The in-process target's CPU time meanwhile (`None` for another target).
+    target_cpu: Option<Duration>,
 }
 
 fn default_bin() -> PathBuf {
@@ -207,6 +236,7 @@ fn run_tenantgate(
         requests: requests(store) - before,
         peak_rss_kib: u.peak_rss_kib,
         cpu: u.cpu,
+        target_cpu: u.target_cpu,
     })
 }
 
@@ -254,6 +284,7 @@ fn run_loadgen(
         requests: sent,
         peak_rss_kib: u.peak_rss_kib,
         cpu: u.cpu,
+        target_cpu: u.target_cpu,
     })
 }
 
@@ -325,6 +356,7 @@ fn reference_runs(
                 requests: workload::planned_requests(checks, 5),
                 peak_rss_kib: u.peak_rss_kib,
                 cpu: u.cpu,
+                target_cpu: None,
             })
         };
         let r = repeat(args.runs, &(Box::new(run) as Runner))?;
@@ -375,6 +407,7 @@ fn run_hurl(
         requests: requests(store) - before,
         peak_rss_kib: u.peak_rss_kib,
         cpu: u.cpu,
+        target_cpu: u.target_cpu,
     })
 }
 
@@ -399,8 +432,12 @@ fn print_row(tool: &str, checks: usize, runs: usize, (s, min): &(Sample, Duratio
         .cpu
         .map(|c| format!("{:.2} s", secs(c)))
         .unwrap_or_else(|| "-".into());
+    let target = s
+        .target_cpu
+        .map(|c| format!("  target CPU {:.2} s", secs(c)))
+        .unwrap_or_default();
     println!(
-        "{tool:<26} {checks:>6} checks  median {:>7.3} s (min {:>7.3} s, {runs} runs)  {:>8.0} checks/s  {:>7} requests  {:>8.0} req/s  {:>8.1} µs/check  peak RSS {rss:>8}  CPU {cpu}",
+        "{tool:<26} {checks:>6} checks  median {:>7.3} s (min {:>7.3} s, {runs} runs)  {:>8.0} checks/s  {:>7} requests  {:>8.0} req/s  {:>8.1} µs/check  peak RSS {rss:>8}  CPU {cpu}{target}",
         secs(s.wall),
         secs(*min),
         checks as f64 / secs(s.wall),
@@ -540,9 +577,17 @@ fn main() -> Result<(), String> {
             let h: Runner = Box::new(|| run_hurl(dir.path(), &base, &store, checks, jobs));
             let h = repeat(args.runs, &h)?;
             print_row("hurl --parallel", checks, args.runs, &h);
+            let both = |x: &Sample| {
+                x.cpu
+                    .zip(x.target_cpu)
+                    .map_or(f64::NAN, |(c, t)| secs(c) + secs(t))
+            };
             println!(
-                "  ratios at {checks}: tenantgate wall time per check = {:.2}× Hurl's",
-                secs(t.0.wall) / secs(h.0.wall)
+                "  ratios at {checks}: tenantgate wall time per check = {:.2}× Hurl's; CPU of tool and target together {:.2} s vs {:.2} s ({:.2}×)",
+                secs(t.0.wall) / secs(h.0.wall),
+                both(&t.0),
+                both(&h.0),
+                both(&t.0) / both(&h.0),
             );
         }
     }
