@@ -68,7 +68,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            initial: 2,
+            initial: 4,
             min: 1,
             max: 64,
             gain: 0.05,
@@ -403,8 +403,11 @@ mod tests {
     fn grows_while_the_rate_rises_up_to_the_maximum() {
         let mut l = Limiter::new(cfg());
         let seen = simulate(&mut l, 5_000, 1_000, ms(5), 0.0);
-        assert_eq!(seen[0], 2, "{seen:?}");
-        assert!(seen.contains(&4) && seen.contains(&8), "slow start doubles");
+        assert_eq!(seen[0], 4, "{seen:?}");
+        assert!(
+            seen.contains(&8) && seen.contains(&16),
+            "slow start doubles"
+        );
         assert_eq!(l.limit(), 64);
     }
 
@@ -484,19 +487,19 @@ mod tests {
         for i in 0..1_000 {
             l.record(Duration::from_micros(10 * i), Signal::Answered);
         }
-        assert_eq!(l.limit(), 2);
-        l.record(ms(13), Signal::Answered);
         assert_eq!(l.limit(), 4);
+        l.record(ms(13), Signal::Answered);
+        assert_eq!(l.limit(), 8);
         // Out of slow start (a 429), a round lasts the whole minimum time.
         l.record(ms(14), Signal::Overloaded);
-        assert_eq!(l.limit(), 2);
+        assert_eq!(l.limit(), 4);
         for i in 0..1_000 {
             l.record(ms(15) + Duration::from_micros(10 * i), Signal::Answered);
         }
         l.record(ms(40), Signal::Answered);
-        assert_eq!(l.limit(), 2, "25 ms is not a round");
+        assert_eq!(l.limit(), 4, "25 ms is not a round");
         l.record(ms(70), Signal::Answered);
-        assert_eq!(l.limit(), 3, "a whole round: one step up, not a doubling");
+        assert_eq!(l.limit(), 5, "a whole round: one step up, not a doubling");
     }
 
     #[test]
