@@ -447,11 +447,11 @@ mod tests {
         assert_eq!(next(&[one, one, two], &[one]), Some(2));
         // Nothing running on /items/1: the first in plan order.
         assert_eq!(next(&[one, one, two], &[three]), Some(0));
-        // A write never passes an earlier waiting write on its resource, even when
-        // nothing running touches it: /items/2/name waits behind /items/2.
+        // A write inside a busy path waits too: /items/2/name while /items/2 runs.
         assert_eq!(next(&[one, two, two_name], &[one, two]), None);
         assert_eq!(next(&[two, two_name, three], &[two]), Some(2));
-        // ...nor one that only an earlier waiting write clashes with: the write on
+        // A write never passes an earlier waiting write it clashes with, even when
+        // nothing running touches it: the write on
         // /items/2 (verified on /items/1) waits for /items/1, and the next write on
         // /items/2 waits behind it although nothing running touches /items/2.
         assert_eq!(next(&[both, two], &[one]), None);
