@@ -57,15 +57,19 @@ pub(crate) async fn run_checks(
         tokio::spawn(async move {
             // The plans move, one by one, into their tasks; only the writes are kept
             // for later (no second copy of every plan).
-            // Each write as (position among the writes, plan index, plan, resources),
-            // the resources interned: many writes share them, and the write stage
-            // compares them often.
+            // Their resources are interned: many writes share them, and the write
+            // stage compares them often.
             let mut writes = Vec::new();
             let mut resources = Resources::default();
             for (i, p) in plans.into_iter().enumerate() {
                 if p.is_write() {
                     let res = resources.intern(write_resources(&ctx, &p));
-                    writes.push((writes.len(), i, p, res));
+                    writes.push(Waiting {
+                        pos: writes.len(),
+                        index: i,
+                        plan: p,
+                        res,
+                    });
                     continue;
                 }
                 let permit = gate.acquire().await;
@@ -131,17 +135,16 @@ pub(crate) async fn run_checks(
     let mut next = 0usize;
     let (wtx, mut wrx) = tokio::sync::mpsc::unbounded_channel::<(usize, Vec<CheckResult>)>();
     // The writes waiting, in the feeder's vector (no copy of every plan).
-    let mut pending: VecDeque<(usize, usize, CheckPlan, usize)> = VecDeque::from(writes);
-    // (plan index, resources, position among the writes) of the writes running.
-    let mut running: Vec<(usize, usize, usize)> = Vec::new();
+    let mut pending = VecDeque::from(writes);
+    let mut running: Vec<Running> = Vec::new();
     // A slot taken but not used: no waiting write could start with it yet.
     let mut spare = None;
     loop {
         if cancel.is_cancelled() {
             spare = None;
-            for (_, i, _, _) in pending.drain(..) {
+            for w in pending.drain(..) {
                 done += 1;
-                slots.insert(i, Vec::new());
+                slots.insert(w.index, Vec::new());
             }
         }
         // Start every write that may start now, earliest in plan order first. A slot
@@ -157,31 +160,23 @@ pub(crate) async fn run_checks(
                 finished(&mut running, &mut slots, &mut done, i, rs);
                 emit_ready(&mut slots, &mut next, n, |i| is_write[i], em);
             }
-            let running_res: Vec<usize> = running.iter().map(|w| w.1).collect();
-            // The earliest write not finished: no write starts more than
-            // `WRITE_LOOKAHEAD` writes after it.
-            let earliest = running
-                .iter()
-                .map(|w| w.2)
-                .chain(pending.front().map(|w| w.0))
-                .min()
-                .unwrap_or(0);
-            let waiting = pending
-                .iter()
-                .take_while(|w| w.0 < earliest + WRITE_LOOKAHEAD)
-                .map(|w| w.3);
-            let Some(k) = resources.next_startable(waiting, &running_res) else {
+            let waiting = pending.iter().map(|w| (w.pos, w.res));
+            let Some(k) = resources.next_startable(waiting, &running) else {
                 spare = Some(permit);
                 break;
             };
-            let Some((pos, i, p, res)) = pending.remove(k) else {
+            let Some(w) = pending.remove(k) else {
                 break;
             };
-            running.push((i, res, pos));
-            let (ctx, wtx) = (ctx.clone(), wtx.clone());
+            running.push(Running {
+                index: w.index,
+                pos: w.pos,
+                res: w.res,
+            });
+            let (ctx, wtx, i) = (ctx.clone(), wtx.clone(), w.index);
             tokio::spawn(async move {
                 let _permit = permit;
-                let _ = wtx.send((i, guarded(ctx, p).await));
+                let _ = wtx.send((i, guarded(ctx, w.plan).await));
             });
         }
         if running.is_empty() {
@@ -249,15 +244,33 @@ fn path_of(url: &str) -> String {
 
 /// Takes in a finished write: its resources are free, its results wait to be emitted.
 fn finished(
-    running: &mut Vec<(usize, usize, usize)>,
+    running: &mut Vec<Running>,
     slots: &mut BTreeMap<usize, Vec<CheckResult>>,
     done: &mut usize,
     i: usize,
     results: Vec<CheckResult>,
 ) {
-    running.retain(|w| w.0 != i);
+    running.retain(|w| w.index != i);
     *done += 1;
     slots.insert(i, results);
+}
+
+/// A write check waiting for its turn.
+struct Waiting {
+    /// Its position among the suite's writes.
+    pos: usize,
+    /// Its position in the plan (results are emitted in that order).
+    index: usize,
+    plan: CheckPlan,
+    /// Its resources ([`Resources`]).
+    res: usize,
+}
+
+/// A write check running.
+struct Running {
+    index: usize,
+    pos: usize,
+    res: usize,
 }
 
 /// How far past the earliest write not finished (in the suite's order of writes) a
@@ -290,25 +303,31 @@ impl Resources {
         a == b || conflicts(&self.sets[a], &self.sets[b])
     }
 
-    /// Which of the waiting writes (their resources, in plan order) may start now: the
+    /// Which of the waiting writes (`(pos, res)`, in plan order) may start now: the
     /// first that clashes with no running write and with no write waiting before it, so
     /// that writes on one resource keep their plan order while a write waiting for its
-    /// resource does not hold back the others. `None` when none may (or none of the
-    /// first [`WRITE_LOOKAHEAD`]; a write that must run alone holds back every write
-    /// after it).
+    /// resource does not hold back the others. `None` when none may: within
+    /// [`WRITE_LOOKAHEAD`] writes of the earliest one not finished, none can (a write
+    /// that must run alone holds back every write after it).
     fn next_startable(
         &self,
-        waiting: impl Iterator<Item = usize>,
-        running: &[usize],
+        waiting: impl Iterator<Item = (usize, usize)>,
+        running: &[Running],
     ) -> Option<usize> {
+        let mut waiting = waiting.peekable();
+        let first = waiting.peek()?.0;
+        let horizon = running.iter().map(|r| r.pos).fold(first, usize::min) + WRITE_LOOKAHEAD;
         // The distinct resources of the writes passed over.
         let mut passed: Vec<usize> = Vec::new();
-        for (k, res) in waiting.take(WRITE_LOOKAHEAD).enumerate() {
+        for (k, (pos, res)) in waiting.enumerate() {
+            if pos >= horizon {
+                return None;
+            }
             if passed.contains(&res) {
                 continue;
             }
             if passed.iter().all(|&p| !self.clash(p, res))
-                && running.iter().all(|&r| !self.clash(r, res))
+                && running.iter().all(|r| !self.clash(r.res, res))
             {
                 return Some(k);
             }
@@ -440,8 +459,17 @@ mod tests {
         );
         let both = id(Some(&["/items/2", "/items/1"]));
         assert_eq!(one, id(Some(&["/items/1"])), "interned once");
+        // Waiting writes at positions 0, 1, ...; the running ones before them.
         let next = |waiting: &[usize], running: &[usize]| {
-            r.next_startable(waiting.iter().copied(), running)
+            let running: Vec<Running> = running
+                .iter()
+                .map(|&res| Running {
+                    index: 0,
+                    pos: 0,
+                    res,
+                })
+                .collect();
+            r.next_startable(waiting.iter().copied().enumerate(), &running)
         };
         // The first two wait for /items/1; the third passes them.
         assert_eq!(next(&[one, one, two], &[one]), Some(2));
@@ -466,6 +494,17 @@ mod tests {
         many.push(two);
         assert_eq!(next(&many, &[one]), None);
         assert_eq!(next(&many[1..], &[one]), Some(WRITE_LOOKAHEAD - 1));
+        // ...and counted from the earliest write not finished, running or waiting.
+        let far = |running_pos: usize| {
+            let running = [Running {
+                index: 0,
+                pos: running_pos,
+                res: one,
+            }];
+            r.next_startable([(100, two)].into_iter(), &running)
+        };
+        assert_eq!(far(0), None);
+        assert_eq!(far(50), Some(0));
     }
 
     #[test]
