@@ -73,22 +73,33 @@ seed:
 }
 
 /// Requests tenantgate sends for a suite of `checks` checks to the benchmark's
-/// (correct) target, at least: per check read 2 (control as A, B), list 2 (A, B), write
-/// 3 (verify, B's write, verify; A's data is read a third time only when the two reads
-/// differ); the never-issued twin of a read and of a write
-/// once each, which later checks share while B's answer is the same as it (checks that
-/// start before the first twin is answered ask their own); plus `setup` (sign-ups,
-/// seed, teardown).
+/// (correct) target, at least: per check read 1 (B), list 1 (B), write 3 (verify, B's
+/// write, verify; A's data is read a third time only when the two reads differ); A's
+/// control of a read (one per item) and of a list once, which later checks share while
+/// it is under a second old and no write has been sent; the never-issued twin of a read
+/// and of a write once each, which later checks share while B's answer is the same as
+/// it (checks that start before the first control or twin is answered ask their own,
+/// and a control is asked again once a second old); plus `setup` (sign-ups, seed,
+/// teardown).
 pub fn planned_requests(checks: usize, setup: usize) -> u64 {
     let per = |i: usize| match shape(i) {
-        Shape::Read => 2,
-        Shape::List => 2,
+        Shape::Read | Shape::List => 1 + usize::from(first_control(i)),
         Shape::Write => 3,
     };
     let twins = (0..checks.min(3))
         .filter(|i| shape(*i) != Shape::List)
         .count();
     ((0..checks).map(per).sum::<usize>() + twins + setup) as u64
+}
+
+/// Whether check `i` (a read or a list) is the first to send its control as A: the
+/// first read of each seeded item, the first list.
+pub fn first_control(i: usize) -> bool {
+    match shape(i) {
+        Shape::Read => i < 3 * SEEDED,
+        Shape::List => i == 1,
+        Shape::Write => false,
+    }
 }
 
 /// A suite of `checks` checks against the reference API (`examples/reference-api`):

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
-use super::context::{AuthSpec, Preparer, Sending, SharedTwins, Twins, Values};
+use super::context::{AuthSpec, Preparer, Sending, SharedControls, SharedTwins, Twins, Values};
 use super::error::RunError;
 use super::http::{Body, Http, Prepared, Resp};
 use super::jwt::{self, Signer};
@@ -43,6 +43,8 @@ pub struct Ctx {
     pub reject_status: Option<crate::suite::model::StatusSpec>,
     /// The twins' answers checks share ([`SharedTwins`]).
     pub shared_twins: SharedTwins,
+    /// A's implicit controls checks share ([`SharedControls`]).
+    pub shared_controls: SharedControls,
 }
 
 impl Ctx {
@@ -90,6 +92,7 @@ impl Ctx {
                 _ => None,
             },
             shared_twins: SharedTwins::default(),
+            shared_controls: SharedControls::default(),
         }
     }
 }
@@ -412,15 +415,17 @@ pub(super) fn all(ctx: &Ctx, plan: &CheckPlan, d: Decision, start: Instant) -> V
 
 /// The control of a `read`, `list` or `write`: its explicit `control:` when it has one
 /// (its request, default the check's, as its `as`, default A, meeting its `expect`),
-/// else `req` as A answering 2xx. Returns the answer and whether it was explicit.
+/// else `req` as A answering 2xx ([`shared_control`]; a list's must hold one of A's
+/// markers, `needs_marker`). Returns whether the answer was JSON.
 async fn plan_control(
     ctx: &Ctx,
     plan: &CheckPlan,
     req: &Request,
     what: &str,
-) -> Result<(Resp, bool), Decision> {
+    needs_marker: bool,
+) -> Result<bool, Decision> {
     let Some(c) = &plan.control else {
-        return control_2xx(ctx, req, what).await.map(|r| (r, false));
+        return shared_control(ctx, req, what, needs_marker).await;
     };
     let s = Sender::new(ctx);
     let creq = c.request.as_ref().map(|r| &r.value).unwrap_or(req);
@@ -435,13 +440,60 @@ async fn plan_control(
         ))
         .with("control got", show(&r)));
     }
-    Ok((r, true))
+    Ok(r.json().is_some())
+}
+
+/// `req` as A answering 2xx (holding one of A's markers when `needs_marker`), or the
+/// same request's answer another check got, when it may stand in for this one
+/// ([`SharedControls`]: under a second old, and no request that may change state in
+/// flight or started since). Returns whether the answer was JSON.
+async fn shared_control(
+    ctx: &Ctx,
+    req: &Request,
+    what: &str,
+    needs_marker: bool,
+) -> Result<bool, Decision> {
+    let p = ctx.prepare(&for_a(ctx, req), Identity::A, None, None)?;
+    let key = SharedControls::key(&p);
+    let seen = ctx
+        .shared_controls
+        .get(&key, Instant::now(), |m| ctx.http.unchanged_since(m));
+    if let Some(c) = seen.filter(|c| c.has_marker || !needs_marker) {
+        return Ok(c.is_json);
+    }
+    let (sent, mark) = (Instant::now(), ctx.http.quiet());
+    let r = control_2xx_of(ctx, &p, what).await?;
+    // A read needs neither (nor the cost of a marker scan and a JSON parse): its entry
+    // says "no marker", so a list never borrows it.
+    let (has_marker, is_json) = match needs_marker {
+        true => (
+            verdict::any_marker_in(&r.body, &ctx.markers),
+            r.json().is_some(),
+        ),
+        false => (false, false),
+    };
+    if needs_marker && !has_marker {
+        return Err(Decision::error(
+            "A's own list holds none of A's markers: it does not list the seeded data (or the seed did not land), so B's list proves nothing",
+        )
+        .with("A got", show(&r)));
+    }
+    if let Some(mark) = mark {
+        ctx.shared_controls
+            .offer(key, sent, mark, is_json, has_marker);
+    }
+    Ok(is_json)
 }
 
 pub(super) async fn control_2xx(ctx: &Ctx, req: &Request, what: &str) -> Result<Resp, Decision> {
-    let s = Sender::new(ctx);
     let p = ctx.prepare(&for_a(ctx, req), Identity::A, None, None)?;
-    let r = s.send(&p, "control as A").await?;
+    control_2xx_of(ctx, &p, what).await
+}
+
+/// [`control_2xx`] of a request already prepared as A.
+async fn control_2xx_of(ctx: &Ctx, p: &Prepared, what: &str) -> Result<Resp, Decision> {
+    let s = Sender::new(ctx);
+    let r = s.send(p, "control as A").await?;
     if !r.is_success() {
         return Err(Decision::error(format!(
             "control as A got {}, not 2xx: {what}, so this check could not fail",
@@ -483,6 +535,7 @@ async fn read(ctx: &Ctx, plan: &CheckPlan, req: &Request) -> Vec<CheckResult> {
         plan,
         req,
         "the path is wrong or A's resource does not exist",
+        false,
     )
     .await
     {
@@ -797,16 +850,9 @@ async fn forgery_variant(
 
 async fn list(ctx: &Ctx, plan: &CheckPlan, req: &Request, as_: Identity) -> Vec<CheckResult> {
     let start = Instant::now();
-    let control_is_json = match plan_control(ctx, plan, req, "the path is wrong").await {
+    let control_is_json = match plan_control(ctx, plan, req, "the path is wrong", true).await {
         Err(d) => return all(ctx, plan, d, start),
-        Ok((r, false)) if !verdict::any_marker_in(&r.body, &ctx.markers) => {
-            let d = Decision::error(
-                "A's own list holds none of A's markers: it does not list the seeded data (or the seed did not land), so B's list proves nothing",
-            )
-            .with("A got", show(&r));
-            return all(ctx, plan, d, start);
-        }
-        Ok((r, _)) => r.json().is_some(),
+        Ok(is_json) => is_json,
     };
     let base = match ctx.prepare(req, as_, None, None) {
         Ok(b) => b,
@@ -926,7 +972,7 @@ fn graphql_list(d: Decision, r: &Resp, field: &str, v: &Variant, base: Option<u1
 async fn write(ctx: &Ctx, plan: &CheckPlan, req: &Request, verify: &Request) -> Vec<CheckResult> {
     let start = Instant::now();
     if plan.control.is_some()
-        && let Err(d) = plan_control(ctx, plan, verify, "the control failed").await
+        && let Err(d) = plan_control(ctx, plan, verify, "the control failed", false).await
     {
         return all(ctx, plan, d, start);
     }

@@ -3,6 +3,7 @@
 //! given identity, optionally with A's identifiers swapped for never-issued twins.
 
 use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
 use std::sync::Mutex;
 
 use serde_json::Value;
@@ -172,6 +173,97 @@ impl SharedTwins {
                     twins,
                 }),
             );
+        }
+    }
+}
+
+/// A shared control of A's stands in for a check's own only while it is younger than
+/// this: the control proves A's resource as it is when B asks, and nothing but
+/// tenantgate's own requests is watched (a target's background job is not).
+pub const MAX_SHARED_CONTROL_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// At most this many controls are kept (past this, checks ask their own).
+const MAX_SHARED_CONTROLS: usize = 512;
+
+/// A's implicit controls (`read` and `list` without `control:`: the check's request as
+/// A, answering 2xx) of this run, shared between checks that send exactly the same
+/// request as A: every read of `/items/{{a.item_3}}` asks A for the same item. A shared
+/// answer stands in for a check's own control only while it is younger than
+/// [`MAX_SHARED_CONTROL_AGE`] and no request that may change state (any method but
+/// `GET`, `HEAD`, `OPTIONS`, by any identity) was in flight when it was sent or has
+/// started since ([`super::http::Http::quiet`]): then the same request as A would be
+/// answered the same way when B asks, as far as anything tenantgate sent goes. Reads
+/// and lists run before every write, so that holds for nearly all of them.
+#[derive(Default)]
+pub struct SharedControls {
+    map: Mutex<std::collections::HashMap<String, SharedControl>>,
+}
+
+/// What a check needs of A's successful control, and when and after which requests it
+/// was sent.
+#[derive(Clone, Copy, Debug)]
+pub struct SharedControl {
+    /// Whether the answer was JSON (known from a list's control only).
+    pub is_json: bool,
+    /// Whether it held one of A's markers, which a list's control must (looked for in a
+    /// list's control only; a read's says false, so no list borrows it).
+    pub has_marker: bool,
+    sent: std::time::Instant,
+    mark: u64,
+}
+
+impl SharedControls {
+    /// The key of A's control request: all of it (method, URL, query, headers with A's
+    /// credential, body). Held in memory only.
+    pub fn key(p: &Prepared) -> String {
+        format!(
+            "{:?}",
+            (&p.method, &p.url, &p.query, &p.headers, &p.body, &p.graphql)
+        )
+    }
+
+    /// The control another check got for `key`, if it may stand in for one sent now:
+    /// sent less than [`MAX_SHARED_CONTROL_AGE`] before `now`, and `unchanged(mark)`
+    /// (no request that may change state started since it was sent).
+    pub fn get(
+        &self,
+        key: &str,
+        now: std::time::Instant,
+        unchanged: impl Fn(u64) -> bool,
+    ) -> Option<SharedControl> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let c = *map.get(key)?;
+        (now.saturating_duration_since(c.sent) < MAX_SHARED_CONTROL_AGE && unchanged(c.mark))
+            .then_some(c)
+    }
+
+    /// Keeps a successful control for the checks that send the same request as A: sent
+    /// at `sent`, when the client was quiet at `mark`. A newer one replaces an older.
+    pub fn offer(
+        &self,
+        key: String,
+        sent: std::time::Instant,
+        mark: u64,
+        is_json: bool,
+        has_marker: bool,
+    ) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let c = SharedControl {
+            is_json,
+            has_marker,
+            sent,
+            mark,
+        };
+        let room = map.len() < MAX_SHARED_CONTROLS;
+        match map.entry(key) {
+            Entry::Occupied(mut o) if o.get().sent <= sent => {
+                o.insert(c);
+            }
+            Entry::Occupied(_) => {}
+            Entry::Vacant(v) if room => {
+                v.insert(c);
+            }
+            Entry::Vacant(_) => {}
         }
     }
 }
@@ -453,6 +545,46 @@ mod tests {
             body: "{\"error\":\"not found\"}".into(),
             elapsed: std::time::Duration::ZERO,
         }
+    }
+
+    #[test]
+    fn a_control_stands_in_only_while_young_and_nothing_that_may_change_state_started() {
+        let c = SharedControls::default();
+        let key = SharedControls::key(&get("/items/a-id-00000001"));
+        let t0 = std::time::Instant::now();
+        let (young, old) = (
+            t0 + std::time::Duration::from_millis(999),
+            t0 + MAX_SHARED_CONTROL_AGE,
+        );
+        assert!(c.get(&key, t0, |_| true).is_none(), "nothing offered yet");
+        c.offer(key.clone(), t0, 7, false, false);
+        assert!(c.get(&key, young, |m| m == 7).is_some());
+        assert!(c.get(&key, old, |m| m == 7).is_none(), "a second old");
+        assert!(
+            c.get(&key, young, |m| m == 8).is_none(),
+            "a write started since"
+        );
+        // Another request (here another URL) never borrows it.
+        let other = SharedControls::key(&get("/items/a-id-00000002"));
+        assert!(c.get(&other, young, |_| true).is_none());
+        // A newer control replaces it; an older one does not.
+        let t1 = t0 + std::time::Duration::from_millis(500);
+        c.offer(key.clone(), t1, 8, true, true);
+        c.offer(key.clone(), t0, 7, false, false);
+        let got = c.get(&key, old, |m| m == 8).unwrap();
+        assert!(got.is_json && got.has_marker);
+    }
+
+    #[test]
+    fn no_more_controls_than_the_cap_are_kept() {
+        let c = SharedControls::default();
+        let t0 = std::time::Instant::now();
+        for i in 0..=MAX_SHARED_CONTROLS {
+            c.offer(format!("k{i}"), t0, 0, false, false);
+        }
+        assert!(c.get("k0", t0, |_| true).is_some());
+        let last = format!("k{MAX_SHARED_CONTROLS}");
+        assert!(c.get(&last, t0, |_| true).is_none());
     }
 
     #[test]

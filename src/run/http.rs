@@ -10,6 +10,7 @@
 
 use super::adaptive::{Gate, Signal};
 use super::error::RunError;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -238,6 +239,25 @@ pub struct Http {
     /// The check stage's concurrency gate, told of every answer once set (shared by
     /// the clones, so setting it on one reaches the checks' client).
     gate: Arc<OnceLock<Gate>>,
+    /// Requests that may change the target's state, started and answered (shared by
+    /// the clones): what a shared control of A's may rely on ([`Http::quiet`]).
+    unsafe_sent: Arc<UnsafeSent>,
+}
+
+/// Counts of the requests sent with a method other than `GET`, `HEAD` or `OPTIONS`:
+/// started, and answered. One that failed (a timeout, a transport error) or was dropped
+/// is never counted answered, so from then on the client is never quiet again: its
+/// effect may land at any time.
+#[derive(Default)]
+struct UnsafeSent {
+    started: AtomicU64,
+    answered: AtomicU64,
+}
+
+/// Whether a request with this method may change state: anything but `GET`, `HEAD` and
+/// `OPTIONS`, spelled exactly so (methods are case-sensitive; `get` is another method).
+fn may_change_state(method: &str) -> bool {
+    !matches!(method, "GET" | "HEAD" | "OPTIONS")
 }
 
 /// One line from an error and its sources (reqwest nests the useful part).
@@ -283,6 +303,7 @@ impl Http {
             default_headers,
             allowed: Vec::new(),
             gate: Arc::new(OnceLock::new()),
+            unsafe_sent: Arc::default(),
         })
     }
 
@@ -345,13 +366,39 @@ impl Http {
         if let Some(o) = self.refused(&p.url) {
             return Err(TransportError::Refused(o));
         }
+        let changes = may_change_state(&p.method);
+        if changes {
+            self.unsafe_sent.started.fetch_add(1, Ordering::SeqCst);
+        }
         let start = Instant::now();
         let r = self.send_once(p, start).await;
         match &r {
-            Ok(resp) => self.record(resp.elapsed, Signal::of_status(resp.status)),
+            Ok(resp) => {
+                if changes {
+                    self.unsafe_sent.answered.fetch_add(1, Ordering::SeqCst);
+                }
+                self.record(resp.elapsed, Signal::of_status(resp.status));
+            }
             Err(_) => self.record(start.elapsed(), Signal::Failed),
         }
         r
+    }
+
+    /// `Some(mark)` when no request that may change state is in flight on this client
+    /// (or its clones) and none was lost: the target's state is what those answered
+    /// left. [`Http::unchanged_since`]`(mark)` then tells whether one has started since.
+    pub fn quiet(&self) -> Option<u64> {
+        let started = self.unsafe_sent.started.load(Ordering::SeqCst);
+        let answered = self.unsafe_sent.answered.load(Ordering::SeqCst);
+        // A request started between the two loads makes `started` larger than `mark`
+        // from then on, so nothing relying on `mark` is trusted.
+        (started == answered).then_some(started)
+    }
+
+    /// True when no request that may change state has started since [`Http::quiet`]
+    /// gave `mark`.
+    pub fn unchanged_since(&self, mark: u64) -> bool {
+        self.unsafe_sent.started.load(Ordering::SeqCst) == mark
     }
 
     async fn send_once(&self, p: &Prepared, start: Instant) -> Result<Resp, TransportError> {
@@ -457,6 +504,76 @@ impl Http {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that answers every request 204, on one connection after another.
+    async fn answering() -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = c.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let ok = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n";
+                        if c.write_all(ok).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    fn request(method: &str) -> Prepared {
+        Prepared {
+            method: method.into(),
+            url: "/x".into(),
+            headers: Vec::new(),
+            query: Vec::new(),
+            body: None,
+            graphql: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_client_is_quiet_only_while_no_request_that_may_change_state_is_unanswered() {
+        let tls = TlsTrust {
+            insecure: false,
+            extra_roots: Vec::new(),
+        };
+        let http = Http::new(&answering().await, Duration::from_secs(5), Vec::new(), &tls).unwrap();
+        let mark = http.quiet().expect("nothing sent yet");
+        for m in ["GET", "HEAD", "OPTIONS"] {
+            http.send(&request(m)).await.unwrap();
+        }
+        assert!(http.unchanged_since(mark), "safe methods change nothing");
+        // Any other method, even spelled in lower case, counts; answered, the client is
+        // quiet again, at a new mark.
+        for m in ["POST", "get"] {
+            http.clone().send(&request(m)).await.unwrap();
+            assert!(!http.unchanged_since(mark), "{m}");
+        }
+        let after = http.quiet().expect("both were answered");
+        assert_ne!(after, mark);
+        // One that was not answered (nothing listens on port 1) may land at any time:
+        // the client is never quiet again.
+        let gone = Http::new(
+            "http://127.0.0.1:1",
+            Duration::from_secs(5),
+            Vec::new(),
+            &tls,
+        )
+        .unwrap();
+        assert!(gone.send(&request("DELETE")).await.is_err());
+        assert!(gone.quiet().is_none());
+        assert!(gone.send(&request("GET")).await.is_err());
+        assert!(gone.quiet().is_none());
+    }
 
     #[test]
     fn a_joined_url_is_the_url_the_client_parses_from_the_text() {

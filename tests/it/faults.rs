@@ -574,6 +574,68 @@ fn checks_that_send_the_same_twin_request_share_its_answer_only_when_b_gets_the_
 }
 
 #[test]
+fn checks_that_send_the_same_control_as_a_share_it_only_while_nothing_may_have_changed() {
+    // Reads of A's brand, every attack off, one check at a time: A's control (the read
+    // as A) is the same request each time, so a check may use the answer an earlier one
+    // got, but only while it is under a second old and no request that may change state
+    // has been sent since.
+    let t = Target::start("");
+    let read = |name: &str, control: &str| {
+        format!(
+            "  - name: {name}\n    read: \"/brands/{{{{a.brand_id}}}}\"\n    attacks: {{ tenant_override: false, token_forgery: false, claim_integrity: false }}\n{control}"
+        )
+    };
+    // An explicit control that creates a brand in A: a POST, as A, in the read stage.
+    let posts = "    control: { request: { method: POST, url: /brands, json: { name: \"another {{run_id}}\" } }, expect: { status: 201 } }\n";
+    let names = ["read one", "read two", "read three"];
+    let filters: Vec<&str> = ["read-one", "read-two", "read-three"]
+        .iter()
+        .flat_map(|id| ["--filter", id])
+        .chain(["--jobs", "1"])
+        .collect();
+    let check = "  - name: brand is invisible to B\n    read: \"/brands/{{a.brand_id}}\"\n";
+    let a_brand = |x: &Seen| x.org == Org::A && x.method == "GET" && x.path.starts_with("/brands/");
+    let run = |second: &str, rules: Vec<Rule>| {
+        let checks = format!(
+            "{}{}{}",
+            read(names[0], ""),
+            read(names[1], second),
+            read(names[2], "")
+        );
+        let s = suite(t.dir.path(), &[(check, &checks)]);
+        let p = Proxy::start(&t, rules);
+        let r = run_via(&t, &p.url, &s, &filters);
+        assert_eq!(r.code, 0, "{}", r.explain());
+        let mut passed = r.ids("pass");
+        passed.sort();
+        assert_eq!(
+            passed,
+            ["read-one", "read-three", "read-two"],
+            "{}",
+            r.explain()
+        );
+        // Until teardown, which reads A's data again to tell what it left behind.
+        p.seen()
+            .iter()
+            .take_while(|x| x.method != "DELETE")
+            .filter(|x| a_brand(x))
+            .count()
+    };
+
+    // Nothing in between: the first check's control stands for all three.
+    assert_eq!(run("", Vec::new()), 1);
+    // The second check's control is a POST: the third asks A again (the second's own
+    // control is its POST).
+    assert_eq!(run(posts, Vec::new()), 2);
+    // B's answer to the second check takes 1.2 s (its first B request; the twin is
+    // shared): by the third check the first control is too old, and it asks its own.
+    let slow = Rule::on(b_get("/brands/"), Fault::Delay(Duration::from_millis(1200)))
+        .after(2)
+        .times(1);
+    assert_eq!(run("", vec![slow]), 2);
+}
+
+#[test]
 fn answers_that_say_nothing_about_isolation_are_errors_not_failures() {
     // Each of these once turned a target fault into a verdict: a failure (exit 1) or,
     // for the HTML list, a pass.
