@@ -465,12 +465,13 @@ async fn shared_control(
     let r = control_2xx_of(ctx, &p, what).await?;
     // A read needs neither (nor the cost of a marker scan and a JSON parse): its entry
     // says "no marker", so a list never borrows it.
-    let (has_marker, is_json) = match needs_marker {
-        true => (
+    let (has_marker, is_json) = if needs_marker {
+        (
             verdict::any_marker_in(&r.body, &ctx.markers),
             r.json().is_some(),
-        ),
-        false => (false, false),
+        )
+    } else {
+        (false, false)
     };
     if needs_marker && !has_marker {
         return Err(Decision::error(
@@ -478,7 +479,9 @@ async fn shared_control(
         )
         .with("A got", show(&r)));
     }
-    if let Some(mark) = mark {
+    // A control that may change state itself (a GraphQL query is a `POST`) moves the
+    // mark: no later check could use it.
+    if let Some(mark) = mark.filter(|_| !super::http::may_change_state(&p.method)) {
         ctx.shared_controls
             .offer(key, sent, mark, is_json, has_marker);
     }

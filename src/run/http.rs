@@ -256,7 +256,7 @@ struct UnsafeSent {
 
 /// Whether a request with this method may change state: anything but `GET`, `HEAD` and
 /// `OPTIONS`, spelled exactly so (methods are case-sensitive; `get` is another method).
-fn may_change_state(method: &str) -> bool {
+pub(crate) fn may_change_state(method: &str) -> bool {
     !matches!(method, "GET" | "HEAD" | "OPTIONS")
 }
 
