@@ -415,17 +415,17 @@ pub(super) fn all(ctx: &Ctx, plan: &CheckPlan, d: Decision, start: Instant) -> V
 
 /// The control of a `read`, `list` or `write`: its explicit `control:` when it has one
 /// (its request, default the check's, as its `as`, default A, meeting its `expect`),
-/// else `req` as A answering 2xx ([`shared_control`]; a list's must hold one of A's
-/// markers, `needs_marker`). Returns whether the answer was JSON.
+/// else `req` as A answering 2xx ([`shared_control`]). Returns, when `list`, whether the
+/// answer was JSON; else false (nothing else reads it).
 async fn plan_control(
     ctx: &Ctx,
     plan: &CheckPlan,
     req: &Request,
     what: &str,
-    needs_marker: bool,
+    list: bool,
 ) -> Result<bool, Decision> {
     let Some(c) = &plan.control else {
-        return shared_control(ctx, req, what, needs_marker).await;
+        return shared_control(ctx, req, what, list).await;
     };
     let s = Sender::new(ctx);
     let creq = c.request.as_ref().map(|r| &r.value).unwrap_or(req);
@@ -440,32 +440,32 @@ async fn plan_control(
         ))
         .with("control got", show(&r)));
     }
-    Ok(r.json().is_some())
+    Ok(list && r.json().is_some())
 }
 
-/// `req` as A answering 2xx (holding one of A's markers when `needs_marker`), or the
+/// `req` as A answering 2xx (for a `list`, holding one of A's markers), or the
 /// same request's answer another check got, when it may stand in for this one
 /// ([`SharedControls`]: under a second old, and no request that may change state in
-/// flight or started since). Returns whether the answer was JSON.
+/// flight or started since). Returns, for a list, whether the answer was JSON.
 async fn shared_control(
     ctx: &Ctx,
     req: &Request,
     what: &str,
-    needs_marker: bool,
+    list: bool,
 ) -> Result<bool, Decision> {
     let p = ctx.prepare(&for_a(ctx, req), Identity::A, None, None)?;
-    let key = SharedControls::key(&p);
+    let key = p.key();
     let seen = ctx
         .shared_controls
         .get(&key, Instant::now(), |m| ctx.http.unchanged_since(m));
-    if let Some(c) = seen.filter(|c| c.has_marker || !needs_marker) {
+    if let Some(c) = seen.filter(|c| c.has_marker || !list) {
         return Ok(c.is_json);
     }
     let (sent, mark) = (Instant::now(), ctx.http.quiet());
     let r = control_2xx_of(ctx, &p, what).await?;
     // A read needs neither (nor the cost of a marker scan and a JSON parse): its entry
     // says "no marker", so a list never borrows it.
-    let (has_marker, is_json) = if needs_marker {
+    let (has_marker, is_json) = if list {
         (
             verdict::any_marker_in(&r.body, &ctx.markers),
             r.json().is_some(),
@@ -473,7 +473,7 @@ async fn shared_control(
     } else {
         (false, false)
     };
-    if needs_marker && !has_marker {
+    if list && !has_marker {
         return Err(Decision::error(
             "A's own list holds none of A's markers: it does not list the seeded data (or the seed did not land), so B's list proves nothing",
         )

@@ -138,10 +138,7 @@ impl SharedTwins {
             return None;
         }
         twins.sort_by_key(|t| std::cmp::Reverse(t.len()));
-        let mut key = format!(
-            "{:?}",
-            (&t.method, &t.url, &t.query, &t.headers, &t.body, &t.graphql)
-        );
+        let mut key = t.key();
         for twin in twins {
             key = key.replace(twin, "\u{0}");
         }
@@ -213,16 +210,8 @@ pub struct SharedControl {
 }
 
 impl SharedControls {
-    /// The key of A's control request: all of it (method, URL, query, headers with A's
-    /// credential, body). Held in memory only.
-    pub fn key(p: &Prepared) -> String {
-        format!(
-            "{:?}",
-            (&p.method, &p.url, &p.query, &p.headers, &p.body, &p.graphql)
-        )
-    }
-
-    /// The control another check got for `key`, if it may stand in for one sent now:
+    /// The control another check got for `key` (the request as A, [`Prepared::key`]), if
+    /// it may stand in for one sent now:
     /// sent less than [`MAX_SHARED_CONTROL_AGE`] before `now`, and `unchanged(mark)`
     /// (no request that may change state started since it was sent).
     pub fn get(
@@ -550,7 +539,7 @@ mod tests {
     #[test]
     fn a_control_stands_in_only_while_young_and_nothing_that_may_change_state_started() {
         let c = SharedControls::default();
-        let key = SharedControls::key(&get("/items/a-id-00000001"));
+        let key = get("/items/a-id-00000001").key();
         let t0 = std::time::Instant::now();
         let (young, old) = (
             t0 + std::time::Duration::from_millis(999),
@@ -565,7 +554,7 @@ mod tests {
             "a write started since"
         );
         // Another request (here another URL) never borrows it.
-        let other = SharedControls::key(&get("/items/a-id-00000002"));
+        let other = get("/items/a-id-00000002").key();
         assert!(c.get(&other, young, |_| true).is_none());
         // A newer control replaces it; an older one does not.
         let t1 = t0 + std::time::Duration::from_millis(500);

@@ -42,6 +42,23 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// Everything that is sent (method, URL, query, headers, body, GraphQL field) as one
+    /// string: what tells two requests apart when answers are shared between checks.
+    /// Held in memory only (it holds the credential).
+    pub fn key(&self) -> String {
+        format!(
+            "{:?}",
+            (
+                &self.method,
+                &self.url,
+                &self.query,
+                &self.headers,
+                &self.body,
+                &self.graphql
+            )
+        )
+    }
+
     /// `METHOD url?query` for evidence (the caller redacts).
     pub fn line(&self) -> String {
         let mut s = format!("{} {}", self.method, self.url);
